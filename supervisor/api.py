@@ -1,0 +1,416 @@
+"""The loopback HTTP API (aiohttp), serving the CLI, stratavore-agent and the tray app.
+
+aiohttp rather than uvicorn+FastAPI: measured here on the same loop, it serves ~3x the
+requests per second and does not wake up ten times a second when idle. Bodies are validated by
+msgspec structs (``supervisor.schemas``), which also generate the OpenAPI document.
+
+Error handling lives in one middleware: :class:`ApiError` becomes its table status with a
+one-sentence message; any other exception is logged with its traceback and answered with a
+generic 500, never escaping the handler.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from supervisor import __version__, logpump, queries
+from supervisor import schemas as sc
+from supervisor.errors import ApiError, ErrorCode
+from supervisor.metrics import Metrics
+from supervisor.runners import RunnerManager
+from supervisor.states import RunnerState
+from supervisor.store import Event, Profile, Project, Runner
+
+log = logging.getLogger("stratavore.api")
+T = TypeVar("T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+OPEN_PATHS = frozenset({"/api/v1/health", "/api/v1/openapi.json"})
+ENCODER = msgspec.json.Encoder()
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+def json_response(payload: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=ENCODER.encode(payload), status=status, content_type="application/json"
+    )
+
+
+def error_response(code: ErrorCode, message: str) -> web.Response:
+    return json_response(sc.Error(error=code.code, message=message), code.status)
+
+
+async def decode(request: web.Request, type_: type[T]) -> T:
+    body = await request.read()
+    try:
+        return msgspec.json.decode(body or b"{}", type=type_)
+    except msgspec.ValidationError as exc:
+        raise ApiError(ErrorCode.INVALID, f"Invalid request: {exc}.") from None
+    except msgspec.DecodeError:
+        raise ApiError(ErrorCode.BAD_REQUEST, "The request body is not valid JSON.") from None
+
+
+def int_param(request: web.Request, name: str, default: int, minimum: int = 0) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise ApiError(
+            ErrorCode.BAD_REQUEST,
+            f"Query parameter {name} must be a whole number >= {minimum}, got {raw!r}.",
+        )
+    return value
+
+
+def flag_param(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name, "0").lower()
+    if raw not in ("0", "1", "true", "false", ""):
+        raise ApiError(ErrorCode.BAD_REQUEST, f"Query parameter {name} must be 1 or 0.")
+    return raw in ("1", "true")
+
+
+def bearer(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(
+            ErrorCode.UNAUTHORIZED, "Missing bearer token; send 'Authorization: Bearer <token>'."
+        )
+    return token.strip()
+
+
+class Api:
+    """Routes and serialisation; the behaviour lives in :class:`RunnerManager` and queries."""
+
+    def __init__(
+        self,
+        manager: RunnerManager,
+        admin_token: str,
+        started_at: float,
+        data_dir: Path,
+        metrics: Metrics,
+    ) -> None:
+        self.manager = manager
+        self.admin_token = admin_token
+        self.started_at = started_at
+        self.data_dir = data_dir
+        self.metrics = metrics
+        self.url = ""
+        self.openapi = ENCODER.encode(sc.openapi_document())
+
+    # --- app --------------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self.middleware], client_max_size=1024 * 1024)
+        r = app.router
+        r.add_get("/api/v1/health", self.health)
+        r.add_get("/api/v1/openapi.json", self.openapi_json)
+        r.add_get("/api/v1/status", self.status)
+        r.add_get("/api/v1/projects", self.list_projects)
+        r.add_post("/api/v1/projects", self.create_project)
+        r.add_get("/api/v1/projects/{name}", self.get_project)
+        r.add_post("/api/v1/projects/{name}/archive", self.archive_project)
+        r.add_get("/api/v1/profiles", self.list_profiles)
+        r.add_post("/api/v1/profiles", self.create_profile)
+        r.add_get("/api/v1/profiles/{name}", self.get_profile)
+        r.add_delete("/api/v1/profiles/{name}", self.delete_profile)
+        r.add_get("/api/v1/runners", self.list_runners)
+        r.add_post("/api/v1/runners", self.launch)
+        r.add_post("/api/v1/runners/register", self.register)
+        r.add_get("/api/v1/runners/{id}", self.get_runner)
+        r.add_post("/api/v1/runners/{id}/stop", self.stop)
+        r.add_post("/api/v1/runners/{id}/restart", self.restart)
+        r.add_get("/api/v1/runners/{id}/logs", self.logs)
+        r.add_post("/api/v1/runners/{id}/heartbeat", self.heartbeat)
+        r.add_get("/api/v1/events", self.events)
+        r.add_get("/metrics", self.metrics_text)
+        return app
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            if request.path not in OPEN_PATHS and not request.path.endswith("/heartbeat"):
+                token = bearer(request)
+                if not hmac.compare_digest(token, self.admin_token):
+                    raise ApiError(ErrorCode.UNAUTHORIZED, "Wrong bearer token.")
+            return await handler(request)
+        except ApiError as exc:
+            return error_response(exc.code, exc.message)
+        except web.HTTPException as exc:  # aiohttp's own 404/405 for unknown routes
+            return error_response(
+                ErrorCode.NOT_FOUND if exc.status == 404 else ErrorCode.BAD_REQUEST,
+                f"No route {request.method} {request.path}."
+                if exc.status in (404, 405)
+                else exc.reason,
+            )
+        except Exception:
+            log.exception("internal error serving %s %s", request.method, request.path)
+            return error_response(
+                ErrorCode.INTERNAL, "Internal error; the supervisor log has the details."
+            )
+
+    # --- serialisation ------------------------------------------------------------------------
+    def runner_out(self, row: Runner) -> sc.Runner:
+        pending = self.manager.heartbeats.pending.get(row.id, {})
+        live = self.manager.live.get(row.id)
+        return sc.Runner(
+            id=row.id,
+            project=self.manager.project_name(row.project_id),
+            profile=row.profile,
+            command=row.command,
+            cwd=row.cwd,
+            state=row.state,
+            reason=row.reason,
+            pid=row.pid,
+            exit_code=row.exit_code,
+            restart=row.restart,
+            restarts=row.restarts,
+            supervised=row.supervised,
+            unresponsive=live.unresponsive if live else bool(row.unresponsive),
+            queued_at=iso(row.queued_at),
+            started_at=iso(row.started_at),
+            ended_at=iso(row.ended_at),
+            last_heartbeat=iso(pending.get("last_heartbeat", row.last_heartbeat)),
+            cpu_percent=pending.get("cpu_percent", row.cpu_percent),
+            rss_bytes=pending.get("rss_bytes", row.rss_bytes),
+            tokens=pending.get("tokens", row.tokens),
+            log_path=str(self.manager.run_dir(row.id) / logpump.LOG_NAME)
+            if row.supervised
+            else None,
+        )
+
+    @staticmethod
+    def project_out(row: Project, active: int) -> sc.Project:
+        return sc.Project(
+            id=row.id,
+            name=row.name,
+            path=row.path,
+            archived=row.archived,
+            max_runners=row.max_runners,
+            active_runners=active,
+            created_at=iso(row.created_at),
+        )
+
+    @staticmethod
+    def profile_out(row: Profile) -> sc.Profile:
+        return sc.Profile(
+            name=row.name,
+            command=row.command,
+            description=row.description,
+            restart=row.restart,
+            expected_exit_codes=row.expected_exit_codes,
+            env=row.env,
+            builtin=row.builtin,
+        )
+
+    @staticmethod
+    def event_out(row: Event) -> sc.Event:
+        return sc.Event(
+            id=row.id,
+            ts=iso(row.ts),
+            type=row.type,
+            severity=row.severity,
+            runner_id=row.runner_id,
+            project=row.project,
+            title=row.title,
+            body=row.body,
+            data=row.data,
+        )
+
+    def runner_param(self, request: web.Request) -> int:
+        raw = request.match_info["id"]
+        if not raw.isdigit():
+            raise ApiError(ErrorCode.BAD_REQUEST, f"Runner id must be a number, got {raw!r}.")
+        return int(raw)
+
+    # --- handlers -----------------------------------------------------------------------------
+    async def health(self, request: web.Request) -> web.Response:
+        return json_response(sc.Health(ok=True, version=__version__))
+
+    async def openapi_json(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.openapi, content_type="application/json")
+
+    async def status(self, request: web.Request) -> web.Response:
+        counts = queries.counts_by_state()
+        return json_response(
+            sc.Status(
+                version=__version__,
+                pid=os.getpid(),
+                uptime_s=round(time.time() - self.started_at, 3),
+                api_url=self.url,
+                data_dir=str(self.data_dir),
+                runners=counts,
+                active=sum(
+                    counts[s.value]
+                    for s in RunnerState
+                    if s.value in ("starting", "running", "backoff", "stopping")
+                ),
+                queued=counts["queued"],
+                projects=len(queries.list_projects()),
+            )
+        )
+
+    async def list_projects(self, request: web.Request) -> web.Response:
+        active = queries.active_counts_by_project()
+        rows = queries.list_projects(flag_param(request, "all"))
+        return json_response([self.project_out(p, active.get(p.name, 0)) for p in rows])
+
+    async def create_project(self, request: web.Request) -> web.Response:
+        body = await decode(request, sc.ProjectCreate)
+        path = Path(body.path)
+        if not path.is_absolute():
+            raise ApiError(ErrorCode.INVALID, f"Project path must be absolute, got {body.path!r}.")
+        if not path.is_dir():
+            raise ApiError(ErrorCode.INVALID, f"Folder {body.path} does not exist.")
+        if Project.select().where(Project.name == body.name).exists():
+            raise ApiError(ErrorCode.ALREADY_EXISTS, f"Project '{body.name}' already exists.")
+        row = Project.create(
+            name=body.name,
+            path=str(path.resolve()),
+            max_runners=body.max_runners,
+            created_at=time.time(),
+        )
+        return json_response(self.project_out(row, 0), 201)
+
+    async def get_project(self, request: web.Request) -> web.Response:
+        row = queries.project_by_name(request.match_info["name"])
+        return json_response(
+            self.project_out(row, queries.active_counts_by_project().get(row.name, 0))
+        )
+
+    async def archive_project(self, request: web.Request) -> web.Response:
+        row = queries.project_by_name(request.match_info["name"])
+        active = queries.active_counts_by_project().get(row.name, 0)
+        if active:
+            raise ApiError(
+                ErrorCode.CONFLICT,
+                f"Project '{row.name}' has {active} active runners; stop them first.",
+            )
+        row.archived = True
+        row.save()
+        return json_response(self.project_out(row, 0))
+
+    async def list_profiles(self, request: web.Request) -> web.Response:
+        return json_response([self.profile_out(p) for p in queries.list_profiles()])
+
+    async def create_profile(self, request: web.Request) -> web.Response:
+        body = await decode(request, sc.ProfileCreate)
+        if Profile.select().where(Profile.name == body.name).exists():
+            raise ApiError(ErrorCode.ALREADY_EXISTS, f"Profile '{body.name}' already exists.")
+        row = Profile.create(
+            name=body.name,
+            command=body.command,
+            description=body.description,
+            restart=body.restart,
+            expected_exit_codes=body.expected_exit_codes,
+            env=body.env,
+            created_at=time.time(),
+        )
+        return json_response(self.profile_out(row), 201)
+
+    async def get_profile(self, request: web.Request) -> web.Response:
+        return json_response(self.profile_out(queries.profile_by_name(request.match_info["name"])))
+
+    async def delete_profile(self, request: web.Request) -> web.Response:
+        row = queries.profile_by_name(request.match_info["name"])
+        if row.builtin:
+            raise ApiError(
+                ErrorCode.CONFLICT,
+                f"Profile '{row.name}' is built in; copy it under a new name instead.",
+            )
+        row.delete_instance()
+        return json_response(self.profile_out(row))
+
+    async def list_runners(self, request: web.Request) -> web.Response:
+        name = request.query.get("project")
+        project = queries.project_by_name(name) if name else None
+        rows = queries.list_runners(project, flag_param(request, "all"))
+        return json_response([self.runner_out(r) for r in rows])
+
+    async def launch(self, request: web.Request) -> web.Response:
+        body = await decode(request, sc.Launch)
+        return json_response(self.runner_out(self.manager.launch(body)), 201)
+
+    async def register(self, request: web.Request) -> web.Response:
+        body = await decode(request, sc.Register)
+        runner, token = self.manager.register(body)
+        return json_response(
+            sc.Registered(
+                runner=self.runner_out(runner),
+                token=token,
+                heartbeat_interval=self.manager.settings.heartbeat_interval,
+            ),
+            201,
+        )
+
+    async def get_runner(self, request: web.Request) -> web.Response:
+        return json_response(self.runner_out(queries.runner_by_id(self.runner_param(request))))
+
+    async def stop(self, request: web.Request) -> web.Response:
+        runner_id = self.runner_param(request)
+        body = await decode(request, sc.Stop)
+        return json_response(self.runner_out(self.manager.stop(runner_id, force=body.force)))
+
+    async def restart(self, request: web.Request) -> web.Response:
+        return json_response(self.runner_out(self.manager.restart(self.runner_param(request))))
+
+    async def logs(self, request: web.Request) -> web.Response:
+        runner = queries.runner_by_id(self.runner_param(request))
+        if not runner.supervised:
+            raise ApiError(
+                ErrorCode.CONFLICT,
+                f"Runner {runner.id} runs in its own terminal; its output is there.",
+            )
+        tail = int_param(request, "tail", 100)
+        offset = request.query.get("offset")
+        run_dir = self.manager.run_dir(runner.id)
+        text, new_offset, file_id = await request.loop.run_in_executor(
+            None,
+            logpump.read_log,
+            run_dir,
+            tail,
+            None if offset is None else int_param(request, "offset", 0),
+            request.query.get("file_id"),
+        )
+        return json_response(
+            sc.Logs(
+                text=text, offset=new_offset, file_id=file_id, path=str(run_dir / logpump.LOG_NAME)
+            )
+        )
+
+    async def heartbeat(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        runner_id = self.runner_param(request)
+        token = bearer(request)
+        body = await decode(request, sc.Heartbeat)
+        self.manager.heartbeat(runner_id, token, body)
+        self.metrics.heartbeat_latency.observe(time.perf_counter() - started)
+        return json_response(
+            sc.HeartbeatAck(ok=True, heartbeat_interval=self.manager.settings.heartbeat_interval)
+        )
+
+    async def events(self, request: web.Request) -> web.Response:
+        rows = queries.events_since(
+            int_param(request, "since", 0), int_param(request, "limit", 100, minimum=1)
+        )
+        return json_response([self.event_out(e) for e in rows])
+
+    async def metrics_text(self, request: web.Request) -> web.Response:
+        body, content_type = self.metrics.render()
+        return web.Response(body=body, headers={"Content-Type": content_type})

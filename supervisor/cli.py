@@ -1,0 +1,572 @@
+"""The ``stratavore`` command line: a thin client of the supervisor's loopback HTTP API.
+
+:func:`main` parses the arguments, runs one command and turns every failure into one line on
+stderr (``stratavore: <message>``) and an exit status; the command functions do no error
+handling of their own. Exit statuses (:class:`ExitStatus`, also in ``docs/cli.md``):
+
+====  ============  =============================================================
+   0  OK            the command did what it was asked
+   1  ERROR         unexpected failure (a bug; ``STRATAVORE_DEBUG=1`` shows the traceback)
+   2  USAGE         bad arguments, or the API refused the request as invalid (400, 422)
+   3  NOT_RUNNING   no supervisor runs for this data dir, or it did not answer
+   4  NOT_FOUND     no such project, profile or runner (404)
+   5  CONFLICT      state conflict, name already exists, or cap reached (409)
+   6  UNAUTHORIZED  the API rejected the admin token (401)
+ 130  INTERRUPTED   Ctrl-C during a one-shot command (``logs -f`` and ``watch`` exit 0)
+====  ============  =============================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import math
+import os
+import shlex
+import sys
+import time
+import traceback
+from collections.abc import Callable, Collection, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from supervisor import __version__
+from supervisor.client import ApiClient, ClientError, NotRunning
+from supervisor.errors import ErrorCode
+from supervisor.states import FINISHED_STATES as FINISHED
+
+Json = dict[str, Any]
+WIDTH = 100  # tables are fitted to this many columns
+LOG_POLL_S = 0.5
+DEFAULT_TIMEOUT_S = 10.0
+
+
+class ExitStatus(enum.IntEnum):
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    NOT_RUNNING = 3
+    NOT_FOUND = 4
+    CONFLICT = 5
+    UNAUTHORIZED = 6
+    INTERRUPTED = 130
+
+
+# The one place an API error code becomes an exit status.
+EXIT_FOR_ERROR: dict[ErrorCode, ExitStatus] = {
+    ErrorCode.BAD_REQUEST: ExitStatus.USAGE,
+    ErrorCode.INVALID: ExitStatus.USAGE,
+    ErrorCode.COMMAND_NOT_FOUND: ExitStatus.USAGE,
+    ErrorCode.UNAUTHORIZED: ExitStatus.UNAUTHORIZED,
+    ErrorCode.NOT_FOUND: ExitStatus.NOT_FOUND,
+    ErrorCode.CONFLICT: ExitStatus.CONFLICT,
+    ErrorCode.ALREADY_EXISTS: ExitStatus.CONFLICT,
+    ErrorCode.CAP_REACHED: ExitStatus.CONFLICT,
+    ErrorCode.SHUTTING_DOWN: ExitStatus.NOT_RUNNING,
+    ErrorCode.INTERNAL: ExitStatus.ERROR,
+}
+
+
+class UsageError(Exception):
+    """Arguments argparse accepted but the command cannot use; exit status 2."""
+
+
+# --- formatting -------------------------------------------------------------------------
+def human_size(n: float | None) -> str:
+    """Bytes as ``512B``, ``1.5K``, ``12.3M`` (powers of 1024); ``-`` when unknown."""
+    if n is None:
+        return "-"
+    if n < 1024:
+        return f"{int(n)}B"
+    for unit in "KMGTP":
+        n /= 1024
+        if n < 1023.95 or unit == "P":
+            return f"{n:.1f}{unit}"
+    raise AssertionError("unreachable")
+
+
+def human_duration(seconds: float | None) -> str:
+    """Seconds as ``42s``, ``3m12s``, ``2h05m``, ``3d04h``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def parse_ts(ts: str) -> datetime:
+    return datetime.fromisoformat(ts)
+
+
+def uptime(runner: Json, now: datetime | None = None) -> str:
+    """How long the runner has run: from started_at to ended_at, or to now."""
+    if not runner.get("started_at"):
+        return "-"
+    end = parse_ts(runner["ended_at"]) if runner.get("ended_at") else now or datetime.now(UTC)
+    return human_duration((end - parse_ts(runner["started_at"])).total_seconds())
+
+
+def render_table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    *,
+    right: Collection[str] = (),
+    fit: Collection[str] = (),
+    width: int = WIDTH,
+) -> str:
+    """Columns two spaces apart; ``right`` ones right-aligned; ``fit`` ones truncated (the
+    widest first) until the lines are at most ``width`` long."""
+    cells = [[("-" if c is None else str(c)) for c in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    over = sum(widths) + 2 * (len(widths) - 1) - width
+    shrinkable = [i for i, h in enumerate(headers) if h in fit]
+    while over > 0 and shrinkable:
+        i = max(shrinkable, key=lambda j: widths[j])
+        if widths[i] <= max(len(headers[i]), 3):
+            break
+        widths[i] -= 1
+        over -= 1
+    for r in cells:
+        for i in shrinkable:
+            if len(r[i]) > widths[i]:
+                r[i] = r[i][: widths[i] - 3] + "..."
+    lines = []
+    for row in [list(headers), *cells]:
+        parts = [
+            c.rjust(w) if h in right else c.ljust(w)
+            for c, w, h in zip(row, widths, headers, strict=True)
+        ]
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)
+
+
+def runners_table(runners: list[Json], *, reasons: bool = False) -> str:
+    """The runners table of ``runners`` and ``watch``."""
+    now = datetime.now(UTC)
+    headers = ["ID", "PROJECT", "STATE", "PID", "CPU%", "RSS", "UPTIME", "EXIT", "COMMAND"]
+    rows = []
+    for r in runners:
+        cpu = r.get("cpu_percent")
+        row = [
+            r["id"],
+            r["project"],
+            r["state"] + (" (unresponsive)" if r.get("unresponsive") else ""),
+            r.get("pid"),
+            None if cpu is None else f"{cpu:.1f}",
+            human_size(r.get("rss_bytes")),
+            uptime(r, now),
+            r.get("exit_code"),
+            shlex.join(r["command"]),
+        ]
+        if reasons:
+            row.append((r.get("reason") or "") if r["state"] in FINISHED else "")
+        rows.append(row)
+    right = {"ID", "PID", "CPU%", "RSS", "UPTIME", "EXIT"}
+    return render_table(
+        headers + ["REASON"] * reasons, rows, right=right, fit={"COMMAND", "REASON"}
+    )
+
+
+def print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2))
+
+
+def yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def runner_id(value: str) -> int:
+    if not (value.isascii() and value.isdigit()):
+        raise UsageError(f"runner id must be a number, got {value!r}")
+    return int(value)
+
+
+def positive(option: str, value: float | None) -> None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise UsageError(f"{option} must be a number greater than 0, got {value:g}")
+
+
+def connect(args: argparse.Namespace) -> ApiClient:
+    return ApiClient.discover(timeout=args.timeout)
+
+
+# --- commands ---------------------------------------------------------------------------
+def cmd_daemon(args: argparse.Namespace) -> int:
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
+    for option in ("heartbeat_interval", "heartbeat_ttl", "sweep_interval"):
+        positive("--" + option.replace("_", "-"), getattr(args, option))
+    from supervisor.daemon import run_daemon  # lazily: the CLI works without the daemon deps
+
+    return run_daemon(
+        port=args.port,
+        heartbeat_interval=args.heartbeat_interval,
+        heartbeat_ttl=args.heartbeat_ttl,
+        sweep_interval=args.sweep_interval,
+    )
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    folder = Path(args.path or os.getcwd()).expanduser()
+    if not folder.exists():
+        raise UsageError(f"folder {args.path} does not exist")
+    if not folder.is_dir():
+        raise UsageError(f"{args.path} is not a folder")
+    body = {"name": args.name, "path": str(folder.resolve()), "max_runners": args.max_runners}
+    project = connect(args).post("/api/v1/projects", body)
+    print(f"created project {project['name']} at {project['path']}")
+    return ExitStatus.OK
+
+
+def cmd_projects(args: argparse.Namespace) -> int:
+    projects = connect(args).get("/api/v1/projects", all=1 if args.all else None)
+    if args.json:
+        print_json(projects)
+    elif not projects:
+        print("no projects" if args.all else "no projects (use --all to include archived ones)")
+    else:
+        rows = [
+            [p["name"], p["path"], p["active_runners"], yes_no(p["archived"])] for p in projects
+        ]
+        print(
+            render_table(
+                ["NAME", "PATH", "ACTIVE", "ARCHIVED"], rows, right={"ACTIVE"}, fit={"PATH"}
+            )
+        )
+    return ExitStatus.OK
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    project = connect(args).post(f"/api/v1/projects/{args.name}/archive")
+    print(f"archived project {project['name']}")
+    return ExitStatus.OK
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    if not args.profile and not args.command:
+        raise UsageError("launch needs --profile NAME or a command after --")
+    body: Json = {"project": args.project, "no_queue": args.no_queue}
+    for key in ("profile", "command", "restart"):
+        if getattr(args, key):
+            body[key] = getattr(args, key)
+    runner = connect(args).post("/api/v1/runners", body)
+    if args.json:
+        print_json(runner)
+    else:
+        print(runner["id"])
+    if runner["state"] == "queued":
+        why = runner.get("reason") or f"project {runner['project']} is at its runner cap"
+        print(
+            f"runner {runner['id']} is queued: {why}; it starts when a slot frees up",
+            file=sys.stderr,
+        )
+    return ExitStatus.OK
+
+
+def cmd_runners(args: argparse.Namespace) -> int:
+    runners = connect(args).get(
+        "/api/v1/runners", project=args.project, all=1 if args.all else None
+    )
+    if args.json:
+        print_json(runners)
+    elif not runners:
+        print(
+            "no runners" if args.all else "no active runners (use --all to include finished ones)"
+        )
+    else:
+        print(runners_table(runners, reasons=args.all))
+    return ExitStatus.OK
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    rid = runner_id(args.runner)
+    runner = connect(args).post(f"/api/v1/runners/{rid}/stop", {"force": args.force})
+    if runner["state"] in FINISHED:
+        print(f"runner {rid} is {runner['state']}")
+    else:
+        print(f"stopping runner {rid}")
+    return ExitStatus.OK
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    rid = runner_id(args.runner)
+    runner = connect(args).post(f"/api/v1/runners/{rid}/restart")
+    new = "" if runner["id"] == rid else f" as runner {runner['id']}"
+    print(f"restarted runner {rid}{new} ({runner['state']})")
+    return ExitStatus.OK
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    rid = runner_id(args.runner)
+    if args.lines is not None and args.lines < 0:
+        raise UsageError(f"-n must be 0 or more, got {args.lines}")
+    api = connect(args)
+    path = f"/api/v1/runners/{rid}/logs"
+    logs = api.get(path, tail=args.lines)
+    sys.stdout.write(logs["text"])
+    sys.stdout.flush()
+    if not args.follow:
+        return ExitStatus.OK
+    try:
+        while True:
+            time.sleep(LOG_POLL_S)
+            # State first, then text: whatever was written before it finished is still read.
+            finished = api.get(f"/api/v1/runners/{rid}")["state"] in FINISHED
+            logs = api.get(path, offset=logs["offset"], file_id=logs["file_id"])
+            sys.stdout.write(logs["text"])
+            sys.stdout.flush()
+            if finished and not logs["text"]:
+                return ExitStatus.OK
+    except KeyboardInterrupt:  # Ctrl-C is how one stops following
+        return ExitStatus.OK
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    profiles = connect(args).get("/api/v1/profiles")
+    if args.json:
+        print_json(profiles)
+    else:
+        rows = [
+            [p["name"], shlex.join(p["command"]), p["restart"], yes_no(p["builtin"])]
+            for p in profiles
+        ]
+        print(render_table(["NAME", "COMMAND", "RESTART", "BUILTIN"], rows, fit={"COMMAND"}))
+    return ExitStatus.OK
+
+
+def state_counts(status: Json) -> str:
+    counts = [f"{n} {state}" for state, n in status["runners"].items() if n]
+    return ", ".join(counts) or "none"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = connect(args).get("/api/v1/status")
+    if args.json:
+        print_json(status)
+        return ExitStatus.OK
+    fields = [
+        ("version", status["version"]),
+        ("pid", status["pid"]),
+        ("api", status["api_url"]),
+        ("uptime", human_duration(status["uptime_s"])),
+        ("data dir", status["data_dir"]),
+        ("runners", state_counts(status)),
+        ("projects", status["projects"]),
+    ]
+    for label, value in fields:
+        print(f"{label + ':':<10}{value}")
+    return ExitStatus.OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    positive("--interval", args.interval)
+    api = connect(args)
+    tty = sys.stdout.isatty()
+    try:
+        while True:
+            status = api.get("/api/v1/status")
+            runners = api.get("/api/v1/runners")
+            head = (
+                f"stratavore {status['version']}  |  {status['active']} active, "
+                f"{status['queued']} queued  |  {status['projects']} projects  |  "
+                f"up {human_duration(status['uptime_s'])}  |  {time.strftime('%H:%M:%S')}"
+            )
+            body = runners_table(runners) if runners else "no active runners"
+            sys.stdout.write(
+                ("\x1b[H\x1b[2J" if tty else "-" * WIDTH + "\n") + f"{head}\n\n{body}\n"
+            )
+            sys.stdout.flush()
+            time.sleep(args.interval)
+    except KeyboardInterrupt:  # Ctrl-C is how one stops watching
+        return ExitStatus.OK
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    events = connect(args).get("/api/v1/events", since=args.since)
+    if args.json:
+        print_json(events)
+    elif not events:
+        print("no events")
+    else:
+        rows = [
+            [
+                e["id"],
+                parse_ts(e["ts"]).astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+                e["severity"],
+                e["type"],
+                e["title"],
+            ]
+            for e in events
+        ]
+        print(
+            render_table(
+                ["ID", "TIME", "SEVERITY", "TYPE", "TITLE"], rows, right={"ID"}, fit={"TITLE"}
+            )
+        )
+    return ExitStatus.OK
+
+
+# --- parsing and main -------------------------------------------------------------------
+Command = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--timeout",
+        type=float,
+        default=argparse.SUPPRESS,
+        metavar="S",
+        help="seconds to wait for the supervisor's answer (default 10)",
+    )
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print the API's JSON unchanged")
+
+    parser = argparse.ArgumentParser(
+        prog="stratavore",
+        allow_abbrev=False,
+        parents=[common],
+        description="Supervise AI coding agent processes: launch, watch, stop.",
+        epilog="See docs/cli.md for examples and exit statuses.",
+    )
+    parser.add_argument("--version", action="version", version=f"stratavore {__version__}")
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    def add(
+        name: str, func: Command, text: str, *parents: argparse.ArgumentParser
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name, help=text, description=text, allow_abbrev=False, parents=[common, *parents]
+        )
+        p.set_defaults(func=func)
+        return p
+
+    p = add("daemon", cmd_daemon, "run the supervisor in the foreground")
+    p.add_argument("--port", type=int, help="API port on 127.0.0.1 (0: any free port)")
+    for option in ("--heartbeat-interval", "--heartbeat-ttl", "--sweep-interval"):
+        p.add_argument(option, type=float, metavar="S", help="seconds (default: from settings)")
+
+    p = add("new", cmd_new, "create a project for a folder")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--path", metavar="DIR", help="the project's folder (default: current)")
+    p.add_argument("--max-runners", type=int, metavar="N", help="cap on concurrent runners")
+
+    p = add("projects", cmd_projects, "list projects", as_json)
+    p.add_argument("--all", action="store_true", help="include archived projects")
+
+    p = add("archive", cmd_archive, "archive a project")
+    p.add_argument("name", metavar="NAME")
+
+    p = add("launch", cmd_launch, "launch a runner: a profile and/or a command after --", as_json)
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument(
+        "--profile", metavar="NAME", help="profile to run (a command is then extra arguments)"
+    )
+    p.add_argument("--restart", choices=["never", "on-failure", "always"])
+    p.add_argument(
+        "--no-queue",
+        action="store_true",
+        help="fail instead of queueing when the project is at its cap",
+    )
+
+    p = add("runners", cmd_runners, "list runners", as_json)
+    p.add_argument("project", nargs="?", metavar="PROJECT", help="only this project's")
+    p.add_argument("--all", action="store_true", help="include finished runners")
+
+    p = add("kill", cmd_kill, "stop a runner and its process tree")
+    p.add_argument("runner", metavar="RUNNER")
+    p.add_argument("--force", action="store_true", help="kill at once, without SIGTERM first")
+
+    p = add("restart", cmd_restart, "restart a runner")
+    p.add_argument("runner", metavar="RUNNER")
+
+    p = add("logs", cmd_logs, "print a runner's log")
+    p.add_argument("runner", metavar="RUNNER")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
+    p.add_argument(
+        "-n", "--lines", type=int, metavar="LINES", help="only the last LINES lines (default: all)"
+    )
+
+    add("profiles", cmd_profiles, "list profiles", as_json)
+    add("status", cmd_status, "show the supervisor's status", as_json)
+
+    p = add("watch", cmd_watch, "live view of the active runners")
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="seconds between refreshes (default 1)",
+    )
+
+    p = add("events", cmd_events, "list events", as_json)
+    p.add_argument("--since", type=int, metavar="ID", help="only events after this id")
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse ``argv``; everything after the first ``--`` is launch's command, verbatim."""
+    argv = list(argv)
+    command: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, command = argv[:i], argv[i + 1 :]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if command and args.cmd != "launch":
+        parser.error(f"{args.cmd} takes no command after --")
+    args.command = command or None
+    args.timeout = getattr(args, "timeout", DEFAULT_TIMEOUT_S)  # shared action: no default
+    return args
+
+
+def run(args: argparse.Namespace) -> int:
+    positive("--timeout", args.timeout)
+    return args.func(args)
+
+
+def fail(message: object) -> None:
+    print("stratavore: " + " ".join(str(message).split("\n")), file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the exit status, with any error reported as one line on stderr."""
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:  # argparse: usage error (2) or --help / --version (0)
+        return ExitStatus(exc.code) if isinstance(exc.code, int) else ExitStatus.USAGE
+    try:
+        return run(args)
+    except UsageError as exc:
+        fail(exc)
+        return ExitStatus.USAGE
+    except NotRunning as exc:
+        fail(exc)
+        return ExitStatus.NOT_RUNNING
+    except ClientError as exc:
+        fail(exc.message)
+        return EXIT_FOR_ERROR.get(exc.code, ExitStatus.ERROR)
+    except KeyboardInterrupt:
+        return ExitStatus.INTERRUPTED
+    except BrokenPipeError:  # e.g. `stratavore events | head`: the reader is gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitStatus.OK
+    except Exception as exc:
+        if os.environ.get("STRATAVORE_DEBUG") == "1":
+            traceback.print_exc()
+        fail(
+            f"internal error: {type(exc).__name__}: {exc} (this is a bug, please report it; "
+            "STRATAVORE_DEBUG=1 shows the traceback)"
+        )
+        return ExitStatus.ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""The supervisor as one object on one asyncio loop: store, runners, scheduler and API.
+
+``stratavore daemon`` runs it on a plain asyncio loop; the tray app runs the very same
+:class:`Supervisor` on its qasync loop (``await supervisor.start()`` there too). Periodic work
+is APScheduler jobs (all ``async def``, so under qasync they run on the GUI thread and hand
+blocking work to executors), built from trigger objects rather than strings so frozen builds
+need no entry-point lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from supervisor import __version__, events, paths, runtime, store
+from supervisor.api import Api
+from supervisor.errors import KnownError
+from supervisor.metrics import Metrics
+from supervisor.process import ProcessOps
+from supervisor.runners import RunnerManager
+from supervisor.settings import Settings, load_settings
+
+log = logging.getLogger("stratavore.daemon")
+LOG_MAX_BYTES = 5 * 1024 * 1024
+LOG_BACKUPS = 3
+
+
+class DataDirLock:
+    """One supervisor per data dir: an OS lock on ``supervisor.lock``, released on exit
+    (also when the process is killed, as the OS drops the lock)."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = paths.lock_file(root)
+        self.handle: IO[str] | None = None
+
+    def acquire(self) -> None:
+        handle = open(self.path, "a+")  # noqa: SIM115 (held for the supervisor's lifetime)
+        try:
+            if os.name == "nt":
+                import msvcrt
+
+                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            info = runtime.read_runtime(self.path.parent)
+            where = f" (pid {info.pid}, {info.url})" if info else ""
+            raise KnownError(
+                f"A Stratavore supervisor is already running for {self.path.parent}{where}."
+            ) from None
+        self.handle = handle
+
+    def release(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+
+class Supervisor:
+    """Everything the headless supervisor is, started and stopped as one."""
+
+    def __init__(
+        self,
+        root: Path | None = None,
+        ops: ProcessOps | None = None,
+        clock: Any = time.time,
+        **overrides: Any,
+    ) -> None:
+        self.root = root or paths.data_dir()
+        self.ops = ops
+        self.clock = clock
+        self.overrides = overrides
+        self.lock = DataDirLock(self.root)
+        self.scheduler: AsyncIOScheduler | None = None
+        self.runner: web.AppRunner | None = None
+        self.manager: RunnerManager | None = None
+        self.settings: Settings | None = None
+        self.url = ""
+        self.port = 0
+
+    async def start(self) -> None:
+        """Lock the data dir, open the DB, take over earlier runners, serve the API."""
+        self.lock.acquire()
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        started_at = self.clock()
+        try:
+            store.init_db(paths.db_path(self.root))
+        except store.SchemaTooNew as exc:
+            raise KnownError(str(exc)) from None
+        self.settings = load_settings().with_overrides(**self.overrides)
+        manager = self.manager = RunnerManager(self.root, self.settings, self.ops, self.clock)
+        token = runtime.admin_token(self.root, create=True)
+        assert token is not None
+        api = Api(manager, token, started_at, self.root, Metrics(started_at))
+        self.runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", self.settings.api_port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise KnownError(
+                f"Port {self.settings.api_port} on 127.0.0.1 is not available ({exc.strerror}); "
+                "pick another with --port (0 chooses a free one)."
+            ) from None
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = manager.api_url = api.url = f"http://127.0.0.1:{self.port}"
+        manager.reconcile()
+        manager.install_sigchld()
+        self._start_scheduler(manager)
+        with store.DB.atomic():
+            events.record(
+                events.SUPERVISOR_STARTED,
+                "supervisor started",
+                ts=self.clock(),
+                body=f"Stratavore {__version__} listening on {self.url}",
+                data={"pid": os.getpid(), "url": self.url},
+            )
+        runtime.write_runtime(
+            self.root,
+            runtime.RuntimeInfo(
+                pid=os.getpid(),
+                create_time=psutil.Process().create_time(),
+                port=self.port,
+                url=self.url,
+                version=__version__,
+            ),
+        )
+        log.info("started: supervisor %s on %s (data dir %s)", __version__, self.url, self.root)
+
+    def _start_scheduler(self, manager: RunnerManager) -> None:
+        s = self.settings
+        assert s is not None
+        scheduler = self.scheduler = AsyncIOScheduler(
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
+        )
+
+        async def reap() -> None:
+            manager.reap()
+
+        async def flush() -> None:
+            manager.heartbeats.flush()
+
+        jobs = [
+            (manager.sweep, s.sweep_interval),
+            (reap, s.reap_interval),
+            (flush, s.heartbeat_flush_interval),
+            (manager.pump_logs, s.log_pump_interval),
+        ]
+        for func, seconds in jobs:
+            scheduler.add_job(func, IntervalTrigger(seconds=seconds), id=func.__name__)
+        scheduler.start()
+
+    async def stop(self, stop_runners: bool = False) -> None:
+        """Stop serving; runners keep running for adoption unless ``stop_runners``."""
+        if self.manager is not None:
+            self.manager.shutdown(stop_runners)
+            left = sum(1 for live in self.manager.live.values() if live.identity is not None)
+            with store.DB.atomic():
+                events.record(
+                    events.SUPERVISOR_STOPPED,
+                    "supervisor stopped",
+                    ts=self.clock(),
+                    body=f"{left} runners left running for adoption at next start",
+                )
+            log.info("stopped: supervisor (%d runners left running)", left)
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.url:
+            runtime.remove_runtime(self.root)
+        store.close_db()
+        self.lock.release()
+
+
+def setup_logging(root: Path, verbose: bool = True) -> None:
+    """Rotating supervisor log in the data dir, and lifecycle lines on stderr."""
+    log_dir = paths.logs_dir(root)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(
+        log_dir / "supervisor.log",
+        maxBytes=LOG_MAX_BYTES,
+        backupCount=LOG_BACKUPS,
+        encoding="utf-8",
+    )
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(fmt)
+    logger = logging.getLogger("stratavore")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    if verbose:
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(console)
+
+
+async def serve(supervisor: Supervisor) -> None:
+    """Run until SIGINT/SIGTERM (Ctrl-C), then stop cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows: KeyboardInterrupt instead
+            loop.add_signal_handler(sig, stop.set)
+    await supervisor.start()
+    print(
+        f"stratavore: supervisor listening on {supervisor.url} (Ctrl-C to stop)",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        await supervisor.stop()
+
+
+def run_daemon(
+    port: int | None = None,
+    heartbeat_interval: float | None = None,
+    heartbeat_ttl: float | None = None,
+    sweep_interval: float | None = None,
+) -> int:
+    """``stratavore daemon``: the headless supervisor in the foreground; returns an exit
+    status (0 after Ctrl-C, 1 when the environment is in the way)."""
+    root = paths.data_dir()
+    setup_logging(root)
+    supervisor = Supervisor(
+        root,
+        api_port=port,
+        heartbeat_interval=heartbeat_interval,
+        heartbeat_ttl=heartbeat_ttl,
+        sweep_interval=sweep_interval,
+    )
+    try:
+        asyncio.run(serve(supervisor))
+    except KnownError as exc:
+        print(f"stratavore: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0

@@ -1,0 +1,54 @@
+"""One table of API error codes, and the exceptions that carry them.
+
+Handlers raise :class:`ApiError` (or a subclass); the API layer turns every one into
+``{"error": code, "message": sentence}`` with the table's HTTP status, and the CLI maps the
+same codes to its exit statuses. Nothing else decides a status code.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ErrorCode(enum.Enum):
+    """API error code -> HTTP status."""
+
+    BAD_REQUEST = ("bad_request", 400)  # body is not JSON, unknown query parameter value
+    UNAUTHORIZED = ("unauthorized", 401)  # missing or wrong bearer token
+    NOT_FOUND = ("not_found", 404)  # no such project / profile / runner / route
+    CONFLICT = ("conflict", 409)  # the object is in a state that forbids the request
+    ALREADY_EXISTS = ("already_exists", 409)  # a project or profile with that name exists
+    CAP_REACHED = ("cap_reached", 409)  # --no-queue launch over a concurrency cap
+    INVALID = ("invalid", 422)  # well-formed JSON whose fields are wrong
+    COMMAND_NOT_FOUND = ("command_not_found", 422)  # launch of a command not on PATH
+    SHUTTING_DOWN = ("shutting_down", 503)  # the supervisor is stopping
+    INTERNAL = ("internal", 500)  # a bug: logged with its traceback
+
+    def __init__(self, code: str, status: int) -> None:
+        self.code = code
+        self.status = status
+
+    @classmethod
+    def from_code(cls, code: str) -> ErrorCode:
+        for member in cls:
+            if member.code == code:
+                return member
+        return cls.INTERNAL
+
+
+class ApiError(Exception):
+    """An error a user can act on, with one sentence that says what and what to do."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(ErrorCode.NOT_FOUND, f"{what} does not exist.")
+
+
+class KnownError(Exception):
+    """The environment is in the way (port in use, data dir locked, DB too new): shown to the
+    user as one sentence, never as a traceback."""

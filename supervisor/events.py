@@ -1,0 +1,65 @@
+"""The event catalogue and the one function that writes an event.
+
+Events are the outbox: :func:`record` must be called inside the same ``DB.atomic()`` block as
+the state change it reports, so a change is never committed without its event or vice versa.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from supervisor.states import RunnerState
+from supervisor.store import Event
+
+# One type per runner state ("runner.<state>"), plus these.
+RUNNER_UNRESPONSIVE = "runner.unresponsive"
+RUNNER_RESPONSIVE = "runner.responsive"
+SUPERVISOR_STARTED = "supervisor.started"
+SUPERVISOR_STOPPED = "supervisor.stopped"
+
+STATE_TITLES = {
+    RunnerState.QUEUED: "was queued",
+    RunnerState.STARTING: "is starting",
+    RunnerState.RUNNING: "is running",
+    RunnerState.BACKOFF: "is backing off before a restart",
+    RunnerState.STOPPING: "is stopping",
+    RunnerState.STOPPED: "was stopped",
+    RunnerState.EXITED: "exited",
+    RunnerState.FAILED: "failed",
+    RunnerState.FATAL: "gave up restarting",
+    RunnerState.LOST: "was lost",
+}
+SEVERITY_OF_STATE = {
+    RunnerState.FAILED: "error",
+    RunnerState.FATAL: "error",
+    RunnerState.LOST: "warning",
+    RunnerState.BACKOFF: "warning",
+}
+
+
+def runner_state_type(state: RunnerState) -> str:
+    return f"runner.{state.value}"
+
+
+def record(
+    type: str,
+    title: str,
+    *,
+    ts: float,
+    severity: str = "info",
+    runner_id: int | None = None,
+    project: str | None = None,
+    body: str = "",
+    data: dict[str, Any] | None = None,
+) -> Event:
+    """Insert one event (call inside the transaction of the change it reports)."""
+    return Event.create(
+        ts=ts,
+        type=type,
+        severity=severity,
+        runner_id=runner_id,
+        project=project,
+        title=title,
+        body=body,
+        data=data or {},
+    )

@@ -1,0 +1,64 @@
+"""Prometheus metrics with the names the original Stratavore used, computed live per scrape.
+
+prometheus_client writes the exposition format; a custom collector reads counts from the DB
+at scrape time, so there is no periodic update job and no stale value.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from supervisor import queries
+from supervisor.store import Runner
+
+
+class _StateCollector(Collector):
+    def __init__(self, started_at: float) -> None:
+        self.started_at = started_at
+
+    def collect(self) -> Iterator[Metric]:
+        by_state = GaugeMetricFamily(
+            "stratavore_runners_total", "Runners by state.", labels=["status"]
+        )
+        for state, count in queries.counts_by_state().items():
+            by_state.add_metric([state], count)
+        yield by_state
+        by_project = GaugeMetricFamily(
+            "stratavore_runners_by_project", "Active runners by project.", labels=["project"]
+        )
+        for project, count in queries.active_counts_by_project().items():
+            by_project.add_metric([project], count)
+        yield by_project
+        restarts = CounterMetricFamily(
+            "stratavore_runner_restarts", "Restarts made by restart policies and users."
+        )
+        restarts.add_metric([], sum(r.restarts for r in Runner.select(Runner.restarts)))
+        yield restarts
+        uptime = GaugeMetricFamily(
+            "stratavore_daemon_uptime_seconds", "Seconds since the supervisor started."
+        )
+        uptime.add_metric([], time.time() - self.started_at)
+        yield uptime
+
+
+class Metrics:
+    """The supervisor's private registry (never the process-global one)."""
+
+    def __init__(self, started_at: float) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_StateCollector(started_at))
+        self.heartbeat_latency = Histogram(
+            "stratavore_heartbeat_latency_seconds",
+            "Time to accept one heartbeat.",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+            registry=self.registry,
+        )
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

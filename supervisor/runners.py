@@ -1,0 +1,846 @@
+"""Runner lifecycle: launch, queue, spawn, watch, restart, stop, reconcile and sweep.
+
+Everything here runs on the supervisor's asyncio loop (the plain loop of ``stratavore daemon``
+or the tray app's qasync loop). Database writes are short and happen on the loop; process-table
+scans and log I/O go to the default executor. Every state change goes through
+:meth:`RunnerManager._transition`, which checks the transition table and writes the new state
+and its event in one transaction.
+
+Lifecycle log lines start with a fixed verb (``spawned:``, ``success:``, ``exited:``,
+``backoff:``, ``gave up:``, ``stopping:``, ``stopped:``, ``adopted:``, ``lost:``) so they can
+be grepped and matched by tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from supervisor import commands, events, paths, queries
+from supervisor.errors import ApiError, ErrorCode
+from supervisor.logpump import SPOOL_NAME, LogPump
+from supervisor.process import Identity, ProcessOps, Sample, Spawned, describe_exit, exit_status
+from supervisor.schemas import Heartbeat, Launch, Register
+from supervisor.settings import Settings
+from supervisor.states import (
+    ACTIVE_STATES,
+    FINISHED_STATES,
+    PROCESS_STATES,
+    RunnerState,
+    check_transition,
+)
+from supervisor.store import DB, Project, Runner
+
+log = logging.getLogger("stratavore.runners")
+S = RunnerState
+EXIT_FILE = "exit"
+BACKOFF_FACTOR = 1.5  # PM2's exp_backoff_restart_delay growth
+
+
+def backoff_delay(early_exits: int, initial: float, maximum: float) -> float:
+    """Seconds before restart number ``early_exits`` of a run of quick exits (0: a run that
+    lasted): initial x 1.5^(n-1), capped."""
+    return min(maximum, initial * BACKOFF_FACTOR ** max(early_exits - 1, 0))
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class Live:
+    """What the loop keeps in memory about an active runner (the DB stays the truth)."""
+
+    state: RunnerState
+    token_hash: str
+    supervised: bool
+    unresponsive: bool = False
+    identity: Identity | None = None
+    spawned: Spawned | None = None  # set when this supervisor is the trampoline's parent
+    timer: asyncio.TimerHandle | None = None  # promotion or backoff restart
+    stop_task: asyncio.Task[None] | None = None
+    stop_tree: list[Identity] = field(default_factory=list)
+    killed_at_deadline: bool = False
+    restart_after_stop: bool = False
+    final_exit_code: int | None = None  # from stratavore-agent's final heartbeat
+
+
+@dataclass
+class HeartbeatBook:
+    """Latest heartbeat fields per runner, flushed to the DB in one transaction a second, so
+    ingesting thousands a second costs no write each."""
+
+    pending: dict[int, dict[str, Any]] = field(default_factory=dict)
+    last_seen: dict[int, float] = field(default_factory=dict)
+
+    def record(self, runner_id: int, beat: Heartbeat, now: float) -> None:
+        fields: dict[str, Any] = {"last_heartbeat": now}
+        if beat.cpu_percent is not None:
+            fields["cpu_percent"] = beat.cpu_percent
+        if beat.rss_bytes is not None:
+            fields["rss_bytes"] = beat.rss_bytes
+        if beat.tokens is not None:
+            fields["tokens"] = beat.tokens
+        self.pending.setdefault(runner_id, {}).update(fields)
+        self.last_seen[runner_id] = now
+
+    def flush(self) -> int:
+        if not self.pending:
+            return 0
+        batch, self.pending = self.pending, {}
+        with DB.atomic():
+            for runner_id, fields in batch.items():
+                Runner.update(**fields).where(Runner.id == runner_id).execute()
+        return len(batch)
+
+    def forget(self, runner_id: int) -> None:
+        self.pending.pop(runner_id, None)
+        self.last_seen.pop(runner_id, None)
+
+
+class RunnerManager:
+    """Owns every runner of one data dir while the supervisor runs."""
+
+    def __init__(
+        self,
+        root: Path,
+        settings: Settings,
+        ops: ProcessOps | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.root = root
+        self.settings = settings
+        self.ops = ops or ProcessOps()
+        self.clock = clock
+        self.api_url = ""
+        self.search_path = commands.search_path()
+        self.pump = LogPump(max_bytes=settings.log_max_bytes, backups=settings.log_backups)
+        self.heartbeats = HeartbeatBook()
+        self.live: dict[int, Live] = {}
+        self._projects: dict[int, str] = {}
+        self._tree_requests: dict[Identity, asyncio.Future[list[Identity]]] = {}
+        self._tree_scan: asyncio.Future[None] | None = None
+        self.accepting = True
+
+    # --- helpers ----------------------------------------------------------------------------
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    def project_name(self, project_id: int) -> str:
+        if project_id not in self._projects:
+            self._projects = queries.project_names()
+        return self._projects.get(project_id, "?")
+
+    def run_dir(self, runner_id: int) -> Path:
+        return paths.runs_dir(self.root) / str(runner_id)
+
+    def _transition(
+        self,
+        runner: Runner,
+        new: RunnerState,
+        reason: str | None,
+        now: float,
+        data: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> None:
+        """Change ``runner``'s state and write the event that reports it, in one transaction."""
+        old = RunnerState(runner.state) if runner.state else None
+        check_transition(old, new)
+        runner.state = new.value
+        runner.reason = reason
+        for name, value in fields.items():
+            setattr(runner, name, value)
+        project = self.project_name(runner.project_id)
+        with DB.atomic():
+            runner.save()  # inserts a new runner, so its id exists for the event
+            events.record(
+                events.runner_state_type(new),
+                f"runner {runner.id} ({project}) {events.STATE_TITLES[new]}",
+                ts=now,
+                severity=events.SEVERITY_OF_STATE.get(new, "info"),
+                runner_id=runner.id,
+                project=project,
+                body=reason or "",
+                data={"state": new.value, "previous": old and old.value, **(data or {})},
+            )
+        live = self.live.get(runner.id)
+        if new in ACTIVE_STATES:
+            if live is None:
+                live = self.live[runner.id] = Live(new, runner.token_hash, runner.supervised)
+            live.state = new
+        elif live is not None:
+            self._forget(runner.id)
+
+    def _forget(self, runner_id: int) -> None:
+        live = self.live.pop(runner_id, None)
+        if live and live.timer:
+            live.timer.cancel()
+        if live and live.stop_task and live.stop_task is not asyncio.current_task():
+            live.stop_task.cancel()
+        self.heartbeats.forget(runner_id)
+        self.pump.untrack(runner_id)
+
+    def _set_flag(self, runner: Runner, unresponsive: bool, reason: str, now: float) -> None:
+        """Flag or clear ``unresponsive`` with its event (not a state change: not killed)."""
+        runner.unresponsive = unresponsive
+        project = self.project_name(runner.project_id)
+        kind = events.RUNNER_UNRESPONSIVE if unresponsive else events.RUNNER_RESPONSIVE
+        word = "unresponsive" if unresponsive else "responsive again"
+        with DB.atomic():
+            Runner.update(unresponsive=unresponsive).where(Runner.id == runner.id).execute()
+            events.record(
+                kind,
+                f"runner {runner.id} ({project}) is {word}",
+                ts=now,
+                severity="warning" if unresponsive else "info",
+                runner_id=runner.id,
+                project=project,
+                body=reason,
+            )
+        if runner.id in self.live:
+            self.live[runner.id].unresponsive = unresponsive
+        log.info(
+            "%s runner %s: %s",
+            "unresponsive:" if unresponsive else "responsive:",
+            runner.id,
+            reason,
+        )
+
+    # --- launch -----------------------------------------------------------------------------
+    def launch(self, request: Launch, now: float | None = None) -> Runner:
+        """Create a runner and start it, or queue it behind a full cap."""
+        now = self.clock() if now is None else now
+        self._check_accepting()
+        project = queries.project_by_name(request.project)
+        if project.archived:
+            raise ApiError(
+                ErrorCode.CONFLICT,
+                f"Project '{project.name}' is archived; launch in another project.",
+            )
+        if not os.path.isdir(project.path):
+            raise ApiError(
+                ErrorCode.INVALID,
+                f"Project '{project.name}' folder {project.path} does not exist any more.",
+            )
+        restart, expected, env = request.restart, [0], dict(request.env)
+        if request.profile:
+            profile = queries.profile_by_name(request.profile)
+            argv = [
+                commands.default_shell() if part == "{shell}" else part for part in profile.command
+            ] + list(request.command or [])
+            restart = restart or profile.restart
+            expected = list(profile.expected_exit_codes)
+            env = {**profile.env, **env}
+        elif request.command:
+            argv = list(request.command)
+        else:
+            raise ApiError(ErrorCode.INVALID, "Give a command to run or a profile to launch.")
+        argv = commands.resolve(argv, project.path, self.search_path)
+        state = S.STARTING
+        if not self._has_slot(project):
+            if request.no_queue:
+                raise ApiError(ErrorCode.CAP_REACHED, self._cap_sentence(project))
+            state = S.QUEUED
+        s = self.settings
+        runner = Runner(
+            project=project,
+            profile=request.profile,
+            command=argv,
+            cwd=project.path,
+            env=env,
+            state=None,
+            restart=restart or "never",
+            expected_exit_codes=expected,
+            start_secs=s.start_secs,
+            max_retries=s.max_retries,
+            backoff_initial=s.backoff_initial,
+            backoff_max=s.backoff_max,
+            created_at=now,
+            token_hash="",
+        )
+        self._projects[project.id] = project.name
+        if state is S.QUEUED:
+            self._transition(runner, state, self._cap_sentence(project), now, queued_at=now)
+        else:
+            self._transition(runner, state, None, now, started_at=now)
+        if state is S.STARTING:
+            self._spawn(runner, now)
+        else:
+            log.info("queued: runner %s (%s)", runner.id, runner.reason)
+        return runner
+
+    def register(self, request: Register, now: float | None = None) -> tuple[Runner, str]:
+        """Record a process started outside the supervisor (by stratavore-agent)."""
+        now = self.clock() if now is None else now
+        self._check_accepting()
+        if request.project:
+            project = queries.project_by_name(request.project)
+        else:
+            found = queries.project_containing(os.path.realpath(request.cwd))
+            if found is None:
+                raise ApiError(
+                    ErrorCode.INVALID,
+                    f"No project contains {request.cwd}; pass --project NAME or create one "
+                    "with `stratavore new NAME --path DIR`.",
+                )
+            project = found
+        created = self.ops.create_time(request.pid)
+        if created is None:
+            raise ApiError(ErrorCode.INVALID, f"No process with pid {request.pid} is running.")
+        token = secrets.token_urlsafe(24)
+        runner = Runner(
+            project=project,
+            command=list(request.command),
+            cwd=request.cwd,
+            state=None,
+            supervised=False,
+            pid=request.pid,
+            create_time=created,
+            created_at=now,
+            started_at=now,
+            token_hash=hash_token(token),
+        )
+        self._projects[project.id] = project.name
+        self._transition(
+            runner, S.RUNNING, "registered by stratavore-agent", now, data={"pid": request.pid}
+        )
+        self.live[runner.id].identity = Identity(request.pid, created)
+        self.heartbeats.last_seen[runner.id] = now  # the TTL also covers a silent registrant
+        log.info("adopted: runner %s pid %s registered by stratavore-agent", runner.id, request.pid)
+        return runner, token
+
+    def _check_accepting(self) -> None:
+        if not self.accepting:
+            raise ApiError(ErrorCode.SHUTTING_DOWN, "The supervisor is shutting down.")
+
+    def _project_cap(self, project: Project) -> int:
+        return project.max_runners or self.settings.max_runners_per_project
+
+    def _has_slot(self, project: Project, counts: tuple[int, dict[int, int]] | None = None) -> bool:
+        total, per_project = counts or queries.slot_counts()
+        return total < self.settings.max_runners_global and per_project.get(
+            project.id, 0
+        ) < self._project_cap(project)
+
+    def _cap_sentence(self, project: Project) -> str:
+        total, per_project = queries.slot_counts()
+        cap = self._project_cap(project)
+        if per_project.get(project.id, 0) >= cap:
+            return (
+                f"Project '{project.name}' already has {per_project[project.id]} of {cap} "
+                "runners (cap max_runners_per_project); stop one or raise the cap."
+            )
+        return (
+            f"{total} of {self.settings.max_runners_global} runners are active "
+            "(cap max_runners_global); stop one or raise the cap."
+        )
+
+    # --- spawning ---------------------------------------------------------------------------
+    def _spawn(self, runner: Runner, now: float) -> None:
+        """Start the runner's process (it is already in ``starting``)."""
+        run_dir = self.run_dir(runner.id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_urlsafe(24)
+        env = {
+            **os.environ,
+            "PATH": self.search_path,
+            **runner.env,
+            "STRATAVORE_RUNNER_ID": str(runner.id),
+            "STRATAVORE_RUNNER_TOKEN": token,
+            "STRATAVORE_API": self.api_url,
+        }
+        try:
+            spawned = self.ops.spawn(
+                runner.command, runner.cwd, env, run_dir / SPOOL_NAME, run_dir / EXIT_FILE
+            )
+        except OSError as exc:
+            log.warning("spawnerr: runner %s: %s", runner.id, exc)
+            self._transition(runner, S.FAILED, f"could not start: {exc}", now, ended_at=now)
+            self._dequeue(now)
+            return
+        runner.pid, runner.create_time = spawned.identity.pid, spawned.identity.create_time
+        runner.token_hash = hash_token(token)
+        Runner.update(
+            pid=runner.pid, create_time=runner.create_time, token_hash=runner.token_hash
+        ).where(Runner.id == runner.id).execute()
+        live = self.live[runner.id]
+        live.identity, live.spawned, live.token_hash = spawned.identity, spawned, runner.token_hash
+        self.pump.track(runner.id, run_dir, runner.log_offset)
+        log.info("spawned: runner %s with pid %s: %s", runner.id, runner.pid, runner.command)
+        self._schedule_promotion(runner, now)
+
+    def _schedule_promotion(self, runner: Runner, now: float) -> None:
+        remaining = runner.start_secs - (now - (runner.started_at or now))
+        live = self.live[runner.id]
+        if remaining <= 0:
+            self._promote(runner.id)
+        else:
+            live.timer = self.loop.call_later(remaining, self._promote, runner.id)
+
+    def _promote(self, runner_id: int, now: float | None = None) -> None:
+        """``starting`` -> ``running`` once the start-success window has passed."""
+        live = self.live.get(runner_id)
+        if live is None or live.state is not S.STARTING:
+            return
+        now = self.clock() if now is None else now
+        runner = queries.runner_by_id(runner_id)
+        # STARTING -> RUNNING: a start counts only after start_secs up
+        self._transition(runner, S.RUNNING, None, now, early_exits=0)
+        log.info("success: runner %s entered running (up > %s s)", runner_id, runner.start_secs)
+
+    # --- exits ------------------------------------------------------------------------------
+    def reap(self, now: float | None = None) -> int:
+        """Notice runners whose process ended; returns how many."""
+        now = self.clock() if now is None else now
+        ended = []
+        for runner_id, live in list(self.live.items()):
+            if live.spawned is not None:
+                code = live.spawned.popen.poll()
+                if code is not None:
+                    ended.append((runner_id, exit_status(code)))
+            elif live.identity is not None and not self.ops.pid_exists(live.identity.pid):
+                ended.append((runner_id, self._unparented_exit_code(runner_id, live)))
+        for runner_id, code in ended:
+            self.on_exit(runner_id, code, now)
+        return len(ended)
+
+    def _unparented_exit_code(self, runner_id: int, live: Live) -> int | None:
+        if live.supervised:
+            return self.ops.read_exit_file(self.run_dir(runner_id) / EXIT_FILE)
+        return live.final_exit_code
+
+    def on_exit(self, runner_id: int, code: int | None, now: float) -> None:
+        """The runner's root process ended with ``code`` (None: unknown)."""
+        live = self.live.get(runner_id)
+        if live is None or live.state not in (S.STARTING, S.RUNNING, S.STOPPING):
+            return
+        runner = queries.runner_by_id(runner_id)
+        offset = self.pump.drain(runner_id) if live.supervised else runner.log_offset
+        how = describe_exit(code)
+        log.info("exited: runner %s %s", runner_id, how)
+        ended = {"exit_code": code, "ended_at": now, "log_offset": offset, "pid": runner.pid}
+        data = {"exit_code": code}
+        if live.state is S.STOPPING:
+            self._kill_leftovers(live)
+            restart = live.restart_after_stop
+            why = "stopped by user" + (
+                f" (killed after the {self.settings.stop_timeout:g} s stop timeout)"
+                if live.killed_at_deadline
+                else ""
+            )
+            # STOPPING -> STOPPED
+            self._transition(runner, S.STOPPED, why, now, data=data, **ended)
+            log.info("stopped: runner %s (%s)", runner_id, why)
+            if restart:
+                self._start_again(runner, now, "restarted by user")
+            self._dequeue(now)
+            return
+        expected = code is not None and code in runner.expected_exit_codes
+        outcome = S.EXITED if expected else S.FAILED
+        wants_restart = runner.supervised and (
+            runner.restart == "always" or (runner.restart == "on-failure" and not expected)
+        )
+        if not wants_restart:
+            if not runner.supervised and code is None:
+                how = "disappeared without reporting an exit status"
+            # STARTING/RUNNING -> EXITED/FAILED
+            self._transition(runner, outcome, how, now, data=data, **ended)
+            self._dequeue(now)
+            return
+        early = live.state is S.STARTING
+        early_exits = runner.early_exits + 1 if early else 0
+        if early and early_exits > runner.max_retries:
+            why = f"gave up: exited too quickly {early_exits} times in a row (last: {how})"
+            # STARTING -> FATAL
+            self._transition(runner, S.FATAL, why, now, data=data, early_exits=early_exits, **ended)
+            log.warning("gave up: runner %s %s", runner_id, why)
+            self._dequeue(now)
+            return
+        delay = backoff_delay(early_exits, runner.backoff_initial, runner.backoff_max)
+        why = f"{how}; restarting in {delay:g} s"
+        if early:
+            why += f" (quick exit {early_exits} of {runner.max_retries} allowed)"
+        # STARTING/RUNNING -> BACKOFF
+        self._transition(
+            runner,
+            S.BACKOFF,
+            why,
+            now,
+            data={**data, "delay": delay},
+            early_exits=early_exits,
+            next_start_at=now + delay,
+            exit_code=code,
+            pid=None,
+            create_time=None,
+        )
+        log.info("backoff: runner %s %s", runner_id, why)
+        self._schedule_backoff(runner_id, delay)
+
+    def _schedule_backoff(self, runner_id: int, delay: float) -> None:
+        live = self.live[runner_id]
+        live.spawned = live.identity = None
+        live.timer = self.loop.call_later(max(delay, 0), self._restart_from_backoff, runner_id)
+
+    def _restart_from_backoff(self, runner_id: int) -> None:
+        live = self.live.get(runner_id)
+        if live is None or live.state is not S.BACKOFF:
+            return
+        now = self.clock()
+        runner = queries.runner_by_id(runner_id)
+        # BACKOFF -> STARTING
+        self._transition(
+            runner,
+            S.STARTING,
+            f"restart {runner.restarts + 1}",
+            now,
+            restarts=runner.restarts + 1,
+            started_at=now,
+            next_start_at=None,
+            exit_code=None,
+        )
+        self._spawn(runner, now)
+
+    def _start_again(self, runner: Runner, now: float, why: str) -> None:
+        """A finished runner started again by the user: now, or queued behind a cap."""
+        project = Project.get_by_id(runner.project_id)
+        reset = {
+            "exit_code": None,
+            "ended_at": None,
+            "early_exits": 0,
+            "restarts": runner.restarts + 1,
+            "pid": None,
+            "create_time": None,
+        }
+        if self._has_slot(project):
+            # STOPPED/EXITED/FAILED/FATAL/LOST -> STARTING
+            self._transition(runner, S.STARTING, why, now, started_at=now, **reset)
+            self._spawn(runner, now)
+        else:
+            self._transition(
+                runner,
+                S.QUEUED,
+                f"{why}; {self._cap_sentence(project)}",
+                now,
+                queued_at=now,
+                **reset,
+            )
+
+    def _dequeue(self, now: float) -> None:
+        """Start queued runners, oldest first, while their caps allow."""
+        queued = queries.queued_runners()
+        if not queued:
+            return
+        counts = queries.slot_counts()
+        total, per_project = counts
+        for runner in queued:
+            if total >= self.settings.max_runners_global:
+                break
+            project = Project.get_by_id(runner.project_id)
+            if per_project.get(project.id, 0) >= self._project_cap(project):
+                continue
+            # QUEUED -> STARTING
+            self._transition(runner, S.STARTING, None, now, started_at=now)
+            self._spawn(runner, now)
+            total += 1
+            per_project[project.id] = per_project.get(project.id, 0) + 1
+
+    # --- stop and restart ---------------------------------------------------------------------
+    def stop(self, runner_id: int, force: bool = False, now: float | None = None) -> Runner:
+        """Stop a runner: queued/backoff end at once; a process gets the polite signal, then
+        its whole tree is killed at the deadline (at once with ``force``)."""
+        now = self.clock() if now is None else now
+        runner = queries.runner_by_id(runner_id)
+        state = RunnerState(runner.state)
+        if state in FINISHED_STATES:
+            raise ApiError(
+                ErrorCode.CONFLICT, f"Runner {runner_id} is not running (it is {state.value})."
+            )
+        live = self.live[runner_id]
+        live.restart_after_stop = False
+        if state in (S.QUEUED, S.BACKOFF):
+            # QUEUED/BACKOFF -> STOPPED
+            self._transition(runner, S.STOPPED, "stopped by user", now, ended_at=now)
+            self._dequeue(now)
+            return runner
+        if state is S.STOPPING:
+            if force and live.stop_task is not None:
+                live.stop_task.cancel()
+                live.stop_task = self.loop.create_task(self._stop_tree(runner_id, 0.0))
+            return runner
+        # STARTING/RUNNING -> STOPPING
+        self._transition(
+            runner,
+            S.STOPPING,
+            "stop requested by user",
+            now,
+            stop_requested_at=now,
+            stop_force=force,
+        )
+        self._begin_stop(runner_id, force)
+        return runner
+
+    def _begin_stop(self, runner_id: int, force: bool) -> None:
+        live = self.live[runner_id]
+        if live.timer:
+            live.timer.cancel()
+        assert live.identity is not None
+        log.info("stopping: runner %s pid %s", runner_id, live.identity.pid)
+        self.ops.signal_polite(live.identity, group=live.supervised)
+        timeout = 0.0 if force else self.settings.stop_timeout
+        live.stop_task = self.loop.create_task(self._stop_tree(runner_id, timeout))
+
+    async def _stop_tree(self, runner_id: int, timeout: float) -> None:
+        """Remember the tree now; kill what is left of it at the deadline."""
+        live = self.live.get(runner_id)
+        if live is None or live.identity is None:
+            return
+        root = live.identity
+        live.stop_tree = await self._descendants(root)
+        await asyncio.sleep(timeout)
+        live = self.live.get(runner_id)
+        if live is None or live.state is not S.STOPPING:
+            return
+        tree = live.stop_tree + await self._descendants(root)
+        live.killed_at_deadline = True
+        killed = await self.loop.run_in_executor(None, self._kill_all, [root, *tree], live)
+        log.info("stopping: runner %s killed %d processes at the deadline", runner_id, killed)
+        self.reap()
+
+    def _kill_all(self, idents: list[Identity], live: Live) -> int:
+        group = live.identity.pid if live.supervised and live.identity else None
+        return self.ops.kill(list(dict.fromkeys(idents)), group)
+
+    def _kill_leftovers(self, live: Live) -> None:
+        """The root ended during a stop: kill what remains of its tree and group."""
+        self._kill_all(live.stop_tree, live)
+
+    async def _descendants(self, root: Identity) -> list[Identity]:
+        """``root``'s descendants; concurrent requests share one process-table scan."""
+        future = self._tree_requests.get(root)
+        if future is None:
+            future = self._tree_requests[root] = self.loop.create_future()
+            if self._tree_scan is None:
+                self._tree_scan = self.loop.create_future()
+                self.loop.call_soon(lambda: self.loop.create_task(self._scan_trees()))
+        return await future
+
+    async def _scan_trees(self) -> None:
+        requests, self._tree_requests = self._tree_requests, {}
+        scan, self._tree_scan = self._tree_scan, None
+        try:
+            trees = await self.loop.run_in_executor(None, self.ops.descendants, list(requests))
+            for root, future in requests.items():
+                if not future.done():
+                    future.set_result(trees.get(root, []))
+        except Exception as exc:  # hand the failure to every waiter, not to the loop
+            for future in requests.values():
+                if not future.done():
+                    future.set_exception(exc)
+        finally:
+            if scan is not None and not scan.done():
+                scan.set_result(None)
+
+    def restart(self, runner_id: int, now: float | None = None) -> Runner:
+        now = self.clock() if now is None else now
+        self._check_accepting()
+        runner = queries.runner_by_id(runner_id)
+        state = RunnerState(runner.state)
+        if not runner.supervised:
+            raise ApiError(
+                ErrorCode.CONFLICT,
+                f"Runner {runner_id} was started outside the supervisor (stratavore-agent); "
+                "restart it where it runs.",
+            )
+        if state is S.QUEUED:
+            raise ApiError(
+                ErrorCode.CONFLICT,
+                f"Runner {runner_id} is queued; it starts when a slot frees.",
+            )
+        if state in FINISHED_STATES:
+            self._start_again(runner, now, "restarted by user")
+        elif state is S.BACKOFF:
+            self.live[runner_id].timer.cancel()
+            self._restart_from_backoff(runner_id)
+        else:
+            if state is not S.STOPPING:
+                self.stop(runner_id, now=now)
+            self.live[runner_id].restart_after_stop = True
+        return queries.runner_by_id(runner_id)
+
+    # --- heartbeats ---------------------------------------------------------------------------
+    def heartbeat(
+        self, runner_id: int, token: str, beat: Heartbeat, now: float | None = None
+    ) -> None:
+        now = self.clock() if now is None else now
+        live = self.live.get(runner_id)
+        if live is None:
+            runner = queries.runner_by_id(runner_id)  # 404 when there is no such runner
+            raise ApiError(
+                ErrorCode.CONFLICT,
+                f"Runner {runner_id} has ended ({runner.state}); its heartbeats are refused.",
+            )
+        if not live.token_hash or not hmac.compare_digest(hash_token(token), live.token_hash):
+            raise ApiError(ErrorCode.UNAUTHORIZED, f"Wrong token for runner {runner_id}.")
+        self.heartbeats.record(runner_id, beat, now)
+        if live.unresponsive:
+            self._set_flag(queries.runner_by_id(runner_id), False, "heartbeat received", now)
+        if beat.exit_code is not None and not live.supervised:
+            live.final_exit_code = beat.exit_code
+            self.heartbeats.flush()
+            self.on_exit(runner_id, beat.exit_code, now)
+
+    # --- sweep --------------------------------------------------------------------------------
+    async def sweep(self, now: float | None = None) -> None:
+        """Sample CPU/RSS of every runner's tree, finish runners whose process is gone, and flag
+        runners silent past the heartbeat TTL (or stopped by a signal) as unresponsive."""
+        now = self.clock() if now is None else now
+        watched = {
+            rid: live.identity
+            for rid, live in self.live.items()
+            if live.identity is not None and live.state in PROCESS_STATES
+        }
+        samples: dict[Identity, Sample] = await self.loop.run_in_executor(
+            None, self.ops.sample, list(watched.values()), now
+        )
+        updates: dict[int, dict[str, Any]] = {}
+        for runner_id, ident in watched.items():
+            live = self.live.get(runner_id)
+            if live is None or live.identity != ident:
+                continue  # changed while we sampled
+            sample = samples.get(ident)
+            if sample is None:
+                if live.spawned is not None:
+                    self.reap(now)
+                else:  # gone, or its pid now belongs to another program
+                    self.on_exit(runner_id, self._unparented_exit_code(runner_id, live), now)
+                continue
+            updates[runner_id] = {"cpu_percent": sample.cpu_percent, "rss_bytes": sample.rss_bytes}
+            self._check_responsive(runner_id, live, sample, now)
+        if updates:
+            with DB.atomic():
+                for runner_id, fields in updates.items():
+                    Runner.update(**fields).where(Runner.id == runner_id).execute()
+
+    def _check_responsive(self, runner_id: int, live: Live, sample: Sample, now: float) -> None:
+        last = self.heartbeats.last_seen.get(runner_id)
+        silent_for = None if last is None else now - last
+        if silent_for is not None and silent_for > self.settings.heartbeat_ttl:
+            problem = f"no heartbeat for {silent_for:.0f} s (TTL {self.settings.heartbeat_ttl:g} s)"
+        elif sample.stopped:
+            problem = "its process is stopped (SIGSTOP or a debugger) and cannot progress"
+        else:
+            problem = None
+        if problem and not live.unresponsive:
+            self._set_flag(queries.runner_by_id(runner_id), True, problem, now)
+        elif problem is None and live.unresponsive and not sample.stopped and last is None:
+            self._set_flag(queries.runner_by_id(runner_id), False, "its process runs again", now)
+
+    # --- reconcile at start -------------------------------------------------------------------
+    def reconcile(self, now: float | None = None) -> None:
+        """Take over the runners a previous supervisor left: adopt those whose exact process
+        (pid + create time) still lives, finish the others from their exit-status file, or
+        mark them lost."""
+        now = self.clock() if now is None else now
+        for runner in queries.runners_in(ACTIVE_STATES):
+            state = RunnerState(runner.state)
+            live = self.live[runner.id] = Live(
+                state, runner.token_hash, runner.supervised, bool(runner.unresponsive)
+            )
+            if runner.last_heartbeat is not None:
+                self.heartbeats.last_seen[runner.id] = runner.last_heartbeat
+            if not runner.supervised:
+                self.heartbeats.last_seen.setdefault(runner.id, now)
+            if state is S.QUEUED:
+                continue
+            if state is S.BACKOFF:
+                self._schedule_backoff(runner.id, (runner.next_start_at or now) - now)
+                continue
+            ident = Identity(runner.pid, runner.create_time) if runner.pid else None
+            if ident is not None and self.ops.is_alive(ident):
+                live.identity = ident
+                if runner.supervised:
+                    self.pump.track(runner.id, self.run_dir(runner.id), runner.log_offset)
+                log.info("adopted: runner %s pid %s (%s)", runner.id, ident.pid, state.value)
+                if state is S.STOPPING:
+                    self._begin_stop(runner.id, bool(runner.stop_force))
+                elif state is S.STARTING:
+                    self._schedule_promotion(runner, now)
+                continue
+            code = (
+                self.ops.read_exit_file(self.run_dir(runner.id) / EXIT_FILE)
+                if (runner.supervised and ident is not None)
+                else None
+            )
+            if code is not None:
+                live.identity = ident
+                self.pump.track(runner.id, self.run_dir(runner.id), runner.log_offset)
+                self.on_exit(runner.id, code, now)
+                continue
+            if ident is None:
+                why = "it was never seen running (the supervisor stopped while starting it)"
+            elif self.ops.create_time(ident.pid) is not None:
+                why = (
+                    f"process {ident.pid} is now a different program (pid reused) and no "
+                    "exit status was recorded"
+                )
+            else:
+                why = "it ended while the supervisor was not running, exit status unknown"
+            log.warning("lost: runner %s: %s", runner.id, why)
+            if state is S.STOPPING:
+                self._transition(runner, S.STOPPED, f"stopped by user; {why}", now, ended_at=now)
+            else:
+                self._transition(runner, S.LOST, why, now, ended_at=now)
+        self._dequeue(now)
+
+    # --- periodic work --------------------------------------------------------------------------
+    async def pump_logs(self) -> None:
+        offsets = await self.loop.run_in_executor(None, self.pump.tick)
+        if offsets:
+            with DB.atomic():
+                for runner_id, offset in offsets.items():
+                    Runner.update(log_offset=offset).where(Runner.id == runner_id).execute()
+
+    def install_sigchld(self) -> bool:
+        """Reap as soon as a child exits, where the loop can watch SIGCHLD (the plain asyncio
+        loop on POSIX); elsewhere the periodic reap job is the only path."""
+        if os.name == "nt":
+            return False
+        try:
+            self.loop.add_signal_handler(signal.SIGCHLD, self.reap)
+        except (NotImplementedError, RuntimeError, ValueError):
+            return False
+        return True
+
+    def shutdown(self, stop_runners: bool = False) -> None:
+        """Stop accepting work; leave runners running for adoption (or stop them)."""
+        self.accepting = False
+        now = self.clock()
+        if stop_runners:
+            for runner_id, live in list(self.live.items()):
+                if live.state not in FINISHED_STATES and live.state is not S.STOPPING:
+                    with contextlib.suppress(ApiError):
+                        self.stop(runner_id, now=now)
+        for live in self.live.values():
+            if live.timer:
+                live.timer.cancel()
+            if live.stop_task:
+                live.stop_task.cancel()
+        self.heartbeats.flush()
+        with DB.atomic():
+            for runner_id, offset in self.pump.tick().items():
+                Runner.update(log_offset=offset).where(Runner.id == runner_id).execute()
+        if os.name != "nt":
+            with contextlib.suppress(Exception):
+                self.loop.remove_signal_handler(signal.SIGCHLD)

@@ -1,0 +1,374 @@
+"""Unit tests of the ``stratavore`` CLI: parsing, formatting, exit statuses (no live daemon)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from supervisor import cli, paths
+from supervisor.cli import ExitStatus, main
+from supervisor.client import ClientError, NotRunning
+from supervisor.errors import ErrorCode
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    """Never touch the real data dir."""
+    root = tmp_path / "home"
+    monkeypatch.setenv("STRATAVORE_HOME", str(root))
+    monkeypatch.delenv("STRATAVORE_DEBUG", raising=False)
+    return root
+
+
+def iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def runner(**fields: Any) -> dict[str, Any]:
+    base = {
+        "id": 1, "project": "demo", "profile": None, "command": ["sleep", "9"], "cwd": "/tmp",
+        "state": "running", "reason": None, "pid": 4242, "exit_code": None, "restart": "never",
+        "restarts": 0, "supervised": True, "unresponsive": False, "queued_at": None,
+        "started_at": iso(datetime.now(UTC) - timedelta(seconds=192)), "ended_at": None,
+        "last_heartbeat": None, "cpu_percent": 3.14159, "rss_bytes": 12_900_000, "tokens": None,
+        "log_path": None,
+    }  # fmt: skip
+    return base | fields
+
+
+class FakeApi:
+    """Answers (method, path) from a dict; a callable answer gets the params/body."""
+
+    def __init__(self, answers: dict[tuple[str, str], Any]) -> None:
+        self.answers = answers
+        self.calls: list[tuple[str, str, Any]] = []
+
+    def _answer(self, method: str, path: str, arg: Any) -> Any:
+        self.calls.append((method, path, arg))
+        answer = self.answers[(method, path)]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer(arg) if callable(answer) else answer
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self._answer("GET", path, {k: v for k, v in params.items() if v is not None})
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        return self._answer("POST", path, body)
+
+
+@pytest.fixture
+def api(monkeypatch):
+    fake = FakeApi({})
+    monkeypatch.setattr(cli, "connect", lambda args: fake)
+    return fake
+
+
+# --- parsing ----------------------------------------------------------------------------
+def test_split_at_first_double_dash_keeps_the_command_verbatim():
+    args = cli.parse_args(["launch", "demo", "--json", "--", "sh", "-c", "x --json", "--", "-v"])
+    assert args.command == ["sh", "-c", "x --json", "--", "-v"]
+    assert args.json and args.project == "demo" and args.profile is None
+
+
+def test_options_after_double_dash_are_not_parsed():
+    args = cli.parse_args(["launch", "demo", "--", "--profile", "x", "--no-queue"])
+    assert args.profile is None and not args.no_queue
+    assert args.command == ["--profile", "x", "--no-queue"]
+
+
+def test_launch_without_profile_or_command_is_a_usage_error(api, capsys):
+    assert main(["launch", "demo"]) == ExitStatus.USAGE
+    assert main(["launch", "demo", "--"]) == ExitStatus.USAGE
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["stratavore: launch needs --profile NAME or a command after --"] * 2
+    assert api.calls == []
+
+
+def test_double_dash_on_other_commands_is_a_usage_error(capsys):
+    assert main(["runners", "--", "x"]) == ExitStatus.USAGE
+    assert "takes no command after --" in capsys.readouterr().err
+
+
+def test_timeout_before_or_after_the_command():
+    assert cli.parse_args(["runners"]).timeout == 10.0
+    assert cli.parse_args(["--timeout", "3", "runners"]).timeout == 3.0
+    assert cli.parse_args(["runners", "--timeout", "4"]).timeout == 4.0
+
+
+def test_argparse_errors_and_help_return_instead_of_exiting(capsys):
+    assert main([]) == ExitStatus.USAGE
+    assert main(["nope"]) == ExitStatus.USAGE
+    assert main(["--help"]) == ExitStatus.OK
+    assert "launch" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["kill", "x"], ["restart", "1.5"], ["logs", "abc", "-f"]])
+def test_invalid_runner_id_is_a_usage_error(argv, api, capsys):
+    assert main(argv) == ExitStatus.USAGE
+    err = capsys.readouterr().err
+    assert err == f"stratavore: runner id must be a number, got {argv[1]!r}\n"
+    assert api.calls == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["daemon", "--port", "70000"], "--port must be between 0 and 65535, got 70000"),
+        (["daemon", "--heartbeat-ttl", "0"], "--heartbeat-ttl must be a number greater than 0"),
+        (["daemon", "--sweep-interval", "nan"], "--sweep-interval must be a number greater"),
+        (["watch", "--interval", "-1"], "--interval must be a number greater than 0, got -1"),
+        (["--timeout", "0", "status"], "--timeout must be a number greater than 0, got 0"),
+    ],
+)
+def test_invalid_numbers_are_one_line_usage_errors(argv, message, capsys):
+    assert main(argv) == ExitStatus.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"stratavore: {message}") and err.count("\n") == 1
+
+
+def test_daemon_passes_options_to_run_daemon(monkeypatch):
+    import types
+
+    seen = {}
+    module = types.ModuleType("supervisor.daemon")
+    module.run_daemon = lambda **kw: seen.update(kw) or 0  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "supervisor.daemon", module)
+    assert main(["daemon", "--port", "0", "--heartbeat-interval", "2.5"]) == 0
+    assert seen == {
+        "port": 0, "heartbeat_interval": 2.5, "heartbeat_ttl": None, "sweep_interval": None,
+    }  # fmt: skip
+
+
+# --- formatting -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("n", "text"),
+    [(None, "-"), (0, "0B"), (512, "512B"), (1536, "1.5K"), (12_900_000, "12.3M"),
+     (1024**2 - 1, "1.0M"), (3 * 1024**3, "3.0G")],
+)  # fmt: skip
+def test_human_size(n, text):
+    assert cli.human_size(n) == text
+
+
+@pytest.mark.parametrize(
+    ("s", "text"),
+    [(None, "-"), (-3, "0s"), (0, "0s"), (42.9, "42s"), (192, "3m12s"), (3600, "1h00m"),
+     (7500, "2h05m"), (3 * 86400 + 4 * 3600, "3d04h")],
+)  # fmt: skip
+def test_human_duration(s, text):
+    assert cli.human_duration(s) == text
+
+
+def test_uptime_runs_to_ended_at_or_now():
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    done = runner(started_at=iso(start), ended_at=iso(start + timedelta(seconds=7500)))
+    assert cli.uptime(done) == "2h05m"
+    assert cli.uptime(runner(started_at=iso(start)), now=start + timedelta(seconds=5)) == "5s"
+    assert cli.uptime(runner(started_at=None)) == "-"
+
+
+def test_table_columns_are_aligned():
+    text = cli.render_table(
+        ["ID", "NAME", "N"], [[1, "a", 10], [200, "longer", None]], right={"ID", "N"}
+    )
+    assert text.splitlines() == [
+        " ID  NAME     N",
+        "  1  a       10",
+        "200  longer   -",
+    ]
+
+
+def test_table_fit_columns_shrink_widest_first():
+    rows = [["c" * 80, "r" * 60]]
+    lines = cli.render_table(["CMD", "REASON"], rows, fit={"CMD", "REASON"}).splitlines()
+    assert [len(line) for line in lines] == [57, 100]
+    assert lines[1] == "c" * 46 + "...  " + "r" * 46 + "..."
+
+
+def test_table_fit_column_is_truncated_to_the_width():
+    rows = [["x", "y" * 200, "end"]]
+    lines = cli.render_table(["A", "LONG", "Z"], rows, fit={"LONG"}, width=40).splitlines()
+    assert all(len(line) <= 40 for line in lines)
+    assert lines[1].endswith("...  end")
+
+
+def test_runners_table(monkeypatch):
+    rows = [
+        runner(unresponsive=True, command=["sh", "-c", "echo " + "z" * 200]),
+        runner(id=12, state="exited", pid=None, cpu_percent=None, rss_bytes=None,
+               exit_code=0, reason="exited with status 0"),
+    ]  # fmt: skip
+    lines = cli.runners_table(rows, reasons=True).splitlines()
+    assert lines[0].split() == [
+        "ID", "PROJECT", "STATE", "PID", "CPU%", "RSS", "UPTIME", "EXIT", "COMMAND", "REASON",
+    ]  # fmt: skip
+    assert all(len(line) <= cli.WIDTH for line in lines)
+    assert "running (unresponsive)" in lines[1]
+    assert " 3.1 " in lines[1] and " 12.3M " in lines[1] and " 3m1" in lines[1]
+    assert "sh -c 'echo" in lines[1] and lines[1].endswith("...")
+    assert lines[2].endswith("sleep 9         exited with...")
+    # Every header starts where its column starts (left) or ends where it ends (right).
+    assert lines[1].index("demo") == lines[0].index("PROJECT")
+    assert lines[2].index("12") + 2 == lines[0].index("ID") + 2
+    assert "REASON" not in cli.runners_table(rows)
+
+
+# --- commands against a fake API --------------------------------------------------------
+def test_launch_sends_the_command_and_prints_only_the_id(api, capsys):
+    api.answers[("POST", "/api/v1/runners")] = lambda body: runner(id=7)
+    assert main(["launch", "demo", "--restart", "on-failure", "--", "sh", "-c", "x"]) == 0
+    assert api.calls[0][2] == {
+        "project": "demo", "no_queue": False, "command": ["sh", "-c", "x"],
+        "restart": "on-failure",
+    }  # fmt: skip
+    assert capsys.readouterr() == ("7\n", "")
+
+
+def test_launch_queued_prints_a_hint_on_stderr(api, capsys):
+    api.answers[("POST", "/api/v1/runners")] = runner(id=8, state="queued", pid=None)
+    assert main(["launch", "demo", "--profile", "claude", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["id"] == 8 and out.endswith("}\n") and '\n  "id": 8' in out
+    assert err.startswith("runner 8 is queued: ") and err.count("\n") == 1
+    assert api.calls[0][2] == {"project": "demo", "no_queue": False, "profile": "claude"}
+
+
+def test_new_checks_the_folder_and_sends_an_absolute_path(api, tmp_path, monkeypatch, capsys):
+    assert main(["new", "p", "--path", str(tmp_path / "nope")]) == ExitStatus.USAGE
+    assert capsys.readouterr().err == f"stratavore: folder {tmp_path / 'nope'} does not exist\n"
+    api.answers[("POST", "/api/v1/projects")] = lambda body: body
+    monkeypatch.chdir(tmp_path)
+    assert main(["new", "p", "--max-runners", "2"]) == 0
+    assert api.calls[-1][2] == {"name": "p", "path": str(tmp_path.resolve()), "max_runners": 2}
+    assert capsys.readouterr().out == f"created project p at {tmp_path.resolve()}\n"
+
+
+def test_runners_empty_and_json(api, capsys):
+    api.answers[("GET", "/api/v1/runners")] = []
+    assert main(["runners"]) == 0
+    assert main(["runners", "demo", "--all"]) == 0
+    assert main(["runners", "--json"]) == 0
+    assert capsys.readouterr().out == (
+        "no active runners (use --all to include finished ones)\nno runners\n[]\n"
+    )
+    assert api.calls[1][2] == {"project": "demo", "all": 1}
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [(ErrorCode.NOT_FOUND, 4), (ErrorCode.CONFLICT, 5), (ErrorCode.CAP_REACHED, 5),
+     (ErrorCode.ALREADY_EXISTS, 5), (ErrorCode.UNAUTHORIZED, 6), (ErrorCode.INVALID, 2),
+     (ErrorCode.BAD_REQUEST, 2), (ErrorCode.COMMAND_NOT_FOUND, 2), (ErrorCode.INTERNAL, 1)],
+)  # fmt: skip
+def test_api_errors_map_to_exit_statuses(code, status, api, capsys):
+    api.answers[("POST", "/api/v1/runners/9/stop")] = ClientError(code, "Runner 9 is busy.")
+    assert main(["kill", "9", "--force"]) == status
+    assert capsys.readouterr() == ("", "stratavore: Runner 9 is busy.\n")
+    assert api.calls[0][2] == {"force": True}
+
+
+def test_every_error_code_has_an_exit_status():
+    assert set(cli.EXIT_FOR_ERROR) == set(ErrorCode)
+
+
+def test_unexpected_exception_is_one_line_without_debug(api, capsys, monkeypatch):
+    api.answers[("GET", "/api/v1/status")] = RuntimeError("boom")
+    assert main(["status"]) == ExitStatus.ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("stratavore: internal error: RuntimeError: boom") and "report" in err
+    assert err.count("\n") == 1
+    monkeypatch.setenv("STRATAVORE_DEBUG", "1")
+    assert main(["status"]) == ExitStatus.ERROR
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_logs_follow_stops_once_the_runner_finished(api, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "LOG_POLL_S", 0)
+    chunks = iter(["a\n", "b\n", "", "c\n", ""])
+    states = iter(["running", "running", "running", "exited", "exited"])
+    api.answers[("GET", "/api/v1/runners/3/logs")] = lambda p: {
+        "text": next(chunks), "offset": len(api.calls), "file_id": "f1", "path": "/x",
+    }  # fmt: skip
+    api.answers[("GET", "/api/v1/runners/3")] = lambda p: runner(id=3, state=next(states))
+    assert main(["logs", "3", "-f", "-n", "5"]) == 0
+    assert capsys.readouterr().out == "a\nb\nc\n"
+    log_calls = [c[2] for c in api.calls if c[1].endswith("/logs")]
+    assert log_calls[0] == {"tail": 5}
+    assert log_calls[1] == {"offset": 1, "file_id": "f1"}
+
+
+def test_logs_follow_ctrl_c_exits_0(api, capsys, monkeypatch):
+    api.answers[("GET", "/api/v1/runners/3/logs")] = {
+        "text": "x\n", "offset": 2, "file_id": "f", "path": "/x",
+    }  # fmt: skip
+
+    def interrupt(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.time, "sleep", interrupt)
+    assert main(["logs", "3", "-f"]) == 0
+    assert capsys.readouterr() == ("x\n", "")
+
+
+def test_watch_prints_frames_until_ctrl_c(api, capsys, monkeypatch):
+    status = {"version": "0.1.0", "active": 1, "queued": 0, "projects": 1, "uptime_s": 61.0}
+    api.answers[("GET", "/api/v1/status")] = status
+    api.answers[("GET", "/api/v1/runners")] = [runner()]
+    sleeps = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.time, "sleep", sleep)
+    assert main(["watch", "--interval", "0.25"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b[" not in out  # not a TTY: separators, no escape codes
+    assert out.count("-" * cli.WIDTH) == 2 and out.count("1 active, 0 queued") == 2
+    assert out.count(cli.runners_table([runner()]).splitlines()[0]) == 2
+    assert sleeps == [0.25, 0.25]
+
+
+def test_status_text_shows_only_nonzero_counts(api, capsys):
+    api.answers[("GET", "/api/v1/status")] = {
+        "version": "0.1.0", "pid": 99, "uptime_s": 192.0, "api_url": "http://127.0.0.1:1",
+        "data_dir": "/d", "runners": {"running": 2, "queued": 0, "exited": 1}, "active": 2,
+        "queued": 0, "projects": 3,
+    }  # fmt: skip
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "2 running, 1 exited" in out and "queued" not in out and "3m12s" in out
+
+
+# --- no supervisor ----------------------------------------------------------------------
+def test_no_supervisor_running_exits_3_with_one_line(capsys):
+    assert main(["runners"]) == ExitStatus.NOT_RUNNING
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1 and err.endswith("\n")
+    assert err.startswith("stratavore: ") and "stratavore daemon" in err
+
+
+def test_stale_runtime_file_is_not_a_running_supervisor(home, capsys):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    info = {"pid": proc.pid, "create_time": 1.0e9, "port": 1, "url": "http://127.0.0.1:1",
+            "version": "0.1.0"}  # fmt: skip
+    paths.runtime_file(paths.data_dir()).write_text(json.dumps(info))
+    assert main(["status"]) == ExitStatus.NOT_RUNNING
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "stratavore daemon" in err
+
+
+def test_connection_failure_is_not_running(monkeypatch, capsys):
+    def refuse(args):
+        raise NotRunning("The supervisor at http://127.0.0.1:1 did not answer (refused\nx).")
+
+    monkeypatch.setattr(cli, "connect", refuse)
+    assert main(["events"]) == ExitStatus.NOT_RUNNING
+    assert len(capsys.readouterr().err.splitlines()) == 1
