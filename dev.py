@@ -31,8 +31,20 @@ def ensure_venv(extras: str) -> None:
         step(f"creating {VENV}")
         venv.EnvBuilder(with_pip=True).create(VENV)
     step(f"installing stratavore[{extras}] into {VENV}")
-    subprocess.run([PYTHON, "-m", "pip", "install", "--disable-pip-version-check",
-                    "--progress-bar", "off", "-e", f"{ROOT}[{extras}]"], check=True)
+    subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--progress-bar",
+            "off",
+            "-e",
+            f"{ROOT}[{extras}]",
+        ],
+        check=True,
+    )
 
 
 def has_display() -> bool:
@@ -43,8 +55,9 @@ def has_display() -> bool:
 
 def run(args: list[str]) -> int:
     ensure_venv("test")
-    desktop = subprocess.run([PYTHON, "-c", "import desktop.app"],
-                             capture_output=True).returncode == 0
+    desktop = (
+        subprocess.run([PYTHON, "-c", "import desktop.app"], capture_output=True).returncode == 0
+    )
     if desktop and has_display():
         return subprocess.call([PYTHON, "-m", "desktop", *args])
     why = "no display" if desktop else "the tray app is not built yet"
@@ -55,8 +68,9 @@ def run(args: list[str]) -> int:
 def test(args: list[str]) -> int:
     ensure_venv("test")
     step("ruff")
-    lint = subprocess.call([BIN / "ruff", "check", "supervisor", "desktop", "tests", "bench",
-                            "dev.py"], cwd=ROOT)
+    lint = subprocess.call(
+        [BIN / "ruff", "check", "supervisor", "desktop", "tests", "bench", "dev.py"], cwd=ROOT
+    )
     step("pytest")
     tests = subprocess.call([PYTHON, "-m", "pytest", *args], cwd=ROOT)
     return tests or lint

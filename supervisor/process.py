@@ -27,11 +27,13 @@ import psutil
 
 WINDOWS = os.name == "nt"
 
-# $1 is the exit-status file; "$@" is the command. Trapping the signals (rather than ignoring
-# them) keeps the trampoline alive through a group signal while the command, which gets the
-# default dispositions back on exec, receives it. 128+N when the command died of signal N.
+# $1 is the exit-status file, $2 the working directory, the rest the command. Trapping the
+# signals (rather than ignoring them) keeps the trampoline alive through a group signal while
+# the command, which gets the default dispositions back on exec, receives it. The status is
+# 128+N when the command died of signal N.
 TRAMPOLINE = (
-    'f=$1; shift; trap : HUP INT TERM; "$@"; rc=$?; printf "%d\\n" "$rc" > "$f"; exit "$rc"'
+    'f=$1; cd -- "$2" || { printf "126\\n" > "$f"; exit 126; }; shift 2; trap : HUP INT TERM; '
+    '"$@"; rc=$?; printf "%d\\n" "$rc" > "$f"; exit "$rc"'
 )
 CREATE_TIME_TOLERANCE = 0.01  # psutil's create time is stable to this within one boot
 
@@ -49,12 +51,6 @@ class Sample:
     cpu_percent: float
     rss_bytes: int
     stopped: bool  # the root is stopped (SIGSTOP / traced): alive but cannot progress
-
-
-@dataclass
-class Spawned:
-    popen: subprocess.Popen[bytes]
-    identity: Identity
 
 
 def exit_status(returncode: int) -> int:
@@ -80,15 +76,19 @@ class ProcessOps:
 
     def __init__(self) -> None:
         self._cpu_prev: dict[Identity, tuple[float, float]] = {}
+        self._popens: dict[int, subprocess.Popen[bytes]] = {}  # Windows children only
 
     # --- spawning -------------------------------------------------------------------------
     def spawn(
         self, argv: list[str], cwd: str, env: dict[str, str], spool: Path, exit_file: Path
-    ) -> Spawned:
-        """Start ``argv`` in its own session, output appended to ``spool``."""
+    ) -> Identity:
+        """Start ``argv`` in its own session, output appended to ``spool``.
+
+        POSIX uses ``posix_spawn`` (vfork speed, and no Popen object that would warn about, or
+        reap behind our back, a runner deliberately left running for adoption)."""
         exit_file.unlink(missing_ok=True)
-        with open(spool, "ab") as out:
-            if WINDOWS:
+        if WINDOWS:
+            with open(spool, "ab") as out:
                 popen = subprocess.Popen(
                     argv,
                     cwd=cwd,
@@ -98,21 +98,51 @@ class ProcessOps:
                     stderr=subprocess.STDOUT,
                     creationflags=subprocess.CREATE_NEW_PROCESS_GROUP,
                 )
-            else:
-                popen = subprocess.Popen(
-                    ["/bin/sh", "-c", TRAMPOLINE, "stratavore-runner", str(exit_file), *argv],
-                    cwd=cwd,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
+            self._popens[popen.pid] = popen
+            pid = popen.pid
+        else:
+            out = os.open(spool, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                pid = os.posix_spawn(
+                    "/bin/sh",
+                    ["/bin/sh", "-c", TRAMPOLINE, "stratavore-runner", str(exit_file), cwd, *argv],
+                    env,
+                    file_actions=[
+                        (os.POSIX_SPAWN_DUP2, null, 0),
+                        (os.POSIX_SPAWN_DUP2, out, 1),
+                        (os.POSIX_SPAWN_DUP2, out, 2),
+                    ],
+                    setsid=True,
                 )
+            finally:
+                os.close(out)
+                os.close(null)
         try:
-            created = psutil.Process(popen.pid).create_time()
+            created = psutil.Process(pid).create_time()
         except psutil.Error:  # already gone: still a valid identity for bookkeeping
             created = time.time()
-        return Spawned(popen, Identity(popen.pid, created))
+        return Identity(pid, created)
+
+    def poll(self, pid: int) -> tuple[bool, int | None]:
+        """(ended, exit status): the status when this process is our child and we reaped it;
+        for a process we did not parent (adopted), only whether its pid is gone."""
+        popen = self._popens.get(pid)
+        if popen is not None:
+            code = popen.poll()
+            if code is None:
+                return False, None
+            del self._popens[pid]
+            return True, code
+        if WINDOWS:
+            return not psutil.pid_exists(pid), None
+        try:
+            reaped, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return not psutil.pid_exists(pid), None
+        if reaped == 0:
+            return False, None
+        return True, exit_status(os.waitstatus_to_exitcode(status))
 
     # --- identity -------------------------------------------------------------------------
     def create_time(self, pid: int) -> float | None:
@@ -130,10 +160,6 @@ class ProcessOps:
             return proc.status() != psutil.STATUS_ZOMBIE
         except psutil.Error:
             return False
-
-    def pid_exists(self, pid: int) -> bool:
-        """Cheap existence check (no identity): the reaper's fast path for adopted runners."""
-        return psutil.pid_exists(pid)
 
     @staticmethod
     def read_exit_file(path: Path) -> int | None:

@@ -30,7 +30,7 @@ from typing import Any
 from supervisor import commands, events, paths, queries
 from supervisor.errors import ApiError, ErrorCode
 from supervisor.logpump import SPOOL_NAME, LogPump
-from supervisor.process import Identity, ProcessOps, Sample, Spawned, describe_exit, exit_status
+from supervisor.process import Identity, ProcessOps, Sample, describe_exit
 from supervisor.schemas import Heartbeat, Launch, Register
 from supervisor.settings import Settings
 from supervisor.states import (
@@ -45,13 +45,14 @@ from supervisor.store import DB, Project, Runner
 log = logging.getLogger("stratavore.runners")
 S = RunnerState
 EXIT_FILE = "exit"
+FIRST_SAMPLE_DELAY = 0.5  # sample new runners soon, so listings show CPU/RSS before a sweep
 BACKOFF_FACTOR = 1.5  # PM2's exp_backoff_restart_delay growth
 
 
 def backoff_delay(early_exits: int, initial: float, maximum: float) -> float:
     """Seconds before restart number ``early_exits`` of a run of quick exits (0: a run that
     lasted): initial x 1.5^(n-1), capped."""
-    return min(maximum, initial * BACKOFF_FACTOR ** max(early_exits - 1, 0))
+    return round(min(maximum, initial * BACKOFF_FACTOR ** max(early_exits - 1, 0)), 3)
 
 
 def hash_token(token: str) -> str:
@@ -67,7 +68,6 @@ class Live:
     supervised: bool
     unresponsive: bool = False
     identity: Identity | None = None
-    spawned: Spawned | None = None  # set when this supervisor is the trampoline's parent
     timer: asyncio.TimerHandle | None = None  # promotion or backoff restart
     stop_task: asyncio.Task[None] | None = None
     stop_tree: list[Identity] = field(default_factory=list)
@@ -131,6 +131,9 @@ class RunnerManager:
         self._projects: dict[int, str] = {}
         self._tree_requests: dict[Identity, asyncio.Future[list[Identity]]] = {}
         self._tree_scan: asyncio.Future[None] | None = None
+        self._sample_timer: asyncio.TimerHandle | None = None
+        self._sweep_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.accepting = True
 
     # --- helpers ----------------------------------------------------------------------------
@@ -145,6 +148,13 @@ class RunnerManager:
 
     def run_dir(self, runner_id: int) -> Path:
         return paths.runs_dir(self.root) / str(runner_id)
+
+    def _background(self, coro: Any) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task kept referenced until done (so it is not collected)."""
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def _transition(
         self,
@@ -362,7 +372,7 @@ class RunnerManager:
             "STRATAVORE_API": self.api_url,
         }
         try:
-            spawned = self.ops.spawn(
+            ident = self.ops.spawn(
                 runner.command, runner.cwd, env, run_dir / SPOOL_NAME, run_dir / EXIT_FILE
             )
         except OSError as exc:
@@ -370,13 +380,13 @@ class RunnerManager:
             self._transition(runner, S.FAILED, f"could not start: {exc}", now, ended_at=now)
             self._dequeue(now)
             return
-        runner.pid, runner.create_time = spawned.identity.pid, spawned.identity.create_time
+        runner.pid, runner.create_time = ident.pid, ident.create_time
         runner.token_hash = hash_token(token)
         Runner.update(
             pid=runner.pid, create_time=runner.create_time, token_hash=runner.token_hash
         ).where(Runner.id == runner.id).execute()
         live = self.live[runner.id]
-        live.identity, live.spawned, live.token_hash = spawned.identity, spawned, runner.token_hash
+        live.identity, live.token_hash = ident, runner.token_hash
         self.pump.track(runner.id, run_dir, runner.log_offset)
         log.info("spawned: runner %s with pid %s: %s", runner.id, runner.pid, runner.command)
         self._schedule_promotion(runner, now)
@@ -399,6 +409,12 @@ class RunnerManager:
         # STARTING -> RUNNING: a start counts only after start_secs up
         self._transition(runner, S.RUNNING, None, now, early_exits=0)
         log.info("success: runner %s entered running (up > %s s)", runner_id, runner.start_secs)
+        if self._sample_timer is None:
+            self._sample_timer = self.loop.call_later(FIRST_SAMPLE_DELAY, self._first_sample)
+
+    def _first_sample(self) -> None:
+        self._sample_timer = None
+        self._background(self.sweep())
 
     # --- exits ------------------------------------------------------------------------------
     def reap(self, now: float | None = None) -> int:
@@ -406,20 +422,25 @@ class RunnerManager:
         now = self.clock() if now is None else now
         ended = []
         for runner_id, live in list(self.live.items()):
-            if live.spawned is not None:
-                code = live.spawned.popen.poll()
-                if code is not None:
-                    ended.append((runner_id, exit_status(code)))
-            elif live.identity is not None and not self.ops.pid_exists(live.identity.pid):
-                ended.append((runner_id, self._unparented_exit_code(runner_id, live)))
+            if live.identity is not None:
+                gone, code = self.ops.poll(live.identity.pid)
+                if gone:
+                    ended.append((runner_id, code))
         for runner_id, code in ended:
-            self.on_exit(runner_id, code, now)
+            self._finish_gone(runner_id, code, now)
         return len(ended)
 
-    def _unparented_exit_code(self, runner_id: int, live: Live) -> int | None:
-        if live.supervised:
-            return self.ops.read_exit_file(self.run_dir(runner_id) / EXIT_FILE)
-        return live.final_exit_code
+    def _finish_gone(self, runner_id: int, code: int | None, now: float) -> None:
+        """The runner's root is gone; ``code`` is known only when we reaped it ourselves.
+        Otherwise it comes from the trampoline's file or stratavore-agent's final heartbeat."""
+        live = self.live.get(runner_id)
+        if live is None:
+            return
+        if code is None and live.supervised:
+            code = self.ops.read_exit_file(self.run_dir(runner_id) / EXIT_FILE)
+        elif code is None:
+            code = live.final_exit_code
+        self.on_exit(runner_id, code, now)
 
     def on_exit(self, runner_id: int, code: int | None, now: float) -> None:
         """The runner's root process ended with ``code`` (None: unknown)."""
@@ -430,6 +451,10 @@ class RunnerManager:
         offset = self.pump.drain(runner_id) if live.supervised else runner.log_offset
         how = describe_exit(code)
         log.info("exited: runner %s %s", runner_id, how)
+        if live.state is not S.STOPPING and live.supervised:
+            # What is left of the runner's process group has nobody watching it any more
+            # (e.g. the command's children after the trampoline was killed): end it too.
+            self._kill_all([], live)
         ended = {"exit_code": code, "ended_at": now, "log_offset": offset, "pid": runner.pid}
         data = {"exit_code": code}
         if live.state is S.STOPPING:
@@ -465,7 +490,7 @@ class RunnerManager:
             why = f"gave up: exited too quickly {early_exits} times in a row (last: {how})"
             # STARTING -> FATAL
             self._transition(runner, S.FATAL, why, now, data=data, early_exits=early_exits, **ended)
-            log.warning("gave up: runner %s %s", runner_id, why)
+            log.warning("gave up: runner %s exited too quickly %d times", runner_id, early_exits)
             self._dequeue(now)
             return
         delay = backoff_delay(early_exits, runner.backoff_initial, runner.backoff_max)
@@ -490,7 +515,7 @@ class RunnerManager:
 
     def _schedule_backoff(self, runner_id: int, delay: float) -> None:
         live = self.live[runner_id]
-        live.spawned = live.identity = None
+        live.identity = None
         live.timer = self.loop.call_later(max(delay, 0), self._restart_from_backoff, runner_id)
 
     def _restart_from_backoff(self, runner_id: int) -> None:
@@ -577,7 +602,7 @@ class RunnerManager:
         if state is S.STOPPING:
             if force and live.stop_task is not None:
                 live.stop_task.cancel()
-                live.stop_task = self.loop.create_task(self._stop_tree(runner_id, 0.0))
+                live.stop_task = self._background(self._stop_tree(runner_id, 0.0))
             return runner
         # STARTING/RUNNING -> STOPPING
         self._transition(
@@ -597,17 +622,20 @@ class RunnerManager:
             live.timer.cancel()
         assert live.identity is not None
         log.info("stopping: runner %s pid %s", runner_id, live.identity.pid)
-        self.ops.signal_polite(live.identity, group=live.supervised)
         timeout = 0.0 if force else self.settings.stop_timeout
-        live.stop_task = self.loop.create_task(self._stop_tree(runner_id, timeout))
+        live.stop_task = self._background(self._stop_tree(runner_id, timeout))
 
     async def _stop_tree(self, runner_id: int, timeout: float) -> None:
-        """Remember the tree now; kill what is left of it at the deadline."""
+        """Remember the tree, send the polite signal, kill what is left at the deadline.
+
+        The tree is taken before the signal: a parent that dies of it at once would otherwise
+        orphan children (even ones in their own session) before they could be seen."""
         live = self.live.get(runner_id)
         if live is None or live.identity is None:
             return
         root = live.identity
         live.stop_tree = await self._descendants(root)
+        self.ops.signal_polite(root, group=live.supervised)
         await asyncio.sleep(timeout)
         live = self.live.get(runner_id)
         if live is None or live.state is not S.STOPPING:
@@ -633,7 +661,7 @@ class RunnerManager:
             future = self._tree_requests[root] = self.loop.create_future()
             if self._tree_scan is None:
                 self._tree_scan = self.loop.create_future()
-                self.loop.call_soon(lambda: self.loop.create_task(self._scan_trees()))
+                self.loop.call_soon(lambda: self._background(self._scan_trees()))
         return await future
 
     async def _scan_trees(self) -> None:
@@ -705,7 +733,10 @@ class RunnerManager:
     async def sweep(self, now: float | None = None) -> None:
         """Sample CPU/RSS of every runner's tree, finish runners whose process is gone, and flag
         runners silent past the heartbeat TTL (or stopped by a signal) as unresponsive."""
-        now = self.clock() if now is None else now
+        async with self._sweep_lock:  # the scheduled sweep and a first sample may overlap
+            await self._sweep(self.clock() if now is None else now)
+
+    async def _sweep(self, now: float) -> None:
         watched = {
             rid: live.identity
             for rid, live in self.live.items()
@@ -720,11 +751,9 @@ class RunnerManager:
             if live is None or live.identity != ident:
                 continue  # changed while we sampled
             sample = samples.get(ident)
-            if sample is None:
-                if live.spawned is not None:
-                    self.reap(now)
-                else:  # gone, or its pid now belongs to another program
-                    self.on_exit(runner_id, self._unparented_exit_code(runner_id, live), now)
+            if sample is None:  # gone, or its pid now belongs to another program
+                gone, code = self.ops.poll(ident.pid)
+                self._finish_gone(runner_id, code if gone else None, now)
                 continue
             updates[runner_id] = {"cpu_percent": sample.cpu_percent, "rss_bytes": sample.rss_bytes}
             self._check_responsive(runner_id, live, sample, now)
@@ -835,8 +864,10 @@ class RunnerManager:
         for live in self.live.values():
             if live.timer:
                 live.timer.cancel()
-            if live.stop_task:
-                live.stop_task.cancel()
+        if self._sample_timer:
+            self._sample_timer.cancel()
+        for task in self._tasks:
+            task.cancel()
         self.heartbeats.flush()
         with DB.atomic():
             for runner_id, offset in self.pump.tick().items():

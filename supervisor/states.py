@@ -39,11 +39,11 @@ SLOT_STATES = frozenset({S.STARTING, S.RUNNING, S.BACKOFF, S.STOPPING})
 PROCESS_STATES = frozenset({S.STARTING, S.RUNNING, S.STOPPING})
 
 TRANSITIONS: dict[RunnerState, frozenset[RunnerState]] = {
-    S.QUEUED: frozenset({S.STARTING, S.STOPPED, S.FAILED}),
+    S.QUEUED: frozenset({S.STARTING, S.STOPPED}),
     S.STARTING: frozenset({S.RUNNING, S.BACKOFF, S.STOPPING, S.EXITED, S.FAILED, S.FATAL, S.LOST}),
     S.RUNNING: frozenset({S.BACKOFF, S.STOPPING, S.EXITED, S.FAILED, S.LOST}),
-    S.BACKOFF: frozenset({S.STARTING, S.STOPPED, S.FAILED}),
-    S.STOPPING: frozenset({S.STOPPED, S.LOST}),
+    S.BACKOFF: frozenset({S.STARTING, S.STOPPED}),
+    S.STOPPING: frozenset({S.STOPPED}),
     # A finished runner can be restarted by the user (straight away, or queued behind a cap).
     **{finished: frozenset({S.STARTING, S.QUEUED}) for finished in FINISHED_STATES},
 }

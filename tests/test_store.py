@@ -1,0 +1,99 @@
+"""Storage: pragmas, versioned migrations in one transaction each, backup before migrating."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import peewee as pw
+import pytest
+
+from supervisor import store
+
+
+@pytest.fixture
+def db_path(tmp_path: Path):
+    path = tmp_path / "stratavore.db"
+    yield path
+    store.close_db()
+
+
+def test_fresh_db_has_schema_builtin_profiles_and_pragmas(db_path) -> None:
+    db = store.init_db(db_path)
+    assert db.execute_sql("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+    assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert db.execute_sql("PRAGMA busy_timeout").fetchone()[0] == 5000
+    names = [p.name for p in store.Profile.select().order_by(store.Profile.id)]
+    assert names == ["claude", "codex", "aider", "gemini", "shell"]
+    assert not (db_path.parent / "backups").exists()  # nothing to back up on a new DB
+
+
+def test_reopening_does_not_migrate_or_duplicate(db_path) -> None:
+    store.init_db(db_path)
+    store.close_db()
+    store.init_db(db_path)
+    assert store.Profile.select().count() == 5
+
+
+def _add_migration(monkeypatch, migration) -> None:
+    monkeypatch.setattr(store, "MIGRATIONS", [*store.MIGRATIONS, migration])
+    monkeypatch.setattr(store, "SCHEMA_VERSION", len(store.MIGRATIONS))
+
+
+def test_migration_copies_the_db_first_and_runs_in_one_transaction(db_path, monkeypatch):
+    store.init_db(db_path)
+    store.Setting.create(key="api_port", value=1234)
+    store.close_db()
+
+    def add_column(db: pw.Database) -> None:
+        db.execute_sql("ALTER TABLE project ADD COLUMN colour TEXT")
+
+    _add_migration(monkeypatch, add_column)
+    db = store.init_db(db_path)
+    assert db.execute_sql("PRAGMA user_version").fetchone()[0] == 2
+    backups = list((db_path.parent / "backups").iterdir())
+    assert [b.name.startswith("stratavore-v1-") for b in backups] == [True]
+    copy = sqlite3.connect(backups[0])
+    try:
+        assert copy.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert copy.execute("SELECT value FROM setting").fetchone()[0] == "1234"
+    finally:
+        copy.close()
+
+
+def test_failed_migration_leaves_schema_and_version_untouched(db_path, monkeypatch):
+    store.init_db(db_path)
+    store.close_db()
+
+    def half_done(db: pw.Database) -> None:
+        db.execute_sql("CREATE TABLE scratch (x INTEGER)")
+        raise RuntimeError("disk on fire")
+
+    _add_migration(monkeypatch, half_done)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        store.init_db(db_path)
+    store.close_db()
+    check = sqlite3.connect(db_path)
+    try:
+        assert check.execute("PRAGMA user_version").fetchone()[0] == 1
+        tables = {r[0] for r in check.execute("SELECT name FROM sqlite_master")}
+        assert "scratch" not in tables
+    finally:
+        check.close()
+
+
+def test_db_from_a_newer_stratavore_is_refused_in_one_sentence(db_path) -> None:
+    store.init_db(db_path)
+    store.DB.execute_sql("PRAGMA user_version = 99")
+    store.close_db()
+    with pytest.raises(store.SchemaTooNew, match=r"schema version 99, newer than .* upgrade"):
+        store.init_db(db_path)
+
+
+def test_runner_needs_an_existing_project(db_path) -> None:
+    store.init_db(db_path)
+    with pytest.raises(pw.IntegrityError):
+        store.Runner.create(
+            project=999, command=["x"], cwd="/", state="queued", created_at=0, token_hash=""
+        )
