@@ -168,7 +168,6 @@ class Api:
     # --- serialisation ------------------------------------------------------------------------
     def runner_out(self, row: Runner) -> sc.Runner:
         pending = self.manager.heartbeats.pending.get(row.id, {})
-        live = self.manager.live.get(row.id)
         return sc.Runner(
             id=row.id,
             project=self.manager.project_name(row.project_id),
@@ -182,7 +181,7 @@ class Api:
             restart=row.restart,
             restarts=row.restarts,
             supervised=row.supervised,
-            unresponsive=live.unresponsive if live else bool(row.unresponsive),
+            unresponsive=bool(row.unresponsive),
             queued_at=iso(row.queued_at),
             started_at=iso(row.started_at),
             ended_at=iso(row.ended_at),
@@ -272,38 +271,15 @@ class Api:
         return json_response([self.project_out(p, active.get(p.name, 0)) for p in rows])
 
     async def create_project(self, request: web.Request) -> web.Response:
-        body = await decode(request, sc.ProjectCreate)
-        path = Path(body.path)
-        if not path.is_absolute():
-            raise ApiError(ErrorCode.INVALID, f"Project path must be absolute, got {body.path!r}.")
-        if not path.is_dir():
-            raise ApiError(ErrorCode.INVALID, f"Folder {body.path} does not exist.")
-        if Project.select().where(Project.name == body.name).exists():
-            raise ApiError(ErrorCode.ALREADY_EXISTS, f"Project '{body.name}' already exists.")
-        row = Project.create(
-            name=body.name,
-            path=str(path.resolve()),
-            max_runners=body.max_runners,
-            created_at=time.time(),
-        )
+        row = self.manager.create_project(await decode(request, sc.ProjectCreate))
         return json_response(self.project_out(row, 0), 201)
 
     async def get_project(self, request: web.Request) -> web.Response:
-        row = queries.project_by_name(request.match_info["name"])
-        return json_response(
-            self.project_out(row, queries.active_counts_by_project().get(row.name, 0))
-        )
+        row = self.manager.project(request.match_info["name"])
+        return json_response(self.project_out(row, self.manager.active_count(row.id)))
 
     async def archive_project(self, request: web.Request) -> web.Response:
-        row = queries.project_by_name(request.match_info["name"])
-        active = queries.active_counts_by_project().get(row.name, 0)
-        if active:
-            raise ApiError(
-                ErrorCode.CONFLICT,
-                f"Project '{row.name}' has {active} active runners; stop them first.",
-            )
-        row.archived = True
-        row.save()
+        row = self.manager.archive_project(request.match_info["name"])
         return json_response(self.project_out(row, 0))
 
     async def list_profiles(self, request: web.Request) -> web.Response:
@@ -339,8 +315,10 @@ class Api:
 
     async def list_runners(self, request: web.Request) -> web.Response:
         name = request.query.get("project")
-        project = queries.project_by_name(name) if name else None
-        rows = queries.list_runners(project, flag_param(request, "all"))
+        project = self.manager.project(name) if name else None
+        rows = self.manager.active_rows(project.id if project else None)
+        if flag_param(request, "all"):
+            rows = sorted(rows + queries.finished_runners(project), key=lambda r: r.id)
         return json_response([self.runner_out(r) for r in rows])
 
     async def launch(self, request: web.Request) -> web.Response:
@@ -360,7 +338,7 @@ class Api:
         )
 
     async def get_runner(self, request: web.Request) -> web.Response:
-        return json_response(self.runner_out(queries.runner_by_id(self.runner_param(request))))
+        return json_response(self.runner_out(self.manager.row(self.runner_param(request))))
 
     async def stop(self, request: web.Request) -> web.Response:
         runner_id = self.runner_param(request)
@@ -380,6 +358,7 @@ class Api:
         tail = int_param(request, "tail", 100)
         offset = request.query.get("offset")
         run_dir = self.manager.run_dir(runner.id)
+        await self.manager.refresh_log(runner.id)
         text, new_offset, file_id = await request.loop.run_in_executor(
             None,
             logpump.read_log,

@@ -29,7 +29,7 @@ from supervisor import __version__, events, paths, runtime, store
 from supervisor.api import Api
 from supervisor.errors import KnownError
 from supervisor.metrics import Metrics
-from supervisor.process import ProcessOps
+from supervisor.process import ProcessOps, raise_fd_limit
 from supervisor.runners import RunnerManager
 from supervisor.settings import Settings, load_settings
 
@@ -105,6 +105,7 @@ class Supervisor:
 
     async def _start(self) -> None:
         started_at = self.clock()
+        raise_fd_limit()
         try:
             store.init_db(paths.db_path(self.root))
         except store.SchemaTooNew as exc:
@@ -127,7 +128,6 @@ class Supervisor:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = manager.api_url = api.url = f"http://127.0.0.1:{self.port}"
         manager.reconcile()
-        manager.install_sigchld()
         self._start_scheduler(manager)
         with store.DB.atomic():
             events.record(
@@ -160,7 +160,7 @@ class Supervisor:
             manager.reap()
 
         async def flush() -> None:
-            manager.heartbeats.flush()
+            manager.flush_heartbeats()
 
         jobs = [
             (manager.sweep, s.sweep_interval),

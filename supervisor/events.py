@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from supervisor import queries
 from supervisor.states import RunnerState
-from supervisor.store import Event
 
 # One type per runner state ("runner.<state>"), plus these.
 RUNNER_UNRESPONSIVE = "runner.unresponsive"
@@ -51,15 +51,6 @@ def record(
     project: str | None = None,
     body: str = "",
     data: dict[str, Any] | None = None,
-) -> Event:
-    """Insert one event (call inside the transaction of the change it reports)."""
-    return Event.create(
-        ts=ts,
-        type=type,
-        severity=severity,
-        runner_id=runner_id,
-        project=project,
-        title=title,
-        body=body,
-        data=data or {},
-    )
+) -> int:
+    """Insert one event (call inside the transaction of the change it reports); its id."""
+    return queries.insert_event(ts, type, severity, runner_id, project, title, body, data or {})

@@ -30,6 +30,9 @@ LOG_NAME = "runner.log"
 
 _CHUNK = 1024 * 1024  # spool bytes read per step, to bound memory on a large backlog
 _MAX_PARTIAL = 64 * 1024  # a partial line longer than this is written out as a line
+# A spool that stayed the same is looked at every 2nd, 4th, then at most every 8th tick, so a
+# thousand quiet runners cost ~125 stat calls a second; readers call drain(final=False) first.
+_IDLE_STRIDE_MAX = 8
 _ID_HEAD = 64  # at most this much of runner.log's first line goes into its file id
 _TAIL_BLOCK = 64 * 1024  # bytes read per step when reading a log backwards
 
@@ -45,6 +48,8 @@ class _Spool:
     partial: bytes = b""  # the last line read, still waiting for its newline
     ino: int | None = None  # the spool's inode, to notice it being replaced
     lock: threading.Lock = field(default_factory=threading.Lock)
+    idle: int = 0  # consecutive looks that found nothing new
+    due: int = 0  # the tick at which to look again
 
     @property
     def offset(self) -> int:
@@ -73,6 +78,7 @@ class LogPump:
         self.clock = clock
         self._lock = threading.Lock()
         self._spools: dict[int, _Spool] = {}
+        self._ticks = 0
 
     def track(self, runner_id: int, run_dir: Path, offset: int = 0) -> None:
         """Pump this runner's spool from byte ``offset`` on.
@@ -91,7 +97,8 @@ class LogPump:
     def tick(self, now: float | None = None) -> dict[int, int]:
         """Pump every tracked spool that grew; ``{runner_id: offset}`` for changed offsets.
 
-        Costs one ``os.stat`` per runner whose spool did not change. Only complete lines are
+        Costs one ``os.stat`` per runner due for a look (quiet spools are looked at less and
+        less often, down to every 8th tick). Only complete lines are
         written; a partial last line is held until its newline arrives (or it exceeds 64 KiB).
         The caller persists the returned offsets (one transaction) to hand them to ``track``
         after a restart.
@@ -99,42 +106,50 @@ class LogPump:
         stamp = _stamp(self.clock() if now is None else now)
         with self._lock:
             spools = dict(self._spools)
+            self._ticks += 1
+            tick = self._ticks
         changed: dict[int, int] = {}
         for runner_id, spool in spools.items():
+            if spool.due > tick:
+                continue
             with spool.lock:
                 before = spool.offset
-                self._pump_quietly(spool, stamp, final=False)
+                active = self._pump_quietly(spool, stamp, final=False)
                 after = spool.offset
+                spool.idle = 0 if active else spool.idle + 1
+                spool.due = tick + min(2**spool.idle, _IDLE_STRIDE_MAX)
             if after != before:
                 changed[runner_id] = after
         with self._lock:  # drop runners untracked or re-tracked meanwhile
             return {r: o for r, o in changed.items() if self._spools.get(r) is spools[r]}
 
-    def drain(self, runner_id: int, now: float | None = None) -> int:
-        """Final pump of an ended runner, writing its partial last line too; its offset.
-
-        The runner stays tracked. Raises KeyError when it is not tracked.
+    def drain(self, runner_id: int, now: float | None = None, final: bool = True) -> int:
+        """Pump one runner now and return its offset: the final pump of an ended runner
+        (``final``: its partial last line too), or, with ``final=False``, a refresh before its
+        log is read. The runner stays tracked. Raises KeyError when it is not tracked.
         """
         stamp = _stamp(self.clock() if now is None else now)
         with self._lock:
             spool = self._spools[runner_id]
         with spool.lock:
-            self._pump_quietly(spool, stamp, final=True)
+            self._pump_quietly(spool, stamp, final=final)
+            spool.idle = spool.due = 0
             return spool.offset
 
-    def _pump_quietly(self, spool: _Spool, stamp: bytes, final: bool) -> None:
+    def _pump_quietly(self, spool: _Spool, stamp: bytes, final: bool) -> bool:
         """``_pump``, skipping a runner whose files vanished or fail (one runner never stops
-        the others)."""
+        the others); whether the spool had anything new."""
         try:
-            self._pump(spool, stamp, final)
+            return self._pump(spool, stamp, final)
         except FileNotFoundError:
-            pass  # run_dir deleted, or the runner has not started writing yet
+            return False  # run_dir deleted, or the runner has not started writing yet
         except OSError as exc:
             log.warning("pumping %s failed: %s", spool.run_dir / SPOOL_NAME, exc)
+            return False
 
-    def _pump(self, spool: _Spool, stamp: bytes, final: bool) -> None:
+    def _pump(self, spool: _Spool, stamp: bytes, final: bool) -> bool:
         """Copy what the spool gained into runner.log (``final``: the held partial line too),
-        then truncate the spool when it is fully consumed and large."""
+        then truncate the spool when it is fully consumed and large; whether it gained any."""
         path = spool.run_dir / SPOOL_NAME
         runner_log = spool.run_dir / LOG_NAME
         st = os.stat(path)  # when nothing changed, the only system call
@@ -143,7 +158,8 @@ class LogPump:
             self._write(runner_log, stamp, [spool.partial] if spool.partial else [])
             spool.read_pos, spool.partial = 0, b""
         spool.ino = st.st_ino
-        if st.st_size > spool.read_pos:
+        gained = st.st_size > spool.read_pos
+        if gained:
             with open(path, "rb") as f:
                 f.seek(spool.read_pos)
                 while spool.read_pos < st.st_size:
@@ -169,6 +185,7 @@ class LogPump:
         ):
             os.truncate(path, 0)
             spool.read_pos = 0
+        return gained
 
     def _write(self, runner_log: Path, stamp: bytes, lines: list[bytes]) -> None:
         """Append ``lines`` (newline-less) to runner.log, rotating before a line would push it

@@ -15,7 +15,6 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from supervisor import queries
-from supervisor.store import Runner
 
 
 class _StateCollector(Collector):
@@ -38,8 +37,13 @@ class _StateCollector(Collector):
         restarts = CounterMetricFamily(
             "stratavore_runner_restarts", "Restarts made by restart policies and users."
         )
-        restarts.add_metric([], sum(r.restarts for r in Runner.select(Runner.restarts)))
+        restarts.add_metric([], queries.total_restarts())
         yield restarts
+        tokens = CounterMetricFamily(
+            "stratavore_tokens_used", "Tokens reported by runners' heartbeats.", labels=["scope"]
+        )
+        tokens.add_metric(["global"], queries.total_heartbeat_tokens())
+        yield tokens
         uptime = GaugeMetricFamily(
             "stratavore_daemon_uptime_seconds", "Seconds since the supervisor started."
         )

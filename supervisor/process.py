@@ -36,6 +36,25 @@ TRAMPOLINE = (
     '"$@"; rc=$?; printf "%d\\n" "$rc" > "$f"; exit "$rc"'
 )
 CREATE_TIME_TOLERANCE = 0.01  # psutil's create time is stable to this within one boot
+# Linux lists each task's children in /proc (CONFIG_PROC_CHILDREN): walking a runner's tree
+# then costs a few file reads instead of a scan of the whole process table.
+PROC_CHILDREN = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+
+
+def _proc_children(pid: int) -> list[int]:
+    """Direct children of ``pid`` from /proc (all its threads' children)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    children: list[int] = []
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                children.extend(int(c) for c in f.read().split())
+        except OSError:  # the thread ended meanwhile
+            continue
+    return children
 
 
 @dataclass(frozen=True)
@@ -86,7 +105,8 @@ class ProcessOps:
 
         POSIX uses ``posix_spawn`` (vfork speed, and no Popen object that would warn about, or
         reap behind our back, a runner deliberately left running for adoption)."""
-        exit_file.unlink(missing_ok=True)
+        if exit_file.exists():  # from an earlier run of a restarted runner
+            exit_file.unlink()
         if WINDOWS:
             with open(spool, "ab") as out:
                 popen = subprocess.Popen(
@@ -118,11 +138,9 @@ class ProcessOps:
             finally:
                 os.close(out)
                 os.close(null)
-        try:
-            created = psutil.Process(pid).create_time()
-        except psutil.Error:  # already gone: still a valid identity for bookkeeping
-            created = time.time()
-        return Identity(pid, created)
+        info = proc_info(pid)
+        # already gone: still a valid identity for bookkeeping (its end is seen at once)
+        return Identity(pid, time.time() if info is None else info.create_time)
 
     def poll(self, pid: int) -> tuple[bool, int | None]:
         """(ended, exit status): the status when this process is our child and we reaped it;
@@ -144,22 +162,28 @@ class ProcessOps:
             return False, None
         return True, exit_status(os.waitstatus_to_exitcode(status))
 
+    def open_exit_watch(self, ident: Identity) -> int | None:
+        """A pidfd that turns readable when this exact process ends (Linux 5.3+), or None."""
+        if not hasattr(os, "pidfd_open"):
+            return None
+        try:
+            fd = os.pidfd_open(ident.pid)
+        except OSError:
+            return None
+        if not self.is_alive(ident):  # checked after opening: the fd now pins this process
+            os.close(fd)
+            return None
+        return fd
+
     # --- identity -------------------------------------------------------------------------
     def create_time(self, pid: int) -> float | None:
-        try:
-            return psutil.Process(pid).create_time()
-        except psutil.Error:
-            return None
+        info = proc_info(pid)
+        return None if info is None else info.create_time
 
     def is_alive(self, ident: Identity) -> bool:
         """The process with this exact identity exists and is not a zombie."""
-        try:
-            proc = psutil.Process(ident.pid)
-            if abs(proc.create_time() - ident.create_time) > CREATE_TIME_TOLERANCE:
-                return False
-            return proc.status() != psutil.STATUS_ZOMBIE
-        except psutil.Error:
-            return False
+        info = proc_info(ident.pid)
+        return info is not None and info.matches(ident) and not info.zombie
 
     @staticmethod
     def read_exit_file(path: Path) -> int | None:
@@ -193,69 +217,123 @@ class ProcessOps:
         return killed
 
     # --- trees and sampling -----------------------------------------------------------------
-    def _snapshot(self) -> dict[int, tuple[int, float, psutil.Process]]:
-        """pid -> (ppid, create time, process), one pass over the process table."""
-        table = {}
-        for proc in psutil.process_iter(["ppid", "create_time"]):
-            info = proc.info
-            if info["ppid"] is not None and info["create_time"] is not None:
-                table[proc.pid] = (info["ppid"], info["create_time"], proc)
-        return table
+    def _walk(self, roots: list[Identity]) -> dict[Identity, list[tuple[Identity, ProcInfo]]]:
+        """Each live root with its descendants (root first), as (identity, info) pairs; a root
+        that is gone, a zombie or a reused pid is absent."""
+        children = _proc_children if PROC_CHILDREN else _children_map().__getitem__
+        result = {}
+        for root in roots:
+            info = proc_info(root.pid)
+            if info is None or not info.matches(root) or info.zombie:
+                continue
+            tree = [(root, info)]
+            stack = list(children(root.pid))
+            while stack:
+                pid = stack.pop()
+                child = proc_info(pid)
+                if child is not None:
+                    tree.append((Identity(pid, child.create_time), child))
+                    stack.extend(children(pid))
+            result[root] = tree
+        return result
 
     def descendants(self, roots: list[Identity]) -> dict[Identity, list[Identity]]:
-        """Each root's descendants (children, grandchildren, ...), from one process-table
-        pass; a root that is gone or reused maps to []."""
-        table = self._snapshot()
-        children: dict[int, list[int]] = defaultdict(list)
-        for pid, (ppid, _, _) in table.items():
-            children[ppid].append(pid)
-        result: dict[Identity, list[Identity]] = {}
-        for root in roots:
-            found: list[Identity] = []
-            entry = table.get(root.pid)
-            if entry and abs(entry[1] - root.create_time) <= CREATE_TIME_TOLERANCE:
-                stack = list(children.get(root.pid, ()))
-                while stack:
-                    pid = stack.pop()
-                    found.append(Identity(pid, table[pid][1]))
-                    stack.extend(children.get(pid, ()))
-            result[root] = found
-        return result
+        """Each root's descendants (children, grandchildren, ...); [] for a root that is gone."""
+        trees = self._walk(roots)
+        return {root: [ident for ident, _ in trees.get(root, [])[1:]] for root in roots}
 
     def sample(self, roots: list[Identity], now: float | None = None) -> dict[Identity, Sample]:
         """CPU % (since the previous sample of the same process, else since it started) and
         RSS summed over each root's tree. Roots that are gone are absent from the result."""
         now = time.time() if now is None else now
-        trees = self.descendants(roots)
         result: dict[Identity, Sample] = {}
-        seen: set[Identity] = set()
-        for root, tree in trees.items():
+        seen: dict[Identity, tuple[float, float]] = {}
+        for root, tree in self._walk(roots).items():
             cpu = 0.0
-            rss = 0
-            stopped = False
-            alive = False
-            for ident in (root, *tree):
-                try:
-                    proc = psutil.Process(ident.pid)
-                    with proc.oneshot():
-                        times = proc.cpu_times()
-                        mem = proc.memory_info().rss
-                        status = proc.status()
-                except psutil.Error:
-                    continue
-                if ident == root:
-                    alive = status != psutil.STATUS_ZOMBIE
-                    stopped = status in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
-                total = times.user + times.system
+            for ident, info in tree:
                 prev_total, prev_at = self._cpu_prev.get(ident, (0.0, ident.create_time))
-                elapsed = max(now - prev_at, 1e-6)
-                cpu += max(total - prev_total, 0.0) / elapsed * 100.0
-                rss += mem
-                self._cpu_prev[ident] = (total, now)
-                seen.add(ident)
-            if alive:
-                result[root] = Sample(round(cpu, 1), rss, stopped)
-        # forget processes that are gone, so the table does not grow without bound
-        for ident in [i for i in self._cpu_prev if i not in seen]:
-            del self._cpu_prev[ident]
+                cpu += max(info.cpu_seconds - prev_total, 0.0) / max(now - prev_at, 1e-6) * 100
+                seen[ident] = (info.cpu_seconds, now)
+            rss = sum(info.rss_bytes for _, info in tree)
+            result[root] = Sample(round(cpu, 1), rss, tree[0][1].stopped)
+        self._cpu_prev = seen  # processes that are gone are forgotten
         return result
+
+
+@dataclass(frozen=True)
+class ProcInfo:
+    """What the supervisor needs to know about one process."""
+
+    ppid: int
+    create_time: float
+    cpu_seconds: float
+    rss_bytes: int
+    stopped: bool  # SIGSTOP or traced
+    zombie: bool
+
+    def matches(self, ident: Identity) -> bool:
+        return abs(self.create_time - ident.create_time) <= CREATE_TIME_TOLERANCE
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_BOOT_TIME = psutil.boot_time()
+_PROC_STAT = os.path.exists(f"/proc/{os.getpid()}/stat")
+
+
+def proc_info(pid: int) -> ProcInfo | None:
+    """One process's facts: on Linux from one read of /proc/<pid>/stat (create time computed
+    exactly as psutil does, so identities agree); elsewhere through psutil."""
+    if _PROC_STAT:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            return None
+        # fields after "(comm)", which may itself contain spaces and parentheses
+        fields = data[data.rfind(b")") + 2 :].split()
+        state = fields[0]
+        return ProcInfo(
+            ppid=int(fields[1]),
+            create_time=int(fields[19]) / _CLOCK_TICKS + _BOOT_TIME,
+            cpu_seconds=(int(fields[11]) + int(fields[12])) / _CLOCK_TICKS,
+            rss_bytes=int(fields[21]) * _PAGE_SIZE,
+            stopped=state in (b"T", b"t"),
+            zombie=state == b"Z",
+        )
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            times, status = proc.cpu_times(), proc.status()
+            return ProcInfo(
+                ppid=proc.ppid(),
+                create_time=proc.create_time(),
+                cpu_seconds=times.user + times.system,
+                rss_bytes=proc.memory_info().rss,
+                stopped=status in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP),
+                zombie=status == psutil.STATUS_ZOMBIE,
+            )
+    except psutil.Error:
+        return None
+
+
+def _children_map() -> defaultdict[int, list[int]]:
+    """pid -> child pids, from one pass over the whole process table (any platform)."""
+    children: defaultdict[int, list[int]] = defaultdict(list)
+    for proc in psutil.process_iter(["ppid"]):
+        if proc.info["ppid"] is not None:
+            children[proc.info["ppid"]].append(proc.pid)
+    return children
+
+
+def raise_fd_limit(wanted: int = 65536) -> None:
+    """Raise the soft open-files limit toward the hard one: each runner holds a pidfd, so a
+    default soft limit of 1024 would cap the supervisor near a thousand runners."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))

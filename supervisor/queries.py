@@ -1,14 +1,27 @@
-"""Named queries: callers never build peewee queries inline."""
+"""Named queries: callers never build peewee queries inline.
+
+The few statements on hot paths (a state change, an event, a heartbeat flush) are plain SQL
+compiled once: peewee builds a 40-column UPDATE in ~0.5 ms, the cached statement runs in ~25 µs.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterable
+from typing import Any
 
 import peewee as pw
 
 from supervisor.errors import not_found
-from supervisor.states import ACTIVE_STATES, PROCESS_STATES, SLOT_STATES, RunnerState
-from supervisor.store import Event, Profile, Project, Runner
+from supervisor.states import (
+    ACTIVE_STATES,
+    FINISHED_STATES,
+    RunnerState,
+)
+from supervisor.store import DB, Event, Profile, Project, Runner
+
+RUNNER_COLUMNS = [f for f in Runner._meta.sorted_fields if f.name != "id"]
 
 
 def project_by_name(name: str) -> Project:
@@ -16,6 +29,10 @@ def project_by_name(name: str) -> Project:
         return Project.get(Project.name == name)
     except Project.DoesNotExist:
         raise not_found(f"Project '{name}'") from None
+
+
+def project_exists(name: str) -> bool:
+    return Project.select().where(Project.name == name).exists()
 
 
 def list_projects(include_archived: bool = False) -> list[Project]:
@@ -55,42 +72,8 @@ def runner_by_id(runner_id: int) -> Runner:
         raise not_found(f"Runner {runner_id}") from None
 
 
-def list_runners(project: Project | None = None, include_finished: bool = False) -> list[Runner]:
-    query = Runner.select().order_by(Runner.id)
-    if project is not None:
-        query = query.where(Runner.project == project)
-    if not include_finished:
-        query = query.where(Runner.state.in_(ACTIVE_STATES))
-    return list(query)
-
-
 def runners_in(states: Iterable[RunnerState]) -> list[Runner]:
     return list(Runner.select().where(Runner.state.in_(list(states))).order_by(Runner.id))
-
-
-def process_runners() -> list[Runner]:
-    """Runners whose process should exist."""
-    return runners_in(PROCESS_STATES)
-
-
-def queued_runners() -> list[Runner]:
-    return list(
-        Runner.select()
-        .where(Runner.state == RunnerState.QUEUED)
-        .order_by(Runner.queued_at, Runner.id)
-    )
-
-
-def slot_counts() -> tuple[int, dict[int, int]]:
-    """Runners holding a slot: (global count, {project id: count})."""
-    rows = (
-        Runner.select(Runner.project, pw.fn.COUNT(Runner.id))
-        .where(Runner.state.in_(SLOT_STATES))
-        .group_by(Runner.project)
-        .tuples()
-    )
-    per_project = {project_id: count for project_id, count in rows}
-    return sum(per_project.values()), per_project
 
 
 def counts_by_state() -> dict[str, int]:
@@ -115,9 +98,75 @@ def active_counts_by_project() -> dict[str, int]:
     return dict(rows)
 
 
-def project_names() -> dict[int, str]:
-    return dict(Project.select(Project.id, Project.name).tuples())
-
-
 def events_since(since: int, limit: int) -> list[Event]:
     return list(Event.select().where(Event.id > since).order_by(Event.id).limit(limit))
+
+
+def total_restarts() -> int:
+    return Runner.select(pw.fn.COALESCE(pw.fn.SUM(Runner.restarts), 0)).scalar()
+
+
+def total_heartbeat_tokens() -> int:
+    return Runner.select(pw.fn.COALESCE(pw.fn.SUM(Runner.tokens), 0)).scalar()
+
+
+@functools.cache
+def _update_sql(names: tuple[str, ...]) -> str:
+    fields = Runner._meta.fields
+    sets = ", ".join(f'"{fields[name].column_name}" = ?' for name in names)
+    return f'UPDATE "{Runner._meta.table_name}" SET {sets} WHERE "id" = ?'
+
+
+def update_runner(runner_id: int, **values: Any) -> None:
+    """Write only the given columns of one runner."""
+    fields = Runner._meta.fields
+    params = [fields[name].db_value(value) for name, value in values.items()]
+    DB.execute_sql(_update_sql(tuple(values)), [*params, runner_id])
+
+
+@functools.cache
+def _insert_runner_sql() -> str:
+    columns = ", ".join(f'"{f.column_name}"' for f in RUNNER_COLUMNS)
+    marks = ", ".join("?" for _ in RUNNER_COLUMNS)
+    return f'INSERT INTO "{Runner._meta.table_name}" ({columns}) VALUES ({marks})'
+
+
+def insert_runner(runner: Runner) -> int:
+    """Insert a new runner (defaults applied by the model) and return its id."""
+    data = runner.__data__  # raw values: a foreign key is its id here, not a fetched row
+    params = [f.db_value(data.get(f.name)) for f in RUNNER_COLUMNS]
+    return DB.execute_sql(_insert_runner_sql(), params).lastrowid
+
+
+def insert_event(
+    ts: float,
+    type: str,
+    severity: str,
+    runner_id: int | None,
+    project: str | None,
+    title: str,
+    body: str,
+    data: dict[str, Any],
+) -> int:
+    cursor = DB.execute_sql(
+        'INSERT INTO "event" ("ts", "type", "severity", "runner_id", "project", "title", '
+        '"body", "data") VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        (
+            ts,
+            type,
+            severity,
+            runner_id,
+            project,
+            title,
+            body,
+            json.dumps(data, separators=(",", ":")),
+        ),
+    )
+    return cursor.lastrowid
+
+
+def finished_runners(project: Project | None = None) -> list[Runner]:
+    query = Runner.select().where(Runner.state.in_(list(FINISHED_STATES))).order_by(Runner.id)
+    if project is not None:
+        query = query.where(Runner.project == project)
+    return list(query)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import logging
 import os
 import secrets
-import signal
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,12 +32,13 @@ from supervisor import commands, events, paths, queries
 from supervisor.errors import ApiError, ErrorCode
 from supervisor.logpump import SPOOL_NAME, LogPump
 from supervisor.process import Identity, ProcessOps, Sample, describe_exit
-from supervisor.schemas import Heartbeat, Launch, Register
+from supervisor.schemas import Heartbeat, Launch, ProjectCreate, Register
 from supervisor.settings import Settings
 from supervisor.states import (
     ACTIVE_STATES,
     FINISHED_STATES,
     PROCESS_STATES,
+    SLOT_STATES,
     RunnerState,
     check_transition,
 )
@@ -61,13 +63,13 @@ def hash_token(token: str) -> str:
 
 @dataclass
 class Live:
-    """What the loop keeps in memory about an active runner (the DB stays the truth)."""
+    """An active runner in memory: its row (the manager is the only writer, so the row is
+    kept equal to the DB and never re-read on hot paths) and what only the loop needs."""
 
+    row: Runner
     state: RunnerState
-    token_hash: str
-    supervised: bool
-    unresponsive: bool = False
     identity: Identity | None = None
+    exit_fd: int | None = None  # pidfd that becomes readable when the root process ends
     timer: asyncio.TimerHandle | None = None  # promotion or backoff restart
     stop_task: asyncio.Task[None] | None = None
     stop_tree: list[Identity] = field(default_factory=list)
@@ -95,14 +97,9 @@ class HeartbeatBook:
         self.pending.setdefault(runner_id, {}).update(fields)
         self.last_seen[runner_id] = now
 
-    def flush(self) -> int:
-        if not self.pending:
-            return 0
+    def take(self) -> dict[int, dict[str, Any]]:
         batch, self.pending = self.pending, {}
-        with DB.atomic():
-            for runner_id, fields in batch.items():
-                Runner.update(**fields).where(Runner.id == runner_id).execute()
-        return len(batch)
+        return batch
 
     def forget(self, runner_id: int) -> None:
         self.pending.pop(runner_id, None)
@@ -128,7 +125,9 @@ class RunnerManager:
         self.pump = LogPump(max_bytes=settings.log_max_bytes, backups=settings.log_backups)
         self.heartbeats = HeartbeatBook()
         self.live: dict[int, Live] = {}
-        self._projects: dict[int, str] = {}
+        self._slots: Counter[int] = Counter()  # project id -> runners holding a slot
+        self._queue: dict[int, Runner] = {}  # queued runners, oldest first
+        self._projects: dict[int, Project] = {}  # cache; projects change only through here
         self._tree_requests: dict[Identity, asyncio.Future[list[Identity]]] = {}
         self._tree_scan: asyncio.Future[None] | None = None
         self._sample_timer: asyncio.TimerHandle | None = None
@@ -141,13 +140,90 @@ class RunnerManager:
     def loop(self) -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
 
-    def project_name(self, project_id: int) -> str:
+    # --- projects -----------------------------------------------------------------------------
+    def project_by_id(self, project_id: int) -> Project:
         if project_id not in self._projects:
-            self._projects = queries.project_names()
-        return self._projects.get(project_id, "?")
+            self._projects = {p.id: p for p in queries.list_projects(include_archived=True)}
+        return self._projects[project_id]
+
+    def project_name(self, project_id: int) -> str:
+        return self.project_by_id(project_id).name
+
+    def project(self, name: str) -> Project:
+        """The project called ``name`` (404 when there is none)."""
+        for project in self._projects.values():
+            if project.name == name:
+                return project
+        project = queries.project_by_name(name)
+        self._projects[project.id] = project
+        return project
+
+    def create_project(self, request: ProjectCreate, now: float | None = None) -> Project:
+        path = Path(request.path)
+        if not path.is_absolute():
+            raise ApiError(
+                ErrorCode.INVALID, f"Project path must be absolute, got {request.path!r}."
+            )
+        if not path.is_dir():
+            raise ApiError(ErrorCode.INVALID, f"Folder {request.path} does not exist.")
+        if queries.project_exists(request.name):
+            raise ApiError(ErrorCode.ALREADY_EXISTS, f"Project '{request.name}' already exists.")
+        project = Project.create(
+            name=request.name,
+            path=str(path.resolve()),
+            max_runners=request.max_runners,
+            created_at=self.clock() if now is None else now,
+        )
+        self._projects[project.id] = project
+        return project
+
+    def archive_project(self, name: str) -> Project:
+        project = self.project(name)
+        active = self.active_count(project.id)
+        if active:
+            raise ApiError(
+                ErrorCode.CONFLICT,
+                f"Project '{project.name}' has {active} active runners; stop them first.",
+            )
+        project.archived = True
+        project.save()
+        return project
+
+    def active_count(self, project_id: int) -> int:
+        return sum(1 for live in self.live.values() if live.row.project_id == project_id)
 
     def run_dir(self, runner_id: int) -> Path:
         return paths.runs_dir(self.root) / str(runner_id)
+
+    def row(self, runner_id: int) -> Runner:
+        """The runner's row: from memory while active, else from the DB (404 if none)."""
+        live = self.live.get(runner_id)
+        return live.row if live is not None else queries.runner_by_id(runner_id)
+
+    def active_rows(self, project_id: int | None = None) -> list[Runner]:
+        return [
+            live.row
+            for _, live in sorted(self.live.items())
+            if project_id is None or live.row.project_id == project_id
+        ]
+
+    def flush_heartbeats(self) -> int:
+        """Write the heartbeats received since the last flush, in one transaction."""
+        batch = self.heartbeats.take()
+        self._write_fields(batch)
+        return len(batch)
+
+    def _write_fields(self, batch: dict[int, dict[str, Any]]) -> None:
+        """Store non-state fields (samples, heartbeats, log offsets) of many runners at once."""
+        if not batch:
+            return
+        with DB.atomic():
+            for runner_id, values in batch.items():
+                queries.update_runner(runner_id, **values)
+                live = self.live.get(runner_id)
+                if live is not None:
+                    for name, value in values.items():
+                        setattr(live.row, name, value)
 
     def _background(self, coro: Any) -> asyncio.Task[Any]:
         """Run ``coro`` as a task kept referenced until done (so it is not collected)."""
@@ -168,13 +244,15 @@ class RunnerManager:
         """Change ``runner``'s state and write the event that reports it, in one transaction."""
         old = RunnerState(runner.state) if runner.state else None
         check_transition(old, new)
-        runner.state = new.value
-        runner.reason = reason
-        for name, value in fields.items():
+        changes = {"state": new.value, "reason": reason, **fields}
+        for name, value in changes.items():
             setattr(runner, name, value)
         project = self.project_name(runner.project_id)
         with DB.atomic():
-            runner.save()  # inserts a new runner, so its id exists for the event
+            if runner.id is None:  # a new runner: inserted first, so the event has its id
+                runner.id = queries.insert_runner(runner)
+            else:
+                queries.update_runner(runner.id, **changes)
             events.record(
                 events.runner_state_type(new),
                 f"runner {runner.id} ({project}) {events.STATE_TITLES[new]}",
@@ -185,16 +263,30 @@ class RunnerManager:
                 body=reason or "",
                 data={"state": new.value, "previous": old and old.value, **(data or {})},
             )
+        self._count(runner, old, -1)
+        self._count(runner, new, +1)
         live = self.live.get(runner.id)
         if new in ACTIVE_STATES:
             if live is None:
-                live = self.live[runner.id] = Live(new, runner.token_hash, runner.supervised)
-            live.state = new
+                live = self.live[runner.id] = Live(runner, new)
+            live.row, live.state = runner, new
         elif live is not None:
             self._forget(runner.id)
 
+    def _count(self, runner: Runner, state: RunnerState | None, delta: int) -> None:
+        """Keep the slot counters and the queue in step with a state entered or left."""
+        if state in SLOT_STATES:
+            self._slots[runner.project_id] += delta
+        elif state is S.QUEUED:
+            if delta > 0:
+                self._queue[runner.id] = runner
+            else:
+                self._queue.pop(runner.id, None)
+
     def _forget(self, runner_id: int) -> None:
         live = self.live.pop(runner_id, None)
+        if live:
+            self._set_identity(live, None)
         if live and live.timer:
             live.timer.cancel()
         if live and live.stop_task and live.stop_task is not asyncio.current_task():
@@ -209,7 +301,7 @@ class RunnerManager:
         kind = events.RUNNER_UNRESPONSIVE if unresponsive else events.RUNNER_RESPONSIVE
         word = "unresponsive" if unresponsive else "responsive again"
         with DB.atomic():
-            Runner.update(unresponsive=unresponsive).where(Runner.id == runner.id).execute()
+            queries.update_runner(runner.id, unresponsive=unresponsive)
             events.record(
                 kind,
                 f"runner {runner.id} ({project}) is {word}",
@@ -219,8 +311,6 @@ class RunnerManager:
                 project=project,
                 body=reason,
             )
-        if runner.id in self.live:
-            self.live[runner.id].unresponsive = unresponsive
         log.info(
             "%s runner %s: %s",
             "unresponsive:" if unresponsive else "responsive:",
@@ -233,7 +323,7 @@ class RunnerManager:
         """Create a runner and start it, or queue it behind a full cap."""
         now = self.clock() if now is None else now
         self._check_accepting()
-        project = queries.project_by_name(request.project)
+        project = self.project(request.project)
         if project.archived:
             raise ApiError(
                 ErrorCode.CONFLICT,
@@ -280,7 +370,6 @@ class RunnerManager:
             created_at=now,
             token_hash="",
         )
-        self._projects[project.id] = project.name
         if state is S.QUEUED:
             self._transition(runner, state, self._cap_sentence(project), now, queued_at=now)
         else:
@@ -296,7 +385,7 @@ class RunnerManager:
         now = self.clock() if now is None else now
         self._check_accepting()
         if request.project:
-            project = queries.project_by_name(request.project)
+            project = self.project(request.project)
         else:
             found = queries.project_containing(os.path.realpath(request.cwd))
             if found is None:
@@ -322,11 +411,10 @@ class RunnerManager:
             started_at=now,
             token_hash=hash_token(token),
         )
-        self._projects[project.id] = project.name
         self._transition(
             runner, S.RUNNING, "registered by stratavore-agent", now, data={"pid": request.pid}
         )
-        self.live[runner.id].identity = Identity(request.pid, created)
+        self._set_identity(self.live[runner.id], Identity(request.pid, created))
         self.heartbeats.last_seen[runner.id] = now  # the TTL also covers a silent registrant
         log.info("adopted: runner %s pid %s registered by stratavore-agent", runner.id, request.pid)
         return runner, token
@@ -338,22 +426,20 @@ class RunnerManager:
     def _project_cap(self, project: Project) -> int:
         return project.max_runners or self.settings.max_runners_per_project
 
-    def _has_slot(self, project: Project, counts: tuple[int, dict[int, int]] | None = None) -> bool:
-        total, per_project = counts or queries.slot_counts()
-        return total < self.settings.max_runners_global and per_project.get(
-            project.id, 0
-        ) < self._project_cap(project)
+    def _has_slot(self, project: Project) -> bool:
+        return self._slots.total() < self.settings.max_runners_global and self._slots[
+            project.id
+        ] < self._project_cap(project)
 
     def _cap_sentence(self, project: Project) -> str:
-        total, per_project = queries.slot_counts()
         cap = self._project_cap(project)
-        if per_project.get(project.id, 0) >= cap:
+        if self._slots[project.id] >= cap:
             return (
-                f"Project '{project.name}' already has {per_project[project.id]} of {cap} "
+                f"Project '{project.name}' already has {self._slots[project.id]} of {cap} "
                 "runners (cap max_runners_per_project); stop one or raise the cap."
             )
         return (
-            f"{total} of {self.settings.max_runners_global} runners are active "
+            f"{self._slots.total()} of {self.settings.max_runners_global} runners are active "
             "(cap max_runners_global); stop one or raise the cap."
         )
 
@@ -382,11 +468,11 @@ class RunnerManager:
             return
         runner.pid, runner.create_time = ident.pid, ident.create_time
         runner.token_hash = hash_token(token)
-        Runner.update(
-            pid=runner.pid, create_time=runner.create_time, token_hash=runner.token_hash
-        ).where(Runner.id == runner.id).execute()
+        queries.update_runner(
+            runner.id, pid=runner.pid, create_time=runner.create_time, token_hash=runner.token_hash
+        )
         live = self.live[runner.id]
-        live.identity, live.token_hash = ident, runner.token_hash
+        self._set_identity(live, ident)
         self.pump.track(runner.id, run_dir, runner.log_offset)
         log.info("spawned: runner %s with pid %s: %s", runner.id, runner.pid, runner.command)
         self._schedule_promotion(runner, now)
@@ -405,7 +491,7 @@ class RunnerManager:
         if live is None or live.state is not S.STARTING:
             return
         now = self.clock() if now is None else now
-        runner = queries.runner_by_id(runner_id)
+        runner = live.row
         # STARTING -> RUNNING: a start counts only after start_secs up
         self._transition(runner, S.RUNNING, None, now, early_exits=0)
         log.info("success: runner %s entered running (up > %s s)", runner_id, runner.start_secs)
@@ -417,12 +503,40 @@ class RunnerManager:
         self._background(self.sweep())
 
     # --- exits ------------------------------------------------------------------------------
+    def _set_identity(self, live: Live, ident: Identity | None) -> None:
+        """Record the runner's root process and watch for its end: a pidfd on the loop where
+        the OS has them (Linux; any process, not only our children), else the reap poll."""
+        if live.exit_fd is not None:
+            with contextlib.suppress(Exception):
+                self.loop.remove_reader(live.exit_fd)
+            os.close(live.exit_fd)
+            live.exit_fd = None
+        live.identity = ident
+        if ident is None:
+            return
+        fd = self.ops.open_exit_watch(ident)
+        if fd is None:
+            return
+        try:
+            self.loop.add_reader(fd, self._on_exit_fd, live.row.id)
+        except (NotImplementedError, RuntimeError):
+            os.close(fd)
+            return
+        live.exit_fd = fd
+
+    def _on_exit_fd(self, runner_id: int) -> None:
+        live = self.live.get(runner_id)
+        if live is not None and live.identity is not None:
+            gone, code = self.ops.poll(live.identity.pid)
+            if gone:
+                self._finish_gone(runner_id, code, self.clock())
+
     def reap(self, now: float | None = None) -> int:
-        """Notice runners whose process ended; returns how many."""
+        """Notice runners whose process ended without a pidfd watching them; how many."""
         now = self.clock() if now is None else now
         ended = []
         for runner_id, live in list(self.live.items()):
-            if live.identity is not None:
+            if live.identity is not None and live.exit_fd is None:
                 gone, code = self.ops.poll(live.identity.pid)
                 if gone:
                     ended.append((runner_id, code))
@@ -436,7 +550,7 @@ class RunnerManager:
         live = self.live.get(runner_id)
         if live is None:
             return
-        if code is None and live.supervised:
+        if code is None and live.row.supervised:
             code = self.ops.read_exit_file(self.run_dir(runner_id) / EXIT_FILE)
         elif code is None:
             code = live.final_exit_code
@@ -447,11 +561,11 @@ class RunnerManager:
         live = self.live.get(runner_id)
         if live is None or live.state not in (S.STARTING, S.RUNNING, S.STOPPING):
             return
-        runner = queries.runner_by_id(runner_id)
-        offset = self.pump.drain(runner_id) if live.supervised else runner.log_offset
+        runner = live.row
+        offset = self.pump.drain(runner_id) if runner.supervised else runner.log_offset
         how = describe_exit(code)
         log.info("exited: runner %s %s", runner_id, how)
-        if live.state is not S.STOPPING and live.supervised:
+        if live.state is not S.STOPPING and live.row.supervised:
             # What is left of the runner's process group has nobody watching it any more
             # (e.g. the command's children after the trampoline was killed): end it too.
             self._kill_all([], live)
@@ -515,7 +629,7 @@ class RunnerManager:
 
     def _schedule_backoff(self, runner_id: int, delay: float) -> None:
         live = self.live[runner_id]
-        live.identity = None
+        self._set_identity(live, None)
         live.timer = self.loop.call_later(max(delay, 0), self._restart_from_backoff, runner_id)
 
     def _restart_from_backoff(self, runner_id: int) -> None:
@@ -523,7 +637,7 @@ class RunnerManager:
         if live is None or live.state is not S.BACKOFF:
             return
         now = self.clock()
-        runner = queries.runner_by_id(runner_id)
+        runner = live.row
         # BACKOFF -> STARTING
         self._transition(
             runner,
@@ -539,7 +653,7 @@ class RunnerManager:
 
     def _start_again(self, runner: Runner, now: float, why: str) -> None:
         """A finished runner started again by the user: now, or queued behind a cap."""
-        project = Project.get_by_id(runner.project_id)
+        project = self.project_by_id(runner.project_id)
         reset = {
             "exit_code": None,
             "ended_at": None,
@@ -564,29 +678,20 @@ class RunnerManager:
 
     def _dequeue(self, now: float) -> None:
         """Start queued runners, oldest first, while their caps allow."""
-        queued = queries.queued_runners()
-        if not queued:
-            return
-        counts = queries.slot_counts()
-        total, per_project = counts
-        for runner in queued:
-            if total >= self.settings.max_runners_global:
+        for runner in list(self._queue.values()):
+            if self._slots.total() >= self.settings.max_runners_global:
                 break
-            project = Project.get_by_id(runner.project_id)
-            if per_project.get(project.id, 0) >= self._project_cap(project):
-                continue
-            # QUEUED -> STARTING
-            self._transition(runner, S.STARTING, None, now, started_at=now)
-            self._spawn(runner, now)
-            total += 1
-            per_project[project.id] = per_project.get(project.id, 0) + 1
+            if self._has_slot(self.project_by_id(runner.project_id)):
+                # QUEUED -> STARTING
+                self._transition(runner, S.STARTING, None, now, started_at=now)
+                self._spawn(runner, now)
 
     # --- stop and restart ---------------------------------------------------------------------
     def stop(self, runner_id: int, force: bool = False, now: float | None = None) -> Runner:
         """Stop a runner: queued/backoff end at once; a process gets the polite signal, then
         its whole tree is killed at the deadline (at once with ``force``)."""
         now = self.clock() if now is None else now
-        runner = queries.runner_by_id(runner_id)
+        runner = self.row(runner_id)
         state = RunnerState(runner.state)
         if state in FINISHED_STATES:
             raise ApiError(
@@ -635,7 +740,7 @@ class RunnerManager:
             return
         root = live.identity
         live.stop_tree = await self._descendants(root)
-        self.ops.signal_polite(root, group=live.supervised)
+        self.ops.signal_polite(root, group=live.row.supervised)
         await asyncio.sleep(timeout)
         live = self.live.get(runner_id)
         if live is None or live.state is not S.STOPPING:
@@ -647,7 +752,7 @@ class RunnerManager:
         self.reap()
 
     def _kill_all(self, idents: list[Identity], live: Live) -> int:
-        group = live.identity.pid if live.supervised and live.identity else None
+        group = live.identity.pid if live.row.supervised and live.identity else None
         return self.ops.kill(list(dict.fromkeys(idents)), group)
 
     def _kill_leftovers(self, live: Live) -> None:
@@ -683,7 +788,7 @@ class RunnerManager:
     def restart(self, runner_id: int, now: float | None = None) -> Runner:
         now = self.clock() if now is None else now
         self._check_accepting()
-        runner = queries.runner_by_id(runner_id)
+        runner = self.row(runner_id)
         state = RunnerState(runner.state)
         if not runner.supervised:
             raise ApiError(
@@ -705,7 +810,7 @@ class RunnerManager:
             if state is not S.STOPPING:
                 self.stop(runner_id, now=now)
             self.live[runner_id].restart_after_stop = True
-        return queries.runner_by_id(runner_id)
+        return self.row(runner_id)
 
     # --- heartbeats ---------------------------------------------------------------------------
     def heartbeat(
@@ -719,14 +824,15 @@ class RunnerManager:
                 ErrorCode.CONFLICT,
                 f"Runner {runner_id} has ended ({runner.state}); its heartbeats are refused.",
             )
-        if not live.token_hash or not hmac.compare_digest(hash_token(token), live.token_hash):
+        expected = live.row.token_hash
+        if not expected or not hmac.compare_digest(hash_token(token), expected):
             raise ApiError(ErrorCode.UNAUTHORIZED, f"Wrong token for runner {runner_id}.")
         self.heartbeats.record(runner_id, beat, now)
-        if live.unresponsive:
-            self._set_flag(queries.runner_by_id(runner_id), False, "heartbeat received", now)
-        if beat.exit_code is not None and not live.supervised:
+        if live.row.unresponsive:
+            self._set_flag(live.row, False, "heartbeat received", now)
+        if beat.exit_code is not None and not live.row.supervised:
             live.final_exit_code = beat.exit_code
-            self.heartbeats.flush()
+            self.flush_heartbeats()
             self.on_exit(runner_id, beat.exit_code, now)
 
     # --- sweep --------------------------------------------------------------------------------
@@ -757,10 +863,7 @@ class RunnerManager:
                 continue
             updates[runner_id] = {"cpu_percent": sample.cpu_percent, "rss_bytes": sample.rss_bytes}
             self._check_responsive(runner_id, live, sample, now)
-        if updates:
-            with DB.atomic():
-                for runner_id, fields in updates.items():
-                    Runner.update(**fields).where(Runner.id == runner_id).execute()
+        self._write_fields(updates)
 
     def _check_responsive(self, runner_id: int, live: Live, sample: Sample, now: float) -> None:
         last = self.heartbeats.last_seen.get(runner_id)
@@ -771,10 +874,10 @@ class RunnerManager:
             problem = "its process is stopped (SIGSTOP or a debugger) and cannot progress"
         else:
             problem = None
-        if problem and not live.unresponsive:
-            self._set_flag(queries.runner_by_id(runner_id), True, problem, now)
-        elif problem is None and live.unresponsive and not sample.stopped and last is None:
-            self._set_flag(queries.runner_by_id(runner_id), False, "its process runs again", now)
+        if problem and not live.row.unresponsive:
+            self._set_flag(live.row, True, problem, now)
+        elif problem is None and live.row.unresponsive and not sample.stopped and last is None:
+            self._set_flag(live.row, False, "its process runs again", now)
 
     # --- reconcile at start -------------------------------------------------------------------
     def reconcile(self, now: float | None = None) -> None:
@@ -784,9 +887,8 @@ class RunnerManager:
         now = self.clock() if now is None else now
         for runner in queries.runners_in(ACTIVE_STATES):
             state = RunnerState(runner.state)
-            live = self.live[runner.id] = Live(
-                state, runner.token_hash, runner.supervised, bool(runner.unresponsive)
-            )
+            live = self.live[runner.id] = Live(runner, state)
+            self._count(runner, state, +1)
             if runner.last_heartbeat is not None:
                 self.heartbeats.last_seen[runner.id] = runner.last_heartbeat
             if not runner.supervised:
@@ -798,7 +900,7 @@ class RunnerManager:
                 continue
             ident = Identity(runner.pid, runner.create_time) if runner.pid else None
             if ident is not None and self.ops.is_alive(ident):
-                live.identity = ident
+                self._set_identity(live, ident)
                 if runner.supervised:
                     self.pump.track(runner.id, self.run_dir(runner.id), runner.log_offset)
                 log.info("adopted: runner %s pid %s (%s)", runner.id, ident.pid, state.value)
@@ -813,7 +915,7 @@ class RunnerManager:
                 else None
             )
             if code is not None:
-                live.identity = ident
+                self._set_identity(live, ident)
                 self.pump.track(runner.id, self.run_dir(runner.id), runner.log_offset)
                 self.on_exit(runner.id, code, now)
                 continue
@@ -834,23 +936,18 @@ class RunnerManager:
         self._dequeue(now)
 
     # --- periodic work --------------------------------------------------------------------------
+    async def refresh_log(self, runner_id: int) -> None:
+        """Pump one active runner's output into its log now (before the log is read)."""
+        if runner_id in self.live and self.live[runner_id].row.supervised:
+            with contextlib.suppress(KeyError):  # not spawned yet
+                offset = await self.loop.run_in_executor(
+                    None, functools.partial(self.pump.drain, runner_id, final=False)
+                )
+                self._write_fields({runner_id: {"log_offset": offset}})
+
     async def pump_logs(self) -> None:
         offsets = await self.loop.run_in_executor(None, self.pump.tick)
-        if offsets:
-            with DB.atomic():
-                for runner_id, offset in offsets.items():
-                    Runner.update(log_offset=offset).where(Runner.id == runner_id).execute()
-
-    def install_sigchld(self) -> bool:
-        """Reap as soon as a child exits, where the loop can watch SIGCHLD (the plain asyncio
-        loop on POSIX); elsewhere the periodic reap job is the only path."""
-        if os.name == "nt":
-            return False
-        try:
-            self.loop.add_signal_handler(signal.SIGCHLD, self.reap)
-        except (NotImplementedError, RuntimeError, ValueError):
-            return False
-        return True
+        self._write_fields({rid: {"log_offset": offset} for rid, offset in offsets.items()})
 
     def shutdown(self, stop_runners: bool = False) -> None:
         """Stop accepting work; leave runners running for adoption (or stop them)."""
@@ -868,10 +965,7 @@ class RunnerManager:
             self._sample_timer.cancel()
         for task in self._tasks:
             task.cancel()
-        self.heartbeats.flush()
-        with DB.atomic():
-            for runner_id, offset in self.pump.tick().items():
-                Runner.update(log_offset=offset).where(Runner.id == runner_id).execute()
-        if os.name != "nt":
-            with contextlib.suppress(Exception):
-                self.loop.remove_signal_handler(signal.SIGCHLD)
+        self.flush_heartbeats()
+        self._write_fields({rid: {"log_offset": off} for rid, off in self.pump.tick().items()})
+        for live in self.live.values():
+            self._set_identity(live, None)

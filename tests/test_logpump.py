@@ -277,6 +277,7 @@ def test_tick_returns_only_changed_offsets(tmp_path: Path) -> None:
     assert pump.tick(now=T0) == {}
 
     spool_write(dirs[1], b"more\n")
+    assert pump.tick(now=T0) == {}  # quiet for one look: not due again until two ticks on
     assert pump.tick(now=T0) == {1: 11}
     pump.untrack(2)
     spool_write(dirs[2], b"unwatched\n")
@@ -417,3 +418,22 @@ def test_read_log_returns_only_complete_lines(tmp_path: Path) -> None:
     assert (text, offset) == ("done\n", 5)
     assert read_log(tmp_path, offset=0, file_id=file_id)[:2] == ("done\n", 5)
     assert read_log(tmp_path, offset=5, file_id=file_id)[:2] == ("", 5)
+
+
+def test_quiet_spools_are_looked_at_less_often_and_a_refresh_resets_that(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pump = LogPump()
+    pump.track(1, tmp_path)
+    spool_write(tmp_path, b"start\n")
+    stats = count_stats(monkeypatch, lambda path: None)
+    looked_at = []
+    for tick in range(1, 26):
+        before = len(stats)
+        pump.tick(now=T0)
+        if len(stats) > before:
+            looked_at.append(tick)
+    assert looked_at == [1, 2, 4, 8, 16, 24]
+    spool_write(tmp_path, b"fresh\n")
+    assert pump.drain(1, now=T0 + 1, final=False) == 12  # a reader refreshes it at once
+    assert log_text(tmp_path) == stamped(S0, "start") + stamped(S1, "fresh")
