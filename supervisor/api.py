@@ -53,28 +53,44 @@ def error_response(code: ErrorCode, message: str) -> web.Response:
     return json_response(sc.Error(error=code.code, message=message), code.status)
 
 
+NOT_JSON = ApiError(ErrorCode.BAD_REQUEST, "The request body is not valid JSON.")
+MAX_ID = 2**63 - 1  # SQLite's integer range
+
+
 async def decode(request: web.Request, type_: type[T]) -> T:
-    body = await request.read()
+    body = await request.read() or b"{}"
     try:
-        return msgspec.json.decode(body or b"{}", type=type_)
+        return msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as exc:
+        # msgspec validates while parsing, so a truncated body can fail on a field first
+        try:
+            msgspec.json.decode(body)
+        except msgspec.DecodeError:
+            raise NOT_JSON from None
         raise ApiError(ErrorCode.INVALID, f"Invalid request: {exc}.") from None
     except msgspec.DecodeError:
-        raise ApiError(ErrorCode.BAD_REQUEST, "The request body is not valid JSON.") from None
+        raise NOT_JSON from None
 
 
-def int_param(request: web.Request, name: str, default: int, minimum: int = 0) -> int:
+def whole_number(raw: str) -> int | None:
+    """``raw`` as a non-negative integer in SQLite's range (ASCII digits only), else None."""
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    value = int(raw)
+    return value if value <= MAX_ID else None
+
+
+def int_param(
+    request: web.Request, name: str, default: int, minimum: int = 0, other: str = ""
+) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
+    value = whole_number(raw)
+    if value is None or value < minimum:
         raise ApiError(
             ErrorCode.BAD_REQUEST,
-            f"Query parameter {name} must be a whole number >= {minimum}, got {raw!r}.",
+            f"Query parameter {name} must be a whole number >= {minimum}{other}, got {raw!r}.",
         )
     return value
 
@@ -152,13 +168,18 @@ class Api:
             return await handler(request)
         except ApiError as exc:
             return error_response(exc.code, exc.message)
-        except web.HTTPException as exc:  # aiohttp's own 404/405 for unknown routes
+        except web.HTTPMethodNotAllowed as exc:
+            allowed = ", ".join(sorted(exc.allowed_methods))
             return error_response(
-                ErrorCode.NOT_FOUND if exc.status == 404 else ErrorCode.BAD_REQUEST,
-                f"No route {request.method} {request.path}."
-                if exc.status in (404, 405)
-                else exc.reason,
+                ErrorCode.METHOD_NOT_ALLOWED,
+                f"{request.path} does not take {request.method}; use {allowed}.",
             )
+        except web.HTTPException as exc:  # aiohttp's own 404 for unknown routes
+            if exc.status == 404:
+                return error_response(
+                    ErrorCode.NOT_FOUND, f"No route {request.method} {request.path}."
+                )
+            return error_response(ErrorCode.BAD_REQUEST, f"{exc.reason}.")
         except Exception:
             log.exception("internal error serving %s %s", request.method, request.path)
             return error_response(
@@ -234,9 +255,12 @@ class Api:
 
     def runner_param(self, request: web.Request) -> int:
         raw = request.match_info["id"]
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):
             raise ApiError(ErrorCode.BAD_REQUEST, f"Runner id must be a number, got {raw!r}.")
-        return int(raw)
+        value = whole_number(raw)
+        if value is None:
+            raise ApiError(ErrorCode.NOT_FOUND, f"Runner {raw} does not exist.")
+        return value
 
     # --- handlers -----------------------------------------------------------------------------
     async def health(self, request: web.Request) -> web.Response:
@@ -355,7 +379,11 @@ class Api:
                 ErrorCode.CONFLICT,
                 f"Runner {runner.id} runs in its own terminal; its output is there.",
             )
-        tail = int_param(request, "tail", 100)
+        tail = (
+            None
+            if request.query.get("tail") == "all"
+            else int_param(request, "tail", 100, other=" or 'all'")
+        )
         offset = request.query.get("offset")
         run_dir = self.manager.run_dir(runner.id)
         await self.manager.refresh_log(runner.id)
@@ -385,9 +413,11 @@ class Api:
         )
 
     async def events(self, request: web.Request) -> web.Response:
-        rows = queries.events_since(
-            int_param(request, "since", 0), int_param(request, "limit", 100, minimum=1)
-        )
+        limit = int_param(request, "limit", 100, minimum=1)
+        if "last" in request.query:
+            rows = queries.last_events(int_param(request, "last", 100, minimum=1))
+        else:
+            rows = queries.events_since(int_param(request, "since", 0), limit)
         return json_response([self.event_out(e) for e in rows])
 
     async def metrics_text(self, request: web.Request) -> web.Response:

@@ -30,7 +30,7 @@ import traceback
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from supervisor import __version__
 from supervisor.client import ApiClient, ClientError, NotRunning
@@ -61,6 +61,7 @@ EXIT_FOR_ERROR: dict[ErrorCode, ExitStatus] = {
     ErrorCode.COMMAND_NOT_FOUND: ExitStatus.USAGE,
     ErrorCode.UNAUTHORIZED: ExitStatus.UNAUTHORIZED,
     ErrorCode.NOT_FOUND: ExitStatus.NOT_FOUND,
+    ErrorCode.METHOD_NOT_ALLOWED: ExitStatus.ERROR,  # a client bug, not the user's
     ErrorCode.CONFLICT: ExitStatus.CONFLICT,
     ErrorCode.ALREADY_EXISTS: ExitStatus.CONFLICT,
     ErrorCode.CAP_REACHED: ExitStatus.CONFLICT,
@@ -70,7 +71,14 @@ EXIT_FOR_ERROR: dict[ErrorCode, ExitStatus] = {
 
 
 class UsageError(Exception):
-    """Arguments argparse accepted but the command cannot use; exit status 2."""
+    """Arguments the command cannot use; exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one ``stratavore: ...`` line like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 # --- formatting -------------------------------------------------------------------------
@@ -262,7 +270,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
     else:
         print(runner["id"])
     if runner["state"] == "queued":
-        why = runner.get("reason") or f"project {runner['project']} is at its runner cap"
+        why = (runner.get("reason") or f"project {runner['project']} is at its cap").rstrip(".")
         print(
             f"runner {runner['id']} is queued: {why}; it starts when a slot frees up",
             file=sys.stderr,
@@ -309,7 +317,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
         raise UsageError(f"-n must be 0 or more, got {args.lines}")
     api = connect(args)
     path = f"/api/v1/runners/{rid}/logs"
-    logs = api.get(path, tail=args.lines)
+    logs = api.get(path, tail="all" if args.lines is None else args.lines)
     sys.stdout.write(logs["text"])
     sys.stdout.flush()
     if not args.follow:
@@ -389,7 +397,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    events = connect(args).get("/api/v1/events", since=args.since)
+    if args.since is None:
+        events = connect(args).get("/api/v1/events", last=args.last)
+    else:
+        events = connect(args).get("/api/v1/events", since=args.since, limit=args.last)
     if args.json:
         print_json(events)
     elif not events:
@@ -429,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print the API's JSON unchanged")
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="stratavore",
         allow_abbrev=False,
         parents=[common],
@@ -437,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="See docs/cli.md for examples and exit statuses.",
     )
     parser.add_argument("--version", action="version", version=f"stratavore {__version__}")
-    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND", parser_class=Parser)
 
     def add(
         name: str, func: Command, text: str, *parents: argparse.ArgumentParser
@@ -508,6 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("events", cmd_events, "list events", as_json)
     p.add_argument("--since", type=int, metavar="ID", help="only events after this id")
+    p.add_argument(
+        "--last", type=int, default=100, metavar="N", help="at most N events (default 100)"
+    )
     return parser
 
 
@@ -539,11 +553,9 @@ def fail(message: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the exit status, with any error reported as one line on stderr."""
     try:
-        args = parse_args(sys.argv[1:] if argv is None else argv)
-    except SystemExit as exc:  # argparse: usage error (2) or --help / --version (0)
+        return run(parse_args(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:  # argparse's --help / --version
         return ExitStatus(exc.code) if isinstance(exc.code, int) else ExitStatus.USAGE
-    try:
-        return run(args)
     except UsageError as exc:
         fail(exc)
         return ExitStatus.USAGE

@@ -16,6 +16,7 @@ class ErrorCode(enum.Enum):
     BAD_REQUEST = ("bad_request", 400)  # body is not JSON, unknown query parameter value
     UNAUTHORIZED = ("unauthorized", 401)  # missing or wrong bearer token
     NOT_FOUND = ("not_found", 404)  # no such project / profile / runner / route
+    METHOD_NOT_ALLOWED = ("method_not_allowed", 405)  # the route exists, not with that method
     CONFLICT = ("conflict", 409)  # the object is in a state that forbids the request
     ALREADY_EXISTS = ("already_exists", 409)  # a project or profile with that name exists
     CAP_REACHED = ("cap_reached", 409)  # --no-queue launch over a concurrency cap

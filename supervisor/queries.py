@@ -102,6 +102,12 @@ def events_since(since: int, limit: int) -> list[Event]:
     return list(Event.select().where(Event.id > since).order_by(Event.id).limit(limit))
 
 
+def last_events(count: int) -> list[Event]:
+    """The newest ``count`` events, oldest first."""
+    newest = list(Event.select().order_by(Event.id.desc()).limit(count))
+    return newest[::-1]
+
+
 def total_restarts() -> int:
     return Runner.select(pw.fn.COALESCE(pw.fn.SUM(Runner.restarts), 0)).scalar()
 

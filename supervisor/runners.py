@@ -398,6 +398,12 @@ class RunnerManager:
         created = self.ops.create_time(request.pid)
         if created is None:
             raise ApiError(ErrorCode.INVALID, f"No process with pid {request.pid} is running.")
+        for live in self.live.values():
+            if live.identity == Identity(request.pid, created):
+                raise ApiError(
+                    ErrorCode.CONFLICT,
+                    f"Process {request.pid} is already runner {live.row.id}.",
+                )
         token = secrets.token_urlsafe(24)
         runner = Runner(
             project=project,
@@ -434,9 +440,12 @@ class RunnerManager:
     def _cap_sentence(self, project: Project) -> str:
         cap = self._project_cap(project)
         if self._slots[project.id] >= cap:
+            which = (
+                "its --max-runners cap" if project.max_runners else "cap max_runners_per_project"
+            )
             return (
                 f"Project '{project.name}' already has {self._slots[project.id]} of {cap} "
-                "runners (cap max_runners_per_project); stop one or raise the cap."
+                f"runners ({which}); stop one or raise the cap."
             )
         return (
             f"{self._slots.total()} of {self.settings.max_runners_global} runners are active "
@@ -461,7 +470,7 @@ class RunnerManager:
             ident = self.ops.spawn(
                 runner.command, runner.cwd, env, run_dir / SPOOL_NAME, run_dir / EXIT_FILE
             )
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: what exec cannot take
             log.warning("spawnerr: runner %s: %s", runner.id, exc)
             self._transition(runner, S.FAILED, f"could not start: {exc}", now, ended_at=now)
             self._dequeue(now)
@@ -818,15 +827,21 @@ class RunnerManager:
     ) -> None:
         now = self.clock() if now is None else now
         live = self.live.get(runner_id)
+        try:  # the token first: without it, nothing about the runner is revealed
+            runner = live.row if live is not None else queries.runner_by_id(runner_id)
+        except ApiError:
+            runner = None
+        if (
+            runner is None
+            or not runner.token_hash
+            or not hmac.compare_digest(hash_token(token), runner.token_hash)
+        ):
+            raise ApiError(ErrorCode.UNAUTHORIZED, f"Wrong token for runner {runner_id}.")
         if live is None:
-            runner = queries.runner_by_id(runner_id)  # 404 when there is no such runner
             raise ApiError(
                 ErrorCode.CONFLICT,
                 f"Runner {runner_id} has ended ({runner.state}); its heartbeats are refused.",
             )
-        expected = live.row.token_hash
-        if not expected or not hmac.compare_digest(hash_token(token), expected):
-            raise ApiError(ErrorCode.UNAUTHORIZED, f"Wrong token for runner {runner_id}.")
         self.heartbeats.record(runner_id, beat, now)
         if live.row.unresponsive:
             self._set_flag(live.row, False, "heartbeat received", now)

@@ -21,7 +21,15 @@ Name = Annotated[
         description="1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
     ),
 ]
-Command = Annotated[list[Annotated[str, Meta(min_length=1)]], Meta(min_length=1)]
+# What exec can take: no NUL in an argument, no '=' or NUL in an environment name.
+Argument = Annotated[str, Meta(pattern=r"^[^\x00]*$")]
+Command = Annotated[
+    list[Annotated[str, Meta(min_length=1, pattern=r"^[^\x00]+$")]], Meta(min_length=1)
+]
+Environment = dict[
+    Annotated[str, Meta(pattern=r"^[^=\x00]+$", description="a name without '=' or NUL")],
+    Argument,
+]
 RestartPolicyName = Literal["never", "on-failure", "always"]
 Timestamp = Annotated[str, Meta(description="ISO 8601 UTC, e.g. 2026-11-21T21:30:00.123Z")]
 
@@ -54,7 +62,7 @@ class ProfileCreate(Input):
     description: str = ""
     restart: RestartPolicyName = "never"
     expected_exit_codes: list[int] = msgspec.field(default_factory=lambda: [0])
-    env: dict[str, str] = msgspec.field(default_factory=dict)
+    env: Environment = msgspec.field(default_factory=dict)
 
 
 class Profile(Struct, kw_only=True):
@@ -72,10 +80,10 @@ class Launch(Input):
     project: Name
     profile: Name | None = None
     # The command; with a profile, extra arguments appended to the profile's command.
-    command: list[str] | None = None
+    command: list[Argument] | None = None
     restart: RestartPolicyName | None = None
     no_queue: bool = False
-    env: dict[str, str] = msgspec.field(default_factory=dict)
+    env: Environment = msgspec.field(default_factory=dict)
 
 
 class Stop(Input):
@@ -236,7 +244,7 @@ ROUTES: list[Route] = [
     (
         "get",
         "/api/v1/runners/{id}/logs",
-        "Read a runner's log (?tail=LINES, or ?offset=N&file_id=F to follow)",
+        "Read a runner's log (?tail=LINES or all, or ?offset=N&file_id=F to follow)",
         None,
         Logs,
         "admin",
@@ -252,7 +260,7 @@ ROUTES: list[Route] = [
     (
         "get",
         "/api/v1/events",
-        "Events after ?since=ID (at most ?limit=N, default 100)",
+        "Events after ?since=ID (at most ?limit=N, default 100), or the newest ?last=N",
         None,
         list[Event],
         "admin",
@@ -264,6 +272,7 @@ ERROR_STATUSES = {
     400: "Malformed request",
     401: "Missing or wrong bearer token",
     404: "No such object",
+    405: "The route does not take this method",
     409: "Conflicts with the object's state, an existing name, or a cap",
     422: "Invalid fields, or a command not found on PATH",
 }

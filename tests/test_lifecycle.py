@@ -406,7 +406,7 @@ async def test_queue_is_fifo_and_respects_project_and_global_caps(harness, tmp_p
     states = [h.runner(r).state for r in (a1, a2, a3, b1, b2)]
     assert states == ["starting", "queued", "queued", "starting", "queued"]
     assert h.runner(a2).reason == (
-        "Project 'demo' already has 1 of 1 runners (cap max_runners_per_project); "
+        "Project 'demo' already has 1 of 1 runners (its --max-runners cap); "
         "stop one or raise the cap."
     )
     h.manager.stop(a1)
