@@ -294,12 +294,20 @@ def cmd_runners(args: argparse.Namespace) -> int:
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
-    rid = runner_id(args.runner)
-    runner = connect(args).post(f"/api/v1/runners/{rid}/stop", {"force": args.force})
-    if runner["state"] in FINISHED:
-        print(f"runner {rid} is {runner['state']}")
+    if bool(args.runners) + bool(args.project or args.all) != 1:
+        raise UsageError("give runner ids, or --project NAME, or --all (not both)")
+    ids = [runner_id(r) for r in args.runners]
+    api = connect(args)
+    if len(ids) == 1:  # one runner: a finished one is an error, as for every single-runner call
+        runners = [api.post(f"/api/v1/runners/{ids[0]}/stop", {"force": args.force})]
     else:
-        print(f"stopping runner {rid}")
+        which = {"ids": ids} if ids else {"project": args.project} if args.project else {}
+        runners = api.post("/api/v1/runners/stop", {**which, "all": not which, "force": args.force})
+    for runner in runners:
+        if runner["state"] in FINISHED:
+            print(f"runner {runner['id']} is {runner['state']}")
+        else:
+            print(f"stopping runner {runner['id']}")
     return ExitStatus.OK
 
 
@@ -491,8 +499,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project", nargs="?", metavar="PROJECT", help="only this project's")
     p.add_argument("--all", action="store_true", help="include finished runners")
 
-    p = add("kill", cmd_kill, "stop a runner and its process tree")
-    p.add_argument("runner", metavar="RUNNER")
+    p = add("kill", cmd_kill, "stop runners and their process trees")
+    p.add_argument("runners", metavar="RUNNER", nargs="*", help="runner ids")
+    p.add_argument("--project", metavar="NAME", help="every active runner of this project")
+    p.add_argument("--all", action="store_true", help="every active runner")
     p.add_argument("--force", action="store_true", help="kill at once, without SIGTERM first")
 
     p = add("restart", cmd_restart, "restart a runner")

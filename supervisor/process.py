@@ -142,22 +142,23 @@ class ProcessOps:
         # already gone: still a valid identity for bookkeeping (its end is seen at once)
         return Identity(pid, time.time() if info is None else info.create_time)
 
-    def poll(self, pid: int) -> tuple[bool, int | None]:
+    def poll(self, ident: Identity) -> tuple[bool, int | None]:
         """(ended, exit status): the status when this process is our child and we reaped it;
-        for a process we did not parent (adopted), only whether its pid is gone."""
-        popen = self._popens.get(pid)
+        for a process we did not parent (adopted), only whether it ended: gone, a zombie its
+        new parent has not reaped yet, or its pid now another program's."""
+        popen = self._popens.get(ident.pid)
         if popen is not None:
             code = popen.poll()
             if code is None:
                 return False, None
-            del self._popens[pid]
+            del self._popens[ident.pid]
             return True, code
         if WINDOWS:
-            return not psutil.pid_exists(pid), None
+            return not self.is_alive(ident), None
         try:
-            reaped, status = os.waitpid(pid, os.WNOHANG)
+            reaped, status = os.waitpid(ident.pid, os.WNOHANG)
         except ChildProcessError:
-            return not psutil.pid_exists(pid), None
+            return not self.is_alive(ident), None
         if reaped == 0:
             return False, None
         return True, exit_status(os.waitstatus_to_exitcode(status))

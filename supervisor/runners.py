@@ -131,6 +131,7 @@ class RunnerManager:
         self._tree_requests: dict[Identity, asyncio.Future[list[Identity]]] = {}
         self._tree_scan: asyncio.Future[None] | None = None
         self._sample_timer: asyncio.TimerHandle | None = None
+        self._exits: set[int] = set()  # runners whose pidfd fired, finished on the next turn
         self._sweep_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.accepting = True
@@ -534,11 +535,38 @@ class RunnerManager:
         live.exit_fd = fd
 
     def _on_exit_fd(self, runner_id: int) -> None:
+        """A watched root ended. Exits that arrive together (a stop-all) are finished in one
+        transaction: one commit instead of one per runner."""
         live = self.live.get(runner_id)
-        if live is not None and live.identity is not None:
-            gone, code = self.ops.poll(live.identity.pid)
-            if gone:
-                self._finish_gone(runner_id, code, self.clock())
+        if live is not None and live.exit_fd is not None:
+            self.loop.remove_reader(live.exit_fd)  # level-triggered: it would fire again
+        if not self._exits and self.accepting:
+            self.loop.call_soon(lambda: self._background(self._finish_exits()))
+        self._exits.add(runner_id)
+
+    async def _finish_exits(self) -> None:
+        batch, self._exits = self._exits, set()
+        ended = []
+        for runner_id in sorted(batch):
+            live = self.live.get(runner_id)
+            if live is not None and live.identity is not None:
+                gone, code = self.ops.poll(live.identity)
+                if gone:
+                    ended.append((runner_id, code))
+                elif live.exit_fd is not None:  # not expected after the pidfd fired: watch on
+                    self.loop.add_reader(live.exit_fd, self._on_exit_fd, runner_id)
+        # Their last output goes into the logs first, in a worker thread (file I/O stays off
+        # the loop); on_exit's own drain then finds nothing new.
+        await self.loop.run_in_executor(None, self._drain_logs, [rid for rid, _ in ended])
+        now = self.clock()
+        with DB.atomic():
+            for runner_id, code in ended:
+                self._finish_gone(runner_id, code, now)
+
+    def _drain_logs(self, runner_ids: list[int]) -> None:
+        for runner_id in runner_ids:
+            with contextlib.suppress(KeyError):  # not tracked: nothing to drain
+                self.pump.drain(runner_id)
 
     def reap(self, now: float | None = None) -> int:
         """Notice runners whose process ended without a pidfd watching them; how many."""
@@ -546,7 +574,7 @@ class RunnerManager:
         ended = []
         for runner_id, live in list(self.live.items()):
             if live.identity is not None and live.exit_fd is None:
-                gone, code = self.ops.poll(live.identity.pid)
+                gone, code = self.ops.poll(live.identity)
                 if gone:
                     ended.append((runner_id, code))
         for runner_id, code in ended:
@@ -730,6 +758,19 @@ class RunnerManager:
         self._begin_stop(runner_id, force)
         return runner
 
+    def stop_many(
+        self, runner_ids: list[int], force: bool = False, now: float | None = None
+    ) -> list[Runner]:
+        """Stop several runners in one transaction; those already finished are left as they
+        are. Queued ones go first, so that none of them is started on the way."""
+        now = self.clock() if now is None else now
+        rows = [self.live[i].row for i in runner_ids if i in self.live]
+        rows.sort(key=lambda row: row.state != S.QUEUED)
+        with DB.atomic():
+            for row in rows:
+                self.stop(row.id, force, now)
+        return [self.row(i) for i in runner_ids]
+
     def _begin_stop(self, runner_id: int, force: bool) -> None:
         live = self.live[runner_id]
         if live.timer:
@@ -873,7 +914,7 @@ class RunnerManager:
                 continue  # changed while we sampled
             sample = samples.get(ident)
             if sample is None:  # gone, or its pid now belongs to another program
-                gone, code = self.ops.poll(ident.pid)
+                gone, code = self.ops.poll(ident)
                 self._finish_gone(runner_id, code if gone else None, now)
                 continue
             updates[runner_id] = {"cpu_percent": sample.cpu_percent, "rss_bytes": sample.rss_bytes}

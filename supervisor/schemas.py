@@ -90,6 +90,15 @@ class Stop(Input):
     force: bool = False
 
 
+class StopMany(Input):
+    """Which runners to stop: ``ids``, every active runner of ``project``, or ``all``."""
+
+    ids: list[Annotated[int, Meta(ge=1)]] | None = None
+    project: Name | None = None
+    all: bool = False
+    force: bool = False
+
+
 class Register(Input):
     """Sent by ``stratavore-agent`` for a process the supervisor did not start."""
 
@@ -221,6 +230,14 @@ ROUTES: list[Route] = [
         "Launch a runner (queued when a cap is full)",
         Launch,
         Runner,
+        "admin",
+    ),
+    (
+        "post",
+        "/api/v1/runners/stop",
+        "Stop many runners at once (ids, a project's, or all)",
+        StopMany,
+        list[Runner],
         "admin",
     ),
     (

@@ -378,6 +378,22 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | re.Pattern[str]
      "cap_reached",
      "Project 'capped' already has 1 of 1 runners (its --max-runners cap); "
      "stop one or raise the cap."),
+    # POST /runners/stop (many)
+    ("stop-many-malformed", "POST", "/api/v1/runners/stop", {"raw": NOT_JSON}, 400,
+     "bad_request", "The request body is not valid JSON."),
+    ("stop-many-none", "POST", "/api/v1/runners/stop", {"body": {}}, 422, "invalid",
+     "Give exactly one of ids, project or all."),
+    ("stop-many-two", "POST", "/api/v1/runners/stop",
+     {"body": {"project": "demo", "all": True}}, 422, "invalid",
+     "Give exactly one of ids, project or all."),
+    ("stop-many-unknown-field", "POST", "/api/v1/runners/stop", {"body": {"every": True}},
+     422, "invalid", invalid_top("unknown field `every`")),
+    ("stop-many-id-type", "POST", "/api/v1/runners/stop", {"body": {"ids": ["1"]}}, 422,
+     "invalid", invalid("$.ids[0]")),
+    ("stop-many-unknown-id", "POST", "/api/v1/runners/stop", {"body": {"ids": [999]}}, 404,
+     "not_found", "Runner 999 does not exist."),
+    ("stop-many-unknown-project", "POST", "/api/v1/runners/stop",
+     {"body": {"project": "nope"}}, 404, "not_found", "Project 'nope' does not exist."),
     # POST /runners/register
     ("register-malformed", "POST", "/api/v1/runners/register", {"raw": NOT_JSON}, 400,
      "bad_request", "The request body is not valid JSON."),
@@ -615,7 +631,7 @@ ADMIN_ROUTES = [(m, p) for m, p, _, _, _, auth in sc.ROUTES if auth == "admin"]
     ],
 )  # fmt: skip
 def test_every_admin_route_refuses_a_missing_or_wrong_token(world, auth, message):
-    assert len(ADMIN_ROUTES) == 18 and ("get", "/metrics") in ADMIN_ROUTES
+    assert len(ADMIN_ROUTES) == 19 and ("get", "/metrics") in ADMIN_ROUTES
     before = snapshot(world)
     for method, path in ADMIN_ROUTES:
         concrete, kwargs = route_request(world, method, path)

@@ -564,3 +564,24 @@ def test_stale_runtime_file_of_a_dead_supervisor_exits_3(home):
         f"stratavore: No Stratavore supervisor is running for {home}; "
         "start one with `stratavore daemon`."
     )
+
+
+def test_kill_all_of_a_project_stops_only_that_project(daemon, project_dir, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    daemon.project("demo", project_dir)
+    daemon.project("other", other)
+    env = {**os.environ, "STRATAVORE_HOME": str(daemon.root), "PYTHONPATH": str(REPO)}
+    demo = [daemon.launch("demo", SLEEP)["id"] for _ in range(3)]
+    keep = daemon.launch("other", SLEEP)["id"]
+    result = subprocess.run([sys.executable, "-m", "supervisor.cli", "kill", "--all", "--project",
+                             "demo"], env=env, capture_output=True, text=True, timeout=30)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == "".join(f"stopping runner {i}\n" for i in demo)
+    for runner_id in demo:
+        assert daemon.wait_state(runner_id, "stopped")["exit_code"] == 143
+    assert daemon.runner(keep)["state"] in ("starting", "running")
+    result = subprocess.run([sys.executable, "-m", "supervisor.cli", "kill", "--all"], env=env,
+                            capture_output=True, text=True, timeout=30)
+    assert result.stdout == f"stopping runner {keep}\n"
+    assert daemon.wait_state(keep, "stopped")["reason"] == "stopped by user"
