@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,6 +28,7 @@ from supervisor import schemas as sc
 from supervisor.errors import ApiError, ErrorCode
 from supervisor.metrics import Metrics
 from supervisor.runners import RunnerManager
+from supervisor.settings import LIVE, Settings, saved_settings
 from supervisor.states import RunnerState
 from supervisor.store import Event, Profile, Project, Runner
 
@@ -150,6 +152,7 @@ class Api:
         r.add_get("/api/v1/projects", self.list_projects)
         r.add_post("/api/v1/projects", self.create_project)
         r.add_get("/api/v1/projects/{name}", self.get_project)
+        r.add_patch("/api/v1/projects/{name}", self.update_project)
         r.add_post("/api/v1/projects/{name}/archive", self.archive_project)
         r.add_get("/api/v1/profiles", self.list_profiles)
         r.add_post("/api/v1/profiles", self.create_profile)
@@ -165,6 +168,8 @@ class Api:
         r.add_get("/api/v1/runners/{id}/logs", self.logs)
         r.add_post("/api/v1/runners/{id}/heartbeat", self.heartbeat)
         r.add_get("/api/v1/events", self.events)
+        r.add_get("/api/v1/settings", self.list_settings)
+        r.add_put("/api/v1/settings/{key}", self.put_setting)
         r.add_get("/metrics", self.metrics_text)
         return app
 
@@ -314,6 +319,30 @@ class Api:
     async def get_project(self, request: web.Request) -> web.Response:
         row = self.manager.project(request.match_info["name"])
         return json_response(self.project_out(row, self.manager.active_count(row.id)))
+
+    async def update_project(self, request: web.Request) -> web.Response:
+        body = await decode(request, sc.ProjectUpdate)
+        row = self.manager.set_project_cap(request.match_info["name"], body.max_runners)
+        return json_response(self.project_out(row, self.manager.active_count(row.id)))
+
+    def setting_out(self, key: str, saved: dict[str, Any]) -> sc.SettingValue:
+        return sc.SettingValue(
+            key=key,
+            value=getattr(self.manager.settings, key),
+            saved=saved.get(key),
+            default=getattr(Settings(), key),
+            applies="now" if key in LIVE else "at next start",
+        )
+
+    async def list_settings(self, request: web.Request) -> web.Response:
+        saved = saved_settings()
+        return json_response([self.setting_out(f.name, saved) for f in fields(Settings)])
+
+    async def put_setting(self, request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        body = await decode(request, sc.SettingUpdate)
+        self.manager.set_setting(key, body.value)
+        return json_response(self.setting_out(key, saved_settings()))
 
     async def archive_project(self, request: web.Request) -> web.Response:
         row = self.manager.archive_project(request.match_info["name"])

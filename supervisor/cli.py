@@ -357,6 +357,52 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
+def cmd_settings(args: argparse.Namespace) -> int:
+    settings = connect(args).get("/api/v1/settings")
+    if args.json:
+        print_json(settings)
+    else:
+        rows = [
+            [
+                s["key"],
+                s["value"],
+                "-" if s["saved"] is None else s["saved"],
+                s["default"],
+                s["applies"],
+            ]
+            for s in settings
+        ]
+        print(render_table(["SETTING", "NOW", "SAVED", "DEFAULT", "APPLIES"], rows))
+    return ExitStatus.OK
+
+
+def cmd_set(args: argparse.Namespace) -> int:
+    api = connect(args)
+    if args.project:
+        if args.key != "max_runners_per_project":
+            raise UsageError("--project goes only with max_runners_per_project")
+        cap = None if args.value == "default" else whole(args.value, "the cap")
+        project = api.request(
+            "PATCH", f"/api/v1/projects/{args.project}", body={"max_runners": cap}
+        )
+        own = project["max_runners"]
+        print(f"project {project['name']}: max_runners {own if own else 'follows the setting'}")
+        return ExitStatus.OK
+    try:
+        value = json.loads(args.value)
+    except ValueError:
+        value = args.value  # the API says which type the setting takes
+    setting = api.request("PUT", f"/api/v1/settings/{args.key}", body={"value": value})
+    print(f"{setting['key']} = {setting['saved']} (applies {setting['applies']})")
+    return ExitStatus.OK
+
+
+def whole(value: str, what: str) -> int:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise UsageError(f"{what} must be a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
 def state_counts(status: Json) -> str:
     counts = [f"{n} {state}" for state, n in status["runners"].items() if n]
     return ", ".join(counts) or "none"
@@ -526,6 +572,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds between refreshes (default 1)",
     )
+
+    p = add("settings", cmd_settings, "list the supervisor's settings", as_json)
+
+    p = add("set", cmd_set, "change a setting, or a project's own cap with --project")
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("value", metavar="VALUE", help="a number; with --project also 'default'")
+    p.add_argument("--project", metavar="NAME", help="set this project's own runner cap")
 
     p = add("events", cmd_events, "list events", as_json)
     p.add_argument("--since", type=int, metavar="ID", help="only events after this id")

@@ -33,7 +33,7 @@ from supervisor.errors import ApiError, ErrorCode
 from supervisor.logpump import SPOOL_NAME, LogPump
 from supervisor.process import Identity, ProcessOps, Sample, describe_exit
 from supervisor.schemas import Heartbeat, Launch, ProjectCreate, Register
-from supervisor.settings import Settings
+from supervisor.settings import LIVE, Settings, check_setting, save_setting
 from supervisor.states import (
     ACTIVE_STATES,
     FINISHED_STATES,
@@ -189,6 +189,23 @@ class RunnerManager:
         project.archived = True
         project.save()
         return project
+
+    def set_project_cap(self, name: str, max_runners: int | None) -> Project:
+        """Change a project's own cap (None: the global setting); queued runners may start."""
+        project = self.project(name)
+        project.max_runners = max_runners
+        project.save()
+        self._dequeue(self.clock())
+        return project
+
+    def set_setting(self, key: str, value: Any) -> None:
+        """Save a setting; apply it now where the running supervisor can (then queued runners
+        may start under a raised cap), else at the next start."""
+        value = check_setting(key, value)
+        save_setting(key, value)
+        if key in LIVE:
+            self.settings = self.settings.with_overrides(**{key: value})
+            self._dequeue(self.clock())
 
     def active_count(self, project_id: int) -> int:
         return sum(1 for live in self.live.values() if live.row.project_id == project_id)
@@ -441,16 +458,16 @@ class RunnerManager:
     def _cap_sentence(self, project: Project) -> str:
         cap = self._project_cap(project)
         if self._slots[project.id] >= cap:
-            which = (
-                "its --max-runners cap" if project.max_runners else "cap max_runners_per_project"
+            how = "stratavore set max_runners_per_project N" + (
+                f" --project {project.name}" if project.max_runners else ""
             )
             return (
                 f"Project '{project.name}' already has {self._slots[project.id]} of {cap} "
-                f"runners ({which}); stop one or raise the cap."
+                f"runners; stop one or raise the cap with `{how}`."
             )
         return (
-            f"{self._slots.total()} of {self.settings.max_runners_global} runners are active "
-            "(cap max_runners_global); stop one or raise the cap."
+            f"{self._slots.total()} of {self.settings.max_runners_global} runners are active; "
+            "stop one or raise the cap with `stratavore set max_runners_global N`."
         )
 
     # --- spawning ---------------------------------------------------------------------------

@@ -45,6 +45,12 @@ class ProjectCreate(Input):
     max_runners: Annotated[int, Meta(ge=1, le=10_000)] | None = None
 
 
+class ProjectUpdate(Input):
+    """A project's own runner cap; null: follow the global max_runners_per_project."""
+
+    max_runners: Annotated[int, Meta(ge=1, le=10_000)] | None
+
+
 class Project(Struct, kw_only=True):
     id: int
     name: str
@@ -183,6 +189,18 @@ class Status(Struct, kw_only=True):
     projects: int
 
 
+class SettingUpdate(Input):
+    value: int | float
+
+
+class SettingValue(Struct, kw_only=True):
+    key: str
+    value: int | float  # in effect now
+    saved: int | float | None  # stored: what the next start uses (None: the default)
+    default: int | float
+    applies: Literal["now", "at next start"]
+
+
 class Health(Struct, kw_only=True):
     ok: bool
     version: str
@@ -211,6 +229,14 @@ ROUTES: list[Route] = [
     ),
     ("post", "/api/v1/projects", "Create a project", ProjectCreate, Project, "admin"),
     ("get", "/api/v1/projects/{name}", "Get a project", None, Project, "admin"),
+    (
+        "patch",
+        "/api/v1/projects/{name}",
+        "Change a project's own runner cap",
+        ProjectUpdate,
+        Project,
+        "admin",
+    ),
     ("post", "/api/v1/projects/{name}/archive", "Archive a project", None, Project, "admin"),
     ("get", "/api/v1/profiles", "List profiles", None, list[Profile], "admin"),
     ("post", "/api/v1/profiles", "Create a user profile", ProfileCreate, Profile, "admin"),
@@ -282,6 +308,8 @@ ROUTES: list[Route] = [
         list[Event],
         "admin",
     ),
+    ("get", "/api/v1/settings", "Settings and their defaults", None, list[SettingValue], "admin"),
+    ("put", "/api/v1/settings/{key}", "Change a setting", SettingUpdate, SettingValue, "admin"),
     ("get", "/metrics", "Prometheus text exposition", None, None, "admin"),
 ]
 

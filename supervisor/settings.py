@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from supervisor.errors import ApiError, ErrorCode
 from supervisor.store import Setting
 
 
@@ -32,11 +33,45 @@ class Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def load_settings() -> Settings:
-    """Defaults updated with the values saved in the settings table (unknown keys ignored)."""
+# Settings the running supervisor applies at once; the others are read when it starts.
+LIVE = frozenset({
+    "heartbeat_interval", "heartbeat_ttl", "max_runners_per_project", "max_runners_global",
+    "stop_timeout", "start_secs", "max_retries", "backoff_initial", "backoff_max",
+})  # fmt: skip
+RANGES: dict[str, tuple[float, float]] = {"api_port": (0, 65535), "max_retries": (0, 1000)}
+DEFAULT_RANGE = (0.001, 10**9)  # everything else: positive
+
+
+def check_setting(key: str, value: Any) -> int | float:
+    """``value`` as the type of setting ``key``, or ApiError saying what is wrong."""
+    types = {f.name: f.type for f in fields(Settings)}
+    if key not in types:
+        raise ApiError(
+            ErrorCode.NOT_FOUND,
+            f"There is no setting '{key}'; `stratavore settings` lists them.",
+        )
+    kind = int if types[key] in (int, "int") else float
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (kind is int and not float(value).is_integer())
+    ):
+        raise ApiError(ErrorCode.INVALID, f"Setting {key} takes {kind.__name__} values.")
+    low, high = RANGES.get(key, DEFAULT_RANGE)
+    if not low <= value <= high:
+        raise ApiError(ErrorCode.INVALID, f"Setting {key} must be from {low:g} to {high:g}.")
+    return kind(value)
+
+
+def saved_settings() -> dict[str, Any]:
+    """The values saved in the settings table (unknown keys ignored)."""
     known = {f.name for f in fields(Settings)}
-    saved = {row.key: row.value for row in Setting.select() if row.key in known}
-    return Settings(**saved)
+    return {row.key: row.value for row in Setting.select() if row.key in known}
+
+
+def load_settings() -> Settings:
+    """Defaults updated with the saved values."""
+    return Settings(**saved_settings())
 
 
 def save_setting(key: str, value: Any) -> None:

@@ -376,8 +376,8 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | re.Pattern[str]
     ("launch-over-cap", "POST", "/api/v1/runners",
      {"body": {"project": "capped", "command": ["true"], "no_queue": True}}, 409,
      "cap_reached",
-     "Project 'capped' already has 1 of 1 runners (its --max-runners cap); "
-     "stop one or raise the cap."),
+     "Project 'capped' already has 1 of 1 runners; stop one or raise the cap "
+     "with `stratavore set max_runners_per_project N --project capped`."),
     # POST /runners/stop (many)
     ("stop-many-malformed", "POST", "/api/v1/runners/stop", {"raw": NOT_JSON}, 400,
      "bad_request", "The request body is not valid JSON."),
@@ -502,6 +502,28 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | re.Pattern[str]
     ("heartbeat-exit-code-type", "POST", "/api/v1/runners/{agent}/heartbeat",
      {"body": {"exit_code": "0"}, "token": "{agent_token}"}, 422, "invalid",
      invalid("$.exit_code")),
+    # PATCH /projects/{name}
+    ("project-patch-malformed", "PATCH", "/api/v1/projects/demo", {"raw": NOT_JSON}, 400,
+     "bad_request", "The request body is not valid JSON."),
+    ("project-patch-missing", "PATCH", "/api/v1/projects/demo", {"body": {}}, 422, "invalid",
+     invalid_top("missing required field `max_runners`")),
+    ("project-patch-zero", "PATCH", "/api/v1/projects/demo", {"body": {"max_runners": 0}},
+     422, "invalid", invalid("$.max_runners")),
+    ("project-patch-unknown", "PATCH", "/api/v1/projects/nope", {"body": {"max_runners": 2}},
+     404, "not_found", "Project 'nope' does not exist."),
+    # GET /settings, PUT /settings/{key}
+    ("settings-post", "POST", "/api/v1/settings", {"body": {}}, 405, "method_not_allowed",
+     "/api/v1/settings does not take POST; use GET, HEAD."),
+    ("setting-unknown", "PUT", "/api/v1/settings/colour", {"body": {"value": 1}}, 404,
+     "not_found", "There is no setting 'colour'; `stratavore settings` lists them."),
+    ("setting-not-whole", "PUT", "/api/v1/settings/max_runners_global",
+     {"body": {"value": 1.5}}, 422, "invalid", "Setting max_runners_global takes int values."),
+    ("setting-out-of-range", "PUT", "/api/v1/settings/api_port", {"body": {"value": 70000}},
+     422, "invalid", "Setting api_port must be from 0 to 65535."),
+    ("setting-string", "PUT", "/api/v1/settings/stop_timeout", {"body": {"value": "5s"}},
+     422, "invalid", invalid("$.value")),
+    ("setting-missing-value", "PUT", "/api/v1/settings/stop_timeout", {"body": {}}, 422,
+     "invalid", invalid_top("missing required field `value`")),
     # GET /events
     ("events-since-word", "GET", "/api/v1/events", {"params": {"since": "abc"}}, 400,
      "bad_request", "Query parameter since must be a whole number >= 0, got 'abc'."),
@@ -631,7 +653,7 @@ ADMIN_ROUTES = [(m, p) for m, p, _, _, _, auth in sc.ROUTES if auth == "admin"]
     ],
 )  # fmt: skip
 def test_every_admin_route_refuses_a_missing_or_wrong_token(world, auth, message):
-    assert len(ADMIN_ROUTES) == 19 and ("get", "/metrics") in ADMIN_ROUTES
+    assert len(ADMIN_ROUTES) == 22 and ("get", "/metrics") in ADMIN_ROUTES
     before = snapshot(world)
     for method, path in ADMIN_ROUTES:
         concrete, kwargs = route_request(world, method, path)

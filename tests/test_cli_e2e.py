@@ -277,8 +277,8 @@ def test_launch_over_the_cap(live):
     assert live.daemon.api.get("/api/v1/projects/capped")["max_runners"] == 1
     first = live.daemon.launch("capped", SLEEP)["id"]
     cap = (
-        "Project 'capped' already has 1 of 1 runners (its --max-runners cap); "
-        "stop one or raise the cap."
+        "Project 'capped' already has 1 of 1 runners; stop one or raise the cap "
+        "with `stratavore set max_runners_per_project N --project capped`."
     )
     assert cli.fails("launch", "capped", "--no-queue", "--", *SLEEP, status=5) == (
         "stratavore: " + cap
@@ -585,3 +585,37 @@ def test_kill_all_of_a_project_stops_only_that_project(daemon, project_dir, tmp_
                             capture_output=True, text=True, timeout=30)
     assert result.stdout == f"stopping runner {keep}\n"
     assert daemon.wait_state(keep, "stopped")["reason"] == "stopped by user"
+
+
+def test_raising_a_cap_with_set_starts_the_queued_runner(daemon, project_dir):
+    env = {**os.environ, "STRATAVORE_HOME": str(daemon.root), "PYTHONPATH": str(REPO)}
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "supervisor.cli", *argv], env=env,
+                              capture_output=True, text=True, timeout=30)
+
+    daemon.project("demo", project_dir, max_runners=1)
+    daemon.launch("demo", SLEEP)
+    queued = daemon.launch("demo", SLEEP)["id"]
+    assert daemon.runner(queued)["state"] == "queued"
+    result = cli("set", "max_runners_per_project", "2", "--project", "demo")
+    assert (result.returncode, result.stdout) == (0, "project demo: max_runners 2\n")
+    daemon.wait_state(queued, {"starting", "running"})
+
+    result = cli("set", "max_runners_global", "30")
+    assert result.stdout == "max_runners_global = 30 (applies now)\n"
+    result = cli("set", "sweep_interval", "10")
+    assert result.stdout == "sweep_interval = 10.0 (applies at next start)\n"
+    settings = {s["key"]: s for s in json.loads(cli("settings", "--json").stdout)}
+    assert settings["max_runners_global"]["value"] == 30
+    assert settings["sweep_interval"]["saved"] == 10.0
+    assert settings["sweep_interval"]["value"] == 0.5  # the daemon's --sweep-interval, for now
+    assert settings["sweep_interval"]["default"] == 30.0
+    assert settings["stop_timeout"]["saved"] is None
+
+    bad = cli("set", "max_runners_global", "many")
+    assert (bad.returncode, bad.stderr) == (
+        2, "stratavore: Invalid request: Expected `int | float`, got `str` - at `$.value`.\n")
+    bad = cli("set", "stop_timeout", "5", "--project", "demo")
+    assert (bad.returncode, bad.stderr) == (
+        2, "stratavore: --project goes only with max_runners_per_project\n")

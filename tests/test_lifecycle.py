@@ -406,8 +406,8 @@ async def test_queue_is_fifo_and_respects_project_and_global_caps(harness, tmp_p
     states = [h.runner(r).state for r in (a1, a2, a3, b1, b2)]
     assert states == ["starting", "queued", "queued", "starting", "queued"]
     assert h.runner(a2).reason == (
-        "Project 'demo' already has 1 of 1 runners (its --max-runners cap); "
-        "stop one or raise the cap."
+        "Project 'demo' already has 1 of 1 runners; stop one or raise the cap "
+        "with `stratavore set max_runners_per_project N --project demo`."
     )
     h.manager.stop(a1)
     await h.until(a1, RunnerState.STOPPED)
@@ -426,7 +426,8 @@ def test_no_queue_launch_over_a_cap_is_refused_naming_the_cap(harness) -> None:
             h.launch(SLEEP, no_queue=True)
         assert info.value.code is ErrorCode.CAP_REACHED
         assert info.value.message == (
-            "1 of 1 runners are active (cap max_runners_global); stop one or raise the cap."
+            "1 of 1 runners are active; stop one or raise the cap with "
+            "`stratavore set max_runners_global N`."
         )
         assert Runner.select().count() == 1
 
