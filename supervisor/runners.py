@@ -574,7 +574,10 @@ class RunnerManager:
                     self.loop.add_reader(live.exit_fd, self._on_exit_fd, runner_id)
         # Their last output goes into the logs first, in a worker thread (file I/O stays off
         # the loop); on_exit's own drain then finds nothing new.
-        await self.loop.run_in_executor(None, self._drain_logs, [rid for rid, _ in ended])
+        try:
+            await self.loop.run_in_executor(None, self._drain_logs, [rid for rid, _ in ended])
+        except RuntimeError:  # the loop is closing and its executor is gone: these runners
+            return  # are finished by the reconcile of the next start, from their exit files
         now = self.clock()
         with DB.atomic():
             for runner_id, code in ended:
