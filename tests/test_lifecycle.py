@@ -541,3 +541,26 @@ async def test_reconcile_adopts_live_and_finishes_dead_runners(harness) -> None:
     fresh.stop(alive)
     h.manager = fresh
     await h.until(alive, RunnerState.STOPPED)
+
+
+@async_test
+async def test_transition_lost_to_starting_on_restart(harness) -> None:
+    h = harness(start_secs=5)
+    rid = _orphan(h, "running").id  # no pid recorded: it can only be lost
+    h.manager.reconcile()
+    assert h.runner(rid).state == "lost"
+    h.manager.restart(rid)
+    assert h.history(rid)[-2:] == [("running", "lost"), ("lost", "starting")]
+    assert h.runner(rid).pid is not None
+
+
+@async_test
+async def test_transition_stopping_to_stopped_when_it_ended_unwatched(harness) -> None:
+    h = harness()
+    gone = psutil.Popen(exits_with(0))
+    gone.wait()
+    rid = _orphan(h, "stopping", pid=gone.pid, create_time=time.time() - 5).id
+    h.manager.reconcile()
+    runner = h.runner(rid)
+    assert h.history(rid) == [("stopping", "stopped")]
+    assert runner.reason.startswith("stopped by user; ")
