@@ -228,7 +228,12 @@ class RunnerManager:
     def flush_heartbeats(self) -> int:
         """Write the heartbeats received since the last flush, in one transaction."""
         batch = self.heartbeats.take()
-        self._write_fields(batch)
+        if batch:
+            with DB.atomic():
+                queries.store_heartbeats(batch)
+            for runner_id, values in batch.items():
+                if (live := self.live.get(runner_id)) is not None:
+                    live.row.__data__.update(values)
         return len(batch)
 
     def _write_fields(self, batch: dict[int, dict[str, Any]]) -> None:

@@ -24,7 +24,7 @@ import pytest
 from supervisor import store
 from supervisor.errors import ApiError, ErrorCode
 from supervisor.process import Identity, ProcessOps
-from supervisor.runners import RunnerManager, backoff_delay
+from supervisor.runners import RunnerManager, backoff_delay, hash_token
 from supervisor.schemas import Heartbeat, Launch
 from supervisor.settings import Settings
 from supervisor.states import FINISHED_STATES, TRANSITIONS, RunnerState, check_transition
@@ -564,3 +564,18 @@ async def test_transition_stopping_to_stopped_when_it_ended_unwatched(harness) -
     runner = h.runner(rid)
     assert h.history(rid) == [("stopping", "stopped")]
     assert runner.reason.startswith("stopped by user; ")
+
+
+@async_test
+async def test_heartbeats_are_flushed_to_the_db_in_one_batch(harness) -> None:
+    h = harness()
+    rid = h.launch(SLEEP)
+    token = "t0ken"
+    h.manager.live[rid].row.token_hash = hash_token(token)
+    h.manager.heartbeat(rid, token, Heartbeat(cpu_percent=2.5, rss_bytes=4096), now=100.0)
+    h.manager.heartbeat(rid, token, Heartbeat(tokens=7), now=101.0)
+    assert Runner.get_by_id(rid).last_heartbeat is None  # not written per heartbeat
+    assert h.manager.flush_heartbeats() == 1
+    row = Runner.get_by_id(rid)
+    assert (row.last_heartbeat, row.cpu_percent, row.rss_bytes, row.tokens) == (
+        101.0, 2.5, 4096, 7)
