@@ -38,7 +38,11 @@ LIVE = frozenset({
     "heartbeat_interval", "heartbeat_ttl", "max_runners_per_project", "max_runners_global",
     "stop_timeout", "start_secs", "max_retries", "backoff_initial", "backoff_max",
 })  # fmt: skip
-RANGES: dict[str, tuple[float, float]] = {"api_port": (0, 65535), "max_retries": (0, 1000)}
+RANGES: dict[str, tuple[float, float]] = {
+    "api_port": (0, 65535),
+    "max_retries": (0, 1000),
+    "start_secs": (0, 3600),  # 0: running as soon as spawned
+}
 DEFAULT_RANGE = (0.001, 10**9)  # everything else: positive
 
 
