@@ -94,6 +94,15 @@ class Daemon:
             self.proc.send_signal(signal.SIGINT)
         return self.proc.wait(15)
 
+    def close(self) -> None:
+        """Stop it if it runs, kill every runner process left on its data dir, close the
+        client."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop()
+        _kill_runner_processes(self.root)
+        if self.client is not None:
+            self.client.session.close()
+
     def kill(self) -> None:
         """SIGKILL the supervisor itself (its runners live on)."""
         assert self.proc is not None
@@ -134,9 +143,7 @@ def daemon_factory(home: Path) -> Iterator[Callable[..., Daemon]]:
 
     yield factory
     for daemon in started:
-        if daemon.proc is not None and daemon.proc.poll() is None:
-            daemon.stop()
-    _kill_runner_processes(home)
+        daemon.close()
 
 
 def _kill_runner_processes(root: Path) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.conftest import REPO, SLEEP, Daemon, _kill_runner_processes, wait_for
+from tests.conftest import REPO, SLEEP, Daemon, wait_for
 
 SCRIPT = Path(sys.executable).with_name("stratavore-agent")
 AGENT = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "supervisor.agent"]
@@ -133,11 +133,7 @@ def sup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sup]:
         daemon.start()
         yield Sup(daemon, root)
     finally:
-        if daemon.proc is not None:
-            daemon.stop()
-        _kill_runner_processes(root)
-        if daemon.client is not None:
-            daemon.client.session.close()
+        daemon.close()
 
 
 @pytest.fixture

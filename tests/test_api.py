@@ -29,7 +29,7 @@ import requests
 
 from supervisor import __version__, paths, runtime
 from supervisor import schemas as sc
-from tests.conftest import REPO, SLEEP, Daemon, _kill_runner_processes, api_error
+from tests.conftest import REPO, SLEEP, Daemon, api_error
 
 DAEMON_CMD = [sys.executable, "-m", "supervisor.cli", "daemon"]
 NOT_A_PID = 2**31 - 1  # above any pid_max, so never a running process
@@ -144,14 +144,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         daemon.wait_state(w.id("capped_runner"), "running")
         yield w
     finally:
-        if daemon.proc is not None:
-            daemon.stop()
         for proc in w.procs:
             proc.kill()
             proc.wait(10)
-        _kill_runner_processes(root)
-        if daemon.client is not None:
-            daemon.client.session.close()
+        daemon.close()
         session.close()
 
 

@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from supervisor import __version__
-from tests.conftest import REPO, SLEEP, Daemon, _kill_runner_processes, wait_for
+from tests.conftest import REPO, SLEEP, Daemon, wait_for
 
 STATES = ["queued", "starting", "running", "backoff", "stopping"]
 STATES += ["stopped", "exited", "failed", "fatal", "lost"]
@@ -249,11 +249,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         daemon.wait_state(finished, "exited")
         yield Live(daemon, root, folder, Cli(root), finished)
     finally:
-        if daemon.proc is not None:
-            daemon.stop()
-        _kill_runner_processes(root)
-        if daemon.client is not None:
-            daemon.client.session.close()
+        daemon.close()
 
 
 def test_profiles_lists_the_builtins(live):
