@@ -29,7 +29,7 @@ from supervisor.errors import ApiError, ErrorCode
 from supervisor.metrics import Metrics
 from supervisor.runners import RunnerManager
 from supervisor.settings import LIVE, Settings, saved_settings
-from supervisor.states import RunnerState
+from supervisor.states import SLOT_STATES
 from supervisor.store import Event, Profile, Project, Runner
 
 log = logging.getLogger("stratavore.api")
@@ -297,11 +297,7 @@ class Api:
                 api_url=self.url,
                 data_dir=str(self.data_dir),
                 runners=counts,
-                active=sum(
-                    counts[s.value]
-                    for s in RunnerState
-                    if s.value in ("starting", "running", "backoff", "stopping")
-                ),
+                active=sum(counts[state.value] for state in SLOT_STATES),
                 queued=counts["queued"],
                 projects=len(queries.list_projects()),
             )

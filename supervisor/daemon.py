@@ -25,7 +25,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from supervisor import __version__, events, paths, runtime, store
+from supervisor import __version__, commands, events, paths, runtime, store
 from supervisor.api import Api
 from supervisor.errors import KnownError
 from supervisor.metrics import Metrics
@@ -111,7 +111,11 @@ class Supervisor:
         except store.SchemaTooNew as exc:
             raise KnownError(str(exc)) from None
         self.settings = load_settings().with_overrides(**self.overrides)
-        manager = self.manager = RunnerManager(self.root, self.settings, self.ops, self.clock)
+        # asks the user's login shell for its PATH: off the loop (in the tray, the GUI thread)
+        path = await asyncio.get_running_loop().run_in_executor(None, commands.search_path)
+        manager = self.manager = RunnerManager(
+            self.root, self.settings, self.ops, self.clock, search_path=path
+        )
         token = runtime.admin_token(self.root, create=True)
         assert token is not None
         api = Api(manager, token, started_at, self.root, Metrics(started_at))

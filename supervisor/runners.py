@@ -67,7 +67,6 @@ class Live:
     kept equal to the DB and never re-read on hot paths) and what only the loop needs."""
 
     row: Runner
-    state: RunnerState
     identity: Identity | None = None
     exit_fd: int | None = None  # pidfd that becomes readable when the root process ends
     timer: asyncio.TimerHandle | None = None  # promotion or backoff restart
@@ -76,6 +75,10 @@ class Live:
     killed_at_deadline: bool = False
     restart_after_stop: bool = False
     final_exit_code: int | None = None  # from stratavore-agent's final heartbeat
+
+    @property
+    def state(self) -> RunnerState:
+        return RunnerState(self.row.state)
 
 
 @dataclass
@@ -115,13 +118,15 @@ class RunnerManager:
         settings: Settings,
         ops: ProcessOps | None = None,
         clock: Callable[[], float] = time.time,
+        search_path: str | None = None,
     ) -> None:
         self.root = root
         self.settings = settings
         self.ops = ops or ProcessOps()
         self.clock = clock
         self.api_url = ""
-        self.search_path = commands.search_path()
+        # the login-shell probe takes up to seconds: the supervisor runs it in a thread
+        self.search_path = commands.search_path() if search_path is None else search_path
         self.pump = LogPump(max_bytes=settings.log_max_bytes, backups=settings.log_backups)
         self.heartbeats = HeartbeatBook()
         self.live: dict[int, Live] = {}
@@ -291,8 +296,8 @@ class RunnerManager:
         live = self.live.get(runner.id)
         if new in ACTIVE_STATES:
             if live is None:
-                live = self.live[runner.id] = Live(runner, new)
-            live.row, live.state = runner, new
+                live = self.live[runner.id] = Live(runner)
+            live.row = runner
         elif live is not None:
             self._forget(runner.id)
 
@@ -634,7 +639,7 @@ class RunnerManager:
         ended = {"exit_code": code, "ended_at": now, "log_offset": offset, "pid": runner.pid}
         data = {"exit_code": code}
         if live.state is S.STOPPING:
-            self._kill_leftovers(live)
+            self._kill_all(live.stop_tree, live)  # what remains of its tree and group
             restart = live.restart_after_stop
             why = "stopped by user" + (
                 f" (killed after the {self.settings.stop_timeout:g} s stop timeout)"
@@ -830,10 +835,6 @@ class RunnerManager:
         group = live.identity.pid if live.row.supervised and live.identity else None
         return self.ops.kill(list(dict.fromkeys(idents)), group)
 
-    def _kill_leftovers(self, live: Live) -> None:
-        """The root ended during a stop: kill what remains of its tree and group."""
-        self._kill_all(live.stop_tree, live)
-
     async def _descendants(self, root: Identity) -> list[Identity]:
         """``root``'s descendants; concurrent requests share one process-table scan."""
         future = self._tree_requests.get(root)
@@ -968,7 +969,7 @@ class RunnerManager:
         now = self.clock() if now is None else now
         for runner in queries.runners_in(ACTIVE_STATES):
             state = RunnerState(runner.state)
-            live = self.live[runner.id] = Live(runner, state)
+            live = self.live[runner.id] = Live(runner)
             self._count(runner, state, +1)
             if runner.last_heartbeat is not None:
                 self.heartbeats.last_seen[runner.id] = runner.last_heartbeat
@@ -1036,7 +1037,7 @@ class RunnerManager:
         now = self.clock()
         if stop_runners:
             for runner_id, live in list(self.live.items()):
-                if live.state not in FINISHED_STATES and live.state is not S.STOPPING:
+                if live.state is not S.STOPPING:
                     with contextlib.suppress(ApiError):
                         self.stop(runner_id, now=now)
         for live in self.live.values():
