@@ -23,7 +23,7 @@ import os
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -259,6 +259,12 @@ class RunnerManager:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    def _soon(self, work: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        """Start ``work`` from a loop callback, unless the manager shut down in between: a
+        task created then would outlive the loop."""
+        if self.accepting:
+            self._background(work())
 
     def _transition(
         self,
@@ -568,7 +574,7 @@ class RunnerManager:
         if live is not None and live.exit_fd is not None:
             self.loop.remove_reader(live.exit_fd)  # level-triggered: it would fire again
         if not self._exits and self.accepting:
-            self.loop.call_soon(lambda: self._background(self._finish_exits()))
+            self.loop.call_soon(self._soon, self._finish_exits)
         self._exits.add(runner_id)
 
     async def _finish_exits(self) -> None:
@@ -842,7 +848,7 @@ class RunnerManager:
             future = self._tree_requests[root] = self.loop.create_future()
             if self._tree_scan is None:
                 self._tree_scan = self.loop.create_future()
-                self.loop.call_soon(lambda: self._background(self._scan_trees()))
+                self.loop.call_soon(self._soon, self._scan_trees)
         return await future
 
     async def _scan_trees(self) -> None:

@@ -33,10 +33,21 @@ from supervisor.store import Event, Project, Runner
 PY = sys.executable
 
 
+OPEN: list[RunnerManager] = []  # managers made in the running test, shut down in its loop
+
+
 def async_test(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(fn(*args, **kwargs))
+        async def run() -> None:
+            try:
+                await fn(*args, **kwargs)
+            finally:
+                while OPEN:
+                    OPEN.pop().shutdown()
+                await asyncio.sleep(0)  # let the cancelled tasks finish on this loop
+
+        asyncio.run(run())
 
     return wrapper
 
@@ -60,6 +71,7 @@ class Harness:
         base = Settings(start_secs=0.2, stop_timeout=2.0, backoff_initial=0.01)
         self.clock = Clock()
         self.manager = RunnerManager(root, base.with_overrides(**settings), clock=self.clock)
+        OPEN.append(self.manager)
         self.project = Project.create(name="demo", path=str(root), created_at=0)
 
     def launch(self, command: list[str], project: str = "demo", **fields: Any) -> int:
@@ -96,6 +108,7 @@ def harness(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
         return made[-1]
 
     yield make
+    OPEN.clear()  # a sync test's managers never ran a loop: nothing to shut down
     for runner in Runner.select():  # no process outlives its test
         if runner.pid and runner.supervised:
             with contextlib.suppress(OSError):
@@ -532,6 +545,7 @@ async def test_reconcile_adopts_live_and_finishes_dead_runners(harness) -> None:
     h.manager.live.clear()
     await asyncio.sleep(0.8)
     fresh = RunnerManager(h.root, h.manager.settings, clock=h.clock)
+    OPEN.append(fresh)
     never_seen = _orphan(h, "starting").id
     fresh.reconcile()
     assert h.runner(alive).state == "running"
