@@ -11,6 +11,7 @@ generic 500, never escaping the handler.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
@@ -27,29 +28,23 @@ from supervisor import __version__, logpump, paths, queries
 from supervisor import schemas as sc
 from supervisor.errors import ApiError, ErrorCode
 from supervisor.metrics import Metrics
+from supervisor.notify import outbox
+from supervisor.notify.outbox import Dispatcher
 from supervisor.runners import RunnerManager
+from supervisor.schemas import iso
 from supervisor.settings import LIVE, Settings, saved_settings
 from supervisor.states import SLOT_STATES
 from supervisor.store import Event, Profile, Project, Runner
+from supervisor.usage import budgets, periods, reports
+from supervisor.usage.service import UsageService
 
 log = logging.getLogger("stratavore.api")
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPEN_PATHS = frozenset({"/api/v1/health", "/api/v1/openapi.json"})
+RUNNER_PATHS = frozenset({"/api/v1/usage"})  # the handler takes the admin or a runner token
 ENCODER = msgspec.json.Encoder()
 JSON_HEADERS = {"Content-Type": "application/json"}  # prebuilt: no content-type parsing
-
-
-def iso(ts: float | None) -> str | None:
-    """Epoch seconds as ISO 8601 UTC with milliseconds (hand-formatted: listings call this
-    thousands of times, and strftime is the slow part)."""
-    if ts is None:
-        return None
-    t = time.gmtime(ts)
-    return (
-        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
-        f"{t.tm_sec:02d}.{int(ts % 1 * 1000):03d}Z"
-    )
 
 
 def json_response(payload: Any, status: int = 200) -> web.Response:
@@ -125,12 +120,16 @@ class Api:
     def __init__(
         self,
         manager: RunnerManager,
+        usage: UsageService,
+        dispatcher: Dispatcher,
         admin_token: str,
         started_at: float,
         data_dir: Path,
         metrics: Metrics,
     ) -> None:
         self.manager = manager
+        self.usage = usage
+        self.dispatcher = dispatcher
         self.admin_token = admin_token
         self.started_at = started_at
         self.data_dir = data_dir
@@ -170,13 +169,29 @@ class Api:
         r.add_get("/api/v1/events", self.events)
         r.add_get("/api/v1/settings", self.list_settings)
         r.add_put("/api/v1/settings/{key}", self.put_setting)
+        r.add_post("/api/v1/usage", self.post_usage)
+        r.add_post("/api/v1/usage/import", self.import_usage)
+        r.add_get("/api/v1/usage/{report}", self.usage_report)
+        r.add_get("/api/v1/budgets", self.list_budgets)
+        r.add_put("/api/v1/budgets", self.put_budget)
+        r.add_delete("/api/v1/budgets/{scope}/{period}", self.delete_budget)
+        r.add_get("/api/v1/notify/channels", self.list_channels)
+        r.add_put("/api/v1/notify/channels/{name}", self.put_channel)
+        r.add_delete("/api/v1/notify/channels/{name}", self.delete_channel)
+        r.add_post("/api/v1/notify/channels/{name}/test", self.test_channel)
+        r.add_get("/api/v1/notify/dead", self.list_dead)
+        r.add_post("/api/v1/notify/dead/{id}/retry", self.retry_dead)
         r.add_get("/metrics", self.metrics_text)
         return app
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            if request.path not in OPEN_PATHS and not request.path.endswith("/heartbeat"):
+            if (
+                request.path not in OPEN_PATHS
+                and request.path not in RUNNER_PATHS
+                and not (request.path.endswith("/heartbeat"))
+            ):
                 token = bearer(request)
                 if not hmac.compare_digest(token, self.admin_token):
                     raise ApiError(ErrorCode.UNAUTHORIZED, "Wrong bearer token.")
@@ -457,6 +472,8 @@ class Api:
         token = bearer(request)
         body = await decode(request, sc.Heartbeat)
         self.manager.heartbeat(runner_id, token, body)
+        if body.usage is not None:
+            self.usage.heartbeat_usage(self.manager.row(runner_id), body.usage)
         self.metrics.heartbeat_latency.observe(time.perf_counter() - started)
         return web.Response(body=self.heartbeat_ack, headers=JSON_HEADERS)
 
@@ -467,6 +484,107 @@ class Api:
         else:
             rows = queries.events_since(int_param(request, "since", 0), limit)
         return json_response([self.event_out(e) for e in rows])
+
+    # --- usage and budgets ---------------------------------------------------------------------
+    async def post_usage(self, request: web.Request) -> web.Response:
+        token = bearer(request)
+        body = await decode(request, sc.UsageReport)
+        runner = None
+        if hmac.compare_digest(token, self.admin_token):
+            if body.runner_id is not None:
+                runner = self.manager.row(body.runner_id)
+        elif body.runner_id is not None:
+            runner = self.manager.runner_with_token(body.runner_id, token)
+        else:
+            raise ApiError(
+                ErrorCode.UNAUTHORIZED,
+                "Wrong bearer token; send the admin token, or a runner's own with its runner_id.",
+            )
+        written = self.usage.record(self.usage.rows_from_api(body.records, runner))
+        return json_response(sc.UsageAck(written=written))
+
+    async def import_usage(self, request: web.Request) -> web.Response:
+        report = await self.usage.import_now()
+        return json_response(report.as_json())
+
+    async def usage_report(self, request: web.Request) -> web.Response:
+        kind = request.match_info["report"]
+        q = request.query
+        allowed = {"since", "until", "project", "agent", "timezone"}
+        unknown = sorted(set(q) - allowed)
+        if unknown:
+            raise ApiError(
+                ErrorCode.BAD_REQUEST,
+                f"Unknown query parameter {unknown[0]}; use {', '.join(sorted(allowed))}.",
+            )
+        settings = self.manager.settings
+        query = reports.Query(
+            zone=periods.resolve_zone(q.get("timezone") or settings.timezone),
+            since=reports.parse_day(q["since"], "since") if "since" in q else None,
+            until=reports.parse_day(q["until"], "until") if "until" in q else None,
+            project=q.get("project"),
+            agent=q.get("agent"),
+            week_start=periods.WEEKDAYS.index(settings.week_start),
+        )
+        return json_response(reports.report(kind, query, self.manager.clock()))
+
+    async def list_budgets(self, request: web.Request) -> web.Response:
+        now, cal = self.manager.clock(), self.usage.calendar
+        return json_response(
+            [budgets.status(b, now, cal).as_json() for b in budgets.Budget.select()]
+        )
+
+    async def put_budget(self, request: web.Request) -> web.Response:
+        body = await decode(request, sc.BudgetSet)
+        now = self.manager.clock()
+        budget = budgets.set_budget(
+            body.scope, body.period, body.limit_tokens, body.limit_usd, body.warn, body.action, now
+        )
+        self.usage.enforce()
+        return json_response(budgets.status(budget, now, self.usage.calendar).as_json())
+
+    async def delete_budget(self, request: web.Request) -> web.Response:
+        budgets.remove_budget(request.match_info["scope"], request.match_info["period"])
+        return web.Response(status=204)
+
+    # --- notifications ---------------------------------------------------------------------
+    async def list_channels(self, request: web.Request) -> web.Response:
+        rows = outbox.Channel.select().order_by(outbox.Channel.name)
+        return json_response([outbox.channel_out(row) for row in rows])
+
+    async def put_channel(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        body = await decode(request, sc.ChannelSet)
+        loop = asyncio.get_running_loop()
+        # the keyring may block (a DBus call, an unlock prompt): off the loop
+        row = await loop.run_in_executor(
+            None,
+            lambda: outbox.add_channel(
+                name, body.kind, body.config, body.policy, body.secret, self.manager.clock()
+            ),
+        )
+        self.dispatcher.poke()
+        return json_response(outbox.channel_out(row))
+
+    async def delete_channel(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        await asyncio.get_running_loop().run_in_executor(None, outbox.remove_channel, name)
+        return web.Response(status=204)
+
+    async def test_channel(self, request: web.Request) -> web.Response:
+        outcome = await self.dispatcher.test(request.match_info["name"])
+        return json_response(sc.ChannelTest(result=outcome.result.value, reason=outcome.reason))
+
+    async def list_dead(self, request: web.Request) -> web.Response:
+        return json_response(outbox.dead_letters())
+
+    async def retry_dead(self, request: web.Request) -> web.Response:
+        raw = request.match_info["id"]
+        if not (raw.isascii() and raw.isdigit()):
+            raise ApiError(ErrorCode.BAD_REQUEST, f"Delivery id must be a number, got {raw!r}.")
+        outbox.retry_dead(int(raw), self.manager.clock())
+        self.dispatcher.poke()
+        return web.Response(status=204)
 
     async def metrics_text(self, request: web.Request) -> web.Response:
         body, content_type = self.metrics.render()

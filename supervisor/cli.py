@@ -34,7 +34,7 @@ from typing import Any, NoReturn
 
 from supervisor import __version__
 from supervisor.client import ApiClient, ClientError, NotRunning
-from supervisor.errors import ErrorCode
+from supervisor.errors import ApiError, ErrorCode, KnownError
 from supervisor.states import FINISHED_STATES as FINISHED
 
 Json = dict[str, Any]
@@ -65,7 +65,9 @@ EXIT_FOR_ERROR: dict[ErrorCode, ExitStatus] = {
     ErrorCode.CONFLICT: ExitStatus.CONFLICT,
     ErrorCode.ALREADY_EXISTS: ExitStatus.CONFLICT,
     ErrorCode.CAP_REACHED: ExitStatus.CONFLICT,
+    ErrorCode.BUDGET_SPENT: ExitStatus.CONFLICT,
     ErrorCode.SHUTTING_DOWN: ExitStatus.NOT_RUNNING,
+    ErrorCode.UNAVAILABLE: ExitStatus.ERROR,
     ErrorCode.INTERNAL: ExitStatus.ERROR,
 }
 
@@ -451,31 +453,338 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    if args.since is None:
-        events = connect(args).get("/api/v1/events", last=args.last)
-    else:
-        events = connect(args).get("/api/v1/events", since=args.since, limit=args.last)
-    if args.json:
-        print_json(events)
-    elif not events:
-        print("no events")
-    else:
-        rows = [
-            [
-                e["id"],
-                parse_ts(e["ts"]).astimezone().strftime("%Y-%m-%d %H:%M:%S"),
-                e["severity"],
-                e["type"],
-                e["title"],
-            ]
-            for e in events
-        ]
-        print(
-            render_table(
-                ["ID", "TIME", "SEVERITY", "TYPE", "TITLE"], rows, right={"ID"}, fit={"TITLE"}
+    api = connect(args)
+    if args.action == "dead":
+        return print_dead(api.get("/api/v1/notify/dead"), args.json)
+    if args.action == "retry":
+        if args.id is None:
+            raise UsageError(
+                "events retry takes the ID of a dead letter (`events dead` lists them)"
             )
-        )
+        api.request("POST", f"/api/v1/notify/dead/{args.id}/retry")
+        print(f"delivery {args.id} is queued again")
+        return ExitStatus.OK
+    if args.id is not None:
+        raise UsageError(f"unexpected argument {args.id} (did you mean `events retry {args.id}`?)")
+    if args.since is None:
+        events = api.get("/api/v1/events", last=args.last)
+    else:
+        events = api.get("/api/v1/events", since=args.since, limit=args.last)
+    if args.json and not args.follow:
+        print_json(events)
+        return ExitStatus.OK
+    print_events(events, args.json)
+    while args.follow:
+        time.sleep(FOLLOW_INTERVAL_S)
+        since = events[-1]["id"] if events else (args.since or 0)
+        new = api.get("/api/v1/events", since=since, limit=1000)
+        if new:
+            print_events(new, args.json, header=False)
+            events = new
     return ExitStatus.OK
+
+
+def print_events(events: list[Json], as_json: bool, header: bool = True) -> None:
+    if as_json:  # following: one object per line, so a reader can stream them
+        for event in events:
+            print(json.dumps(event), flush=True)
+        return
+    if not events:
+        if header:
+            print("no events", flush=True)
+        return
+    rows = [
+        [
+            e["id"],
+            parse_ts(e["ts"]).astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+            e["severity"],
+            e["type"],
+            e["title"],
+        ]
+        for e in events
+    ]
+    table = render_table(
+        ["ID", "TIME", "SEVERITY", "TYPE", "TITLE"], rows, right={"ID"}, fit={"TITLE"}
+    )
+    print(table if header else "\n".join(table.splitlines()[1:]), flush=True)
+
+
+def print_dead(dead: list[Json], as_json: bool) -> int:
+    if as_json:
+        print_json(dead)
+    elif not dead:
+        print("no dead letters")
+    else:
+        rows = [[d["id"], d["channel"], d["event_id"], d["attempts"], d["title"], d["error"]]
+                for d in dead]  # fmt: skip
+        headers = ["ID", "CHANNEL", "EVENT", "TRIES", "TITLE", "ERROR"]
+        print(render_table(headers, rows, right={"ID", "EVENT", "TRIES"}, fit={"TITLE", "ERROR"}))
+    return ExitStatus.OK
+
+
+# --- notifications ----------------------------------------------------------------------
+def cmd_notify(args: argparse.Namespace) -> int:
+    api = connect(args)
+    if args.action == "channels":
+        channels = api.get("/api/v1/notify/channels")
+        if args.json:
+            print_json(channels)
+        elif not channels:
+            print("no channels (`stratavore notify add webhook NAME --url URL` adds one)")
+        else:
+            rows = [[c["name"], c["kind"], channel_target(c), ", ".join(c["policy"]["types"])]
+                    for c in channels]  # fmt: skip
+            print(render_table(["NAME", "KIND", "TARGET", "EVENTS"], rows, fit={"EVENTS"}))
+        return ExitStatus.OK
+    if args.action == "add":
+        return notify_add(api, args)
+    names = args.names
+    if args.action == "rm":
+        if len(names) != 1:
+            raise UsageError("notify rm takes one channel NAME")
+        api.request("DELETE", f"/api/v1/notify/channels/{names[0]}")
+        print(f"removed channel {names[0]} and its secret")
+        return ExitStatus.OK
+    # test: the named channels, or all of them
+    names = names or [c["name"] for c in api.get("/api/v1/notify/channels")]
+    if not names:
+        raise UsageError("there are no channels to test; `stratavore notify add` adds one")
+    worst = ExitStatus.OK
+    for name in names:
+        result = api.post(f"/api/v1/notify/channels/{name}/test")
+        print(
+            f"{name}: {result['result']}" + (f" ({result['reason']})" if result["reason"] else "")
+        )
+        if result["result"] != "delivered":
+            worst = ExitStatus.ERROR
+    return worst
+
+
+def channel_target(channel: Json) -> str:
+    config = channel["config"]
+    if channel["kind"] == "telegram":
+        return f"chat {config.get('chat_id')}"
+    if channel["kind"] == "ntfy":
+        return f"{config.get('server', 'https://ntfy.sh')}/{config.get('topic')}"
+    return str(config.get("url", "-"))
+
+
+def notify_add(api: ApiClient, args: argparse.Namespace) -> int:
+    """``notify add KIND NAME [settings]``; a secret comes from a prompt or stdin only."""
+    if len(args.names) != 2:
+        raise UsageError("notify add takes KIND and NAME, e.g. `notify add webhook ops --url URL`")
+    kind, name = args.names
+    config = {key: value for key, value in (
+        ("chat_id", args.chat_id), ("server", args.server), ("topic", args.topic),
+        ("url", args.url),
+    ) if value is not None}  # fmt: skip
+    rules: dict[str, Any] = {}
+    if args.events:
+        rules["types"] = [t.strip() for t in args.events.split(",") if t.strip()]
+    if args.min_severity:
+        rules["min_severity"] = args.min_severity
+    if args.quiet_hours:
+        rules["quiet_hours"] = args.quiet_hours
+    secret = read_secret(kind) if kind == "telegram" or args.secret else None
+    body = {"kind": kind, "config": config, "policy": rules or None, "secret": secret}
+    channel = api.request("PUT", f"/api/v1/notify/channels/{name}", body=body)
+    stored = " (its secret is in the OS keyring)" if secret else ""
+    print(f"channel {channel['name']}: {channel['kind']} to {channel_target(channel)}{stored}")
+    return ExitStatus.OK
+
+
+def read_secret(kind: str) -> str:
+    """The channel's secret from a hidden prompt, or the first line of stdin: never argv."""
+    what = "bot token" if kind == "telegram" else "secret"
+    if sys.stdin.isatty():
+        import getpass
+
+        secret = getpass.getpass(f"{kind} {what}: ")
+    else:
+        secret = sys.stdin.readline()
+    secret = secret.strip()
+    if not secret:
+        raise UsageError(f"no {what} given (type it at the prompt, or pipe it on stdin)")
+    return secret
+
+
+# --- usage and budgets (these open the ledger directly: no supervisor needed) ------------
+IMPORT_TIMEOUT_S = 900.0
+FOLLOW_INTERVAL_S = 1.0
+TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
+
+
+def open_ledger() -> Any:
+    """Open the data dir's DB for the usage commands; the saved settings."""
+    from supervisor import paths, store
+    from supervisor.settings import load_settings
+
+    try:
+        store.init_db(paths.db_path(paths.data_dir()))
+    except store.SchemaTooNew as exc:
+        raise KnownError(str(exc)) from None
+    return load_settings()
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    if args.report == "import":
+        return usage_import(args)
+    from supervisor.usage import periods, reports
+
+    settings = open_ledger()
+    query = reports.Query(
+        zone=periods.resolve_zone(args.timezone or settings.timezone),
+        since=reports.parse_day(args.since, "--since") if args.since else None,
+        until=reports.parse_day(args.until, "--until") if args.until else None,
+        project=args.project,
+        agent=args.agent,
+        week_start=periods.WEEKDAYS.index(settings.week_start),
+    )
+    report = reports.report(args.report, query, time.time())
+    if args.json:
+        print_json(report)
+        return ExitStatus.OK
+    label = {"daily": "date", "weekly": "week", "monthly": "month", "session": "session_id",
+             "blocks": "block_start"}[args.report]  # fmt: skip
+    if not report["rows"]:
+        print("no usage recorded (`stratavore usage import` reads the agents' logs)")
+        return ExitStatus.OK
+    rows = [
+        [row[label][:19], *(f"{row[k]:,}" for k in (*TOKEN_COLUMNS, "total_tokens")),
+         f"${row['cost_usd']:,.2f}", ", ".join(row["models"])]
+        for row in report["rows"]
+    ]  # fmt: skip
+    totals = report["totals"]
+    rows.append(
+        ["total", *(f"{totals[k]:,}" for k in (*TOKEN_COLUMNS, "total_tokens")),
+         f"${totals['cost_usd']:,.2f}", ""]
+    )  # fmt: skip
+    headers = [label.upper().replace("_", " "), "INPUT", "OUTPUT", "CACHE WRITE", "CACHE READ",
+               "TOTAL", "COST", "MODELS"]  # fmt: skip
+    print(render_table(headers, rows, right=set(headers[1:7]), fit={"MODELS"}))
+    return ExitStatus.OK
+
+
+def usage_import(args: argparse.Namespace) -> int:
+    """Ask the running supervisor to import; without one, import here with progress."""
+    try:
+        client = connect(args)
+        client.timeout = max(client.timeout, IMPORT_TIMEOUT_S)  # a first import reads gigabytes
+        report = client.request("POST", "/api/v1/usage/import")
+    except NotRunning:
+        report = import_here()
+    if args.json:
+        print_json(report)
+        return ExitStatus.OK
+    print(
+        f"imported {report['written']:,} records from {report['files_read']} of "
+        f"{report['files']} files ({human_size(report['bytes_read'])}) in "
+        f"{report['seconds']:.1f}s"
+    )
+    if report["skipped"]:
+        print(f"skipped {report['skipped']:,} malformed lines, e.g. {report['problems'][0]}")
+    if report["unknown_models"]:
+        print(f"no price for {', '.join(report['unknown_models'])}: counted at $0")
+    return ExitStatus.OK
+
+
+def import_here() -> dict[str, Any]:
+    from supervisor.usage.importer import run_import
+    from supervisor.usage.pricing import PriceTable
+
+    settings = open_ledger()
+    tty = sys.stderr.isatty()
+    began = time.monotonic()
+    shown = [began]
+
+    def progress(done: int, total: int) -> None:
+        """A line on stderr once an import runs past a second: every 0.2 s on a terminal,
+        every 5 s into a log."""
+        now = time.monotonic()
+        if total and now - began > 1.0 and now - shown[0] > (0.2 if tty else 5.0):
+            shown[0] = now
+            line = f"importing: {100 * done // total}% ({human_size(done)} of {human_size(total)})"
+            print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr)
+
+    prices = PriceTable.bundled(settings.price_overrides)
+    report = run_import(prices, settings.cost_mode, progress=progress).as_json()
+    if tty and shown[0] > began:  # end the progress line
+        print(file=sys.stderr)
+    return report
+
+
+def cmd_budget(args: argparse.Namespace) -> int:
+    from supervisor.usage import budgets
+
+    if args.action == "rm":
+        if args.tokens is not None or args.usd is not None or args.warn or args.budget_action:
+            raise UsageError("budget rm takes only SCOPE and --period")
+        try:
+            connect(args).request("DELETE", f"/api/v1/budgets/{args.scope}/{args.period}")
+        except NotRunning:
+            open_ledger()
+            budgets.remove_budget(args.scope, args.period)
+        print(f"removed the {args.period} budget of {args.scope}")
+        return ExitStatus.OK
+    warn = None
+    if args.warn is not None:
+        try:
+            warn = [float(part) for part in args.warn.split(",") if part.strip()]
+        except ValueError:
+            raise UsageError(f"--warn takes percentages like 75,90, got {args.warn!r}") from None
+    body = {"scope": args.scope, "period": args.period, "limit_tokens": args.tokens,
+            "limit_usd": args.usd, "warn": warn, "action": args.budget_action}  # fmt: skip
+    try:
+        state = connect(args).request("PUT", "/api/v1/budgets", body=body)
+    except NotRunning:
+        open_ledger()
+        budget = budgets.set_budget(**{**body, "now": time.time()})
+        state = budgets.status(budget, time.time(), budget_calendar()).as_json()
+    print_budgets([state])
+    return ExitStatus.OK
+
+
+def budget_calendar() -> Any:
+    from supervisor.usage.service import calendar_of
+
+    return calendar_of(open_ledger())
+
+
+def cmd_budgets(args: argparse.Namespace) -> int:
+    from supervisor.store import Budget
+    from supervisor.usage import budgets
+
+    cal = budget_calendar()
+    now = time.time()
+    states = [budgets.status(b, now, cal).as_json() for b in Budget.select().order_by(Budget.id)]
+    if args.json:
+        print_json(states)
+    elif not states:
+        print("no budgets (`stratavore budget set global --period daily --tokens N` adds one)")
+    else:
+        print_budgets(states)
+    return ExitStatus.OK
+
+
+def print_budgets(states: list[dict[str, Any]]) -> None:
+    def limit(state: dict[str, Any]) -> str:
+        parts = []
+        if state["limit_tokens"]:
+            parts.append(f"{state['used_tokens']:,} / {state['limit_tokens']:,} tok")
+        if state["limit_usd"]:
+            parts.append(f"${state['used_usd']:,.2f} / ${state['limit_usd']:,.2f}")
+        return ", ".join(parts)
+
+    def local(ts: str | None) -> str:
+        return parse_ts(ts).astimezone().strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+    rows = [
+        [s["scope"], s["period"], limit(s), f"{s['percent']:.1f}%", s["action"],
+         local(s["resets_at"]), local(s["projected_exhaustion_at"])]
+        for s in states
+    ]  # fmt: skip
+    headers = ["SCOPE", "PERIOD", "USED / LIMIT", "%", "ACTION", "RESETS", "EXHAUSTED AT"]
+    print(render_table(headers, rows, right={"%"}, fit={"SCOPE"}))
 
 
 # --- parsing and main -------------------------------------------------------------------
@@ -580,11 +889,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("value", metavar="VALUE", help="a number; with --project also 'default'")
     p.add_argument("--project", metavar="NAME", help="set this project's own runner cap")
 
-    p = add("events", cmd_events, "list events", as_json)
+    p = add("events", cmd_events, "list events; dead letters; retry one", as_json)
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=("list", "dead", "retry"),
+        default="list",
+        help="list (default), dead: deliveries that gave up, retry ID: try one again",
+    )
+    p.add_argument("id", nargs="?", type=int, metavar="ID", help="the dead letter to retry")
     p.add_argument("--since", type=int, metavar="ID", help="only events after this id")
     p.add_argument(
         "--last", type=int, default=100, metavar="N", help="at most N events (default 100)"
     )
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
+
+    p = add("notify", cmd_notify, "notification channels: list, add, rm, test", as_json)
+    p.add_argument("action", choices=("channels", "add", "rm", "test"))
+    p.add_argument("names", nargs="*", metavar="ARG", help="add: KIND NAME; rm, test: NAME")
+    p.add_argument("--chat-id", metavar="ID", help="telegram: the chat to post to")
+    p.add_argument("--server", metavar="URL", help="ntfy: the server (default https://ntfy.sh)")
+    p.add_argument("--topic", metavar="TOPIC", help="ntfy: the topic")
+    p.add_argument("--url", metavar="URL", help="webhook: where to POST")
+    p.add_argument(
+        "--secret",
+        action="store_true",
+        help="ntfy/webhook: read an access token / signing secret from a prompt or stdin",
+    )
+    p.add_argument("--events", metavar="TYPES", help="event types, e.g. 'runner.failed,budget.*'")
+    p.add_argument("--min-severity", choices=("debug", "info", "warning", "error", "critical"))
+    p.add_argument("--quiet-hours", metavar="HH:MM-HH:MM", help="hold non-errors in these hours")
+
+    p = add("usage", cmd_usage, "token usage and cost from the agents' own logs", as_json)
+    p.add_argument(
+        "report",
+        nargs="?",
+        default="daily",
+        choices=("daily", "weekly", "monthly", "session", "blocks", "import"),
+        help="which report (default daily); import reads new log lines now",
+    )
+    p.add_argument("--since", metavar="DATE", help="from this local date (YYYY-MM-DD)")
+    p.add_argument("--until", metavar="DATE", help="to this local date, inclusive")
+    p.add_argument("--project", metavar="NAME", help="only this project's usage")
+    p.add_argument("--agent", metavar="NAME", help="only this agent's (claude, codex, ...)")
+    p.add_argument("--timezone", metavar="TZ", help="IANA zone for days (default: settings)")
+
+    p = add("budget", cmd_budget, "set or remove a budget")
+    p.add_argument("action", choices=("set", "rm"))
+    p.add_argument("scope", metavar="SCOPE", help="global, project:NAME or agent:NAME")
+    p.add_argument("--period", required=True, choices=("5h", "daily", "weekly", "monthly"))
+    p.add_argument("--tokens", type=int, metavar="N", help="token limit")
+    p.add_argument("--usd", type=float, metavar="X", help="dollar limit")
+    p.add_argument("--warn", metavar="PCTS", help="warn at these percentages (default 75,90)")
+    p.add_argument(
+        "--action",
+        dest="budget_action",
+        choices=("warn", "block", "stop"),
+        help="at 100%%: warn, block new launches, or also stop running runners (default warn)",
+    )
+
+    add("budgets", cmd_budgets, "list budgets: used, limit, reset, projected exhaustion", as_json)
     return parser
 
 
@@ -628,6 +992,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClientError as exc:
         fail(exc.message)
         return EXIT_FOR_ERROR.get(exc.code, ExitStatus.ERROR)
+    except ApiError as exc:  # from the commands that work on the DB directly
+        fail(exc.message)
+        return EXIT_FOR_ERROR.get(exc.code, ExitStatus.ERROR)
+    except KnownError as exc:
+        fail(exc)
+        return ExitStatus.ERROR
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
     except BrokenPipeError:  # e.g. `stratavore events | head`: the reader is gone

@@ -17,23 +17,29 @@ import os
 import signal
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 import psutil
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from supervisor import __version__, commands, events, paths, runtime, store
 from supervisor.api import Api
 from supervisor.errors import KnownError
 from supervisor.metrics import Metrics
+from supervisor.notify.outbox import Dispatcher
 from supervisor.process import ProcessOps, raise_fd_limit
 from supervisor.runners import RunnerManager
 from supervisor.settings import Settings, load_settings
+from supervisor.usage import budgets
+from supervisor.usage.service import UsageService
 
 log = logging.getLogger("stratavore.daemon")
+ROLLOVER_GRACE = 1.0  # seconds after a period's end: its last bucket is complete
 LOG_MAX_BYTES = 5 * 1024 * 1024
 LOG_BACKUPS = 3
 
@@ -90,6 +96,8 @@ class Supervisor:
         self.scheduler: AsyncIOScheduler | None = None
         self.runner: web.AppRunner | None = None
         self.manager: RunnerManager | None = None
+        self.usage: UsageService | None = None
+        self.dispatcher: Dispatcher | None = None
         self.settings: Settings | None = None
         self.url = ""
         self.port = 0
@@ -116,9 +124,11 @@ class Supervisor:
         manager = self.manager = RunnerManager(
             self.root, self.settings, self.ops, self.clock, search_path=path
         )
+        usage = self.usage = UsageService(manager)
+        dispatcher = self.dispatcher = Dispatcher(self.clock)
         token = runtime.admin_token(self.root, create=True)
         assert token is not None
-        api = Api(manager, token, started_at, self.root, Metrics(started_at))
+        api = Api(manager, usage, dispatcher, token, started_at, self.root, Metrics(started_at))
         self.runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", self.settings.api_port, reuse_address=True)
@@ -132,7 +142,8 @@ class Supervisor:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = manager.api_url = api.url = f"http://127.0.0.1:{self.port}"
         manager.reconcile()
-        self._start_scheduler(manager)
+        dispatcher.start()  # what was not delivered before a crash goes out now
+        self._start_scheduler(manager, usage)
         with store.DB.atomic():
             events.record(
                 events.SUPERVISOR_STARTED,
@@ -153,7 +164,7 @@ class Supervisor:
         )
         log.info("started: supervisor %s on %s (data dir %s)", __version__, self.url, self.root)
 
-    def _start_scheduler(self, manager: RunnerManager) -> None:
+    def _start_scheduler(self, manager: RunnerManager, usage: UsageService) -> None:
         s = self.settings
         assert s is not None
         scheduler = self.scheduler = AsyncIOScheduler(
@@ -174,6 +185,30 @@ class Supervisor:
         ]
         for func, seconds in jobs:
             scheduler.add_job(func, IntervalTrigger(seconds=seconds), id=func.__name__)
+
+        async def import_usage() -> None:
+            await usage.import_now()
+            await usage.rollover()  # budgets changed from the CLI are caught up with here
+            plan_rollover()
+
+        async def rollover() -> None:
+            await usage.rollover()
+            plan_rollover()
+
+        def plan_rollover() -> None:
+            """A job at the next period boundary of any calendar budget."""
+            at = budgets.next_boundary(self.clock(), usage.calendar)
+            if at is not None:
+                when = datetime.fromtimestamp(at + ROLLOVER_GRACE, UTC)
+                scheduler.add_job(rollover, DateTrigger(when), id="rollover", replace_existing=True)
+
+        # the first import and the catch-up on rollovers missed while off run at once
+        scheduler.add_job(
+            import_usage,
+            IntervalTrigger(seconds=s.usage_import_interval),
+            id="import_usage",
+            next_run_time=datetime.now(UTC),
+        )
         scheduler.start()
 
     async def stop(self, stop_runners: bool = False) -> None:
@@ -191,6 +226,8 @@ class Supervisor:
             log.info("stopped: supervisor (%d runners left running)", left)
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
         if self.runner is not None:
             await self.runner.cleanup()
         if self.url:

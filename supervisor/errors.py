@@ -20,9 +20,11 @@ class ErrorCode(enum.Enum):
     CONFLICT = ("conflict", 409)  # the object is in a state that forbids the request
     ALREADY_EXISTS = ("already_exists", 409)  # a project or profile with that name exists
     CAP_REACHED = ("cap_reached", 409)  # --no-queue launch over a concurrency cap
+    BUDGET_SPENT = ("budget_spent", 409)  # a launch that a spent block/stop budget forbids
     INVALID = ("invalid", 422)  # well-formed JSON whose fields are wrong
     COMMAND_NOT_FOUND = ("command_not_found", 422)  # launch of a command not on PATH
     SHUTTING_DOWN = ("shutting_down", 503)  # the supervisor is stopping
+    UNAVAILABLE = ("unavailable", 503)  # an OS service it needs is missing (the keyring)
     INTERNAL = ("internal", 500)  # a bug: logged with its traceback
 
     def __init__(self, code: str, status: int) -> None:

@@ -6,6 +6,7 @@ the state change it reports, so a change is never committed without its event or
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from supervisor import queries
@@ -16,6 +17,10 @@ RUNNER_UNRESPONSIVE = "runner.unresponsive"
 RUNNER_RESPONSIVE = "runner.responsive"
 SUPERVISOR_STARTED = "supervisor.started"
 SUPERVISOR_STOPPED = "supervisor.stopped"
+BUDGET_THRESHOLD = "budget.threshold"  # a warn percentage crossed, once per period
+BUDGET_SPENT = "budget.spent"  # 100 %, once per period
+BUDGET_ROLLOVER = "budget.rollover"  # a period ended: its summary
+USAGE_IMPORT_PROBLEM = "usage.import_problem"  # malformed lines, unknown models
 
 STATE_TITLES = {
     RunnerState.QUEUED: "was queued",
@@ -37,6 +42,11 @@ SEVERITY_OF_STATE = {
 }
 
 
+# Called after each event is written (still inside its transaction, on the writer's thread):
+# the dispatcher schedules a look at the outbox, which runs after the commit.
+listeners: list[Callable[[], None]] = []
+
+
 def runner_state_type(state: RunnerState) -> str:
     return f"runner.{state.value}"
 
@@ -53,4 +63,7 @@ def record(
     data: dict[str, Any] | None = None,
 ) -> int:
     """Insert one event (call inside the transaction of the change it reports); its id."""
-    return queries.insert_event(ts, type, severity, runner_id, project, title, body, data or {})
+    event_id = queries.insert_event(ts, type, severity, runner_id, project, title, body, data or {})
+    for listener in listeners:
+        listener()
+    return event_id

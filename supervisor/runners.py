@@ -140,6 +140,10 @@ class RunnerManager:
         self._sweep_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.accepting = True
+        # Called with (project name, profile, command, now) before a launch; raises ApiError
+        # to refuse it (the usage service checks budgets here).
+        self.launch_guard: Callable[[str, str | None, list[str], float], None] | None = None
+        self.on_finished: Callable[[int], None] | None = None  # a runner reached an end state
 
     # --- helpers ----------------------------------------------------------------------------
     @property
@@ -253,7 +257,7 @@ class RunnerManager:
                     for name, value in values.items():
                         setattr(live.row, name, value)
 
-    def _background(self, coro: Any) -> asyncio.Task[Any]:
+    def background(self, coro: Any) -> asyncio.Task[Any]:
         """Run ``coro`` as a task kept referenced until done (so it is not collected)."""
         task = self.loop.create_task(coro)
         self._tasks.add(task)
@@ -264,7 +268,7 @@ class RunnerManager:
         """Start ``work`` from a loop callback, unless the manager shut down in between: a
         task created then would outlive the loop."""
         if self.accepting:
-            self._background(work())
+            self.background(work())
 
     def _transition(
         self,
@@ -306,6 +310,8 @@ class RunnerManager:
             live.row = runner
         elif live is not None:
             self._forget(runner.id)
+            if self.on_finished is not None:
+                self.on_finished(runner.id)
 
     def _count(self, runner: Runner, state: RunnerState | None, delta: int) -> None:
         """Keep the slot counters and the queue in step with a state entered or left."""
@@ -382,6 +388,8 @@ class RunnerManager:
         else:
             raise ApiError(ErrorCode.INVALID, "Give a command to run or a profile to launch.")
         argv = commands.resolve(argv, project.path, self.search_path)
+        if self.launch_guard is not None:
+            self.launch_guard(project.name, request.profile, argv, now)
         state = S.STARTING
         if not self._has_slot(project):
             if request.no_queue:
@@ -543,7 +551,7 @@ class RunnerManager:
 
     def _first_sample(self) -> None:
         self._sample_timer = None
-        self._background(self.sweep())
+        self.background(self.sweep())
 
     # --- exits ------------------------------------------------------------------------------
     def _set_identity(self, live: Live, ident: Identity | None) -> None:
@@ -780,7 +788,7 @@ class RunnerManager:
         if state is S.STOPPING:
             if force and live.stop_task is not None:
                 live.stop_task.cancel()
-                live.stop_task = self._background(self._stop_tree(runner_id, 0.0))
+                live.stop_task = self.background(self._stop_tree(runner_id, 0.0))
             return runner
         # STARTING/RUNNING -> STOPPING
         self._transition(
@@ -814,7 +822,7 @@ class RunnerManager:
         assert live.identity is not None
         log.info("stopping: runner %s pid %s", runner_id, live.identity.pid)
         timeout = 0.0 if force else self.settings.stop_timeout
-        live.stop_task = self._background(self._stop_tree(runner_id, timeout))
+        live.stop_task = self.background(self._stop_tree(runner_id, timeout))
 
     async def _stop_tree(self, runner_id: int, timeout: float) -> None:
         """Remember the tree, send the polite signal, kill what is left at the deadline.
@@ -895,12 +903,11 @@ class RunnerManager:
         return self.row(runner_id)
 
     # --- heartbeats ---------------------------------------------------------------------------
-    def heartbeat(
-        self, runner_id: int, token: str, beat: Heartbeat, now: float | None = None
-    ) -> None:
-        now = self.clock() if now is None else now
+    def runner_with_token(self, runner_id: int, token: str) -> Runner:
+        """The runner whose own token ``token`` is; 401 otherwise (checked before anything
+        about the runner, even whether it exists, is revealed)."""
         live = self.live.get(runner_id)
-        try:  # the token first: without it, nothing about the runner is revealed
+        try:
             runner = live.row if live is not None else queries.runner_by_id(runner_id)
         except ApiError:
             runner = None
@@ -910,6 +917,14 @@ class RunnerManager:
             or not hmac.compare_digest(hash_token(token), runner.token_hash)
         ):
             raise ApiError(ErrorCode.UNAUTHORIZED, f"Wrong token for runner {runner_id}.")
+        return runner
+
+    def heartbeat(
+        self, runner_id: int, token: str, beat: Heartbeat, now: float | None = None
+    ) -> None:
+        now = self.clock() if now is None else now
+        runner = self.runner_with_token(runner_id, token)
+        live = self.live.get(runner_id)
         if live is None:
             raise ApiError(
                 ErrorCode.CONFLICT,

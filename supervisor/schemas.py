@@ -7,6 +7,7 @@ from what the server accepts. All fields are snake_case; timestamps are ISO 8601
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -14,10 +15,11 @@ from msgspec import Meta, Struct
 
 from supervisor import __version__
 
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 Name = Annotated[
     str,
     Meta(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        pattern=NAME_PATTERN,
         description="1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
     ),
 ]
@@ -32,6 +34,18 @@ Environment = dict[
 ]
 RestartPolicyName = Literal["never", "on-failure", "always"]
 Timestamp = Annotated[str, Meta(description="ISO 8601 UTC, e.g. 2026-11-21T21:30:00.123Z")]
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 UTC with milliseconds (hand-formatted: listings call this
+    thousands of times, and strftime is the slow part)."""
+    if ts is None:
+        return None
+    t = time.gmtime(ts)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
+        f"{t.tm_sec:02d}.{int(ts % 1 * 1000):03d}Z"
+    )
 
 
 class Input(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -144,11 +158,110 @@ class Registered(Struct, kw_only=True):
     heartbeat_interval: float
 
 
+Tokens = Annotated[int, Meta(ge=0, le=10**12)]
+
+
+class UsageIn(Input):
+    """Token usage of one API response (POST /usage), or cumulative counters (heartbeat)."""
+
+    model: Annotated[str, Meta(min_length=1, max_length=200)]
+    input_tokens: Tokens = 0  # excluding cached input
+    output_tokens: Tokens = 0
+    cache_creation_tokens: Tokens = 0
+    cache_read_tokens: Tokens = 0
+    cost_usd: Annotated[float, Meta(ge=0)] | None = None  # the agent's own figure, if any
+    agent: Annotated[str, Meta(min_length=1, max_length=64)] | None = None  # default: runner's
+    ts: Annotated[float, Meta(ge=0)] | None = None  # UTC epoch seconds; default: now
+    session_id: Annotated[str, Meta(max_length=200)] | None = None
+    key: Annotated[str, Meta(min_length=1, max_length=200)] | None = None  # idempotency
+
+
+class UsageReport(Input):
+    """Usage for the ledger: with the admin token, or with a runner's own token and its id."""
+
+    records: Annotated[list[UsageIn], Meta(min_length=1, max_length=10_000)]
+    runner_id: int | None = None
+
+
+class UsageAck(Struct, kw_only=True):
+    written: int  # rows new or improved; a repeated key changes nothing
+
+
+class UsageImport(Struct, kw_only=True):
+    files: int
+    files_read: int
+    bytes_read: int
+    written: int
+    skipped: int
+    problems: list[str]
+    unknown_models: list[str]
+    seconds: float
+
+
+class BudgetSet(Input):
+    scope: Annotated[str, Meta(min_length=1, max_length=200)]
+    period: Literal["5h", "daily", "weekly", "monthly"]
+    limit_tokens: Annotated[int, Meta(ge=1)] | None = None
+    limit_usd: Annotated[float, Meta(gt=0)] | None = None
+    warn: list[Annotated[float, Meta(gt=0, lt=100)]] | None = None
+    action: Literal["warn", "block", "stop"] | None = None
+
+
+class BudgetStatus(Struct, kw_only=True):
+    scope: str
+    period: str
+    limit_tokens: int | None
+    limit_usd: float | None
+    warn: list[float]
+    action: str
+    used_tokens: int
+    used_usd: float
+    percent: float
+    period_start: Timestamp | None  # null: a 5-hour budget between blocks
+    resets_at: Timestamp | None
+    projected_exhaustion_at: Timestamp | None  # at the period's burn rate, if before reset
+
+
+class ChannelSet(Input):
+    """A notification channel; ``secret`` (bot token, access token, signing key) goes to the
+    OS keyring and is never stored or shown anywhere else."""
+
+    kind: Literal["desktop", "telegram", "ntfy", "webhook"]
+    config: dict[str, Any] = {}
+    policy: dict[str, Any] | None = None
+    secret: Annotated[str, Meta(min_length=1, max_length=4096)] | None = None
+
+
+class ChannelOut(Struct, kw_only=True):
+    name: str
+    kind: str
+    config: dict[str, Any]
+    policy: dict[str, Any]
+    enabled: bool
+    secret: str  # whether the kind takes one: none | optional | required
+
+
+class ChannelTest(Struct, kw_only=True):
+    result: Literal["delivered", "retry", "failed"]
+    reason: str
+
+
+class DeadLetter(Struct, kw_only=True):
+    id: int  # the delivery's id, for retry
+    event_id: int
+    channel: str
+    type: str
+    title: str
+    attempts: int
+    error: str | None
+
+
 class Heartbeat(Input):
     state: Annotated[str, Meta(max_length=32)] | None = None
     cpu_percent: Annotated[float, Meta(ge=0)] | None = None
     rss_bytes: Annotated[int, Meta(ge=0)] | None = None
     tokens: Annotated[int, Meta(ge=0)] | None = None
+    usage: UsageIn | None = None  # cumulative counters since the runner started
     exit_code: int | None = None  # present only in the final heartbeat
 
 
@@ -190,14 +303,14 @@ class Status(Struct, kw_only=True):
 
 
 class SettingUpdate(Input):
-    value: int | float
+    value: int | float | str | dict[str, dict[str, float]]
 
 
 class SettingValue(Struct, kw_only=True):
     key: str
-    value: int | float  # in effect now
-    saved: int | float | None  # stored: what the next start uses (None: the default)
-    default: int | float
+    value: int | float | str | dict[str, Any]  # in effect now
+    saved: int | float | str | dict[str, Any] | None  # what the next start uses (None: default)
+    default: int | float | str | dict[str, Any]
     applies: Literal["now", "at next start"]
 
 
@@ -310,16 +423,69 @@ ROUTES: list[Route] = [
     ),
     ("get", "/api/v1/settings", "Settings and their defaults", None, list[SettingValue], "admin"),
     ("put", "/api/v1/settings/{key}", "Change a setting", SettingUpdate, SettingValue, "admin"),
+    (
+        "post",
+        "/api/v1/usage",
+        "Record token usage (admin token, or a runner's token with runner_id)",
+        UsageReport,
+        UsageAck,
+        "runner",
+    ),
+    (
+        "post",
+        "/api/v1/usage/import",
+        "Import new usage from the agents' logs now",
+        None,
+        UsageImport,
+        "admin",
+    ),
+    (
+        "get",
+        "/api/v1/usage/{report}",
+        "Usage report: daily|weekly|monthly|session|blocks (?since, ?until as YYYY-MM-DD, "
+        "?project, ?agent, ?timezone)",
+        None,
+        None,
+        "admin",
+    ),
+    (
+        "get",
+        "/api/v1/budgets",
+        "Budgets with their current periods",
+        None,
+        list[BudgetStatus],
+        "admin",
+    ),
+    (
+        "put",
+        "/api/v1/budgets",
+        "Create or change the budget of a scope and period",
+        BudgetSet,
+        BudgetStatus,
+        "admin",
+    ),
+    ("delete", "/api/v1/budgets/{scope}/{period}", "Remove a budget", None, None, "admin"),
+    ("get", "/api/v1/notify/channels", "Notification channels", None, list[ChannelOut], "admin"),
+    ("put", "/api/v1/notify/channels/{name}", "Create or replace a channel", ChannelSet, ChannelOut,
+     "admin"),
+    ("delete", "/api/v1/notify/channels/{name}", "Remove a channel and its secret", None, None,
+     "admin"),
+    ("post", "/api/v1/notify/channels/{name}/test", "Send a test message now", None, ChannelTest,
+     "admin"),
+    ("get", "/api/v1/notify/dead", "Dead letters: deliveries that gave up", None,
+     list[DeadLetter], "admin"),
+    ("post", "/api/v1/notify/dead/{id}/retry", "Retry a dead letter", None, None, "admin"),
     ("get", "/metrics", "Prometheus text exposition", None, None, "admin"),
-]
+]  # fmt: skip
 
 ERROR_STATUSES = {
     400: "Malformed request",
     401: "Missing or wrong bearer token",
     404: "No such object",
     405: "The route does not take this method",
-    409: "Conflicts with the object's state, an existing name, or a cap",
+    409: "Conflicts with the object's state, an existing name, a cap, or a spent budget",
     422: "Invalid fields, or a command not found on PATH",
+    503: "Shutting down, or an OS service it needs (the keyring) is missing",
 }
 
 

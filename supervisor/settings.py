@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from supervisor.errors import ApiError, ErrorCode
 from supervisor.store import Setting
+from supervisor.usage import periods, pricing
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,11 @@ class Settings:
     backoff_max: float = 60.0
     log_max_bytes: int = 10 * 1024 * 1024
     log_backups: int = 3
+    usage_import_interval: float = 60.0  # seconds between imports of the agents' logs
+    timezone: str = ""  # IANA name for days, weeks and months; "" = the system's
+    week_start: str = "monday"
+    cost_mode: str = "auto"  # auto: the agent's logged cost, else computed | calculate | display
+    price_overrides: dict = field(default_factory=dict)  # model -> {price key: USD per token}
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the non-None ``overrides`` applied (e.g. command-line flags)."""
@@ -37,6 +43,7 @@ class Settings:
 LIVE = frozenset({
     "heartbeat_interval", "heartbeat_ttl", "max_runners_per_project", "max_runners_global",
     "stop_timeout", "start_secs", "max_retries", "backoff_initial", "backoff_max",
+    "timezone", "week_start", "cost_mode", "price_overrides",
 })  # fmt: skip
 RANGES: dict[str, tuple[float, float]] = {
     "api_port": (0, 65535),
@@ -54,7 +61,9 @@ def check_setting(key: str, value: Any) -> int | float:
             ErrorCode.NOT_FOUND,
             f"There is no setting '{key}'; `stratavore settings` lists them.",
         )
-    kind = int if types[key] in (int, "int") else float
+    kind = {"int": int, "float": float, "str": str, "dict": dict}[str(types[key])]
+    if kind is str or kind is dict:
+        return _check_text(key, value, kind)
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
@@ -82,3 +91,20 @@ def save_setting(key: str, value: Any) -> None:
     if key not in {f.name for f in fields(Settings)}:
         raise KeyError(key)
     Setting.replace(key=key, value=value).execute()
+
+
+def _check_text(key: str, value: Any, kind: type) -> Any:
+    """The string and table settings, each checked by the code that uses it."""
+    if not isinstance(value, kind):
+        raise ApiError(ErrorCode.INVALID, f"Setting {key} takes a {kind.__name__} value.")
+    if key == "timezone" and value:
+        periods.resolve_zone(value)
+    choices = {"week_start": periods.WEEKDAYS, "cost_mode": pricing.COST_MODES}.get(key)
+    if choices is not None and value not in choices:
+        raise ApiError(ErrorCode.INVALID, f"Setting {key} is one of {', '.join(choices)}.")
+    if key == "price_overrides":
+        try:
+            pricing.PriceTable.bundled(value)
+        except ValueError as exc:
+            raise ApiError(ErrorCode.INVALID, str(exc)) from None
+    return value

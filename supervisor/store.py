@@ -96,6 +96,7 @@ class Runner(BaseModel):
     cpu_percent = pw.FloatField(null=True)
     rss_bytes = pw.IntegerField(null=True)
     tokens = pw.IntegerField(null=True)
+    session_id = pw.CharField(null=True, index=True)  # the agent's own session, when known
     token_hash = pw.CharField()  # sha256 of the runner's token; the token itself is not stored
     log_offset = pw.IntegerField(default=0)  # bytes of the output spool already pumped
 
@@ -118,7 +119,143 @@ class Setting(BaseModel):
     value = JSONField()
 
 
-MODELS: list[type[BaseModel]] = [Project, Profile, Runner, Event, Setting]
+class UsageFile(BaseModel):
+    """How far an agent log file has been imported: a refresh reads only what follows."""
+
+    path = pw.TextField(unique=True)
+    agent = pw.CharField()
+    size = pw.IntegerField(default=0)
+    mtime_ns = pw.IntegerField(default=0)
+    offset = pw.IntegerField(default=0)  # bytes consumed, always at a line end
+    head = pw.CharField(default="")  # hash of the first bytes: a rewritten file is re-read
+    context = JSONField(default={})  # parser state carried across refreshes
+    records = pw.IntegerField(default=0)
+    skipped = pw.IntegerField(default=0)  # malformed lines, counted and passed over
+    imported_at = pw.FloatField(null=True)
+
+
+class Usage(BaseModel):
+    """The ledger: one row per counted API response."""
+
+    ts = pw.FloatField(index=True)  # UTC epoch seconds
+    agent = pw.CharField()
+    model = pw.CharField()
+    input_tokens = pw.IntegerField()
+    output_tokens = pw.IntegerField()
+    cache_creation_tokens = pw.IntegerField()
+    cache_creation_1h_tokens = pw.IntegerField(default=0)
+    cache_read_tokens = pw.IntegerField()
+    cost_usd = pw.FloatField(null=True)  # None: the model has no known price
+    logged_cost = pw.FloatField(null=True)  # the agent's own figure, for cost mode auto/display
+    speed = pw.CharField(null=True)
+    project_id = pw.IntegerField(null=True)
+    runner_id = pw.IntegerField(null=True, index=True)
+    session_id = pw.CharField(null=True, index=True)
+    file_id = pw.IntegerField(null=True)  # UsageFile it came from; None: API or heartbeat
+    dedupe = pw.IntegerField(unique=True)  # 64-bit hash of the importer's dedupe key
+    rank = pw.IntegerField()  # which of several lines of one response is kept
+
+
+class UsageSession(BaseModel):
+    """An agent session seen in the logs: where it ran, so late projects can claim it."""
+
+    session_id = pw.CharField(primary_key=True)
+    agent = pw.CharField()
+    cwd = pw.TextField(null=True)
+    project_id = pw.IntegerField(null=True)
+    runner_id = pw.IntegerField(null=True)
+
+
+class UsageBucket(BaseModel):
+    """Ledger totals per 15 minutes: reports and budget windows sum these, not the rows."""
+
+    start = pw.IntegerField()  # UTC epoch seconds, a multiple of 900
+    agent = pw.CharField()
+    model = pw.CharField()
+    project_id = pw.IntegerField()  # 0: not attributed to a project
+    input_tokens = pw.IntegerField(default=0)
+    output_tokens = pw.IntegerField(default=0)
+    cache_creation_tokens = pw.IntegerField(default=0)
+    cache_read_tokens = pw.IntegerField(default=0)
+    cost_usd = pw.FloatField(default=0.0)
+    responses = pw.IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("start", "agent", "model", "project_id"), True),)
+
+
+class Budget(BaseModel):
+    scope = pw.CharField()  # "global" | "project:NAME" | "agent:NAME"
+    period = pw.CharField()  # "5h" | "daily" | "weekly" | "monthly"
+    limit_tokens = pw.IntegerField(null=True)
+    limit_usd = pw.FloatField(null=True)
+    warn = JSONField(default=[75, 90])  # percentages
+    action = pw.CharField(default="warn")  # "warn" | "block" | "stop"
+    created_at = pw.FloatField()
+
+    class Meta:
+        indexes = ((("scope", "period"), True),)  # exactly one budget per (scope, period)
+
+
+class BudgetMark(BaseModel):
+    """What was already reported for a budget's period: each threshold and rollover once."""
+
+    budget = pw.ForeignKeyField(Budget, on_delete="CASCADE")
+    period_start = pw.FloatField()
+    kind = pw.CharField()  # "warn:75", "spent", "rollover"
+    ts = pw.FloatField()
+
+    class Meta:
+        indexes = ((("budget", "period_start", "kind"), True),)
+
+
+class Channel(BaseModel):
+    """Where events are delivered. Its secret (bot token, access token, signing key) is in the
+    OS keyring, never here."""
+
+    name = pw.CharField(unique=True)
+    kind = pw.CharField()  # desktop | telegram | ntfy | webhook
+    config = JSONField(default={})
+    policy = JSONField(default={})  # which events, quiet hours, coalescing
+    enabled = pw.BooleanField(default=True)
+    created_at = pw.FloatField()
+    updated_at = pw.FloatField()
+
+
+class DeliveryBatch(BaseModel):
+    """A summary message folding several deliveries: stored before its first attempt, so a
+    retry sends the very same message under the same idempotency key."""
+
+    channel = pw.ForeignKeyField(Channel, on_delete="CASCADE")
+    message = JSONField()
+    created_at = pw.FloatField()
+
+
+class Delivery(BaseModel):
+    """One event to one channel: pending until the channel acknowledged it, or dead."""
+
+    event = pw.ForeignKeyField(Event, on_delete="CASCADE")
+    channel = pw.ForeignKeyField(Channel, on_delete="CASCADE")
+    state = pw.CharField()  # pending | sent | dead
+    attempts = pw.IntegerField(default=0)
+    next_attempt_at = pw.FloatField()
+    last_error = pw.TextField(null=True)
+    batch = pw.ForeignKeyField(DeliveryBatch, null=True, on_delete="SET NULL")
+    created_at = pw.FloatField()
+    sent_at = pw.FloatField(null=True)
+
+    class Meta:
+        indexes = (
+            (("event", "channel"), True),
+            (("state", "next_attempt_at"), False),
+        )
+
+
+MODELS: list[type[BaseModel]] = [
+    Project, Profile, Runner, Event, Setting,
+    UsageFile, Usage, UsageSession, UsageBucket, Budget, BudgetMark,
+    Channel, DeliveryBatch, Delivery,
+]  # fmt: skip
 
 BUILTIN_PROFILES: list[dict[str, Any]] = [
     {"name": "claude", "command": ["claude"], "description": "Claude Code"},
@@ -129,16 +266,86 @@ BUILTIN_PROFILES: list[dict[str, Any]] = [
 ]
 
 
+# Migrations are frozen SQL, never the live models: a model that grows a column must not
+# change what an old migration creates.
+_V1 = """
+CREATE TABLE "event" ("id" INTEGER NOT NULL PRIMARY KEY, "ts" REAL NOT NULL, "type" VARCHAR(255) NOT NULL, "severity" VARCHAR(255) NOT NULL, "runner_id" INTEGER, "project" VARCHAR(255), "title" TEXT NOT NULL, "body" TEXT NOT NULL, "data" TEXT NOT NULL);
+CREATE INDEX "event_type" ON "event" ("type");
+CREATE INDEX "event_runner_id" ON "event" ("runner_id");
+CREATE TABLE "profile" ("id" INTEGER NOT NULL PRIMARY KEY, "name" VARCHAR(255) NOT NULL, "command" TEXT NOT NULL, "description" TEXT NOT NULL, "restart" VARCHAR(255) NOT NULL, "expected_exit_codes" TEXT NOT NULL, "env" TEXT NOT NULL, "builtin" INTEGER NOT NULL, "created_at" REAL NOT NULL);
+CREATE UNIQUE INDEX "profile_name" ON "profile" ("name");
+CREATE TABLE "project" ("id" INTEGER NOT NULL PRIMARY KEY, "name" VARCHAR(255) NOT NULL, "path" TEXT NOT NULL, "archived" INTEGER NOT NULL, "max_runners" INTEGER, "created_at" REAL NOT NULL);
+CREATE UNIQUE INDEX "project_name" ON "project" ("name");
+CREATE TABLE "runner" ("id" INTEGER NOT NULL PRIMARY KEY, "project_id" INTEGER NOT NULL, "profile" VARCHAR(255), "command" TEXT NOT NULL, "cwd" TEXT NOT NULL, "env" TEXT NOT NULL, "state" VARCHAR(255) NOT NULL, "reason" TEXT, "supervised" INTEGER NOT NULL, "restart" VARCHAR(255) NOT NULL, "expected_exit_codes" TEXT NOT NULL, "start_secs" REAL NOT NULL, "max_retries" INTEGER NOT NULL, "backoff_initial" REAL NOT NULL, "backoff_max" REAL NOT NULL, "early_exits" INTEGER NOT NULL, "restarts" INTEGER NOT NULL, "next_start_at" REAL, "pid" INTEGER, "create_time" REAL, "exit_code" INTEGER, "stop_requested_at" REAL, "stop_force" INTEGER NOT NULL, "created_at" REAL NOT NULL, "queued_at" REAL, "started_at" REAL, "ended_at" REAL, "last_heartbeat" REAL, "unresponsive" INTEGER NOT NULL, "cpu_percent" REAL, "rss_bytes" INTEGER, "tokens" INTEGER, "token_hash" VARCHAR(255) NOT NULL, "log_offset" INTEGER NOT NULL, FOREIGN KEY ("project_id") REFERENCES "project" ("id") ON DELETE RESTRICT);
+CREATE INDEX "runner_project_id" ON "runner" ("project_id");
+CREATE INDEX "runner_state" ON "runner" ("state");
+CREATE TABLE "setting" ("key" VARCHAR(255) NOT NULL PRIMARY KEY, "value" TEXT NOT NULL);
+"""  # noqa: E501
+
+_V2 = """
+ALTER TABLE "runner" ADD COLUMN "session_id" VARCHAR(255);
+CREATE INDEX "runner_session_id" ON "runner" ("session_id");
+CREATE TABLE "usage_file" ("id" INTEGER NOT NULL PRIMARY KEY, "path" TEXT NOT NULL, "agent" VARCHAR(255) NOT NULL, "size" INTEGER NOT NULL, "mtime_ns" INTEGER NOT NULL, "offset" INTEGER NOT NULL, "head" VARCHAR(255) NOT NULL, "context" TEXT NOT NULL, "records" INTEGER NOT NULL, "skipped" INTEGER NOT NULL, "imported_at" REAL);
+CREATE UNIQUE INDEX "usage_file_path" ON "usage_file" ("path");
+CREATE TABLE "usage" ("id" INTEGER NOT NULL PRIMARY KEY, "ts" REAL NOT NULL, "agent" VARCHAR(255) NOT NULL, "model" VARCHAR(255) NOT NULL, "input_tokens" INTEGER NOT NULL, "output_tokens" INTEGER NOT NULL, "cache_creation_tokens" INTEGER NOT NULL, "cache_creation_1h_tokens" INTEGER NOT NULL, "cache_read_tokens" INTEGER NOT NULL, "cost_usd" REAL, "logged_cost" REAL, "speed" VARCHAR(255), "project_id" INTEGER, "runner_id" INTEGER, "session_id" VARCHAR(255), "file_id" INTEGER, "dedupe" INTEGER NOT NULL, "rank" INTEGER NOT NULL);
+CREATE INDEX "usage_ts" ON "usage" ("ts");
+CREATE INDEX "usage_runner_id" ON "usage" ("runner_id");
+CREATE INDEX "usage_session_id" ON "usage" ("session_id");
+CREATE UNIQUE INDEX "usage_dedupe" ON "usage" ("dedupe");
+CREATE TABLE "usage_session" ("session_id" VARCHAR(255) NOT NULL PRIMARY KEY, "agent" VARCHAR(255) NOT NULL, "cwd" TEXT, "project_id" INTEGER, "runner_id" INTEGER);
+CREATE TABLE "usage_bucket" ("id" INTEGER NOT NULL PRIMARY KEY, "start" INTEGER NOT NULL, "agent" VARCHAR(255) NOT NULL, "model" VARCHAR(255) NOT NULL, "project_id" INTEGER NOT NULL, "input_tokens" INTEGER NOT NULL, "output_tokens" INTEGER NOT NULL, "cache_creation_tokens" INTEGER NOT NULL, "cache_read_tokens" INTEGER NOT NULL, "cost_usd" REAL NOT NULL, "responses" INTEGER NOT NULL);
+CREATE UNIQUE INDEX "usage_bucket_start_agent_model_project_id" ON "usage_bucket" ("start", "agent", "model", "project_id");
+CREATE TABLE "budget" ("id" INTEGER NOT NULL PRIMARY KEY, "scope" VARCHAR(255) NOT NULL, "period" VARCHAR(255) NOT NULL, "limit_tokens" INTEGER, "limit_usd" REAL, "warn" TEXT NOT NULL, "action" VARCHAR(255) NOT NULL, "created_at" REAL NOT NULL);
+CREATE UNIQUE INDEX "budget_scope_period" ON "budget" ("scope", "period");
+CREATE TABLE "budget_mark" ("id" INTEGER NOT NULL PRIMARY KEY, "budget_id" INTEGER NOT NULL, "period_start" REAL NOT NULL, "kind" VARCHAR(255) NOT NULL, "ts" REAL NOT NULL, FOREIGN KEY ("budget_id") REFERENCES "budget" ("id") ON DELETE CASCADE);
+CREATE INDEX "budget_mark_budget_id" ON "budget_mark" ("budget_id");
+CREATE UNIQUE INDEX "budget_mark_budget_id_period_start_kind" ON "budget_mark" ("budget_id", "period_start", "kind");
+"""  # noqa: E501
+
+_V3 = """
+CREATE TABLE "channel" ("id" INTEGER NOT NULL PRIMARY KEY, "name" VARCHAR(255) NOT NULL, "kind" VARCHAR(255) NOT NULL, "config" TEXT NOT NULL, "policy" TEXT NOT NULL, "enabled" INTEGER NOT NULL, "created_at" REAL NOT NULL, "updated_at" REAL NOT NULL);
+CREATE UNIQUE INDEX "channel_name" ON "channel" ("name");
+CREATE TABLE "delivery_batch" ("id" INTEGER NOT NULL PRIMARY KEY, "channel_id" INTEGER NOT NULL, "message" TEXT NOT NULL, "created_at" REAL NOT NULL, FOREIGN KEY ("channel_id") REFERENCES "channel" ("id") ON DELETE CASCADE);
+CREATE INDEX "delivery_batch_channel_id" ON "delivery_batch" ("channel_id");
+CREATE TABLE "delivery" ("id" INTEGER NOT NULL PRIMARY KEY, "event_id" INTEGER NOT NULL, "channel_id" INTEGER NOT NULL, "state" VARCHAR(255) NOT NULL, "attempts" INTEGER NOT NULL, "next_attempt_at" REAL NOT NULL, "last_error" TEXT, "batch_id" INTEGER, "created_at" REAL NOT NULL, "sent_at" REAL, FOREIGN KEY ("event_id") REFERENCES "event" ("id") ON DELETE CASCADE, FOREIGN KEY ("channel_id") REFERENCES "channel" ("id") ON DELETE CASCADE, FOREIGN KEY ("batch_id") REFERENCES "delivery_batch" ("id") ON DELETE SET NULL);
+CREATE INDEX "delivery_event_id" ON "delivery" ("event_id");
+CREATE INDEX "delivery_channel_id" ON "delivery" ("channel_id");
+CREATE INDEX "delivery_batch_id" ON "delivery" ("batch_id");
+CREATE UNIQUE INDEX "delivery_event_id_channel_id" ON "delivery" ("event_id", "channel_id");
+CREATE INDEX "delivery_state_next_attempt_at" ON "delivery" ("state", "next_attempt_at");
+"""  # noqa: E501
+
+
+def _run_sql(db: pw.Database, script: str) -> None:
+    for statement in script.strip().split(";\n"):
+        db.execute_sql(statement.rstrip(";"))
+
+
 def _migration_1(db: pw.Database) -> None:
     """The first schema, with the built-in profiles."""
-    db.create_tables(MODELS)
+    _run_sql(db, _V1)
     now = time.time()
     for profile in BUILTIN_PROFILES:
-        Profile.create(builtin=True, created_at=now, **profile)
+        db.execute_sql(
+            'INSERT INTO "profile" ("name", "command", "description", "restart", '
+            '"expected_exit_codes", "env", "builtin", "created_at") '
+            "VALUES (?, ?, ?, 'never', '[0]', '{}', 1, ?)",
+            (profile["name"], json.dumps(profile["command"]), profile["description"], now),
+        )
+
+
+def _migration_2(db: pw.Database) -> None:
+    """The usage ledger, its buckets and file marks, budgets; runners learn their session."""
+    _run_sql(db, _V2)
+
+
+def _migration_3(db: pw.Database) -> None:
+    """Notification channels and the delivery of each event to each of them."""
+    _run_sql(db, _V3)
 
 
 # Ordered; MIGRATIONS[i] takes the schema from version i to i + 1. Never edit a released one.
-MIGRATIONS: list[Callable[[pw.Database], None]] = [_migration_1]
+MIGRATIONS: list[Callable[[pw.Database], None]] = [_migration_1, _migration_2, _migration_3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

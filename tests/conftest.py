@@ -1,6 +1,7 @@
 """Shared fixtures: an isolated data dir, and real supervisor daemons as child processes.
 
-Nothing here touches the user's real data dir: every test gets its own ``STRATAVORE_HOME``.
+Nothing here touches the user's real data dir or agent logs: every test gets its own
+``STRATAVORE_HOME``, and the agents' config dirs point into the test's temp dir.
 """
 
 from __future__ import annotations
@@ -20,9 +21,29 @@ import pytest
 
 from supervisor import runtime
 from supervisor.client import ApiClient, ClientError
+from tests.keyring_backend import keyring_env
 
 REPO = Path(__file__).resolve().parent.parent
 FINISHED = {"stopped", "exited", "failed", "fatal", "lost"}
+
+
+@pytest.fixture(autouse=True)
+def agent_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """Where Claude Code and Codex logs are looked for, in this test: its own temp dirs."""
+    dirs = {"claude": tmp_path / "claude-config", "codex": tmp_path / "codex-home"}
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(dirs["claude"]))
+    monkeypatch.setenv("CODEX_HOME", str(dirs["codex"]))
+    return dirs
+
+
+@pytest.fixture(autouse=True)
+def test_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A keyring of this test's own (a JSON file, shared with its CLI and daemon children):
+    never the user's."""
+    path = tmp_path / "keyring.json"
+    for name, value in keyring_env(path).items():
+        monkeypatch.setenv(name, value)
+    return path
 
 
 @pytest.fixture

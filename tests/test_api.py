@@ -517,7 +517,12 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | re.Pattern[str]
     ("setting-out-of-range", "PUT", "/api/v1/settings/api_port", {"body": {"value": 70000}},
      422, "invalid", "Setting api_port must be from 0 to 65535."),
     ("setting-string", "PUT", "/api/v1/settings/stop_timeout", {"body": {"value": "5s"}},
-     422, "invalid", invalid("$.value")),
+     422, "invalid", "Setting stop_timeout takes float values."),
+    ("setting-bad-zone", "PUT", "/api/v1/settings/timezone", {"body": {"value": "Mars/Base"}},
+     422, "invalid",
+     "Unknown time zone 'Mars/Base'; use an IANA name such as Europe/Berlin or UTC."),
+    ("setting-bad-choice", "PUT", "/api/v1/settings/cost_mode", {"body": {"value": "guess"}},
+     422, "invalid", "Setting cost_mode is one of auto, calculate, display."),
     ("setting-missing-value", "PUT", "/api/v1/settings/stop_timeout", {"body": {}}, 422,
      "invalid", invalid_top("missing required field `value`")),
     # GET /events
@@ -527,6 +532,92 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | re.Pattern[str]
      "bad_request", "Query parameter since must be a whole number >= 0, got '-1'."),
     ("events-limit-zero", "GET", "/api/v1/events", {"params": {"limit": "0"}}, 400,
      "bad_request", "Query parameter limit must be a whole number >= 1, got '0'."),
+    # POST /usage: the admin token, or a runner's own with its id
+    ("usage-malformed", "POST", "/api/v1/usage", {"raw": NOT_JSON}, 400, "bad_request",
+     "The request body is not valid JSON."),
+    ("usage-no-records", "POST", "/api/v1/usage", {"body": {"records": []}}, 422, "invalid",
+     invalid("$.records")),
+    ("usage-negative", "POST", "/api/v1/usage",
+     {"body": {"records": [{"model": "m", "output_tokens": -5}]}}, 422, "invalid",
+     invalid("$.records[0].output_tokens")),
+    ("usage-unknown-field", "POST", "/api/v1/usage",
+     {"body": {"records": [{"model": "m", "tokens": 5}]}}, 422, "invalid",
+     invalid_top("unknown field `tokens`")),
+    ("usage-unknown-runner", "POST", "/api/v1/usage",
+     {"body": {"records": [{"model": "m"}], "runner_id": 999}}, 404, "not_found",
+     "Runner 999 does not exist."),
+    ("usage-agent-token-no-id", "POST", "/api/v1/usage",
+     {"body": {"records": [{"model": "m"}]}, "token": "{agent_token}"}, 401, "unauthorized",
+     "Wrong bearer token; send the admin token, or a runner's own with its runner_id."),
+    ("usage-agent-token-other-runner", "POST", "/api/v1/usage",
+     {"body": {"records": [{"model": "m"}], "runner_id": "{busy}"}, "token": "{agent_token}"},
+     401, "unauthorized", "Wrong token for runner {busy}."),
+    # POST /usage/import takes no input: only the wrong method
+    ("usage-import-get", "GET", "/api/v1/usage/import", {}, 404, "not_found",
+     "There is no 'import' report; use one of daily, weekly, monthly, session, blocks."),
+    ("usage-import-put", "PUT", "/api/v1/usage/import", {"body": {}}, 405, "method_not_allowed",
+     "/api/v1/usage/import does not take PUT; use GET, HEAD, POST."),
+    # GET /usage/{report}
+    ("usage-report-unknown", "GET", "/api/v1/usage/hourly", {}, 404, "not_found",
+     "There is no 'hourly' report; use one of daily, weekly, monthly, session, blocks."),
+    ("usage-report-bad-date", "GET", "/api/v1/usage/daily", {"params": {"since": "May 1"}},
+     422, "invalid", "since takes a date as YYYY-MM-DD, not 'May 1'."),
+    ("usage-report-bad-zone", "GET", "/api/v1/usage/daily", {"params": {"timezone": "Nowhere"}},
+     422, "invalid", "Unknown time zone 'Nowhere'; use an IANA name such as Europe/Berlin or UTC."),
+    ("usage-report-unknown-param", "GET", "/api/v1/usage/daily", {"params": {"from": "x"}},
+     400, "bad_request",
+     "Unknown query parameter from; use agent, project, since, timezone, until."),
+    ("usage-report-unknown-project", "GET", "/api/v1/usage/daily", {"params": {"project": "nope"}},
+     404, "not_found", "Project 'nope' does not exist."),
+    # GET, PUT /budgets; DELETE /budgets/{scope}/{period}
+    ("budgets-post", "POST", "/api/v1/budgets", {"body": {}}, 405, "method_not_allowed",
+     "/api/v1/budgets does not take POST; use GET, HEAD, PUT."),
+    ("budget-malformed", "PUT", "/api/v1/budgets", {"raw": NOT_JSON}, 400, "bad_request",
+     "The request body is not valid JSON."),
+    ("budget-bad-period", "PUT", "/api/v1/budgets",
+     {"body": {"scope": "global", "period": "hourly", "limit_tokens": 5}}, 422, "invalid",
+     invalid("$.period")),
+    ("budget-bad-scope", "PUT", "/api/v1/budgets",
+     {"body": {"scope": "team:x", "period": "daily", "limit_tokens": 5}}, 422, "invalid",
+     "Budget scope 'team:x' is not one of global, project:NAME or agent:NAME."),
+    ("budget-no-limit", "PUT", "/api/v1/budgets", {"body": {"scope": "global", "period": "daily"}},
+     422, "invalid", "A budget needs a limit: give --tokens N and/or --usd X."),
+    ("budget-unknown-project", "PUT", "/api/v1/budgets",
+     {"body": {"scope": "project:nope", "period": "daily", "limit_usd": 5}}, 404, "not_found",
+     "Project 'nope' does not exist."),
+    ("budget-warn-range", "PUT", "/api/v1/budgets",
+     {"body": {"scope": "global", "period": "daily", "limit_usd": 5, "warn": [150]}}, 422,
+     "invalid", invalid("$.warn[0]")),
+    ("budget-rm-missing", "DELETE", "/api/v1/budgets/global/daily", {}, 404, "not_found",
+     "There is no daily budget for global; `stratavore budgets` lists them."),
+    # /notify: channels, tests, dead letters
+    ("channels-post", "POST", "/api/v1/notify/channels", {"body": {}}, 405,
+     "method_not_allowed", "/api/v1/notify/channels does not take POST; use GET, HEAD."),
+    ("channel-bad-kind", "PUT", "/api/v1/notify/channels/ops", {"body": {"kind": "pager"}},
+     422, "invalid", invalid("$.kind")),
+    ("channel-bad-name", "PUT", "/api/v1/notify/channels/-ops",
+     {"body": {"kind": "webhook", "config": {"url": "http://127.0.0.1:9/x"}}}, 422, "invalid",
+     "Channel name '-ops' must be 1-64 letters, digits, '.', '_' or '-', starting with a "
+     "letter or digit."),
+    ("channel-webhook-no-url", "PUT", "/api/v1/notify/channels/ops",
+     {"body": {"kind": "webhook", "config": {}}}, 422, "invalid", re.compile(r".*url.*")),
+    ("channel-telegram-no-secret", "PUT", "/api/v1/notify/channels/tg",
+     {"body": {"kind": "telegram", "config": {"chat_id": 42}}}, 422, "invalid",
+     re.compile(r".*bot token.*")),
+    ("channel-bad-policy", "PUT", "/api/v1/notify/channels/ops",
+     {"body": {"kind": "webhook", "config": {"url": "http://127.0.0.1:9/x"},
+               "policy": {"min_severity": "loud"}}}, 422, "invalid",
+     re.compile(r"The minimum severity 'loud' must be one of .*")),
+    ("channel-rm-unknown", "DELETE", "/api/v1/notify/channels/nope", {}, 404, "not_found",
+     "Channel 'nope' does not exist."),
+    ("channel-test-unknown", "POST", "/api/v1/notify/channels/nope/test", {}, 404, "not_found",
+     "Channel 'nope' does not exist."),
+    ("dead-post", "POST", "/api/v1/notify/dead", {"body": {}}, 405, "method_not_allowed",
+     "/api/v1/notify/dead does not take POST; use GET, HEAD."),
+    ("dead-retry-word", "POST", "/api/v1/notify/dead/abc/retry", {}, 400, "bad_request",
+     "Delivery id must be a number, got 'abc'."),
+    ("dead-retry-unknown", "POST", "/api/v1/notify/dead/999/retry", {}, 404, "not_found",
+     "Delivery 999 does not exist."),
     # /metrics takes no input: only the wrong method
     ("metrics-post", "POST", "/metrics", {"body": {}}, 405, "method_not_allowed",
      "/metrics does not take POST; use GET, HEAD."),
@@ -620,6 +711,8 @@ def route_request(w: World, method: str, path: str) -> tuple[str, dict[str, Any]
         "/api/v1/projects": {"name": "authx", "path": str(w.folder)},
         "/api/v1/profiles": {"name": "authx", "command": ["true"]},
         "/api/v1/runners": {"project": "demo", "command": ["true"]},
+        "/api/v1/budgets": {"scope": "global", "period": "daily", "limit_tokens": 10},
+        "/api/v1/notify/channels/{name}": {"kind": "desktop"},
         "/api/v1/runners/register": {
             "command": ["x"],
             "pid": w.runners["agent"]["pid"],
@@ -628,7 +721,9 @@ def route_request(w: World, method: str, path: str) -> tuple[str, dict[str, Any]
     }
     if path == "/api/v1/profiles/{name}":
         concrete = "/api/v1/profiles/claude"
-    body = bodies.get(path, {}) if method == "post" else None
+    concrete = concrete.replace("{report}", "daily").replace("{scope}/{period}", "global/daily")
+    body = bodies.get(path, {}) if method in ("post", "put") else None
+    concrete = concrete.replace("dead/" + str(w.id("busy")), "dead/1")
     return concrete, {"body": body} if body is not None else {}
 
 
@@ -649,7 +744,7 @@ ADMIN_ROUTES = [(m, p) for m, p, _, _, _, auth in sc.ROUTES if auth == "admin"]
     ],
 )  # fmt: skip
 def test_every_admin_route_refuses_a_missing_or_wrong_token(world, auth, message):
-    assert len(ADMIN_ROUTES) == 22 and ("get", "/metrics") in ADMIN_ROUTES
+    assert len(ADMIN_ROUTES) == 33 and ("get", "/metrics") in ADMIN_ROUTES
     before = snapshot(world)
     for method, path in ADMIN_ROUTES:
         concrete, kwargs = route_request(world, method, path)
@@ -738,7 +833,7 @@ def test_openapi_document_lists_every_route(world):
         assert op["summary"] == summary
         assert ("security" in op) == (auth != "none"), (method, path)
         assert ("requestBody" in op) == (body is not None), (method, path)
-        assert set(op["responses"]) == {"200", "400", "401", "404", "405", "409", "422"}
+        assert set(op["responses"]) == {"200", "400", "401", "404", "405", "409", "422", "503"}
     schemas = doc["components"]["schemas"]
     for name in ("Runner", "Launch", "Heartbeat", "Error", "ProjectCreate", "Register"):
         assert name in schemas
@@ -948,11 +1043,13 @@ def test_registering_a_process_that_already_is_a_runner_is_a_conflict(world):
     agent = world.runners["agent"]
     before = snapshot(world)
     response = world.request(
-        "POST", "/api/v1/runners/register",
+        "POST",
+        "/api/v1/runners/register",
         body={"command": ["agent", "again"], "pid": agent["pid"], "cwd": "/", "project": "demo"},
     )
-    assert_error(response, 409, "conflict",
-                 f"Process {agent['pid']} is already runner {agent['id']}.")
+    assert_error(
+        response, 409, "conflict", f"Process {agent['pid']} is already runner {agent['id']}."
+    )
     assert snapshot(world) == before
 
 

@@ -611,7 +611,7 @@ def test_raising_a_cap_with_set_starts_the_queued_runner(daemon, project_dir):
 
     bad = cli("set", "max_runners_global", "many")
     assert (bad.returncode, bad.stderr) == (
-        2, "stratavore: Invalid request: Expected `int | float`, got `str` - at `$.value`.\n")
+        2, "stratavore: Setting max_runners_global takes int values.\n")
     bad = cli("set", "stop_timeout", "5", "--project", "demo")
     assert (bad.returncode, bad.stderr) == (
         2, "stratavore: --project goes only with max_runners_per_project\n")

@@ -1,0 +1,475 @@
+"""The outbox dispatcher: every event to every channel that wants it, at least once.
+
+Events are the outbox (written in the transaction of the change they report). The dispatcher
+fans each new event out into one ``delivery`` row per matching channel, in one transaction
+with the cursor that says how far it got, then sends what is due from a thread pool (network
+I/O never runs on the supervisor's loop) and records each answer. A delivery is ``sent`` only
+once its channel acknowledged it: after a kill -9, everything unacknowledged is sent again at
+the next start, under the same idempotency key. Failures are retried with exponential
+backoff (1, 2, 4, … s, capped; a 429's Retry-After is honoured) and, after ``MAX_ATTEMPTS``
+or a permanent refusal, the delivery goes to the dead letters, from where a user can retry it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import re
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from supervisor import events
+from supervisor.errors import ApiError, ErrorCode, not_found
+from supervisor.notify import channels
+from supervisor.notify.channels import Message, Outcome, Result
+from supervisor.notify.policy import ChannelPolicy, Pending, Verdict
+from supervisor.schemas import NAME_PATTERN
+from supervisor.secrets import (
+    KeyringUnavailable,
+    channel_secret,
+    delete_secret,
+    load_secret,
+    store_secret,
+)
+from supervisor.store import DB, Channel, Delivery, DeliveryBatch, Event, Setting
+
+log = logging.getLogger("stratavore.notify")
+
+MAX_ATTEMPTS = 10
+BACKOFF_CAP = 300.0  # seconds between attempts, at most
+RETRY_AFTER_CAP = 3600.0  # a server asking for longer is asked again after an hour
+FANOUT_BATCH = 5000  # events fanned out per transaction
+SEND_BATCH = 2000  # due deliveries looked at per round
+IDLE_WAKE = 30.0  # seconds: a look at the outbox even when nothing pokes
+CURSOR = "notify.cursor"  # the last event id fanned out
+# Machines, not people, read webhooks: every event, no folding. People get the defaults.
+KIND_POLICY = {channels.WEBHOOK: {"types": ["*"], "min_severity": "debug", "max_messages": 100000,
+                                  "window_s": 1, "settle_s": 0}}  # fmt: skip
+
+
+def backoff(attempts: int) -> float:
+    """Seconds before the next attempt after ``attempts`` failed ones: 1, 2, 4, … capped."""
+    return min(2.0 ** max(attempts - 1, 0), BACKOFF_CAP)
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    return dataclasses.asdict(message)
+
+
+def message_from_json(data: dict[str, Any]) -> Message:
+    return Message(**{**data, "event_ids": tuple(data.get("event_ids") or ())})
+
+
+@dataclass
+class _Channel:
+    row: Channel
+    policy: ChannelPolicy
+    settings: dict[str, Any]  # what channels.send takes, with "kind"
+
+
+@dataclass
+class _Unit:
+    """One message on its way: a delivery, or a batch of them folded into a summary."""
+
+    channel: _Channel
+    ids: list[int]
+    message: Message
+    key: str  # idempotency key, the same on every attempt
+    attempts: int
+
+
+# --- channels (called by the API, the CLI through it, and the tray) -------------------------
+def channel_out(row: Channel) -> dict[str, Any]:
+    settings = {k: v for k, v in row.config.items() if k != "kind"}
+    return {
+        "name": row.name,
+        "kind": row.kind,
+        "config": settings,
+        "policy": ChannelPolicy.from_config(row.policy).to_config(),
+        "enabled": row.enabled,
+        "secret": channels.SECRET_USE[row.kind],
+    }
+
+
+def add_channel(
+    name: str,
+    kind: str,
+    config: dict[str, Any],
+    rules: dict[str, Any] | None,
+    secret: str | None,
+    now: float,
+) -> Channel:
+    """Create (or replace) a channel; its secret goes to the OS keyring or nowhere."""
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise ApiError(
+            ErrorCode.INVALID,
+            f"Channel name {name!r} must be 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit.",
+        )
+    settings = channels.check_channel(kind, config)
+    channels.check_secret(kind, secret)
+    rules = {**KIND_POLICY.get(kind, {}), **(rules or {})}
+    ChannelPolicy.from_config(rules)  # one sentence per problem
+    if secret:
+        try:
+            store_secret(channel_secret(name), secret)
+        except KeyringUnavailable as exc:  # refused, rather than written anywhere else
+            raise ApiError(ErrorCode.UNAVAILABLE, str(exc)) from None
+    with DB.atomic():
+        row = Channel.get_or_none(Channel.name == name)
+        if row is None:
+            row = Channel(name=name, created_at=now)
+        row.kind, row.config, row.policy, row.updated_at = kind, settings, rules, now
+        row.save()
+    return row
+
+
+def remove_channel(name: str) -> None:
+    row = Channel.get_or_none(Channel.name == name)
+    if row is None:
+        raise not_found(f"Channel '{name}'")
+    row.delete_instance()
+    with contextlib.suppress(KeyringUnavailable):
+        delete_secret(channel_secret(name))
+
+
+def dead_letters(limit: int = 200) -> list[dict[str, Any]]:
+    rows = (
+        Delivery.select(Delivery, Channel.name, Event.type, Event.title)
+        .join(Channel)
+        .switch(Delivery)
+        .join(Event)
+        .where(Delivery.state == "dead")
+        .order_by(Delivery.id.desc())
+        .limit(limit)
+        .objects()
+    )
+    return [
+        {
+            "id": d.id,
+            "event_id": d.event_id,
+            "channel": d.name,
+            "type": d.type,
+            "title": d.title,
+            "attempts": d.attempts,
+            "error": d.last_error,
+        }
+        for d in rows
+    ]
+
+
+def retry_dead(delivery_id: int, now: float) -> None:
+    """Put a dead delivery back in line (with a fresh count of attempts)."""
+    row = Delivery.get_or_none(Delivery.id == delivery_id)
+    if row is None:
+        raise not_found(f"Delivery {delivery_id}")
+    if row.state != "dead":
+        raise ApiError(
+            ErrorCode.CONFLICT, f"Delivery {delivery_id} is {row.state}, not a dead letter."
+        )
+    same = Delivery.batch == row.batch_id if row.batch_id else Delivery.id == delivery_id
+    Delivery.update(state="pending", attempts=0, next_attempt_at=now, last_error=None).where(
+        same
+    ).execute()
+
+
+# --- the dispatcher -----------------------------------------------------------------------------
+class Dispatcher:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.time,
+        workers: int = 8,
+        timeout: tuple[float, float] = channels.DEFAULT_TIMEOUT,
+    ) -> None:
+        self.clock = clock
+        self.timeout = timeout
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="notify")
+        self._local = threading.local()  # one requests.Session per worker thread
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._channels: dict[int, _Channel] = {}
+        self._signature: tuple[Any, ...] | None = None
+        self._secrets: dict[int, str | None] = {}
+        self._inflight: set[int] = set()
+        self._sent: dict[int, deque[float]] = defaultdict(lambda: deque(maxlen=1000))
+        self._done: deque[tuple[_Unit, Outcome, float]] = deque()  # from the worker threads
+
+    # --- running ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        events.listeners.append(self.poke)
+        self._task = self._loop.create_task(self._run())
+
+    async def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            events.listeners.remove(self.poke)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def poke(self) -> None:
+        """Something was written to the outbox (or came back from a channel): look soon. On
+        the loop's own thread this runs inside the writer's transaction; the look comes after
+        its commit."""
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            wake.set()
+        else:
+            loop.call_soon_threadsafe(wake.set)
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while True:
+            self._wake.clear()
+            now = self.clock()
+            try:
+                next_due = self.round(now)
+            except Exception:  # a bug: logged, and the outbox is looked at again later
+                log.exception("notify: dispatch round failed")
+                next_due = now + 5.0
+            timeout = IDLE_WAKE if next_due is None else min(max(next_due - now, 0.0), IDLE_WAKE)
+            timer = asyncio.get_running_loop().call_later(timeout, self._wake.set)
+            try:
+                await self._wake.wait()
+            finally:
+                timer.cancel()
+
+    def round(self, now: float) -> float | None:
+        """Record answers, fan out new events, send what is due; when to look again."""
+        self._record_answers()
+        self._load_channels()
+        more = self._fan_out(now)
+        next_due = self._dispatch(now)
+        return now if more else next_due
+
+    # --- channels --------------------------------------------------------------------------
+    def _load_channels(self) -> None:
+        signature = DB.execute_sql(
+            'SELECT COUNT(*), MAX(updated_at), MAX(id) FROM "channel"'
+        ).fetchone()
+        if signature == self._signature:
+            return
+        self._signature = signature
+        self._channels = {}
+        for row in Channel.select():
+            try:
+                rules = ChannelPolicy.from_config(row.policy)
+            except ApiError as exc:  # edited by hand into something invalid
+                log.warning("notify: channel %s skipped: %s", row.name, exc.message)
+                continue
+            self._channels[row.id] = _Channel(row, rules, {**row.config, "kind": row.kind})
+        self._secrets.clear()
+
+    # --- fan-out ---------------------------------------------------------------------------
+    def _fan_out(self, now: float) -> bool:
+        """One delivery row per (new event, channel that wants it); whether more events wait."""
+        cursor_row = Setting.get_or_none(Setting.key == CURSOR)
+        cursor = cursor_row.value if cursor_row is not None else 0
+        wanted = [c for c in self._channels.values() if c.row.enabled]
+        if not wanted:  # nothing to deliver to: the history is not for channels made later
+            last = DB.execute_sql('SELECT MAX(id) FROM "event"').fetchone()[0] or 0
+            if last != cursor:
+                Setting.replace(key=CURSOR, value=last).execute()
+            return False
+        rows = DB.execute_sql(
+            'SELECT id, ts, type, severity FROM "event" WHERE id > ? ORDER BY id LIMIT ?',
+            (cursor, FANOUT_BATCH),
+        ).fetchall()
+        if not rows:
+            return False
+        params = [
+            (event_id, c.row.id, ts + c.policy.settle, now)
+            for event_id, ts, kind, severity in rows
+            for c in wanted
+            if c.row.created_at <= ts and c.policy.wants(kind, severity)
+        ]
+        with DB.atomic():
+            DB.connection().executemany(
+                'INSERT OR IGNORE INTO "delivery" (event_id, channel_id, state, attempts, '
+                "next_attempt_at, created_at) VALUES (?, ?, 'pending', 0, ?, ?)",
+                params,
+            )
+            Setting.replace(key=CURSOR, value=rows[-1][0]).execute()
+        return len(rows) == FANOUT_BATCH
+
+    # --- sending ---------------------------------------------------------------------------
+    def _dispatch(self, now: float) -> float | None:
+        """Send what is due. A channel that folds storms takes, with its first due delivery,
+        the ones due within its settle time: a storm is folded from its first message on."""
+        lookahead = max((c.policy.settle for c in self._channels.values()), default=0.0)
+        rows = Delivery.select(Delivery, Event).join(Event).where(
+            (Delivery.state == "pending") & (Delivery.next_attempt_at <= now + lookahead)
+        ).order_by(Delivery.id).limit(SEND_BATCH)
+        singles: dict[int, list[Delivery]] = defaultdict(list)
+        batched: dict[int, list[Delivery]] = defaultdict(list)
+        for row in rows:
+            if row.id in self._inflight or row.channel_id not in self._channels:
+                continue
+            (batched[row.batch_id] if row.batch_id else singles[row.channel_id]).append(row)
+        wake: list[float] = []
+        for batch_id, members in batched.items():  # folded before a crash: the same message
+            batch = DeliveryBatch.get_or_none(DeliveryBatch.id == batch_id)
+            if batch is not None and min(m.next_attempt_at for m in members) <= now:
+                channel = self._channels[members[0].channel_id]
+                self._submit(
+                    _Unit(channel, [m.id for m in members], message_from_json(batch.message),
+                          f"stratavore-batch-{batch_id}", max(m.attempts for m in members)),
+                    now,
+                )  # fmt: skip
+        for channel_id, members in singles.items():
+            channel = self._channels[channel_id]
+            first = min(m.next_attempt_at for m in members)
+            if first > now:
+                wake.append(first)
+                continue
+            due = [m for m in members if m.next_attempt_at <= first + channel.policy.settle]
+            wake.extend(self._plan(channel, due, now))
+        later = DB.execute_sql(
+            "SELECT MIN(next_attempt_at) FROM \"delivery\" WHERE state = 'pending' "
+            "AND next_attempt_at > ?",
+            (now + lookahead,),
+        ).fetchone()[0]
+        if later is not None:
+            wake.append(later)
+        return min(wake, default=None)
+
+    def _plan(self, channel: _Channel, members: list[Delivery], now: float) -> list[float]:
+        """Quiet hours and folding for one channel's due deliveries; when to look again."""
+        pending, held = [], []
+        by_id = {}
+        for row in members:
+            decision = channel.policy.decide(row.event.type, row.event.severity, now)
+            if decision.verdict is Verdict.HOLD:
+                held.append((decision.not_before, row.id))
+            elif decision.verdict is Verdict.SEND:
+                pending.append(Pending(row.id, Message.from_event(row.event), now))
+                by_id[row.id] = row
+        if held:
+            DB.connection().executemany(
+                'UPDATE "delivery" SET next_attempt_at = ? WHERE id = ?', held
+            )
+        plan = channel.policy.coalescer().plan(pending, list(self._sent[channel.row.id]), now)
+        for batch in plan.batches:
+            ids = list(batch.keys)
+            attempts = max(by_id[i].attempts for i in ids)
+            if len(ids) == 1:
+                key = f"stratavore-delivery-{ids[0]}"
+            else:
+                with DB.atomic():
+                    folded = DeliveryBatch.create(
+                        channel=channel.row.id, message=message_json(batch.message), created_at=now
+                    )
+                    Delivery.update(batch=folded.id).where(Delivery.id.in_(ids)).execute()
+                key = f"stratavore-batch-{folded.id}"
+            self._submit(_Unit(channel, ids, batch.message, key, attempts), now)
+        return [plan.wake_at] if plan.wake_at is not None else []
+
+    def _submit(self, unit: _Unit, now: float) -> None:
+        assert self._loop is not None
+        self._inflight.update(unit.ids)
+        self._sent[unit.channel.row.id].append(now)
+        future = self._pool.submit(self._send, unit)
+        future.add_done_callback(lambda f: self._answered(unit, f))
+
+    def _send(self, unit: _Unit) -> Outcome:
+        """In a worker thread: the secret, then one attempt."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        channel_id = unit.channel.row.id
+        try:
+            if channel_id not in self._secrets:
+                self._secrets[channel_id] = load_secret(channel_secret(unit.channel.row.name))
+        except KeyringUnavailable as exc:
+            return Outcome.retry(str(exc))
+        return channels.send(
+            unit.channel.settings,
+            self._secrets[channel_id],
+            unit.message,
+            unit.key,
+            session,
+            self.timeout,
+        )
+
+    def _answered(self, unit: _Unit, future: Future[Outcome]) -> None:
+        """In the worker thread: hand the answer to the loop."""
+        try:
+            outcome = future.result()
+        except Exception as exc:  # a bug in a channel: retried, and logged with its traceback
+            log.exception("notify: sending to %s failed", unit.channel.row.name)
+            outcome = Outcome.retry(f"internal error: {type(exc).__name__}")
+        self._done.append((unit, outcome, self.clock()))
+        self.poke()
+
+    def _record_answers(self) -> None:
+        done = []
+        while self._done:
+            done.append(self._done.popleft())
+        if not done:
+            return
+        with DB.atomic():
+            for unit, outcome, at in done:
+                self._record(unit, outcome, at)
+        for unit, _, _ in done:
+            self._inflight.difference_update(unit.ids)
+
+    def _record(self, unit: _Unit, outcome: Outcome, at: float) -> None:
+        marks = ",".join("?" * len(unit.ids))
+        attempts = unit.attempts + 1
+        if outcome.result is Result.DELIVERED:
+            state, next_at, error = "sent", at, None
+        elif outcome.result is Result.FAILED or attempts >= MAX_ATTEMPTS:
+            state, next_at, error = "dead", at, outcome.reason
+            log.warning(
+                "notify: %s to %s is a dead letter after %d attempts: %s",
+                unit.key, unit.channel.row.name, attempts, outcome.reason,
+            )  # fmt: skip
+        else:
+            wait = backoff(attempts)
+            if outcome.retry_after is not None:
+                wait = max(wait, min(outcome.retry_after, RETRY_AFTER_CAP))
+            state, next_at, error = "pending", at + wait, outcome.reason
+        DB.execute_sql(
+            f'UPDATE "delivery" SET state = ?, attempts = ?, next_attempt_at = ?, last_error = ?, '
+            f"sent_at = ? WHERE id IN ({marks})",
+            (state, attempts, next_at, error, at if state == "sent" else None, *unit.ids),
+        )
+
+    # --- by hand ---------------------------------------------------------------------------
+    async def test(self, name: str) -> Outcome:
+        """Send a test message to channel ``name`` now, outside the outbox."""
+        row = Channel.get_or_none(Channel.name == name)
+        if row is None:
+            raise not_found(f"Channel '{name}'")
+        now = self.clock()
+        message = Message(
+            event_id=None, ts=now, type="notify.test", severity="info",
+            title=f"Stratavore test message for channel {name}",
+            body="If you can read this, the channel works.",
+        )  # fmt: skip
+        unit = _Unit(
+            _Channel(row, ChannelPolicy.from_config(row.policy), {**row.config, "kind": row.kind}),
+            [], message, f"stratavore-test-{int(now * 1000)}", 0,
+        )  # fmt: skip
+        self._secrets.pop(row.id, None)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._send, unit)

@@ -1,0 +1,42 @@
+"""What an importer hands to the ledger: one counted API response."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The ledger keeps, per dedupe key, the line with the highest rank: a main-chain line beats a
+# sidechain one, then the larger token total wins (early streaming snapshots undercount output).
+MAIN_CHAIN = 1 << 48
+
+
+@dataclass(slots=True)
+class UsageRow:
+    ts: float  # UTC epoch seconds
+    agent: str  # "claude", "codex", or a generic agent's name
+    model: str
+    input_tokens: int  # excluding cached input
+    output_tokens: int  # including reasoning
+    cache_creation_tokens: int  # all cache writes (5 m + 1 h)
+    cache_read_tokens: int
+    key: str  # unique dedupe key across all files and roots
+    source: str  # the file it came from, or "api"/"heartbeat"
+    cache_creation_1h_tokens: int = 0  # the part of cache_creation_tokens written for 1 h
+    logged_cost: float | None = None  # the agent's own costUSD, when it logs one
+    speed: str | None = None  # "fast" for fast-mode responses
+    session_id: str | None = None
+    cwd: str | None = None
+    sidechain: bool = False
+    runner_id: int | None = None  # set when the reporter is known (API, heartbeat)
+
+    @property
+    def total_tokens(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_creation_tokens
+            + self.cache_read_tokens
+        )
+
+    @property
+    def rank(self) -> int:
+        return (0 if self.sidechain else MAIN_CHAIN) + self.total_tokens

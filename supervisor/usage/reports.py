@@ -1,0 +1,247 @@
+"""Usage reports from the ledger: daily, weekly, monthly, per session, and 5-hour blocks.
+
+Calendar reports sum the 15-minute buckets (a year of history is a few tens of thousands of
+rows), grouped by local day in the requested zone. Sessions and blocks read the rows.
+JSON rows use ccusage-like keys in snake case (``date``/``week``/``month``/``session_id``/
+``block_start``, the four token kinds, ``total_tokens``, ``cost_usd``, ``models``) and a
+report carries a ``totals`` object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from supervisor import queries
+from supervisor.errors import ApiError, ErrorCode
+from supervisor.store import DB
+from supervisor.usage import periods
+from supervisor.usage.periods import BLOCK, DayKeys
+
+KINDS = ("daily", "weekly", "monthly", "session", "blocks")
+TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
+
+
+def _sums(at: str = "") -> str:
+    return (
+        f"SUM({at}input_tokens), SUM({at}output_tokens), SUM({at}cache_creation_tokens), "
+        f"SUM({at}cache_read_tokens), TOTAL({at}cost_usd)"
+    )
+
+
+@dataclass(frozen=True)
+class Query:
+    zone: ZoneInfo
+    since: date | None = None  # local dates, inclusive
+    until: date | None = None
+    project: str | None = None
+    agent: str | None = None
+    week_start: int = 0  # 0 = Monday
+
+    def window(self) -> tuple[float, float]:
+        low = periods.midnight(self.since, self.zone) if self.since else float("-inf")
+        high = (
+            periods.midnight(self.until + timedelta(days=1), self.zone)
+            if self.until
+            else float("inf")
+        )
+        return low, high
+
+    def where(self, time_column: str, table: str = "") -> tuple[str, list[Any]]:
+        """SQL conditions and arguments for this query's window, project and agent, on the
+        columns of ``table`` (an alias) when given."""
+        at = f"{table}." if table else ""
+        low, high = self.window()
+        clauses, args = [f"{at}{time_column} >= ?", f"{at}{time_column} < ?"], [low, high]
+        if self.project is not None:
+            project = queries.project_by_name(self.project)
+            clauses.append(f"COALESCE({at}project_id, 0) = ?")
+            args.append(project.id)
+        if self.agent is not None:
+            clauses.append(f"{at}agent = ?")
+            args.append(self.agent)
+        return " WHERE " + " AND ".join(clauses), args
+
+
+def parse_day(text: str, flag: str) -> date:
+    """A --since/--until value: YYYY-MM-DD or YYYYMMDD."""
+    for fmt in ("%Y-%m-%d", "%Y%m%d"):
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise ApiError(ErrorCode.INVALID, f"{flag} takes a date as YYYY-MM-DD, not '{text}'.")
+
+
+class _Total:
+    __slots__ = ("cost", "first", "last", "models", "tokens")
+
+    def __init__(self) -> None:
+        self.tokens = [0, 0, 0, 0]
+        self.cost = 0.0
+        self.models: set[str] = set()
+        self.first = self.last = 0.0
+
+    def add(self, row: tuple[Any, ...], model: str | None) -> None:
+        tokens = self.tokens
+        for i in range(4):
+            tokens[i] += row[i] or 0
+        self.cost += row[4] or 0.0
+        if model is not None:
+            self.models.add(model)
+
+    def as_json(self) -> dict[str, Any]:
+        fields: dict[str, Any] = dict(zip(TOKEN_KEYS, self.tokens, strict=True))
+        fields["total_tokens"] = sum(self.tokens)
+        fields["cost_usd"] = round(self.cost, 6)
+        fields["models"] = sorted(self.models)
+        return fields
+
+
+def _report(label: str, groups: dict[Any, _Total], extra: Callable[[Any, _Total], dict]) -> dict:
+    totals = _Total()
+    rows = []
+    for key in sorted(groups):
+        group = groups[key]
+        rows.append({label: key, **group.as_json(), **extra(key, group)})
+        totals.add((*group.tokens, group.cost), None)
+    total = totals.as_json()
+    del total["models"]
+    return {"rows": rows, "totals": total}
+
+
+def calendar_report(kind: str, query: Query) -> dict[str, Any]:
+    """``daily`` | ``weekly`` | ``monthly`` rows keyed ``date`` | ``week`` (its first day) |
+    ``month`` (YYYY-MM), in ``query.zone``."""
+    where, args = query.where("start")
+    cursor = DB.execute_sql(
+        f'SELECT start, model, {_sums()} FROM "usage_bucket"{where} GROUP BY start, model '
+        "ORDER BY start",
+        args,
+    )
+    day_of = DayKeys(query.zone)
+    label = {"daily": "date", "weekly": "week", "monthly": "month"}[kind]
+    groups: dict[str, _Total] = {}
+    last_day: date | None = None
+    key = ""
+    for start, model, *sums in cursor:
+        day = day_of(start)
+        if day != last_day:
+            last_day = day
+            if kind == "daily":
+                key = day.isoformat()
+            elif kind == "weekly":
+                key = periods.period_start_day("weekly", day, query.week_start).isoformat()
+            else:
+                key = day.strftime("%Y-%m")
+        group = groups.get(key)
+        if group is None:
+            groups[key] = group = _Total()
+        group.add(sums, model)
+    return _report(label, groups, lambda _key, _group: {})
+
+
+def _local(ts: float, zone: ZoneInfo) -> str:
+    return datetime.fromtimestamp(ts, zone).isoformat(timespec="seconds")
+
+
+def session_report(query: Query) -> dict[str, Any]:
+    """One row per agent session: where it ran, when, and what it used."""
+    where, args = query.where("ts", "u")
+    cursor = DB.execute_sql(
+        f"SELECT u.session_id, u.agent, p.name, MIN(u.ts), MAX(u.ts), u.model, {_sums('u.')} "
+        f'FROM "usage" u LEFT JOIN "project" p ON p.id = u.project_id{where} '
+        "AND u.session_id IS NOT NULL GROUP BY u.session_id, u.model",
+        args,
+    )
+    groups: dict[str, _Total] = {}
+    about: dict[str, tuple[str, str | None]] = {}
+    for session_id, agent, project, first, last, model, *sums in cursor:
+        group = groups.get(session_id)
+        if group is None:
+            groups[session_id] = group = _Total()
+            group.first, group.last = first, last
+            about[session_id] = (agent, project)
+        group.first, group.last = min(group.first, first), max(group.last, last)
+        group.add(sums, model)
+
+    def extra(session_id: str, group: _Total) -> dict[str, Any]:
+        agent, project = about[session_id]
+        return {
+            "agent": agent,
+            "project": project,
+            "first_activity": _local(group.first, query.zone),
+            "last_activity": _local(group.last, query.zone),
+        }
+
+    report = _report("session_id", groups, extra)
+    report["rows"].sort(key=lambda row: row["last_activity"])
+    return report
+
+
+def block_report(query: Query, now: float) -> dict[str, Any]:
+    """5-hour billing blocks, with burn rate and projection for the one still running."""
+    where, args = query.where("ts")
+    rows = DB.execute_sql(
+        "SELECT ts, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, "
+        f'cost_usd, model FROM "usage"{where} ORDER BY ts',
+        args,
+    ).fetchall()
+    out = []
+    totals = _Total()
+    spans = periods.blocks([row[0] for row in rows])
+    i = 0
+    for start, last in spans:
+        block = _Total()
+        while i < len(rows) and rows[i][0] <= last:
+            block.add(rows[i][1:6], rows[i][6])
+            i += 1
+        totals.add((*block.tokens, block.cost), None)
+        fields = block.as_json()
+        active = now < start + BLOCK and now - last < BLOCK
+        first_ts = max(start, _first_in(rows, start))
+        minutes = max((last - first_ts) / 60, 1.0)
+        burn = fields["total_tokens"] / minutes
+        cost_rate = block.cost / minutes
+        remaining = max(start + BLOCK - now, 0.0) / 60 if active else 0.0
+        out.append({
+            "block_start": _local(start, query.zone),
+            "block_end": _local(start + BLOCK, query.zone),
+            "last_activity": _local(last, query.zone),
+            "active": active,
+            **fields,
+            "burn_rate_tokens_per_minute": round(burn, 1),
+            "cost_per_hour_usd": round(cost_rate * 60, 6),
+            "projected_total_tokens": round(fields["total_tokens"] + burn * remaining),
+            "projected_cost_usd": round(block.cost + cost_rate * remaining, 6),
+        })  # fmt: skip
+    total = totals.as_json()
+    del total["models"]
+    return {"rows": out, "totals": total}
+
+
+def _first_in(rows: list[tuple[Any, ...]], start: float) -> float:
+    """The first response at or after ``start`` (rows sorted by time)."""
+    low, high = 0, len(rows)
+    while low < high:
+        mid = (low + high) // 2
+        if rows[mid][0] < start:
+            low = mid + 1
+        else:
+            high = mid
+    return rows[low][0] if low < len(rows) else start
+
+
+def report(kind: str, query: Query, now: float) -> dict[str, Any]:
+    if kind in ("daily", "weekly", "monthly"):
+        return calendar_report(kind, query)
+    if kind == "session":
+        return session_report(query)
+    if kind == "blocks":
+        return block_report(query, now)
+    raise ApiError(
+        ErrorCode.NOT_FOUND, f"There is no '{kind}' report; use one of {', '.join(KINDS)}."
+    )

@@ -1,0 +1,218 @@
+"""The running supervisor's side of usage: scheduled imports, usage reported over the API,
+budgets checked at launch and after new usage, and rollovers at period boundaries."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from supervisor import events
+from supervisor.errors import ApiError
+from supervisor.store import DB, Runner
+from supervisor.usage import budgets, periods
+from supervisor.usage.budgets import Calendar
+from supervisor.usage.importer import ImportReport, run_import
+from supervisor.usage.ledger import Attribution, Ledger, rebuild_buckets, refresh_runner_tokens
+from supervisor.usage.pricing import PriceTable
+from supervisor.usage.records import UsageRow
+
+if TYPE_CHECKING:
+    from supervisor.runners import RunnerManager
+    from supervisor.schemas import UsageIn
+
+log = logging.getLogger("stratavore.usage")
+AFTER_EXIT_DELAY = 2.0  # seconds: agents flush their transcript as they exit
+
+
+def calendar_of(settings: Any) -> Calendar:
+    return Calendar(
+        periods.resolve_zone(settings.timezone), periods.WEEKDAYS.index(settings.week_start)
+    )
+
+
+class UsageService:
+    def __init__(
+        self,
+        manager: RunnerManager,
+        env: Mapping[str, str] | None = None,
+        home: Path | None = None,
+    ) -> None:
+        self.manager = manager
+        self.clock: Callable[[], float] = manager.clock
+        self.env = env
+        self.home = home
+        self._import_lock = asyncio.Lock()
+        self._prices: tuple[str, PriceTable] | None = None
+        # runner id -> its last cumulative (input, output, cache write, cache read, cost)
+        self._reported: dict[int, tuple[int, int, int, int, float]] = {}
+        self._soon: asyncio.TimerHandle | None = None
+        manager.launch_guard = self.check_launch
+        manager.on_finished = self.import_soon
+
+    # --- settings-derived ---------------------------------------------------------------------
+    @property
+    def calendar(self) -> Calendar:
+        return calendar_of(self.manager.settings)
+
+    @property
+    def prices(self) -> PriceTable:
+        overrides = self.manager.settings.price_overrides
+        key = repr(sorted(overrides.items()))
+        if self._prices is None or self._prices[0] != key:
+            self._prices = (key, PriceTable.bundled(overrides))
+        return self._prices[1]
+
+    # --- budgets -----------------------------------------------------------------------------
+    def check_launch(self, project: str, profile: str | None, argv: list[str], now: float) -> None:
+        agent = budgets.runner_agent(profile, argv)
+        budgets.check_launch(project, agent, now, self.calendar)
+
+    def enforce(self) -> None:
+        """Report thresholds crossed; stop the runners of spent ``stop`` budgets."""
+        now = self.clock()
+        for state in budgets.evaluate(now, self.calendar):
+            scope = state.budget.scope
+            for row in self.manager.active_rows():
+                if self._in_scope(row, scope) and row.state not in ("stopping", "queued"):
+                    with contextlib.suppress(ApiError):  # it ended meanwhile
+                        self.manager.stop(row.id, now=now)
+                        log.info("stopped: runner %s (budget %s spent)", row.id, scope)
+
+    def _in_scope(self, row: Runner, scope: str) -> bool:
+        kind, _, name = scope.partition(":")
+        if kind == "project":
+            return self.manager.project_name(row.project_id) == name
+        if kind == "agent":
+            return budgets.runner_agent(row.profile, row.command) == name
+        return True
+
+    async def rollover(self) -> int:
+        count = budgets.rollover(self.clock(), self.calendar)
+        self.enforce()  # a new period may allow what the old one refused, or warn anew
+        return count
+
+    # --- import --------------------------------------------------------------------------------
+    def import_soon(self, runner_id: int | None = None) -> None:
+        """Import shortly (a runner ended: its last responses are in the logs); several
+        endings together make one import."""
+        if self._soon is None and self.manager.accepting:
+            self._soon = asyncio.get_running_loop().call_later(AFTER_EXIT_DELAY, self._fire)
+
+    def _fire(self) -> None:
+        self._soon = None
+        if self.manager.accepting:
+            self.manager.background(self.import_now())
+
+    async def import_now(self) -> ImportReport:
+        """Read what is new in the agents' logs (in a worker thread), then apply budgets."""
+        async with self._import_lock:
+            loop = asyncio.get_running_loop()
+            prices, mode = self.prices, self.manager.settings.cost_mode
+            report = await loop.run_in_executor(
+                None, lambda: run_import(prices, mode, self.env, self.home, clock=self.clock)
+            )
+        self._after(report.runner_tokens)
+        if report.skipped or report.unknown_models:
+            self._report_problems(report)
+        if report.written:
+            log.info("imported: %d usage records in %.2f s", report.written, report.seconds)
+        return report
+
+    def _report_problems(self, report: ImportReport) -> None:
+        parts = []
+        if report.skipped:
+            parts.append(f"{report.skipped} malformed lines skipped")
+        if report.unknown_models:
+            parts.append(f"no price for {', '.join(report.unknown_models)} (counted at $0)")
+        with DB.atomic():
+            events.record(
+                events.USAGE_IMPORT_PROBLEM,
+                "usage import: " + "; ".join(parts),
+                ts=self.clock(),
+                severity="warning",
+                body="\n".join(report.problems),
+                data=report.as_json(),
+            )
+
+    def _after(self, runner_tokens: dict[int, int]) -> None:
+        for runner_id, tokens in runner_tokens.items():
+            live = self.manager.live.get(runner_id)
+            if live is not None:
+                live.row.tokens = tokens
+        self.enforce()
+
+    # --- usage reported by agents --------------------------------------------------------------
+    def record(self, rows: list[UsageRow]) -> int:
+        """Write usage reported over the API; how many rows were new or better."""
+        ledger = Ledger(self.prices, self.manager.settings.cost_mode, Attribution.load())
+        with DB.atomic():
+            result = ledger.write(rows)
+            if result.span is not None:
+                rebuild_buckets(result.span)
+            tokens = refresh_runner_tokens(result.runners)
+        self._after(tokens)
+        return result.written
+
+    def rows_from_api(self, items: list[UsageIn], runner: Runner | None) -> list[UsageRow]:
+        now = self.clock()
+        agent = budgets.runner_agent(runner.profile, runner.command) if runner else None
+        return [
+            UsageRow(
+                ts=item.ts if item.ts is not None else now,
+                agent=item.agent or agent or "unknown",
+                model=item.model,
+                input_tokens=item.input_tokens,
+                output_tokens=item.output_tokens,
+                cache_creation_tokens=item.cache_creation_tokens,
+                cache_read_tokens=item.cache_read_tokens,
+                logged_cost=item.cost_usd,
+                key=f"api:{item.key or uuid.uuid4().hex}",
+                source="api",
+                session_id=item.session_id,
+                cwd=runner.cwd if runner else None,
+                runner_id=runner.id if runner else None,
+            )
+            for item in items
+        ]
+
+    def heartbeat_usage(self, runner: Runner, totals: UsageIn) -> int:
+        """A heartbeat's cumulative counters, recorded as what grew since the last one.
+
+        A runner reports either per response (``POST /usage``) or cumulative counters in its
+        heartbeats, not both: the counters are compared with what the ledger holds from
+        reports of this runner.
+        """
+        now = (
+            totals.input_tokens,
+            totals.output_tokens,
+            totals.cache_creation_tokens,
+            totals.cache_read_tokens,
+            totals.cost_usd or 0.0,
+        )
+        before = self._reported.get(runner.id) or self._recorded(runner.id)
+        grown = [max(a - b, 0) for a, b in zip(now, before, strict=True)]
+        self._reported[runner.id] = now
+        if not any(grown[:4]):
+            return 0
+        row = self.rows_from_api([totals], runner)[0]
+        row.input_tokens, row.output_tokens, row.cache_creation_tokens = grown[:3]
+        row.cache_read_tokens = grown[3]
+        row.logged_cost = grown[4] if totals.cost_usd is not None else None
+        row.key = f"heartbeat:{runner.id}:{sum(now[:4])}"
+        row.source = "heartbeat"
+        return self.record([row])
+
+    @staticmethod
+    def _recorded(runner_id: int) -> tuple[int, int, int, int, float]:
+        row = DB.execute_sql(
+            "SELECT SUM(input_tokens), SUM(output_tokens), SUM(cache_creation_tokens), "
+            'SUM(cache_read_tokens), TOTAL(logged_cost) FROM "usage" '
+            "WHERE runner_id = ? AND file_id IS NULL",
+            (runner_id,),
+        ).fetchone()
+        return (int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), int(row[3] or 0), row[4])
