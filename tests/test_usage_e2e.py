@@ -129,3 +129,22 @@ def test_usage_posted_twice_with_one_key_counts_once(daemon) -> None:
     assert daemon.api.post("/api/v1/usage", {"records": [record]}) == {"written": 1}
     assert daemon.api.post("/api/v1/usage", {"records": [record]}) == {"written": 0}
     assert daemon.api.get("/api/v1/usage/daily")["totals"]["input_tokens"] == 7
+
+
+def test_a_model_without_a_price_is_named_once(daemon_factory, agent_logs, home) -> None:
+    now = time.time()
+    line = claude_line("m1", now - 9, model="claude-imaginary-9")
+    write_transcript(agent_logs["claude"], "p", "s1", [line])
+    daemon: Daemon = daemon_factory()
+    cli = Cli(home)
+    wait_for(lambda: cli.json("usage", "import") is not None, 5, what="an import")
+    write_transcript(
+        agent_logs["claude"], "p", "s1", [claude_line("m2", now - 1, model="claude-imaginary-9")]
+    )
+    assert cli.json("usage", "import")["unknown_models"] == ["claude-imaginary-9"]
+    problems = [e for e in daemon.api.get("/api/v1/events", last=50)
+                if e["type"] == "usage.import_problem"]  # fmt: skip
+    assert [e["title"] for e in problems] == [
+        "usage import: no price for claude-imaginary-9 (counted at $0)"
+    ]
+    assert daemon.api.get("/api/v1/usage/daily")["totals"]["cost_usd"] == 0

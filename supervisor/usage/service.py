@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor import events
 from supervisor.errors import ApiError
-from supervisor.store import DB, Runner
+from supervisor.store import DB, Runner, Setting
 from supervisor.usage import budgets, periods
 from supervisor.usage.budgets import Calendar
 from supervisor.usage.importer import ImportReport, run_import
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from supervisor.schemas import UsageIn
 
 log = logging.getLogger("stratavore.usage")
+UNPRICED = "usage.unpriced_models"  # models already reported as having no price
 AFTER_EXIT_DELAY = 2.0  # seconds: agents flush their transcript as they exit
 
 
@@ -124,12 +125,20 @@ class UsageService:
         return report
 
     def _report_problems(self, report: ImportReport) -> None:
+        """One event per import that skipped lines; a model without a price is named once,
+        ever (it is counted in tokens at $0 meanwhile)."""
+        warned = Setting.get_or_none(Setting.key == UNPRICED)
+        known = set(warned.value) if warned is not None else set()
+        new_models = [m for m in report.unknown_models if m not in known]
         parts = []
         if report.skipped:
             parts.append(f"{report.skipped} malformed lines skipped")
-        if report.unknown_models:
-            parts.append(f"no price for {', '.join(report.unknown_models)} (counted at $0)")
+        if new_models:
+            parts.append(f"no price for {', '.join(new_models)} (counted at $0)")
+        if not parts:
+            return
         with DB.atomic():
+            Setting.replace(key=UNPRICED, value=sorted(known | set(new_models))).execute()
             events.record(
                 events.USAGE_IMPORT_PROBLEM,
                 "usage import: " + "; ".join(parts),
