@@ -510,7 +510,7 @@ class Api:
     async def usage_report(self, request: web.Request) -> web.Response:
         kind = request.match_info["report"]
         q = request.query
-        allowed = {"since", "until", "project", "agent", "timezone"}
+        allowed = {"since", "until", "project", "agent", "timezone", "by_project"}
         unknown = sorted(set(q) - allowed)
         if unknown:
             raise ApiError(
@@ -526,7 +526,8 @@ class Api:
             agent=q.get("agent"),
             week_start=periods.WEEKDAYS.index(settings.week_start),
         )
-        return json_response(reports.report(kind, query, self.manager.clock()))
+        by_project = flag_param(request, "by_project")
+        return json_response(reports.report(kind, query, self.manager.clock(), by_project))
 
     async def list_budgets(self, request: web.Request) -> web.Response:
         now, cal = self.manager.clock(), self.usage.calendar

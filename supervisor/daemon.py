@@ -214,7 +214,9 @@ class Supervisor:
     async def stop(self, stop_runners: bool = False) -> None:
         """Stop serving; runners keep running for adoption unless ``stop_runners``."""
         if self.manager is not None and self.url:  # it had started: report the stop
-            self.manager.shutdown(stop_runners)
+            if stop_runners:  # each stopped as `kill` would: SIGTERM, SIGKILL at the timeout
+                await self.manager.stop_everything()
+            self.manager.shutdown()
             left = sum(1 for live in self.manager.live.values() if live.identity is not None)
             with store.DB.atomic():
                 events.record(

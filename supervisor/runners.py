@@ -815,6 +815,14 @@ class RunnerManager:
                 self.stop(row.id, force, now)
         return [self.row(i) for i in runner_ids]
 
+    async def stop_everything(self) -> None:
+        """Stop every active runner and wait until each has ended (or been killed at the
+        stop timeout)."""
+        self.stop_many([rid for rid, live in self.live.items() if live.state is not S.STOPPING])
+        tasks = [live.stop_task for live in self.live.values() if live.stop_task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.settings.stop_timeout + 5.0)
+
     def _begin_stop(self, runner_id: int, force: bool) -> None:
         live = self.live[runner_id]
         if live.timer:
@@ -1052,15 +1060,10 @@ class RunnerManager:
         offsets = await self.loop.run_in_executor(None, self.pump.tick)
         self._write_fields({rid: {"log_offset": offset} for rid, offset in offsets.items()})
 
-    def shutdown(self, stop_runners: bool = False) -> None:
-        """Stop accepting work; leave runners running for adoption (or stop them)."""
+    def shutdown(self) -> None:
+        """Stop accepting work; leave runners running for adoption (``stop_everything``
+        first stops them)."""
         self.accepting = False
-        now = self.clock()
-        if stop_runners:
-            for runner_id, live in list(self.live.items()):
-                if live.state is not S.STOPPING:
-                    with contextlib.suppress(ApiError):
-                        self.stop(runner_id, now=now)
         for live in self.live.values():
             if live.timer:
                 live.timer.cancel()

@@ -443,7 +443,7 @@ ROUTES: list[Route] = [
         "get",
         "/api/v1/usage/{report}",
         "Usage report: daily|weekly|monthly|session|blocks (?since, ?until as YYYY-MM-DD, "
-        "?project, ?agent, ?timezone)",
+        "?project, ?agent, ?timezone, ?by_project=1 for a row per project)",
         None,
         None,
         "admin",

@@ -269,3 +269,18 @@ def test_an_unknown_report_or_zone_is_one_sentence(db) -> None:
         reports.report("hourly", reports.Query(zone=periods.resolve_zone("UTC")), 0)
     with pytest.raises(ApiError, match="Unknown time zone 'Mars/Olympus'"):
         periods.resolve_zone("Mars/Olympus")
+
+
+def test_daily_rows_per_project_for_stacked_charts(db) -> None:
+    Project.create(name="api", path="/work/api", created_at=0)
+    Project.create(name="web", path="/work/web", created_at=0)
+    add_rows(("2026-11-20 10:00", 1), cwd="/work/api")
+    add_rows(("2026-11-20 11:00", 10), ("2026-11-21 09:00", 100), cwd="/work/web")
+    add_rows(("2026-11-21 10:00", 1000), cwd="/tmp/loose")
+    zone = periods.resolve_zone("UTC")
+    report = reports.report("daily", reports.Query(zone=zone), 0, by_project=True)
+    assert [(r["date"], r["project"], r["output_tokens"]) for r in report["rows"]] == [
+        ("2026-11-20", "api", 1), ("2026-11-20", "web", 10),
+        ("2026-11-21", None, 1000), ("2026-11-21", "web", 100),
+    ]  # fmt: skip
+    assert report["totals"]["output_tokens"] == 1111

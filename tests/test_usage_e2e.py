@@ -14,7 +14,7 @@ from tests.usage_data import claude_line, write_transcript
 def test_usage_reports_and_budgets_work_without_a_supervisor(home, agent_logs) -> None:
     cli = Cli(home)
     now = time.time()
-    lines = [claude_line(f"m{i}", now - 60 * i, output_tokens=100) for i in range(5)]
+    lines = [claude_line(f"m{i}", now - i, output_tokens=100) for i in range(5)]  # all today
     write_transcript(agent_logs["claude"], "-work-demo", "s1", lines)
     out = cli.ok("usage", "import")
     assert out.startswith("imported 5 records from 1 of 1 files")

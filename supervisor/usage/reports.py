@@ -104,7 +104,7 @@ class _Total:
 def _report(label: str, groups: dict[Any, _Total], extra: Callable[[Any, _Total], dict]) -> dict:
     totals = _Total()
     rows = []
-    for key in sorted(groups):
+    for key in sorted(groups, key=_sort_key):
         group = groups[key]
         rows.append({label: key, **group.as_json(), **extra(key, group)})
         totals.add((*group.tokens, group.cost), None)
@@ -113,18 +113,26 @@ def _report(label: str, groups: dict[Any, _Total], extra: Callable[[Any, _Total]
     return {"rows": rows, "totals": total}
 
 
-def calendar_report(kind: str, query: Query) -> dict[str, Any]:
+def _sort_key(key: Any) -> Any:
+    """Group keys sort by period, then project name (usage outside projects first)."""
+    return (key[0], key[1] or "") if isinstance(key, tuple) else key
+
+
+def calendar_report(kind: str, query: Query, by_project: bool = False) -> dict[str, Any]:
     """``daily`` | ``weekly`` | ``monthly`` rows keyed ``date`` | ``week`` (its first day) |
-    ``month`` (YYYY-MM), in ``query.zone``."""
+    ``month`` (YYYY-MM), in ``query.zone``; with ``by_project`` one row per period and project
+    (``project`` is null for usage outside every project)."""
     where, args = query.where("start")
+    group = ", project_id" if by_project else ""
     cursor = DB.execute_sql(
-        f'SELECT start, model, {_sums()} FROM "usage_bucket"{where} GROUP BY start, model '
-        "ORDER BY start",
+        f"SELECT start, model, {_sums()}{group} FROM \"usage_bucket\"{where} "
+        f"GROUP BY start, model{group} ORDER BY start",
         args,
     )
+    names = {p.id: p.name for p in queries.list_projects(include_archived=True)}
     day_of = DayKeys(query.zone)
     label = {"daily": "date", "weekly": "week", "monthly": "month"}[kind]
-    groups: dict[str, _Total] = {}
+    groups: dict[Any, _Total] = {}
     last_day: date | None = None
     key = ""
     for start, model, *sums in cursor:
@@ -137,11 +145,17 @@ def calendar_report(kind: str, query: Query) -> dict[str, Any]:
                 key = periods.period_start_day("weekly", day, query.week_start).isoformat()
             else:
                 key = day.strftime("%Y-%m")
-        group = groups.get(key)
-        if group is None:
-            groups[key] = group = _Total()
-        group.add(sums, model)
-    return _report(label, groups, lambda _key, _group: {})
+        group_key = (key, names.get(sums.pop())) if by_project else key
+        total = groups.get(group_key)
+        if total is None:
+            groups[group_key] = total = _Total()
+        total.add(sums, model)
+    if not by_project:
+        return _report(label, groups, lambda _key, _group: {})
+    report = _report("key", groups, lambda key, _group: {label: key[0], "project": key[1]})
+    for row in report["rows"]:
+        del row["key"]
+    return report
 
 
 def _local(ts: float, zone: ZoneInfo) -> str:
@@ -235,9 +249,9 @@ def _first_in(rows: list[tuple[Any, ...]], start: float) -> float:
     return rows[low][0] if low < len(rows) else start
 
 
-def report(kind: str, query: Query, now: float) -> dict[str, Any]:
+def report(kind: str, query: Query, now: float, by_project: bool = False) -> dict[str, Any]:
     if kind in ("daily", "weekly", "monthly"):
-        return calendar_report(kind, query)
+        return calendar_report(kind, query, by_project)
     if kind == "session":
         return session_report(query)
     if kind == "blocks":
