@@ -203,6 +203,7 @@ class Dispatcher:
         self._inflight: set[int] = set()
         self._sent: dict[int, deque[float]] = defaultdict(lambda: deque(maxlen=1000))
         self._done: deque[tuple[_Unit, Outcome, float]] = deque()  # from the worker threads
+        self._cursor: int | None = None  # the last event fanned out
 
     # --- running ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -281,14 +282,18 @@ class Dispatcher:
 
     # --- fan-out ---------------------------------------------------------------------------
     def _fan_out(self, now: float) -> bool:
-        """One delivery row per (new event, channel that wants it); whether more events wait."""
-        cursor_row = Setting.get_or_none(Setting.key == CURSOR)
-        cursor = cursor_row.value if cursor_row is not None else 0
+        """One delivery row per (new event, channel that wants it); whether more events wait.
+
+        The cursor is stored in the transaction that writes the rows. With no channel it only
+        moves in memory (no write per event): a channel never gets events from before it was
+        made, so a cursor left behind by a crash only costs a rescan."""
+        if self._cursor is None:
+            row = Setting.get_or_none(Setting.key == CURSOR)
+            self._cursor = row.value if row is not None else 0
+        cursor = self._cursor
         wanted = [c for c in self._channels.values() if c.row.enabled]
-        if not wanted:  # nothing to deliver to: the history is not for channels made later
-            last = DB.execute_sql('SELECT MAX(id) FROM "event"').fetchone()[0] or 0
-            if last != cursor:
-                Setting.replace(key=CURSOR, value=last).execute()
+        if not wanted:
+            self._cursor = DB.execute_sql('SELECT MAX(id) FROM "event"').fetchone()[0] or 0
             return False
         rows = DB.execute_sql(
             'SELECT id, ts, type, severity FROM "event" WHERE id > ? ORDER BY id LIMIT ?',
@@ -309,6 +314,7 @@ class Dispatcher:
                 params,
             )
             Setting.replace(key=CURSOR, value=rows[-1][0]).execute()
+        self._cursor = rows[-1][0]
         return len(rows) == FANOUT_BATCH
 
     # --- sending ---------------------------------------------------------------------------
