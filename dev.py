@@ -65,8 +65,57 @@ def run(args: list[str]) -> int:
     return subprocess.call([BIN / "stratavore", "daemon", *args])
 
 
+def system_deps() -> bool:
+    """Install the Debian packages the tray's end-to-end tests need, when missing: a virtual
+    display (Xvfb), a tray (trayer), a notification server (dunst) on a private DBus, xdotool,
+    xwininfo, a font, and the xcb libraries Qt's X11 plugin loads.
+
+    Only on Linux with apt-get, as root or with password-less sudo; otherwise one sentence says
+    why, and those tests skip with their reason. True when everything is there.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import shutil
+
+    packages = [
+        "xvfb", "trayer", "dunst", "dbus", "xdotool", "x11-utils", "fonts-dejavu-core",
+        "libxcb-icccm4", "libxcb-keysyms1", "libxcb-cursor0", "libxkbcommon-x11-0",
+        "libxcb-xinerama0", "libxcb-randr0", "libxcb-render-util0", "libxcb-image0",
+        "libxcb-shape0", "libegl1", "libgl1", "libfontconfig1", "libdbus-1-3",
+    ]  # fmt: skip
+    if not shutil.which("dpkg-query") or not shutil.which("apt-get"):
+        step("system packages: not a Debian-like system; the tray's end-to-end tests may skip")
+        return False
+    listed = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev}\n", *packages],
+        capture_output=True,
+        text=True,
+    ).stdout
+    installed = {line.split()[0] for line in listed.splitlines() if line.split()[1:2] == ["ii"]}
+    missing = [p for p in packages if p not in installed]
+    if not missing:
+        return True
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]  # -n: never ask for a password
+    if sudo and not (shutil.which("sudo") and subprocess.run([*sudo, "true"]).returncode == 0):
+        step(f"system packages missing ({' '.join(missing)}), and not root nor sudo: "
+             "the tray's end-to-end tests will skip")  # fmt: skip
+        return False
+    step(f"installing system packages: {' '.join(missing)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = [*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]
+    done = subprocess.run(install, env=env, capture_output=True, text=True)
+    if done.returncode != 0:  # a fresh image has no package lists yet
+        subprocess.run([*sudo, "apt-get", "update", "-qq"], env=env, capture_output=True)
+        done = subprocess.run(install, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        step(f"apt-get failed; the tray's end-to-end tests will skip:\n{done.stderr.strip()}")
+        return False
+    return True
+
+
 def test(args: list[str]) -> int:
     ensure_venv("test")
+    system_deps()  # Xvfb, trayer, dunst, xdotool and Qt's xcb libs for the tray's e2e tests
     step("ruff")
     sources = [
         p for p in ("supervisor", "desktop", "tests", "bench", "dev.py") if (ROOT / p).exists()

@@ -1,2 +1,3 @@
-"""Stratavore's tray app (PySide6 + qasync). It reaches the core only through the supervisor's
-public API and one bridge; it holds no business logic. Built in a later issue."""
+"""Stratavore's tray app (PySide6 + qasync): the tray, the dashboard, notifications and
+settings. It reaches the core only through the supervisor's HTTP API and one bridge
+(:mod:`desktop.bridge`); it holds no business logic."""

@@ -78,6 +78,10 @@ class DataDirLock:
             self.handle = None
 
 
+class PortInUse(KnownError):
+    """The API's port is taken by another program."""
+
+
 class Supervisor:
     """Everything the headless supervisor is, started and stopped as one."""
 
@@ -135,7 +139,7 @@ class Supervisor:
         try:
             await site.start()
         except OSError as exc:
-            raise KnownError(
+            raise PortInUse(
                 f"Port {self.settings.api_port} on 127.0.0.1 is not available ({exc.strerror}); "
                 "pick another with --port (0 chooses a free one)."
             ) from None

@@ -1,0 +1,195 @@
+"""The one bridge between the GUI and the supervisor: its HTTP API on loopback.
+
+Embedded or not, the tray app talks to the supervisor the same way, through the API with the
+admin token, on the qasync loop: requests never block the GUI thread. The bridge keeps the
+latest :class:`Snapshot` (refreshed every few seconds and after each action) and tells the
+windows through Qt signals; it holds no business logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from PySide6.QtCore import QObject, Signal
+
+log = logging.getLogger("stratavore.desktop")
+_tasks: set[asyncio.Task[Any]] = set()
+
+
+def spawn(work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """Run ``work`` on the loop from a Qt slot, keeping the task referenced until done."""
+    task = asyncio.ensure_future(work)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+    return task
+
+
+REFRESH_S = 2.0  # how stale the tray's view may get
+Json = dict[str, Any]
+
+
+class BridgeError(Exception):
+    """The supervisor refused a request: ``message`` is its one sentence."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Snapshot:
+    """What the tray and the dashboard show, as of one refresh."""
+
+    status: Json = field(default_factory=dict)
+    runners: list[Json] = field(default_factory=list)  # active ones, oldest first
+    projects: list[Json] = field(default_factory=list)
+    profiles: list[Json] = field(default_factory=list)
+    budgets: list[Json] = field(default_factory=list)
+    today: Json = field(default_factory=dict)  # today's usage totals
+    last_event_id: int = 0
+
+    @property
+    def attention(self) -> list[Json]:
+        """Runners that need the user: unresponsive, or (agents that report it) waiting."""
+        return [r for r in self.runners if r["unresponsive"] or r["state"] == "backoff"]
+
+    @property
+    def tightest_budget(self) -> Json | None:
+        return max(self.budgets, key=lambda b: b["percent"], default=None)
+
+    @property
+    def budget_warning(self) -> bool:
+        tightest = self.tightest_budget
+        return tightest is not None and tightest["percent"] >= min(tightest["warn"] or [100])
+
+
+class Bridge(QObject):
+    changed = Signal()  # a new snapshot
+    events = Signal(list)  # events newer than the last refresh's
+    failed = Signal(str)  # a request the user made was refused: its sentence
+
+    def __init__(self, url: str, token: str, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.url = url.rstrip("/")
+        self.token = token
+        self.snapshot = Snapshot()
+        self._session: aiohttp.ClientSession | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._refreshing: asyncio.Lock | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=aiohttp.ClientTimeout(total=30),
+        )
+        self._refreshing = asyncio.Lock()
+        self._task = asyncio.get_running_loop().create_task(self._poll())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._session is not None:
+            await self._session.close()
+
+    async def _poll(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except (aiohttp.ClientError, BridgeError, TimeoutError) as exc:
+                log.warning("desktop: refresh failed: %s", exc)
+            await asyncio.sleep(REFRESH_S)
+
+    # --- requests --------------------------------------------------------------------------
+    async def request(
+        self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
+    ) -> Any:
+        """One API call; the decoded answer, or BridgeError with the supervisor's sentence."""
+        assert self._session is not None, "start() first"
+        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        async with self._session.request(
+            method, self.url + path, json=body, params=query
+        ) as response:
+            if response.status == 204:
+                return None
+            payload = await response.json(content_type=None)
+            if response.status >= 400:
+                raise BridgeError(payload.get("error", "internal"), payload.get("message", ""))
+            return payload
+
+    async def act(self, method: str, path: str, body: Any = None) -> Any:
+        """A request the user asked for: a refusal is shown, and the view refreshed."""
+        try:
+            return await self.request(method, path, body)
+        except BridgeError as exc:
+            self.failed.emit(exc.message)
+            return None
+        finally:
+            await self.refresh()
+
+    async def refresh(self) -> Snapshot:
+        assert self._refreshing is not None
+        async with self._refreshing:
+            since = self.snapshot.last_event_id
+            status, runners, projects, profiles, budgets, today, new = await asyncio.gather(
+                self.request("GET", "/api/v1/status"),
+                self.request("GET", "/api/v1/runners"),
+                self.request("GET", "/api/v1/projects"),
+                self.request("GET", "/api/v1/profiles"),
+                self.request("GET", "/api/v1/budgets"),
+                self.request("GET", "/api/v1/usage/daily", params={"since": _today()}),
+                self.request("GET", "/api/v1/events", params={"since": since, "limit": 200}),
+            )
+            self.snapshot = Snapshot(
+                status=status,
+                runners=runners,
+                projects=projects,
+                profiles=profiles,
+                budgets=budgets,
+                today=today["totals"],
+                last_event_id=new[-1]["id"] if new else since,
+            )
+        if new and since:  # the first refresh takes the history as read
+            self.events.emit(new)
+        self.changed.emit()
+        return self.snapshot
+
+    # --- actions ---------------------------------------------------------------------------
+    async def launch(
+        self, project: str, profile: str | None, command: list[str] | None = None
+    ) -> Json | None:
+        body: Json = {"project": project}
+        if profile:
+            body["profile"] = profile
+        if command:
+            body["command"] = command
+        return await self.act("POST", "/api/v1/runners", body)
+
+    async def stop(self, runner_id: int) -> None:
+        await self.act("POST", f"/api/v1/runners/{runner_id}/stop", {})
+
+    async def restart(self, runner_id: int) -> None:
+        await self.act("POST", f"/api/v1/runners/{runner_id}/restart")
+
+    async def stop_all(self) -> None:
+        await self.act("POST", "/api/v1/runners/stop", {"all": True})
+
+    async def create_project(self, name: str, path: str) -> Json | None:
+        return await self.act("POST", "/api/v1/projects", {"name": name, "path": path})
+
+    async def usage(self, kind: str, **params: Any) -> Json:
+        return await self.request("GET", f"/api/v1/usage/{kind}", params=params)
+
+
+def _today() -> str:
+    return datetime.date.today().isoformat()

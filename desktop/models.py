@@ -1,0 +1,350 @@
+"""Table models of the dashboard: the API's JSON rows as Qt rows, updated in place.
+
+Every refresh hands a model the whole list again; :class:`KeyedTableModel` diffs it against
+what it shows by each row's key, so Qt sees rows inserted, removed or changed, never a reset:
+selections and scroll positions survive the refresh every two seconds, and a view repaints only
+the cells whose text changed. The models format; they decide nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
+from PySide6.QtGui import QBrush, QColor
+
+from desktop.bridge import Json
+from desktop.tray import human_tokens, uptime
+
+SORT_ROLE = Qt.ItemDataRole.UserRole  # a value that sorts right: numbers as numbers
+KEY_ROLE = Qt.ItemDataRole.UserRole + 1  # the row's key (a runner's id, an event's id)
+ATTENTION = "#c77700"  # unresponsive, backing off, a warning
+FAILURE = "#c62828"  # gave up, an error
+_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+Index = QModelIndex | QPersistentModelIndex
+
+
+# --- formatting -------------------------------------------------------------------------------
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, size in (("GB", 2**30), ("MB", 2**20), ("kB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+def parse_time(text: str | None) -> datetime.datetime | None:
+    """An API timestamp (ISO 8601 UTC) as an aware datetime in the local zone."""
+    if not text:
+        return None
+    return datetime.datetime.fromisoformat(text).astimezone()
+
+
+def local_time(text: str | None, now: float | None = None) -> str:
+    """An API timestamp in local time: '14:05:09' today, 'Mon 07 Jul 14:05' otherwise."""
+    moment = parse_time(text)
+    if moment is None:
+        return "-"
+    today = datetime.datetime.fromtimestamp(now or time.time()).astimezone().date()
+    return moment.strftime("%H:%M:%S" if moment.date() == today else "%a %d %b %H:%M")
+
+
+def _epoch(text: str | None) -> float:
+    moment = parse_time(text)
+    return moment.timestamp() if moment is not None else 0.0
+
+
+# --- the generic keyed model ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Column:
+    """One column: its header, its text, and optionally a sort value, tooltip and colour."""
+
+    header: str
+    text: Callable[[Json], str]
+    sort: Callable[[Json], Any] | None = None  # default: the text
+    numeric: bool = False  # right-aligned
+    tip: Callable[[Json], str | None] | None = None
+    color: Callable[[Json], str | None] | None = None  # a colour name, for the text
+
+
+Cell = tuple[str, Any, str | None, str | None]  # text, sort value, tooltip, colour
+
+
+class KeyedTableModel(QAbstractTableModel):
+    """Rows of JSON objects identified by ``key``; :meth:`update` applies a new list as
+    inserts, removals and ``dataChanged`` of the changed cells."""
+
+    columns: Sequence[Column] = ()
+
+    def __init__(self, key: Callable[[Json], Hashable], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._key_of = key
+        self._keys: list[Hashable] = []
+        self._rows: list[Json] = []
+        self._cells: list[tuple[Cell, ...]] = []
+        self._where: dict[Hashable, int] = {}
+        self._brushes: dict[str, QBrush] = {}
+
+    # --- reading ---------------------------------------------------------------------------------
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.columns)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self.columns[section].header
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row, column = index.row(), index.column()
+        cell = self._cells[row][column]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return cell[0]
+        if role == SORT_ROLE:
+            return cell[1]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return cell[2]
+        if role == Qt.ItemDataRole.ForegroundRole and cell[3]:
+            brush = self._brushes.get(cell[3])
+            if brush is None:
+                brush = self._brushes[cell[3]] = QBrush(QColor(cell[3]))
+            return brush
+        if role == Qt.ItemDataRole.TextAlignmentRole and self.columns[column].numeric:
+            return _RIGHT
+        if role == KEY_ROLE:
+            return self._keys[row]
+        return None
+
+    def row_at(self, row: int) -> Json:
+        return self._rows[row]
+
+    def row_of(self, key: Hashable) -> int | None:
+        return self._where.get(key)
+
+    def keys(self) -> list[Hashable]:
+        return list(self._keys)
+
+    # --- writing ---------------------------------------------------------------------------------
+    def _render(self, row: Json) -> tuple[Cell, ...]:
+        cells = []
+        for column in self.columns:
+            text = column.text(row)
+            cells.append((
+                text,
+                column.sort(row) if column.sort is not None else text,
+                column.tip(row) if column.tip is not None else None,
+                column.color(row) if column.color is not None else None,
+            ))  # fmt: skip
+        return tuple(cells)
+
+    def update(self, rows: Sequence[Json]) -> None:
+        """Show ``rows`` (in their order; rows still present keep their relative order)."""
+        keys = [self._key_of(row) for row in rows]
+        wanted = set(keys)
+        gone = [i for i, key in enumerate(self._keys) if key not in wanted]
+        for first, last in reversed(_runs(gone)):
+            self.beginRemoveRows(QModelIndex(), first, last)
+            del self._keys[first : last + 1], self._rows[first : last + 1]
+            del self._cells[first : last + 1]
+            self.endRemoveRows()
+        kept = set(self._keys)
+        if [key for key in keys if key in kept] != self._keys:
+            self._reset(rows, keys)  # reordered: rare, and a reset is then the honest signal
+            return
+        at = 0
+        j = 0
+        while j < len(rows):
+            if at < len(self._keys) and self._keys[at] == keys[j]:
+                self._change(at, rows[j])
+                at, j = at + 1, j + 1
+                continue
+            end = j
+            while end < len(rows) and keys[end] not in kept:
+                end += 1
+            self.beginInsertRows(QModelIndex(), at, at + end - j - 1)
+            self._keys[at:at] = keys[j:end]
+            self._rows[at:at] = rows[j:end]
+            self._cells[at:at] = [self._render(row) for row in rows[j:end]]
+            self.endInsertRows()
+            at, j = at + end - j, end
+        self._where = {key: i for i, key in enumerate(self._keys)}
+
+    def _change(self, at: int, row: Json) -> None:
+        self._rows[at] = row
+        old, new = self._cells[at], self._render(row)
+        if old == new:
+            return
+        changed = [i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b]
+        self._cells[at] = new
+        self.dataChanged.emit(self.index(at, changed[0]), self.index(at, changed[-1]))
+
+    def _reset(self, rows: Sequence[Json], keys: list[Hashable]) -> None:
+        self.beginResetModel()
+        self._keys, self._rows = keys, list(rows)
+        self._cells = [self._render(row) for row in rows]
+        self._where = {key: i for i, key in enumerate(keys)}
+        self.endResetModel()
+
+
+def _runs(indexes: list[int]) -> list[tuple[int, int]]:
+    """Ascending indexes as (first, last) runs of consecutive ones."""
+    runs: list[tuple[int, int]] = []
+    for i in indexes:
+        if runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    return runs
+
+
+def sorted_proxy(model: KeyedTableModel, parent: QObject | None = None) -> QSortFilterProxyModel:
+    """A proxy that sorts ``model`` by its sort values and keeps sorting as rows change."""
+    proxy = QSortFilterProxyModel(parent)
+    proxy.setSourceModel(model)
+    proxy.setSortRole(SORT_ROLE)
+    proxy.setDynamicSortFilter(True)
+    proxy.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+    return proxy
+
+
+# --- runners ----------------------------------------------------------------------------------
+def _what(runner: Json) -> str:
+    return runner["profile"] or Path(runner["command"][0]).name
+
+
+def _state(runner: Json) -> str:
+    return runner["state"] + (" (unresponsive)" if runner["unresponsive"] else "")
+
+
+def _state_color(runner: Json) -> str | None:
+    if runner["state"] in ("failed", "fatal", "lost"):
+        return FAILURE
+    if runner["unresponsive"] or runner["state"] == "backoff":
+        return ATTENTION
+    return None
+
+
+def _or_minus(value: Any, fmt: str = "{}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+class RunnersModel(KeyedTableModel):
+    """The active runners (``Snapshot.runners``), one row per runner id."""
+
+    columns = (
+        Column("ID", lambda r: str(r["id"]), lambda r: r["id"], numeric=True),
+        Column("Project", lambda r: r["project"]),
+        Column("Profile / command", _what, tip=lambda r: " ".join(r["command"])),
+        Column("State", _state, tip=lambda r: r["reason"], color=_state_color),
+        Column("PID", lambda r: _or_minus(r["pid"]), lambda r: r["pid"] or 0, numeric=True),
+        Column(
+            "CPU %",
+            lambda r: _or_minus(r["cpu_percent"], "{:.0f}"),
+            lambda r: r["cpu_percent"] if r["cpu_percent"] is not None else -1.0,
+            numeric=True,
+        ),
+        Column(
+            "Memory",
+            lambda r: human_bytes(r["rss_bytes"]),
+            lambda r: r["rss_bytes"] if r["rss_bytes"] is not None else -1,
+            numeric=True,
+        ),
+        # sorted by start time, newest last when ascending: the sort value stays put between
+        # refreshes, while the seconds of an uptime would change every one of them
+        Column("Uptime", uptime, lambda r: -_epoch(r["started_at"]), numeric=True),
+        Column(
+            "Tokens", lambda r: human_tokens(r["tokens"]), lambda r: r["tokens"] or 0, numeric=True
+        ),
+        Column("Restarts", lambda r: str(r["restarts"]), lambda r: r["restarts"], numeric=True),
+    )
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(lambda runner: runner["id"], parent)
+
+
+# --- projects, events, dead letters -----------------------------------------------------------
+class ProjectsModel(KeyedTableModel):
+    columns = (
+        Column("Name", lambda p: p["name"]),
+        Column("Folder", lambda p: p["path"]),
+        Column(
+            "Active runners",
+            lambda p: str(p["active_runners"]),
+            lambda p: p["active_runners"],
+            numeric=True,
+        ),
+        Column(
+            "Runner cap",
+            lambda p: str(p["max_runners"]) if p["max_runners"] else "default",
+            lambda p: p["max_runners"] or 0,
+            numeric=True,
+        ),
+        Column("Created", lambda p: local_time(p["created_at"]), lambda p: p["created_at"]),
+    )
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(lambda project: project["name"], parent)
+
+
+_SEVERITY_COLORS = {"warning": ATTENTION, "error": FAILURE}
+
+
+class EventsModel(KeyedTableModel):
+    """Events, newest first as given; the body is the title's tooltip."""
+
+    columns = (
+        Column("Time", lambda e: local_time(e["ts"]), lambda e: e["id"]),
+        Column(
+            "Severity", lambda e: e["severity"], color=lambda e: _SEVERITY_COLORS.get(e["severity"])
+        ),
+        Column("Type", lambda e: e["type"]),
+        Column(
+            "Runner",
+            lambda e: _or_minus(e["runner_id"], "#{}"),
+            lambda e: e["runner_id"] or 0,
+            numeric=True,
+        ),
+        Column("Project", lambda e: e["project"] or ""),
+        Column("Title", lambda e: e["title"], tip=lambda e: e["body"] or None),
+    )
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(lambda event: event["id"], parent)
+
+
+class DeadLettersModel(KeyedTableModel):
+    """Deliveries that gave up, by delivery id (what a retry takes)."""
+
+    columns = (
+        Column("Delivery", lambda d: str(d["id"]), lambda d: d["id"], numeric=True),
+        Column("Event", lambda d: str(d["event_id"]), lambda d: d["event_id"], numeric=True),
+        Column("Channel", lambda d: d["channel"]),
+        Column("Type", lambda d: d["type"]),
+        Column("Title", lambda d: d["title"]),
+        Column("Attempts", lambda d: str(d["attempts"]), lambda d: d["attempts"], numeric=True),
+        Column(
+            "Error", lambda d: d["error"] or "", tip=lambda d: d["error"], color=lambda _d: FAILURE
+        ),
+    )
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(lambda dead: dead["id"], parent)

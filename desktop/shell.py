@@ -1,0 +1,182 @@
+"""The running app: the supervisor (embedded, or attached to), the bridge, the tray, the
+notifications and the windows, and how they end."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from PySide6.QtWidgets import QMessageBox, QSystemTrayIcon
+
+from desktop.app import attachable
+from desktop.bridge import Bridge, BridgeError, spawn
+from desktop.instance import SingleInstance
+from desktop.notifications import Notifier
+from desktop.tray import Tray
+from supervisor import runtime
+from supervisor.daemon import PortInUse, Supervisor
+from supervisor.notify import channels
+from supervisor.notify.channels import Message
+from supervisor.notify.policy import ChannelPolicy
+
+log = logging.getLogger("stratavore.desktop")
+DESKTOP_CHANNEL = "desktop"
+
+
+class Shell:
+    def __init__(self, root: Path, instance: SingleInstance, open_dashboard: bool = False) -> None:
+        self.root = root
+        self.instance = instance
+        self.open_dashboard_at_start = open_dashboard
+        self.supervisor: Supervisor | None = None
+        self.bridge: Bridge | None = None
+        self.notifier = Notifier()
+        self.tray: Tray | None = None
+        self.dashboard = None
+        self.settings = None
+        self._done = asyncio.Event()
+        self._stop_runners = False
+        self._unsubscribe = None
+        self.keep: object = None  # things that must live as long as the app (signal wake-up)
+
+    async def run(self) -> int:
+        info = await attachable(self.root)
+        if info is not None:
+            log.info("desktop: attached to the supervisor at %s", info.url)
+            url, token = info.url, runtime.admin_token(self.root)
+        else:
+            self.supervisor = await self._embed()
+            url, token = self.supervisor.url, runtime.admin_token(self.root)
+        assert token is not None
+        self.bridge = bridge = Bridge(url, token)
+        bridge.start()
+        self.notifier.start()
+        await self._desktop_channel(embedded=info is None)
+        self.tray = tray = Tray(bridge, self.notifier)
+        self.notifier.fallback = tray.icon
+        tray.dashboard_requested.connect(self.show_dashboard)
+        tray.settings_requested.connect(self.show_settings)
+        tray.quit_requested.connect(self.ask_quit)
+        bridge.failed.connect(lambda text: tray.icon.showMessage("Stratavore", text))
+        self.notifier.clicked.connect(self.open_subject)
+        self.instance.activated.connect(self.show_dashboard)
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            tray.show()
+        else:
+            log.warning("desktop: this desktop has no system tray; the dashboard stands in for it")
+            self.open_dashboard_at_start = True
+        if self.open_dashboard_at_start:
+            self.show_dashboard()
+        await self._done.wait()
+        await self.shutdown()
+        return 0
+
+    async def _embed(self) -> Supervisor:
+        """The supervisor on this loop, on its configured port or, when another program holds
+        that one, on any free port (clients find it through the runtime file either way)."""
+        supervisor = Supervisor(self.root)
+        try:
+            await supervisor.start()
+        except PortInUse as exc:
+            log.warning("desktop: %s Using a free port instead.", exc)
+            supervisor = Supervisor(self.root, api_port=0)
+            await supervisor.start()
+        return supervisor
+
+    async def _desktop_channel(self, embedded: bool) -> None:
+        """Make sure a desktop channel exists; embedded, this process shows its deliveries;
+        attached, the headless supervisor only logs them, so the tray follows the events."""
+        assert self.bridge is not None
+        present = await self.bridge.request("GET", "/api/v1/notify/channels")
+        desktop = next((c for c in present if c["kind"] == channels.DESKTOP), None)
+        if desktop is None:
+            try:
+                desktop = await self.bridge.request(
+                    "PUT", f"/api/v1/notify/channels/{DESKTOP_CHANNEL}", {"kind": "desktop"}
+                )
+            except BridgeError as exc:
+                log.warning("desktop: no desktop channel: %s", exc.message)
+                return
+        if embedded:
+            self._unsubscribe = channels.subscribe_desktop(self.notifier.deliver)
+            return
+        wanted = ChannelPolicy.from_config(desktop["policy"])
+
+        def follow(events: list[dict]) -> None:
+            for event in events:
+                if wanted.wants(event["type"], event["severity"]):
+                    message = Message(
+                        event_id=event["id"], ts=0.0, type=event["type"],
+                        severity=event["severity"], title=event["title"], body=event["body"],
+                        runner_id=event.get("runner_id"), project=event.get("project"),
+                    )  # fmt: skip
+                    spawn(self.notifier.show(message))
+
+        self.bridge.events.connect(follow)
+
+    # --- windows ---------------------------------------------------------------------------
+    def show_dashboard(self) -> None:
+        from desktop.dashboard import Dashboard
+
+        assert self.bridge is not None
+        if self.dashboard is None:
+            self.dashboard = Dashboard(self.bridge)
+        self.dashboard.show()
+        self.dashboard.raise_()
+        self.dashboard.activateWindow()
+
+    def show_settings(self) -> None:
+        from desktop.settings import SettingsDialog
+
+        assert self.bridge is not None
+        if self.settings is None:
+            self.settings = SettingsDialog(self.bridge)
+            if self.tray is not None:
+                self.settings.theme_changed.connect(lambda _theme: self.tray.update_icon())
+        self.settings.show()
+        self.settings.raise_()
+
+    def open_subject(self, subject: dict) -> None:
+        """A notification was clicked: the runner or budget it is about."""
+        self.show_dashboard()
+        assert self.dashboard is not None
+        if subject.get("runner_id") is not None:
+            self.dashboard.show_runner(subject["runner_id"])
+        elif str(subject.get("type", "")).startswith("budget."):
+            self.dashboard.show_budgets()
+
+    # --- ending ----------------------------------------------------------------------------
+    def ask_quit(self) -> None:
+        """Quit; with runners active, ask whether to stop them or leave them for adoption."""
+        active = len(self.bridge.snapshot.runners) if self.bridge else 0
+        if active and self.supervisor is not None:
+            box = QMessageBox(QMessageBox.Icon.Question, "Quit Stratavore",
+                              f"{active} runners are active.")  # fmt: skip
+            box.setInformativeText(
+                "Stop them, or leave them running? Stratavore takes them over at its next start."
+            )
+            stop = box.addButton("Stop runners", QMessageBox.ButtonRole.DestructiveRole)
+            box.addButton("Leave running", QMessageBox.ButtonRole.AcceptRole)
+            cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+            box.exec()
+            if box.clickedButton() is cancel:
+                return
+            self._stop_runners = box.clickedButton() is stop
+        self.quit()
+
+    def quit(self, stop_runners: bool | None = None) -> None:
+        if stop_runners is not None:
+            self._stop_runners = stop_runners
+        self._done.set()
+
+    async def shutdown(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self.tray is not None:
+            self.tray.icon.hide()
+        if self.bridge is not None:
+            await self.bridge.close()
+        if self.supervisor is not None:
+            await self.supervisor.stop(stop_runners=self._stop_runners)
+        self.instance.close()

@@ -1,0 +1,80 @@
+"""Runs in the platform's terminal: the user talks to the agent, and ``stratavore-agent``
+registers the run with the supervisor and sends its heartbeats."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+
+# Linux terminals, in order of preference, and how each is told to run a command.
+LINUX_TERMINALS: list[tuple[str, list[str]]] = [
+    ("x-terminal-emulator", ["-e"]),
+    ("gnome-terminal", ["--"]),
+    ("konsole", ["-e"]),
+    ("xfce4-terminal", ["-x"]),
+    ("kitty", []),
+    ("alacritty", ["-e"]),
+    ("xterm", ["-e"]),
+]
+
+
+def agent_command(project: str, command: Sequence[str]) -> list[str]:
+    """``stratavore-agent`` wrapping ``command`` for ``project`` (the same Python as this app)."""
+    return [sys.executable, "-m", "supervisor.agent", "--project", project, "--", *command]
+
+
+def terminal_argv(
+    command: Sequence[str],
+    cwd: str,
+    platform: str = sys.platform,
+    which: Callable[[str], str | None] = shutil.which,
+) -> list[str]:
+    """The command line that opens a terminal in ``cwd`` running ``command``; an empty
+    ``command`` opens the user's shell there."""
+    if platform == "win32":
+        inner = subprocess.list2cmdline(command) if command else "cmd"
+        if which("wt"):
+            return ["wt", "-d", cwd, "cmd", "/k", inner]
+        return ["cmd", "/c", "start", "Stratavore", "/d", cwd, "cmd", "/k", inner]
+    if platform == "darwin":
+        line = f"cd {shlex.quote(cwd)}" + (f" && {shlex.join(command)}" if command else "")
+        script = f'tell application "Terminal" to do script {_applescript(line)}'
+        return ["osascript", "-e", script, "-e", 'tell application "Terminal" to activate']
+    for name, run_flag in LINUX_TERMINALS:
+        path = which(name)
+        if path:
+            return [path, *run_flag, *command] if command else [path]
+    raise FileNotFoundError(
+        "No terminal emulator found (looked for "
+        + ", ".join(name for name, _ in LINUX_TERMINALS)
+        + "); install one, e.g. xterm."
+    )
+
+
+def _applescript(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _spawn(argv: list[str], cwd: str) -> None:
+    subprocess.Popen(
+        argv,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=os.name != "nt",
+    )
+
+
+def run_in_terminal(project: str, cwd: str, command: Sequence[str]) -> None:
+    """Open a terminal in ``cwd`` running ``command`` under ``stratavore-agent``."""
+    _spawn(terminal_argv(agent_command(project, command), cwd), cwd)
+
+
+def open_terminal(cwd: str) -> None:
+    """Open a terminal (the user's shell) in ``cwd``."""
+    _spawn(terminal_argv([], cwd), cwd)

@@ -1,0 +1,189 @@
+"""The tray icon and its menu, rebuilt from the bridge's live snapshot each time it opens."""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QUrl, Signal
+from PySide6.QtGui import QAction, QDesktopServices
+from PySide6.QtWidgets import QFileDialog, QMenu, QSystemTrayIcon
+
+from desktop.bridge import Bridge, Json, Snapshot, spawn
+from desktop.icons import TrayState, tray_icon
+from desktop.notifications import Notifier
+from desktop.terminal import open_terminal, run_in_terminal
+
+RECENT_PROJECTS = 8
+
+
+def tray_state(snapshot: Snapshot) -> tuple[TrayState, int]:
+    running = sum(1 for r in snapshot.runners if r["state"] in ("starting", "running"))
+    if snapshot.budget_warning:
+        return TrayState.BUDGET, running
+    if snapshot.attention:
+        return TrayState.ATTENTION, running
+    return (TrayState.RUNNING if running else TrayState.IDLE), running
+
+
+def human_tokens(n: int | None) -> str:
+    if not n:
+        return "0"
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+def uptime(runner: Json, now: float | None = None) -> str:
+    started = runner.get("started_at")
+    if not started:
+        return "-"
+    began = datetime.datetime.fromisoformat(started).timestamp()
+    seconds = int((now or time.time()) - began)
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def summary(snapshot: Snapshot) -> str:
+    """The tooltip: what runs, what needs the user, today's spend."""
+    running = tray_state(snapshot)[1]
+    lines = ["Stratavore", f"{running} running" if running else "idle"]
+    if snapshot.attention:
+        lines.append(f"{len(snapshot.attention)} need attention")
+    lines.append(today_line(snapshot))
+    return "\n".join(lines)
+
+
+def today_line(snapshot: Snapshot) -> str:
+    today = snapshot.today
+    tokens = human_tokens(today.get("total_tokens"))
+    text = f"Today: {tokens} tokens, ${today.get('cost_usd', 0):.2f}"
+    tightest = snapshot.tightest_budget
+    if tightest is not None:
+        text += f", {tightest['percent']:.0f}% of {tightest['scope']} {tightest['period']}"
+    return text
+
+
+class Tray(QObject):
+    """Signals ask the app for windows; the tray itself only reads the snapshot and acts
+    through the bridge."""
+
+    dashboard_requested = Signal()
+    settings_requested = Signal()
+    quit_requested = Signal()
+
+    def __init__(self, bridge: Bridge, notifier: Notifier, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.bridge = bridge
+        self.notifier = notifier
+        self.icon = QSystemTrayIcon(parent)
+        self.menu = QMenu()
+        self.menu.aboutToShow.connect(self.rebuild)
+        self.icon.setContextMenu(self.menu)
+        self.icon.activated.connect(self._activated)
+        bridge.changed.connect(self.update_icon)
+        self.update_icon()
+        self.rebuild()
+
+    def show(self) -> None:
+        self.icon.show()
+
+    def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason == QSystemTrayIcon.ActivationReason.DoubleClick:
+            self.dashboard_requested.emit()
+
+    def update_icon(self) -> None:
+        state, running = tray_state(self.bridge.snapshot)
+        self.icon.setIcon(tray_icon(state, running))
+        self.icon.setToolTip(summary(self.bridge.snapshot))
+
+    # --- the menu --------------------------------------------------------------------------
+    def rebuild(self) -> None:
+        snapshot = self.bridge.snapshot
+        menu = self.menu
+        menu.clear()
+        self._quick_launch(menu.addMenu("Quick launch"), snapshot)
+        runners = menu.addMenu(f"Runners ({len(snapshot.runners)})")
+        runners.setEnabled(bool(snapshot.runners))
+        for runner in snapshot.runners:
+            self._runner_menu(runners, runner)
+        if snapshot.runners:
+            runners.addSeparator()
+            self._add(runners, "Stop all", lambda: self.bridge.stop_all())
+        menu.addSeparator()
+        today = menu.addAction(today_line(snapshot))
+        today.setEnabled(False)
+        pause = menu.addMenu("Pause notifications")
+        if self.notifier.paused_until:
+            until = datetime.datetime.fromtimestamp(self.notifier.paused_until)
+            pause.setTitle(f"Notifications paused until {until:%H:%M}")
+            pause.addAction("Resume now").triggered.connect(self.notifier.resume)
+        pause.addAction("For 1 hour").triggered.connect(lambda: self.notifier.pause(3600))
+        pause.addAction("Until tomorrow").triggered.connect(self.notifier.pause_until_tomorrow)
+        menu.addSeparator()
+        menu.addAction("Open dashboard").triggered.connect(self.dashboard_requested.emit)
+        menu.addAction("Settings…").triggered.connect(self.settings_requested.emit)
+        menu.addSeparator()
+        menu.addAction("Quit Stratavore").triggered.connect(self.quit_requested.emit)
+
+    def _quick_launch(self, menu: QMenu, snapshot: Snapshot) -> None:
+        recent = recent_projects(snapshot)
+        for project in recent:
+            sub = menu.addMenu(project["name"])
+            for profile in snapshot.profiles:
+                name = profile["name"]
+                self._add(sub, name, lambda p=project["name"], f=name: self.bridge.launch(p, f))
+            terminal = sub.addMenu("In a terminal")
+            for profile in snapshot.profiles:
+                terminal.addAction(profile["name"]).triggered.connect(
+                    lambda _=False, p=project, f=profile: run_in_terminal(
+                        p["name"], p["path"], f["command"]
+                    )
+                )
+        if recent:
+            menu.addSeparator()
+        menu.addAction("New project…").triggered.connect(self._new_project)
+
+    def _runner_menu(self, parent: QMenu, runner: Json) -> None:
+        what = runner["profile"] or Path(runner["command"][0]).name
+        flag = " (unresponsive)" if runner["unresponsive"] else ""
+        label = (
+            f"#{runner['id']} {runner['project']} {what} — {runner['state']}{flag}, "
+            f"{uptime(runner)}, {human_tokens(runner['tokens'])} tokens"
+        )
+        sub = parent.addMenu(label)
+        log_path = runner.get("log_path")
+        action = sub.addAction("Open log")
+        action.setEnabled(bool(log_path))
+        action.triggered.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(log_path)))
+        sub.addAction("Open terminal here").triggered.connect(lambda: open_terminal(runner["cwd"]))
+        self._add(sub, "Stop", lambda: self.bridge.stop(runner["id"]))
+        self._add(sub, "Restart", lambda: self.bridge.restart(runner["id"]))
+
+    def _add(self, menu: QMenu, text: str, work: Callable[[], Coroutine[Any, Any, Any]]) -> QAction:
+        """A menu action that runs ``work`` on the loop (never blocking the GUI thread)."""
+        action = menu.addAction(text)
+        action.triggered.connect(lambda _=False: spawn(work()))
+        return action
+
+    def _new_project(self) -> None:
+        folder = QFileDialog.getExistingDirectory(None, "New project: choose its folder")
+        if folder:
+            name = "".join(c if c.isalnum() or c in "._-" else "-" for c in Path(folder).name)
+            spawn(self.bridge.create_project(name.strip("-.") or "project", folder))
+
+
+def recent_projects(snapshot: Snapshot) -> list[Json]:
+    """Projects with active runners first (newest launch first), then the rest by name."""
+    order: dict[str, int] = {}
+    for runner in reversed(snapshot.runners):
+        order.setdefault(runner["project"], len(order))
+    projects = sorted(
+        snapshot.projects, key=lambda p: (order.get(p["name"], len(order)), p["name"])
+    )
+    return projects[:RECENT_PROJECTS]
