@@ -19,6 +19,7 @@ PERIODS = ("5h", "daily", "weekly", "monthly")
 WEEKDAYS = tuple(day.lower() for day in calendar.day_name)  # monday first, as date.weekday()
 BLOCK = 5 * 3600
 HOUR = 3600
+BUCKET_STEP = 900  # offsets change on quarter hours
 
 
 def resolve_zone(name: str | None = None) -> ZoneInfo:
@@ -89,17 +90,29 @@ def blocks(timestamps: list[float]) -> list[tuple[float, float]]:
     return found
 
 
-class DayKeys:
-    """Maps sorted UTC instants to their local day, calling the zone once per day."""
+def offset_at(ts: float, zone: ZoneInfo) -> int:
+    """The zone's UTC offset at ``ts``, in seconds."""
+    offset = datetime.fromtimestamp(ts, zone).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
 
-    def __init__(self, zone: ZoneInfo) -> None:
-        self.zone = zone
-        self._low = self._high = 0.0
-        self._day: date | None = None
 
-    def __call__(self, ts: float) -> date:
-        if self._day is None or not self._low <= ts < self._high:
-            self._day = day_of(ts, self.zone)
-            self._low = midnight(self._day, self.zone)
-            self._high = midnight(self._day + timedelta(days=1), self.zone)
-        return self._day
+def offset_segments(zone: ZoneInfo, low: float, high: float) -> list[tuple[float, int]]:
+    """The zone's UTC offsets over [low, high]: ``(from, offset)`` pairs, the first from
+    ``low``. Offsets change on quarter hours; looking once a day finds every change (none
+    happen twice in a day), then a bisection finds its quarter hour."""
+    segments = [(low, offset_at(low, zone))]
+    t = low
+    while t < high:
+        step = min(t + 86400, high)
+        after = offset_at(step, zone)
+        if after != segments[-1][1]:
+            a, b = t, step  # the change is in (a, b]
+            while b - a > BUCKET_STEP:
+                mid = a + ((b - a) // 2 // BUCKET_STEP) * BUCKET_STEP or a + BUCKET_STEP
+                if offset_at(mid, zone) == after:
+                    b = mid
+                else:
+                    a = mid
+            segments.append((b, after))
+        t = step
+    return segments

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,9 +20,10 @@ from supervisor import queries
 from supervisor.errors import ApiError, ErrorCode
 from supervisor.store import DB
 from supervisor.usage import periods
-from supervisor.usage.periods import BLOCK, DayKeys
+from supervisor.usage.periods import BLOCK
 
 KINDS = ("daily", "weekly", "monthly", "session", "blocks")
+EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
 
 
@@ -121,30 +123,43 @@ def _sort_key(key: Any) -> Any:
 def calendar_report(kind: str, query: Query, by_project: bool = False) -> dict[str, Any]:
     """``daily`` | ``weekly`` | ``monthly`` rows keyed ``date`` | ``week`` (its first day) |
     ``month`` (YYYY-MM), in ``query.zone``; with ``by_project`` one row per period and project
-    (``project`` is null for usage outside every project)."""
+    (``project`` is null for usage outside every project).
+
+    SQLite sums the buckets per local day itself: the day of a bucket is ``(start + offset)
+    div 86400`` with the zone's offset, which changes only at DST transitions, so the offset
+    is a CASE over the few transitions in the window, and Python only sees one row per day
+    and model."""
     where, args = query.where("start")
+    span = DB.execute_sql(f'SELECT MIN(start), MAX(start) FROM "usage_bucket"{where}', args)
+    low, high = span.fetchone()
+    if low is None:
+        return _report("date", {}, lambda _key, _group: {})
+    segments = periods.offset_segments(query.zone, low, high)
+    offset = " ".join(
+        f"WHEN start < {int(nxt)} THEN {off}" for (_, off), (nxt, _) in pairwise(segments)
+    )
+    offset = f"CASE {offset} ELSE {segments[-1][1]} END" if offset else str(segments[0][1])
     group = ", project_id" if by_project else ""
     cursor = DB.execute_sql(
-        f"SELECT start, model, {_sums()}{group} FROM \"usage_bucket\"{where} "
-        f"GROUP BY start, model{group} ORDER BY start",
+        f"SELECT (start + {offset}) / 86400 AS day, model, {_sums()}{group} "
+        f'FROM "usage_bucket"{where} GROUP BY day, model{group}',
         args,
     )
     names = {p.id: p.name for p in queries.list_projects(include_archived=True)}
-    day_of = DayKeys(query.zone)
     label = {"daily": "date", "weekly": "week", "monthly": "month"}[kind]
+    keys: dict[int, str] = {}
     groups: dict[Any, _Total] = {}
-    last_day: date | None = None
-    key = ""
-    for start, model, *sums in cursor:
-        day = day_of(start)
-        if day != last_day:
-            last_day = day
+    for number, model, *sums in cursor:
+        key = keys.get(number)
+        if key is None:
+            day = date.fromordinal(EPOCH_ORDINAL + number)
             if kind == "daily":
                 key = day.isoformat()
             elif kind == "weekly":
                 key = periods.period_start_day("weekly", day, query.week_start).isoformat()
             else:
                 key = day.strftime("%Y-%m")
+            keys[number] = key
         group_key = (key, names.get(sums.pop())) if by_project else key
         total = groups.get(group_key)
         if total is None:
