@@ -220,6 +220,7 @@ class Channel(BaseModel):
     enabled = pw.BooleanField(default=True)
     created_at = pw.FloatField()
     updated_at = pw.FloatField()
+    has_secret = pw.BooleanField(default=False)  # the keyring holds one: only then is it asked
 
 
 class DeliveryBatch(BaseModel):
@@ -344,8 +345,16 @@ def _migration_3(db: pw.Database) -> None:
     _run_sql(db, _V3)
 
 
+def _migration_4(db: pw.Database) -> None:
+    """Channels say whether they have a secret: the keyring is asked only then (a headless
+    server has none, and a webhook without a secret must work there)."""
+    db.execute_sql('ALTER TABLE "channel" ADD COLUMN "has_secret" INTEGER NOT NULL DEFAULT 0')
+
+
 # Ordered; MIGRATIONS[i] takes the schema from version i to i + 1. Never edit a released one.
-MIGRATIONS: list[Callable[[pw.Database], None]] = [_migration_1, _migration_2, _migration_3]
+MIGRATIONS: list[Callable[[pw.Database], None]] = [
+    _migration_1, _migration_2, _migration_3, _migration_4,
+]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

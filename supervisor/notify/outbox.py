@@ -48,7 +48,9 @@ MAX_ATTEMPTS = 10
 BACKOFF_CAP = 300.0  # seconds between attempts, at most
 RETRY_AFTER_CAP = 3600.0  # a server asking for longer is asked again after an hour
 FANOUT_BATCH = 5000  # events fanned out per transaction
-SEND_BATCH = 2000  # due deliveries looked at per round
+SEND_BATCH = 5000  # due deliveries looked at per round (plain tuples: cheap)
+CHANNEL_WORKERS = 4  # threads per channel: a slow or hung channel never holds up the others
+CHANNEL_INFLIGHT = 16  # messages per channel on their way at once; the rest wait in the DB
 IDLE_WAKE = 30.0  # seconds: a look at the outbox even when nothing pokes
 CURSOR = "notify.cursor"  # the last event id fanned out
 # Machines, not people, read webhooks: every event, no folding. People get the defaults.
@@ -128,6 +130,8 @@ def add_channel(
         row = Channel.get_or_none(Channel.name == name)
         if row is None:
             row = Channel(name=name, created_at=now)
+        # editing without a new secret keeps the one in the keyring (same kind only)
+        row.has_secret = bool(secret) or (bool(row.has_secret) and row.kind == kind)
         row.kind, row.config, row.policy, row.updated_at = kind, settings, rules, now
         row.save()
     return row
@@ -182,17 +186,27 @@ def retry_dead(delivery_id: int, now: float) -> None:
     ).execute()
 
 
+def _events(event_ids: list[int]) -> dict[int, Message]:
+    """The messages of these events, by id, in one query."""
+    found: dict[int, Message] = {}
+    for chunk in range(0, len(event_ids), 900):
+        ids = event_ids[chunk : chunk + 900]
+        for row in Event.select().where(Event.id.in_(ids)):
+            found[row.id] = Message.from_event(row)
+    return found
+
+
 # --- the dispatcher -----------------------------------------------------------------------------
 class Dispatcher:
     def __init__(
         self,
         clock: Callable[[], float] = time.time,
-        workers: int = 8,
         timeout: tuple[float, float] = channels.DEFAULT_TIMEOUT,
     ) -> None:
         self.clock = clock
         self.timeout = timeout
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="notify")
+        self._pools: dict[int, ThreadPoolExecutor] = {}  # one per channel
+        self._busy: dict[int, int] = defaultdict(int)  # channel -> messages on their way
         self._local = threading.local()  # one requests.Session per worker thread
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -219,7 +233,16 @@ class Dispatcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _pool(self, channel_id: int) -> ThreadPoolExecutor:
+        pool = self._pools.get(channel_id)
+        if pool is None:
+            pool = self._pools[channel_id] = ThreadPoolExecutor(
+                CHANNEL_WORKERS, thread_name_prefix=f"notify-{channel_id}"
+            )
+        return pool
 
     def poke(self) -> None:
         """Something was written to the outbox (or came back from a channel): look soon. On
@@ -319,35 +342,41 @@ class Dispatcher:
 
     # --- sending ---------------------------------------------------------------------------
     def _dispatch(self, now: float) -> float | None:
-        """Send what is due. A channel that folds storms takes, with its first due delivery,
-        the ones due within its settle time: a storm is folded from its first message on."""
+        """Send what is due, up to each channel's room for messages on their way. A channel
+        that folds storms takes, with its first due delivery, the ones due within its settle
+        time: a storm is folded from its first message on."""
         lookahead = max((c.policy.settle for c in self._channels.values()), default=0.0)
-        rows = Delivery.select(Delivery, Event).join(Event).where(
-            (Delivery.state == "pending") & (Delivery.next_attempt_at <= now + lookahead)
-        ).order_by(Delivery.id).limit(SEND_BATCH)
-        singles: dict[int, list[Delivery]] = defaultdict(list)
-        batched: dict[int, list[Delivery]] = defaultdict(list)
+        rows = DB.execute_sql(
+            "SELECT id, channel_id, batch_id, attempts, next_attempt_at, event_id "
+            "FROM \"delivery\" WHERE state = 'pending' AND next_attempt_at <= ? "
+            "ORDER BY id LIMIT ?",
+            (now + lookahead, SEND_BATCH),
+        ).fetchall()
+        singles: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+        batched: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
         for row in rows:
-            if row.id in self._inflight or row.channel_id not in self._channels:
+            if row[0] in self._inflight or row[1] not in self._channels:
                 continue
-            (batched[row.batch_id] if row.batch_id else singles[row.channel_id]).append(row)
+            (batched[row[2]] if row[2] else singles[row[1]]).append(row)
         wake: list[float] = []
         for batch_id, members in batched.items():  # folded before a crash: the same message
+            channel = self._channels[members[0][1]]
             batch = DeliveryBatch.get_or_none(DeliveryBatch.id == batch_id)
-            if batch is not None and min(m.next_attempt_at for m in members) <= now:
-                channel = self._channels[members[0].channel_id]
+            if batch is not None and min(m[4] for m in members) <= now and self._room(channel):
+                message = message_from_json(batch.message)
+                tries = max(m[3] for m in members)
+                ids = [m[0] for m in members]
                 self._submit(
-                    _Unit(channel, [m.id for m in members], message_from_json(batch.message),
-                          f"stratavore-batch-{batch_id}", max(m.attempts for m in members)),
-                    now,
-                )  # fmt: skip
+                    _Unit(channel, ids, message, f"stratavore-batch-{batch_id}", tries), now
+                )
         for channel_id, members in singles.items():
             channel = self._channels[channel_id]
-            first = min(m.next_attempt_at for m in members)
+            first = min(m[4] for m in members)
             if first > now:
                 wake.append(first)
                 continue
-            due = [m for m in members if m.next_attempt_at <= first + channel.policy.settle]
+            until = max(now, first + channel.policy.settle)
+            due = [m for m in members if m[4] <= until]
             wake.extend(self._plan(channel, due, now))
         later = DB.execute_sql(
             "SELECT MIN(next_attempt_at) FROM \"delivery\" WHERE state = 'pending' "
@@ -358,25 +387,36 @@ class Dispatcher:
             wake.append(later)
         return min(wake, default=None)
 
-    def _plan(self, channel: _Channel, members: list[Delivery], now: float) -> list[float]:
+    def _room(self, channel: _Channel) -> int:
+        return CHANNEL_INFLIGHT - self._busy[channel.row.id]
+
+    def _plan(self, channel: _Channel, members: list[tuple[Any, ...]], now: float) -> list[float]:
         """Quiet hours and folding for one channel's due deliveries; when to look again."""
+        room = self._room(channel)
+        if room <= 0:
+            return []  # an answer pokes the dispatcher when a slot frees
+        folds = channel.policy.max_messages < len(members)  # a summary may take them all
+        members = members if folds else members[:room]
+        events_by_id = _events([m[5] for m in members])
         pending, held = [], []
-        by_id = {}
-        for row in members:
-            decision = channel.policy.decide(row.event.type, row.event.severity, now)
+        attempts = {}
+        for delivery_id, _, _, tries, _, event_id in members:
+            message = events_by_id.get(event_id)
+            if message is None:
+                continue
+            decision = channel.policy.decide(message.type, message.severity, now)
             if decision.verdict is Verdict.HOLD:
-                held.append((decision.not_before, row.id))
+                held.append((decision.not_before, delivery_id))
             elif decision.verdict is Verdict.SEND:
-                pending.append(Pending(row.id, Message.from_event(row.event), now))
-                by_id[row.id] = row
+                pending.append(Pending(delivery_id, message, now))
+                attempts[delivery_id] = tries
         if held:
             DB.connection().executemany(
                 'UPDATE "delivery" SET next_attempt_at = ? WHERE id = ?', held
             )
         plan = channel.policy.coalescer().plan(pending, list(self._sent[channel.row.id]), now)
-        for batch in plan.batches:
+        for batch in plan.batches[:room]:
             ids = list(batch.keys)
-            attempts = max(by_id[i].attempts for i in ids)
             if len(ids) == 1:
                 key = f"stratavore-delivery-{ids[0]}"
             else:
@@ -386,14 +426,16 @@ class Dispatcher:
                     )
                     Delivery.update(batch=folded.id).where(Delivery.id.in_(ids)).execute()
                 key = f"stratavore-batch-{folded.id}"
-            self._submit(_Unit(channel, ids, batch.message, key, attempts), now)
+            tries = max(attempts[i] for i in ids)
+            self._submit(_Unit(channel, ids, batch.message, key, tries), now)
         return [plan.wake_at] if plan.wake_at is not None else []
 
     def _submit(self, unit: _Unit, now: float) -> None:
-        assert self._loop is not None
+        channel_id = unit.channel.row.id
         self._inflight.update(unit.ids)
-        self._sent[unit.channel.row.id].append(now)
-        future = self._pool.submit(self._send, unit)
+        self._busy[channel_id] += 1
+        self._sent[channel_id].append(now)
+        future = self._pool(channel_id).submit(self._send, unit)
         future.add_done_callback(lambda f: self._answered(unit, f))
 
     def _send(self, unit: _Unit) -> Outcome:
@@ -403,8 +445,10 @@ class Dispatcher:
             session = self._local.session = requests.Session()
         channel_id = unit.channel.row.id
         try:
-            if channel_id not in self._secrets:
-                self._secrets[channel_id] = load_secret(channel_secret(unit.channel.row.name))
+            if channel_id not in self._secrets:  # the keyring only for channels with a secret
+                has = unit.channel.row.has_secret
+                name = channel_secret(unit.channel.row.name)
+                self._secrets[channel_id] = load_secret(name) if has else None
         except KeyringUnavailable as exc:
             return Outcome.retry(str(exc))
         return channels.send(
@@ -437,6 +481,7 @@ class Dispatcher:
                 self._record(unit, outcome, at)
         for unit, _, _ in done:
             self._inflight.difference_update(unit.ids)
+            self._busy[unit.channel.row.id] -= 1
 
     def _record(self, unit: _Unit, outcome: Outcome, at: float) -> None:
         marks = ",".join("?" * len(unit.ids))
@@ -478,4 +523,4 @@ class Dispatcher:
         )  # fmt: skip
         self._secrets.pop(row.id, None)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._send, unit)
+        return await loop.run_in_executor(self._pool(row.id), self._send, unit)
