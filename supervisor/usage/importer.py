@@ -8,9 +8,12 @@ thousands of rows) so the running supervisor's own writes never wait long.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,14 +63,11 @@ class ImportReport:
         }
 
 
-def sources(env: Mapping[str, str], home: Path | None) -> list[tuple[str, Path, Parser]]:
-    """Every log file of every agent we read, with its agent and parser."""
-    found: list[tuple[str, Path, Parser]] = []
+def sources(env: Mapping[str, str], home: Path | None) -> list[tuple[str, Path]]:
+    """Every log file of every agent we read, with its agent (the key of its parser)."""
     claude_files = claude.claude_files(claude.claude_roots(env, home))
     codex_files = codex.codex_files(codex.codex_homes(env, home))
-    found += [("claude", path, claude.parse) for path in claude_files]
-    found += [("codex", path, codex.parse) for path in codex_files]
-    return found
+    return [("claude", path) for path in claude_files] + [("codex", path) for path in codex_files]
 
 
 class _Batch:
@@ -106,45 +106,59 @@ def run_import(
     report = ImportReport()
     files = sources(env, home)
     report.files = len(files)
-    known = {row.path: row for row in UsageFile.select()}
+    # Plain tuples, and the parser state decoded only for files that changed: a refresh of
+    # ten thousand unchanged files costs one stat() each.
+    known = {
+        row[1]: row
+        for row in DB.execute_sql(
+            'SELECT id, path, size, mtime_ns, "offset", head, context FROM "usage_file"'
+        )
+    }
     attribution = Attribution.load()
     ledger = Ledger(prices, cost_mode, attribution)
     with DB.atomic():
         if reattribute(attribution):
             _set_dirty((float("-inf"), float("inf")))
     todo = []
-    for agent, path, parse in files:
-        row = known.get(str(path))
-        mark = FileMark.from_json(_mark_json(row)) if row is not None else None
+    for agent, path in files:
+        name = str(path)
         try:
-            size = path.stat().st_size
+            st = os.stat(name)
         except OSError:
             continue
-        if mark is not None and size == mark.size and _mtime(path) == mark.mtime_ns:
+        row = known.get(name)
+        if row is not None and st.st_size == row[2] and st.st_mtime_ns == row[3]:
             continue
-        todo.append((agent, path, parse, row, mark, size - (mark.offset if mark else 0)))
+        mark = None
+        if row is not None:
+            context = UsageFile.context.python_value(row[6])
+            mark = FileMark(size=row[2], mtime_ns=row[3], offset=row[4], head=row[5],
+                            context=context)  # fmt: skip
+        todo.append((agent, path, row[0] if row else None, mark,
+                     st.st_size - (mark.offset if mark else 0)))  # fmt: skip
+    ids = _file_ids([(str(path), agent) for agent, path, file_id, *_ in todo if file_id is None])
     total = sum(max(pending, 0) for *_, pending in todo)
     done = 0
     result = WriteResult()
     batch = _Batch()
-    for agent, path, parse, row, mark, _pending in todo:
-        if row is None:
-            row = UsageFile.create(path=str(path), agent=agent)
-        read_any = False
-        for chunk in iter_new(path, mark):
-            parsed = parse(chunk.data, chunk.start, str(path), chunk.mark.context)
-            report.bytes_read += len(chunk.data)
-            report.skipped += parsed.skipped
-            report.problems.extend(parsed.problems[: max(0, 20 - len(report.problems))])
-            batch.add(row.id, parsed, chunk.mark, chunk.restarted)
-            read_any = read_any or bool(chunk.data)
-            done += len(chunk.data)
-            if batch.count >= BATCH_ROWS:
-                result.add(_commit(ledger, batch, clock()))
-                batch = _Batch()
-            if progress is not None:
-                progress(done, total)
-        report.files_read += read_any
+    tasks = [(agent, str(path), mark) for agent, path, _, mark, _ in todo]
+    with _reader(total) as read:
+        for (_, path, file_id, _, _), chunks in zip(todo, read(tasks), strict=True):
+            file_id = file_id if file_id is not None else ids[str(path)]
+            read_any = False
+            for parsed, mark, restarted, size in chunks:
+                report.bytes_read += size
+                report.skipped += parsed.skipped
+                report.problems.extend(parsed.problems[: max(0, 20 - len(report.problems))])
+                batch.add(file_id, parsed, mark, restarted)
+                read_any = read_any or bool(size)
+                done += size
+                if batch.count >= BATCH_ROWS:
+                    result.add(_commit(ledger, batch, clock()))
+                    batch = _Batch()
+                if progress is not None:
+                    progress(done, total)
+            report.files_read += read_any
     result.add(_commit(ledger, batch, clock()))
     with DB.atomic():
         dirty = Setting.get_or_none(Setting.key == DIRTY)
@@ -198,18 +212,48 @@ def _commit(ledger: Ledger, batch: _Batch, now: float) -> WriteResult:
     return result
 
 
-def _mark_json(row: UsageFile) -> dict[str, Any]:
+PARSERS: dict[str, Parser] = {"claude": claude.parse, "codex": codex.parse}
+PARALLEL_BYTES = 64 << 20  # from this much new log, files are parsed in a second process
+Chunks = list[tuple[Parsed, FileMark, bool, int]]  # per chunk: parsed, mark, restarted, bytes
+
+
+def read_file(task: tuple[str, str, FileMark | None]) -> Chunks:
+    """Read and parse what is new in one file (in this process or a worker process)."""
+    agent, path, mark = task
+    parse = PARSERS[agent]
+    chunks = []
+    for chunk in iter_new(Path(path), mark):
+        parsed = parse(chunk.data, chunk.start, path, chunk.mark.context)
+        chunks.append((parsed, chunk.mark, chunk.restarted, len(chunk.data)))
+    return chunks
+
+
+@contextlib.contextmanager
+def _reader(pending: int) -> Iterator[Callable[[list[Any]], Iterable[Chunks]]]:
+    """How files are read: here, or, for a big import, by a second process while this one
+    writes to the DB (parsing and writing each take about half of a first import). The
+    worker is spawned, never forked: the supervisor has threads and an open database."""
+    if pending < PARALLEL_BYTES or (os.cpu_count() or 1) < 2:
+        yield lambda tasks: map(read_file, tasks)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        yield lambda tasks: pool.map(read_file, tasks, chunksize=32)
+
+
+def _file_ids(new: list[tuple[str, str]]) -> dict[str, int]:
+    """Rows for files seen for the first time, in one statement; their ids by path."""
+    if not new:
+        return {}
+    with DB.atomic():
+        DB.connection().executemany(
+            'INSERT OR IGNORE INTO "usage_file" (path, agent, size, mtime_ns, "offset", head, '
+            "context, records, skipped) VALUES (?, ?, 0, 0, 0, '', '{}', 0, 0)",
+            new,
+        )
+    paths = {path for path, _ in new}
     return {
-        "size": row.size,
-        "mtime_ns": row.mtime_ns,
-        "offset": row.offset,
-        "head": row.head,
-        "context": row.context,
+        path: file_id
+        for file_id, path in DB.execute_sql('SELECT id, path FROM "usage_file"')
+        if path in paths
     }
-
-
-def _mtime(path: Path) -> int:
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:
-        return -1

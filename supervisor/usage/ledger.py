@@ -143,6 +143,14 @@ class Ledger:
         result = WriteResult()
         if not rows:
             return result
+        # One row per key before SQLite sees them (snapshots of one response come together):
+        # the highest rank, the first on a tie, as the upsert itself would keep.
+        best: dict[str, UsageRow] = {}
+        for row in rows:
+            kept = best.get(row.key)
+            if kept is None or row.rank > kept.rank:
+                best[row.key] = row
+        rows = list(best.values())
         params = []
         sessions = {}
         runners = result.runners
