@@ -213,7 +213,7 @@ def _commit(ledger: Ledger, batch: _Batch, now: float) -> WriteResult:
 
 
 PARSERS: dict[str, Parser] = {"claude": claude.parse, "codex": codex.parse}
-PARALLEL_BYTES = 64 << 20  # from this much new log, files are parsed in a second process
+PARALLEL_BYTES = 256 << 20  # from this much new log, files are parsed in a second process
 Chunks = list[tuple[Parsed, FileMark, bool, int]]  # per chunk: parsed, mark, restarted, bytes
 
 
