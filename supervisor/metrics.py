@@ -40,9 +40,14 @@ class _StateCollector(Collector):
         restarts.add_metric([], queries.total_restarts())
         yield restarts
         tokens = CounterMetricFamily(
-            "stratavore_tokens_used", "Tokens reported by runners' heartbeats.", labels=["scope"]
+            "stratavore_tokens_used",
+            "Tokens in the usage ledger, in all and per agent.",
+            labels=["scope"],
         )
-        tokens.add_metric(["global"], queries.total_heartbeat_tokens())
+        per_agent = queries.tokens_by_agent()
+        tokens.add_metric(["global"], sum(per_agent.values()))
+        for agent, count in sorted(per_agent.items()):
+            tokens.add_metric([f"agent:{agent}"], count)
         yield tokens
         uptime = GaugeMetricFamily(
             "stratavore_daemon_uptime_seconds", "Seconds since the supervisor started."

@@ -112,8 +112,13 @@ def total_restarts() -> int:
     return Runner.select(pw.fn.COALESCE(pw.fn.SUM(Runner.restarts), 0)).scalar()
 
 
-def total_heartbeat_tokens() -> int:
-    return Runner.select(pw.fn.COALESCE(pw.fn.SUM(Runner.tokens), 0)).scalar()
+def tokens_by_agent() -> dict[str, int]:
+    """Tokens in the usage ledger per agent (summed over its buckets: cheap)."""
+    rows = DB.execute_sql(
+        "SELECT agent, SUM(input_tokens + output_tokens + cache_creation_tokens "
+        '+ cache_read_tokens) FROM "usage_bucket" GROUP BY agent'
+    ).fetchall()
+    return {agent: int(total or 0) for agent, total in rows}
 
 
 @functools.cache

@@ -883,6 +883,11 @@ def test_metrics_of_one_runner_then_a_clean_stop(daemon, project_dir, home):
         assert metric(text, 'stratavore_runners_total{status="running"}') == 2.0
         assert metric(text, 'stratavore_runners_by_project{project="demo"}') == 2.0
         assert metric(text, "stratavore_daemon_uptime_seconds") > uptime
+        record = {"model": "gpt-5", "agent": "codex", "input_tokens": 40, "output_tokens": 2}
+        daemon.api.post("/api/v1/usage", {"records": [record]})
+        text = daemon.api.get("/metrics")
+        assert metric(text, 'stratavore_tokens_used_total{scope="global"}') == 42.0
+        assert metric(text, 'stratavore_tokens_used_total{scope="agent:codex"}') == 42.0
         # refused heartbeats are not observed
         error = api_error(lambda: daemon.api.post(path, {"state": "running"}, "bad-token"))
         assert error.message == f"Wrong token for runner {reg['runner']['id']}."
