@@ -449,3 +449,16 @@ def write_results(name: str, payload: dict[str, Any]) -> Path:
     target = RESULTS_DIR / f"{name}.json"
     target.write_text(json.dumps(payload, indent=2) + "\n")
     return target
+
+
+@contextlib.contextmanager
+def ledger(home: Path) -> Iterator[None]:
+    """This process's DB bound to ``home``'s database for the block (imports the copied
+    ``supervisor`` package: call after this module set it up)."""
+    from supervisor import paths, store
+
+    store.init_db(paths.db_path(home))
+    try:
+        yield
+    finally:
+        store.close_db()

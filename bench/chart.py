@@ -32,7 +32,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ from zoneinfo import ZoneInfo
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from _common import Table, machine, paths, store, verdict, write_results
+from _common import Table, ledger, machine, verdict, write_results
 
 from supervisor.store import DB, Project  # the snapshot (_common put it first on sys.path)
 from supervisor.usage import reports
@@ -76,16 +75,6 @@ def say(text: str) -> None:
 
 
 # --- the ledgers -------------------------------------------------------------------------------
-@contextmanager
-def ledger(home: Path) -> Iterator[None]:
-    """This process's DB bound to ``home``'s database for the block."""
-    store.init_db(paths.db_path(home))
-    try:
-        yield
-    finally:
-        store.close_db()
-
-
 def fill(rows: int, now: float, seed: int) -> dict[str, Any]:
     """``rows`` usage rows over the 365 days before ``now``, then every bucket rebuilt."""
     rng = random.Random(seed)

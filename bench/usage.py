@@ -42,8 +42,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -59,11 +57,10 @@ from _common import (
     Table,
     kill_marked,
     latency_ms,
+    ledger,
     machine,
-    paths,
     ratio,
     sigterm_as_interrupt,
-    store,
     verdict,
     write_results,
 )
@@ -142,16 +139,6 @@ class Ours:
 
     def daily(self) -> tuple[dict[str, float], dict[str, Any]]:
         return self.run("usage", "daily", "--json", "--timezone", "UTC")
-
-
-@contextmanager
-def ledger(home: Path) -> Iterator[None]:
-    """This process's DB bound to ``home``'s database for the block."""
-    store.init_db(paths.db_path(home))
-    try:
-        yield
-    finally:
-        store.close_db()
 
 
 def our_days(daily: dict[str, Any]) -> dict[str, DayTokens]:

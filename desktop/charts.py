@@ -68,6 +68,18 @@ LIMIT_COLOR = "#c62828"
 _BOTTOM, _LEFT = Qt.AlignmentFlag.AlignBottom, Qt.AlignmentFlag.AlignLeft
 
 
+def _axes(chart: QChart) -> tuple[QCategoryAxis, QValueAxis]:
+    """A category axis of dates at the bottom and a value axis at the left, added to
+    ``chart``."""
+    x_axis = QCategoryAxis()
+    x_axis.setLabelsPosition(QCategoryAxis.AxisLabelsPosition.AxisLabelsPositionOnValue)
+    y_axis = QValueAxis()
+    y_axis.setLabelFormat("%.3g")
+    chart.addAxis(x_axis, _BOTTOM)
+    chart.addAxis(y_axis, _LEFT)
+    return x_axis, y_axis
+
+
 # --- data: what to draw, from the report JSON -------------------------------------------------
 def days_back(days: int, today: date | None = None) -> list[date]:
     """The last ``days`` local days, today last."""
@@ -257,12 +269,7 @@ class DailyChart(_ChartView):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         chart = self.chart()
-        self.x_axis = QCategoryAxis()
-        self.x_axis.setLabelsPosition(QCategoryAxis.AxisLabelsPosition.AxisLabelsPositionOnValue)
-        self.y_axis = QValueAxis()
-        self.y_axis.setLabelFormat("%.3g")
-        chart.addAxis(self.x_axis, _BOTTOM)
-        chart.addAxis(self.y_axis, _LEFT)
+        self.x_axis, self.y_axis = _axes(chart)
         self.bars: QStackedBarSeries | None = None
         self.bar_sets: list[QBarSet] = []  # in stacking order
         self.shown: Stack | None = None  # as drawn: by day, or by week
@@ -393,12 +400,7 @@ class BlocksChart(_ChartView):
             bar_set.setColor(QColor(color))
             bar_set.setBorderColor(QColor(color))
             self.series.append(bar_set)
-        self.x_axis = QCategoryAxis()
-        self.x_axis.setLabelsPosition(QCategoryAxis.AxisLabelsPosition.AxisLabelsPositionOnValue)
-        self.y_axis = QValueAxis()
-        self.y_axis.setLabelFormat("%.3g")
-        chart.addAxis(self.x_axis, _BOTTOM)
-        chart.addAxis(self.y_axis, _LEFT)
+        self.x_axis, self.y_axis = _axes(chart)
         chart.addSeries(self.series)
         self.series.attachAxis(self.x_axis)
         self.series.attachAxis(self.y_axis)
