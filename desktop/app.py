@@ -109,7 +109,14 @@ def quit_on_signals(shell: Shell) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stratavore-desktop", description=__doc__)
     parser.add_argument("--dashboard", action="store_true", help="open the dashboard at start")
+    parser.add_argument(
+        "--selftest", action="store_true", help="check this build works here, then exit"
+    )
     args = parser.parse_args(argv)
+    if args.selftest:  # before anything touches the user's data dir
+        from desktop import selftest
+
+        return selftest.run()
     install_crash_hook()
     root = paths.data_dir()
     setup_logging(root, verbose=False)

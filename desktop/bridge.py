@@ -31,7 +31,8 @@ def spawn(work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
     return task
 
 
-REFRESH_S = 2.0  # how stale the tray's view may get
+REFRESH_S = 2.0  # how often the bridge looks for news
+FULL_REFRESH_S = 30.0  # the whole snapshot at least this often (usage, CPU, memory move quietly)
 Json = dict[str, Any]
 
 
@@ -84,6 +85,8 @@ class Bridge(QObject):
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._refreshing: asyncio.Lock | None = None
+        self.watchers = 0  # open windows that show live figures: refresh fully every tick
+        self._full_at = 0.0
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -103,9 +106,21 @@ class Bridge(QObject):
             await self._session.close()
 
     async def _poll(self) -> None:
+        """Every state change is an event: between full refreshes, one small request asks
+        whether any came, and only then is everything fetched (idle, the tray costs the
+        supervisor one cheap request every two seconds)."""
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                await self.refresh()
+                if self.watchers or loop.time() - self._full_at >= FULL_REFRESH_S:
+                    await self.refresh()
+                else:
+                    since = self.snapshot.last_event_id
+                    news = await self.request(
+                        "GET", "/api/v1/events", params={"since": since, "limit": 1}
+                    )
+                    if news:
+                        await self.refresh()
             except (aiohttp.ClientError, BridgeError, TimeoutError) as exc:
                 log.warning("desktop: refresh failed: %s", exc)
             await asyncio.sleep(REFRESH_S)
@@ -137,9 +152,19 @@ class Bridge(QObject):
         finally:
             await self.refresh()
 
+    async def refresh_soon(self) -> None:
+        """A refresh nobody waits for (the menu opening): a failure is only logged."""
+        if self._session is None or self._session.closed:
+            return
+        try:
+            await self.refresh()
+        except (aiohttp.ClientError, BridgeError, TimeoutError) as exc:
+            log.warning("desktop: refresh failed: %s", exc)
+
     async def refresh(self) -> Snapshot:
         assert self._refreshing is not None
         async with self._refreshing:
+            self._full_at = asyncio.get_running_loop().time()
             since = self.snapshot.last_event_id
             status, runners, projects, profiles, budgets, today, new = await asyncio.gather(
                 self.request("GET", "/api/v1/status"),

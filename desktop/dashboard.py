@@ -426,9 +426,13 @@ class Dashboard(QMainWindow):
     # --- visibility ----------------------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
+        if not self.timer.isActive():
+            self.bridge.watchers += 1  # live CPU, memory, uptime: a full refresh each tick
         self.timer.start()
         self.fetch_current()
 
     def hideEvent(self, event: QHideEvent) -> None:
         super().hideEvent(event)
+        if self.timer.isActive():
+            self.bridge.watchers -= 1
         self.timer.stop()

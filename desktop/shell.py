@@ -133,7 +133,7 @@ class Shell:
         if self.settings is None:
             self.settings = SettingsDialog(self.bridge)
             if self.tray is not None:
-                self.settings.theme_changed.connect(lambda _theme: self.tray.update_icon())
+                self.settings.theme_changed.connect(lambda _theme: self.tray.update_icon(True))
         self.settings.show()
         self.settings.raise_()
 

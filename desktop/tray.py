@@ -84,8 +84,11 @@ class Tray(QObject):
         self.icon = QSystemTrayIcon(parent)
         self.menu = QMenu()
         self.menu.aboutToShow.connect(self.rebuild)
+        self.menu.aboutToShow.connect(lambda: spawn(bridge.refresh_soon()))  # fresh next time
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._activated)
+        self._shown_state: tuple[TrayState, int] | None = None
+        self._shown_tip = ""
         bridge.changed.connect(self.update_icon)
         self.update_icon()
         self.rebuild()
@@ -97,10 +100,17 @@ class Tray(QObject):
         if reason == QSystemTrayIcon.ActivationReason.DoubleClick:
             self.dashboard_requested.emit()
 
-    def update_icon(self) -> None:
+    def update_icon(self, force: bool = False) -> None:
+        """Redraw the icon and tooltip, only when what they show changed (or ``force``: the
+        theme did)."""
         state, running = tray_state(self.bridge.snapshot)
-        self.icon.setIcon(tray_icon(state, running))
-        self.icon.setToolTip(summary(self.bridge.snapshot))
+        tip = summary(self.bridge.snapshot)
+        if force or (state, running) != self._shown_state:
+            self._shown_state = (state, running)
+            self.icon.setIcon(tray_icon(state, running))
+        if tip != self._shown_tip:
+            self._shown_tip = tip
+            self.icon.setToolTip(tip)
 
     # --- the menu --------------------------------------------------------------------------
     def rebuild(self) -> None:
