@@ -84,26 +84,22 @@ def median_s(values: list[float]) -> dict[str, Any]:
 
 
 # --- (1) and (2) -------------------------------------------------------------------------------
-def build(out: Path) -> tuple[Path, Path, float]:
-    say("building (installer/build.py --skip-tests)")
+def run_build(what: str, *args: str) -> float:
+    """``installer/build.py ARGS``; its wall time, or exit naming ``what`` failed."""
     started = time.monotonic()
     done = subprocess.run(
-        [
-            str(PYTHON),
-            str(BUILD),
-            "--skip-tests",
-            "--dist",
-            str(out / "dist"),
-            "--work",
-            str(out / "work"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+        [str(PYTHON), str(BUILD), *args], cwd=REPO, capture_output=True, text=True
     )
-    seconds = time.monotonic() - started
     if done.returncode != 0:
-        raise SystemExit(f"build.py failed:\n{done.stdout}\n{done.stderr}")
+        raise SystemExit(f"{what} failed:\n{done.stdout}\n{done.stderr}")
+    return time.monotonic() - started
+
+
+def build(out: Path) -> tuple[Path, Path, float]:
+    say("building (installer/build.py --skip-tests)")
+    seconds = run_build(
+        "build.py", "--skip-tests", "--dist", str(out / "dist"), "--work", str(out / "work")
+    )
     tarball = next((out / "dist").glob("Stratavore-*-linux-*.tar.gz"))
     return out / "work" / "bundle" / "Stratavore", tarball, seconds
 
@@ -147,27 +143,10 @@ def installer(bundle: Path, out: Path, compression: str) -> dict[str, Any] | Non
         say("no makensis: no installer size")
         return None
     say(f"compiling the Windows installer ({compression})")
-    started = time.monotonic()
-    done = subprocess.run(
-        [
-            str(PYTHON),
-            str(BUILD),
-            "--nsis-only",
-            str(bundle),
-            "--compression",
-            compression,
-            "--dist",
-            str(out),
-            "--work",
-            str(out / "work"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    seconds = time.monotonic() - started
-    if done.returncode != 0:
-        raise SystemExit(f"makensis failed:\n{done.stdout}\n{done.stderr}")
+    seconds = run_build(
+        "makensis", "--nsis-only", str(bundle), "--compression", compression,
+        "--dist", str(out), "--work", str(out / "work"),
+    )  # fmt: skip
     setup = next(out.glob("Stratavore-Setup-*.exe"))
     return {
         "compression": compression,

@@ -22,9 +22,17 @@ LINUX_TERMINALS: list[tuple[str, list[str]]] = [
 ]
 
 
-def agent_command(project: str, command: Sequence[str]) -> list[str]:
-    """``stratavore-agent`` wrapping ``command`` for ``project`` (the same Python as this app)."""
-    return [sys.executable, "-m", "supervisor.agent", "--project", project, "--", *command]
+def agent_command(
+    project: str, command: Sequence[str], frozen: bool = getattr(sys, "frozen", False)
+) -> list[str]:
+    """``stratavore-agent`` wrapping ``command`` for ``project``: the program beside this one
+    in a frozen bundle (there ``sys.executable`` is the tray app), else this Python's module."""
+    if frozen:
+        name = "stratavore-agent.exe" if os.name == "nt" else "stratavore-agent"
+        agent = [os.path.join(os.path.dirname(sys.executable), name)]
+    else:
+        agent = [sys.executable, "-m", "supervisor.agent"]
+    return [*agent, "--project", project, "--", *command]
 
 
 def terminal_argv(

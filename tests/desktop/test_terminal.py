@@ -130,3 +130,10 @@ def test_agent_command_registers_the_run_with_the_supervisor(daemon, home, proje
     assert runner["command"][1:] == command[1:]
     assert Path(runner["cwd"]) == project_dir
     assert runner["exit_code"] == 4
+
+
+def test_a_frozen_app_runs_the_bundled_agent_program() -> None:
+    argv = agent_command("demo", ["claude"], frozen=True)
+    assert os.path.basename(argv[0]).startswith("stratavore-agent")
+    assert os.path.dirname(argv[0]) == os.path.dirname(sys.executable)
+    assert argv[1:] == ["--project", "demo", "--", "claude"]
