@@ -66,9 +66,11 @@ def run(args: list[str]) -> int:
 
 
 def system_deps() -> bool:
-    """Install the Debian packages the tray's end-to-end tests need, when missing: a virtual
-    display (Xvfb), a tray (trayer), a notification server (dunst) on a private DBus, xdotool,
-    xwininfo, a font, and the xcb libraries Qt's X11 plugin loads.
+    """Install the Debian packages the end-to-end tests need, when missing: a virtual display
+    (Xvfb), a tray (trayer), a notification server (dunst) on a private DBus, xdotool, xwininfo,
+    a font, the xcb libraries Qt's X11 plugin loads; and for the packaging tests makensis,
+    Wine (the Windows installer runs under it) and gnome-keyring (the frozen selftest's
+    keyring step).
 
     Only on Linux with apt-get, as root or with password-less sudo; otherwise one sentence says
     why, and those tests skip with their reason. True when everything is there.
@@ -82,9 +84,10 @@ def system_deps() -> bool:
         "libxcb-icccm4", "libxcb-keysyms1", "libxcb-cursor0", "libxkbcommon-x11-0",
         "libxcb-xinerama0", "libxcb-randr0", "libxcb-render-util0", "libxcb-image0",
         "libxcb-shape0", "libegl1", "libgl1", "libfontconfig1", "libdbus-1-3",
+        "nsis", "wine", "wine64", "gnome-keyring",
     ]  # fmt: skip
     if not shutil.which("dpkg-query") or not shutil.which("apt-get"):
-        step("system packages: not a Debian-like system; the tray's end-to-end tests may skip")
+        step("system packages: not a Debian-like system; end-to-end and packaging tests may skip")
         return False
     listed = subprocess.run(
         ["dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev}\n", *packages],
@@ -98,7 +101,7 @@ def system_deps() -> bool:
     sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]  # -n: never ask for a password
     if sudo and not (shutil.which("sudo") and subprocess.run([*sudo, "true"]).returncode == 0):
         step(f"system packages missing ({' '.join(missing)}), and not root nor sudo: "
-             "the tray's end-to-end tests will skip")  # fmt: skip
+             "the end-to-end and packaging tests will skip")  # fmt: skip
         return False
     step(f"installing system packages: {' '.join(missing)}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -108,18 +111,16 @@ def system_deps() -> bool:
         subprocess.run([*sudo, "apt-get", "update", "-qq"], env=env, capture_output=True)
         done = subprocess.run(install, env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        step(f"apt-get failed; the tray's end-to-end tests will skip:\n{done.stderr.strip()}")
+        step(f"apt-get failed; end-to-end and packaging tests will skip:\n{done.stderr.strip()}")
         return False
     return True
 
 
 def test(args: list[str]) -> int:
     ensure_venv("test")
-    system_deps()  # Xvfb, trayer, dunst, xdotool and Qt's xcb libs for the tray's e2e tests
+    system_deps()  # Xvfb, trayer, dunst, xdotool, Qt's xcb libs, nsis, Wine, gnome-keyring
     step("ruff")
-    sources = [
-        p for p in ("supervisor", "desktop", "tests", "bench", "dev.py") if (ROOT / p).exists()
-    ]
+    sources = ["supervisor", "desktop", "installer", "tests", "bench", "dev.py"]
     lint = subprocess.call([BIN / "ruff", "check", *sources], cwd=ROOT)
     step("pytest")
     tests = subprocess.call([PYTHON, "-m", "pytest", *args], cwd=ROOT)
