@@ -25,6 +25,8 @@ from pathlib import Path
 
 import psutil
 
+from supervisor import commands
+
 WINDOWS = os.name == "nt"
 
 # $1 is the exit-status file, $2 the working directory, the rest the command. Trapping the
@@ -110,7 +112,7 @@ class ProcessOps:
         if WINDOWS:
             with open(spool, "ab") as out:
                 popen = subprocess.Popen(
-                    argv,
+                    commands.popen_args(argv),
                     cwd=cwd,
                     env=env,
                     stdin=subprocess.DEVNULL,
