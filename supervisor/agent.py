@@ -1,5 +1,10 @@
 """``stratavore-agent [--project NAME] -- CMD ARGS...``: run a command the supervisor tracks.
 
+``stratavore-agent --profile claude [--resume SESSION] [-- ARGS...]`` runs an agent profile
+instead: the supervisor answers the registration with the profile's command line (for Claude
+Code a session id chosen up front, and the hooks that report "needs input"), and the wrapper
+runs that. Without a supervisor, the profile's program runs untracked with ``ARGS``.
+
 The supervisor starts most runners itself. This wrapper covers the rest: a runner started by hand
 in any terminal (or by the tray in terminal mode) registers itself, or uses the runner the
 supervisor pre-created for it (``STRATAVORE_RUNNER_ID``/``_TOKEN``/``STRATAVORE_API``), spawns
@@ -18,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,11 +32,12 @@ from dataclasses import dataclass
 
 import psutil
 
-from supervisor import __version__
+from supervisor import __version__, commands
 from supervisor.client import ApiClient, ClientError, NotRunning
+from supervisor.errors import ApiError
 
 PROG = "stratavore-agent"
-USAGE = f"{PROG} [--project NAME] -- CMD ARGS..."
+USAGE = f"{PROG} [--project NAME] [--profile NAME [--resume SESSION]] -- CMD ARGS..."
 DEFAULT_INTERVAL = 10.0
 HEARTBEAT_TIMEOUT = 5.0
 FINAL_TIMEOUT = 2.0
@@ -54,6 +59,7 @@ class Attachment:
     interval: float
     from_env: bool = False  # the URL came from STRATAVORE_API: never re-discover it
     interval_fixed: bool = False  # STRATAVORE_HEARTBEAT_INTERVAL wins over the supervisor's
+    command: list[str] | None = None  # what the supervisor said to run (a profile's)
 
 
 def warn(message: str) -> None:
@@ -74,8 +80,21 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         metavar="NAME",
         help="project to file the runner under (default: the one holding cwd)",
     )
+    parser.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="run this agent profile (its session id and hooks); CMD ARGS are extra arguments",
+    )
+    parser.add_argument(
+        "--resume",
+        metavar="SESSION",
+        help="with --profile: continue this session of the agent",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    return parser.parse_args(own), command
+    opts = parser.parse_args(own)
+    if opts.resume and not opts.profile:
+        parser.error("--resume needs --profile NAME")
+    return opts, command
 
 
 def _env_interval() -> float | None:
@@ -85,8 +104,11 @@ def _env_interval() -> float | None:
         return None
 
 
-def attach(command: list[str], project: str | None) -> Attachment | None:
-    """The runner to report to: pre-created (env) or newly registered; None when untracked."""
+def attach(
+    command: list[str], project: str | None, profile: str | None = None, resume: str | None = None
+) -> Attachment | None:
+    """The runner to report to: pre-created (env) or newly registered; None when untracked.
+    With a profile, the attachment carries the command line the supervisor rendered."""
     env, override = os.environ, _env_interval()
     names = ("STRATAVORE_RUNNER_ID", "STRATAVORE_RUNNER_TOKEN", "STRATAVORE_API")
     if all(env.get(n) for n in names) and env.get(NESTED_MARKER) != env["STRATAVORE_RUNNER_ID"]:
@@ -106,6 +128,10 @@ def attach(command: list[str], project: str | None) -> Attachment | None:
     body: dict[str, object] = {"command": command, "pid": os.getpid(), "cwd": os.getcwd()}
     if project:
         body["project"] = project
+    if profile:
+        body["profile"] = profile
+    if resume:
+        body["resume_session"] = resume
     client = None
     try:
         client = ApiClient.discover(timeout=REGISTER_TIMEOUT)
@@ -116,6 +142,7 @@ def attach(command: list[str], project: str | None) -> Attachment | None:
             int(answer["runner"]["id"]),
             override or float(answer["heartbeat_interval"]),
             interval_fixed=override is not None,
+            command=list(answer["command"]),
         )
     except Exception as exc:  # whatever went wrong, the command still runs
         reason = exc.message if isinstance(exc, ClientError) else str(exc)
@@ -276,7 +303,7 @@ def run(command: list[str], att: Attachment | None) -> int:
     holder: list[subprocess.Popen[bytes]] = []
     pending = install_signals(lambda: holder[0] if holder else None)
     try:
-        child = subprocess.Popen(command, env=env)
+        child = subprocess.Popen(commands.popen_args(command), env=env)
     except OSError as exc:
         code = 127 if isinstance(exc, FileNotFoundError) else 126
         warn(f"cannot execute '{command[0]}': {exc.strerror or exc}")
@@ -306,8 +333,9 @@ def run(command: list[str], att: Attachment | None) -> int:
 
 
 def resolve(name: str) -> str | None:
-    """The program to run: on PATH, or a path that exists (so a non-executable file gives 126)."""
-    found = shutil.which(name)
+    """The program to run: on PATH (on Windows an ``.exe`` before an npm ``.cmd`` shim), or a
+    path that exists (so a non-executable file gives 126)."""
+    found = commands.find_program([name], os.environ.get("PATH", ""))
     if found is None and (os.sep in name or "/" in name) and os.path.exists(name):
         return name
     return found
@@ -315,18 +343,32 @@ def resolve(name: str) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     opts, command = parse_args(sys.argv[1:] if argv is None else argv)
-    if not command:
+    if not command and not opts.profile:
         print(f"{PROG}: nothing to run; usage: {USAGE}", file=sys.stderr)
         return 2
-    program = resolve(command[0])
-    if program is None:
-        warn(f"command '{command[0]}' not found on PATH")
-        return 127
-    command = [program, *command[1:]]
+    if not opts.profile:
+        program = resolve(command[0])
+        if program is None:
+            warn(f"command '{command[0]}' not found on PATH")
+            return 127
+        command = [program, *command[1:]]
     try:
-        attachment = attach(command, opts.project)
+        attachment = attach(command, opts.project, opts.profile, opts.resume)
     except KeyboardInterrupt:  # Ctrl-C while registering: nothing has started yet
         return 130
+    if attachment is not None and attachment.command:
+        command = attachment.command
+    elif opts.profile:  # untracked: the profile's own program (its name), as the user typed
+        found = resolve(opts.profile)
+        if found is None:
+            warn(f"command '{opts.profile}' not found on PATH")
+            return 127
+        command = [found, *command]
+    try:
+        command = commands.exec_argv(command)
+    except ApiError as exc:  # a batch-file shim that can't take this argument safely
+        warn(exc.message)
+        return 2
     return run(command, attachment)
 
 

@@ -12,6 +12,7 @@ generic 500, never escaping the handler.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import os
@@ -24,7 +25,7 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
-from supervisor import __version__, logpump, paths, queries
+from supervisor import __version__, events, logpump, paths, profiles, queries, sessions
 from supervisor import schemas as sc
 from supervisor.errors import ApiError, ErrorCode
 from supervisor.metrics import Metrics
@@ -42,7 +43,8 @@ log = logging.getLogger("stratavore.api")
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPEN_PATHS = frozenset({"/api/v1/health", "/api/v1/openapi.json"})
-RUNNER_PATHS = frozenset({"/api/v1/usage"})  # the handler takes the admin or a runner token
+# The handler checks the token: the admin's or a runner's own (hooks: the runner's only).
+RUNNER_PATHS = frozenset({"/api/v1/usage", "/api/v1/hooks"})
 ENCODER = msgspec.json.Encoder()
 JSON_HEADERS = {"Content-Type": "application/json"}  # prebuilt: no content-type parsing
 
@@ -114,6 +116,60 @@ def bearer(request: web.Request) -> str:
     return token.strip()
 
 
+MAX_WAIT = 60.0  # seconds a GET /events?wait= may hold its request
+OFF_LOOP_COMMIT = 0.05  # an event written by a worker thread is committed just after its poke
+
+
+class EventFeed:
+    """Wakes the readers that wait for news (``GET /events?wait=S``): the tray hears of a
+    hook's attention change at once instead of at its next poll, and idles between events."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._news: asyncio.Event | None = None
+        self.closing = False
+
+    async def start(self, _app: web.Application) -> None:
+        self._loop, self._news = asyncio.get_running_loop(), asyncio.Event()
+        events.listeners.append(self.poke)
+
+    async def stop(self, _app: web.Application) -> None:
+        """Before the server waits for open requests: the waiting ones answer now."""
+        self.closing = True
+        with contextlib.suppress(ValueError):
+            events.listeners.remove(self.poke)
+        if self._news is not None:
+            self._news.set()
+
+    def poke(self) -> None:
+        """An event is being written (inside its transaction). On the loop's thread the
+        waiters run after the commit anyway; from a worker thread, a moment later."""
+        loop, news = self._loop, self._news
+        if loop is None or news is None or loop.is_closed():
+            return
+        try:
+            same = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            same = False
+        if same:
+            news.set()
+        else:
+            loop.call_soon_threadsafe(loop.call_later, OFF_LOOP_COMMIT, news.set)
+
+    async def wait(self, since: int, limit: int, timeout: float) -> list[Event]:
+        """Events after ``since``; if none yet, the first ones written within ``timeout``."""
+        assert self._loop is not None and self._news is not None
+        deadline = self._loop.time() + timeout
+        while True:
+            self._news.clear()
+            rows = queries.events_since(since, limit)
+            left = deadline - self._loop.time()
+            if rows or left <= 0 or self.closing:
+                return rows
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._news.wait(), left)
+
+
 class Api:
     """Routes and serialisation; the behaviour lives in :class:`RunnerManager` and queries."""
 
@@ -137,6 +193,9 @@ class Api:
         self.url = ""
         self.openapi = ENCODER.encode(sc.openapi_document())
         self.runs_dir = str(paths.runs_dir(data_dir))
+        self.feed = EventFeed()
+        self._resumable: frozenset[str] = frozenset()
+        self._resumable_at = -1e9
         self.heartbeat_ack = ENCODER.encode(  # the same answer to every heartbeat
             sc.HeartbeatAck(ok=True, heartbeat_interval=manager.settings.heartbeat_interval)
         )
@@ -144,6 +203,8 @@ class Api:
     # --- app --------------------------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.middleware], client_max_size=1024 * 1024)
+        app.on_startup.append(self.feed.start)
+        app.on_shutdown.append(self.feed.stop)
         r = app.router
         r.add_get("/api/v1/health", self.health)
         r.add_get("/api/v1/openapi.json", self.openapi_json)
@@ -164,6 +225,9 @@ class Api:
         r.add_get("/api/v1/runners/{id}", self.get_runner)
         r.add_post("/api/v1/runners/{id}/stop", self.stop)
         r.add_post("/api/v1/runners/{id}/restart", self.restart)
+        r.add_post("/api/v1/runners/{id}/resume", self.resume)
+        r.add_post("/api/v1/hooks", self.hook)
+        r.add_get("/api/v1/sessions", self.list_sessions)
         r.add_get("/api/v1/runners/{id}/logs", self.logs)
         r.add_post("/api/v1/runners/{id}/heartbeat", self.heartbeat)
         r.add_get("/api/v1/events", self.events)
@@ -246,7 +310,26 @@ class Api:
             log_path=f"{self.runs_dir}{os.sep}{d['id']}{os.sep}{logpump.LOG_NAME}"
             if d["supervised"]
             else None,
+            mode=d.get("mode") or "command",
+            session_id=d.get("session_id"),
+            attention=d.get("attention"),
+            attention_at=iso(d.get("attention_at")),
+            limit_resets_at=iso(d.get("limit_resets_at")),
+            resume_on_limit=bool(d.get("resume_on_limit")),
+            resumable=bool(d.get("session_id")) and d["profile"] in self.resumable_profiles(),
+            worktree=tree["path"] if (tree := d.get("worktree")) else None,
+            branch=tree["branch"] if tree else None,
         )
+
+    def resumable_profiles(self) -> frozenset[str]:
+        """Names of the profiles that can resume a session (cached per request burst)."""
+        now = time.monotonic()
+        if now - self._resumable_at > 1.0:
+            self._resumable = frozenset(
+                p.name for p in queries.list_profiles() if profiles.can_resume(p)
+            )
+            self._resumable_at = now
+        return self._resumable
 
     @staticmethod
     def project_out(row: Project, active: int) -> sc.Project:
@@ -270,6 +353,16 @@ class Api:
             expected_exit_codes=row.expected_exit_codes,
             env=row.env,
             builtin=row.builtin,
+            agent=row.agent,
+            binaries=row.binaries or [],
+            batch=row.batch,
+            resume=row.resume,
+            resume_batch=row.resume_batch,
+            setup_files=row.setup_files or [],
+            worktree=bool(row.worktree),
+            resume_on_limit=row.resume_on_limit,
+            idle_after=row.idle_after,
+            hooks=profiles.has_hooks(row),
         )
 
     @staticmethod
@@ -366,15 +459,9 @@ class Api:
         body = await decode(request, sc.ProfileCreate)
         if Profile.select().where(Profile.name == body.name).exists():
             raise ApiError(ErrorCode.ALREADY_EXISTS, f"Profile '{body.name}' already exists.")
-        row = Profile.create(
-            name=body.name,
-            command=body.command,
-            description=body.description,
-            restart=body.restart,
-            expected_exit_codes=body.expected_exit_codes,
-            env=body.env,
-            created_at=time.time(),
-        )
+        fields = profiles.profile_fields(body)
+        row = Profile.create(**fields, name=body.name, builtin=False, created_at=time.time())
+        self.manager.forget_profile(body.name)
         return json_response(self.profile_out(row), 201)
 
     async def get_profile(self, request: web.Request) -> web.Response:
@@ -388,6 +475,7 @@ class Api:
                 f"Profile '{row.name}' is built in; copy it under a new name instead.",
             )
         row.delete_instance()
+        self.manager.forget_profile(row.name)
         return json_response(self.profile_out(row))
 
     async def list_runners(self, request: web.Request) -> web.Response:
@@ -400,7 +488,14 @@ class Api:
 
     async def launch(self, request: web.Request) -> web.Response:
         body = await decode(request, sc.Launch)
-        return json_response(self.runner_out(self.manager.launch(body)), 201)
+        tree = await self.manager.make_worktree(body)
+        try:
+            runner = self.manager.launch(body, worktree=tree)
+        except ApiError:
+            if tree is not None:
+                await self.manager.discard_worktree(tree)
+            raise
+        return json_response(self.runner_out(runner), 201)
 
     async def register(self, request: web.Request) -> web.Response:
         body = await decode(request, sc.Register)
@@ -410,6 +505,7 @@ class Api:
                 runner=self.runner_out(runner),
                 token=token,
                 heartbeat_interval=self.manager.settings.heartbeat_interval,
+                command=runner.command,
             ),
             201,
         )
@@ -435,7 +531,48 @@ class Api:
         return json_response([self.runner_out(r) for r in rows])
 
     async def restart(self, request: web.Request) -> web.Response:
-        return json_response(self.runner_out(self.manager.restart(self.runner_param(request))))
+        runner_id = self.runner_param(request)
+        await self.manager.ensure_worktree(runner_id)
+        return json_response(self.runner_out(self.manager.restart(runner_id)))
+
+    async def resume(self, request: web.Request) -> web.Response:
+        runner_id = self.runner_param(request)
+        body = await decode(request, sc.Resume)
+        row = self.manager.row(runner_id)
+        if row.session_id is None and row.profile is not None:
+            await self.usage.import_now()  # a Codex run learns its session id from its log
+        await self.manager.ensure_worktree(runner_id)
+        runner = self.manager.resume(runner_id, prompt=body.prompt, mode=body.mode)
+        return json_response(self.runner_out(runner))
+
+    async def hook(self, request: web.Request) -> web.Response:
+        """Claude Code's HTTP hooks: fast (the agent waits for the answer), and a hook that
+        can't be matched to a runner is a 401 that Claude Code treats as non-blocking."""
+        token = bearer(request)
+        raw = request.headers.get("X-Stratavore-Runner", "")
+        runner_id = whole_number(raw) if raw.isascii() and raw.isdigit() else None
+        if runner_id is None:
+            raise ApiError(
+                ErrorCode.UNAUTHORIZED, "Missing X-Stratavore-Runner header (the runner's id)."
+            )
+        body = await decode(request, sc.HookIn)
+        limit = None
+        if body.hook_event_name == "Stop" and body.transcript_path:
+            runner = self.manager.runner_with_token(runner_id, token)  # before any file
+            limit = await asyncio.get_running_loop().run_in_executor(
+                None, self.manager.limit_in_transcript, body.transcript_path, runner.started_at
+            )
+        attention = self.manager.hook(runner_id, token, body, limit=limit)
+        return json_response(sc.HookAck(attention=attention))
+
+    async def list_sessions(self, request: web.Request) -> web.Response:
+        name = request.query.get("project")
+        project = self.manager.project(name) if name else None
+        limit = int_param(request, "limit", 100, minimum=1)
+        found = await asyncio.get_running_loop().run_in_executor(
+            None, sessions.list_sessions, project.id if project else None, limit
+        )
+        return json_response(found)
 
     async def logs(self, request: web.Request) -> web.Response:
         runner = queries.runner_by_id(self.runner_param(request))
@@ -479,8 +616,11 @@ class Api:
 
     async def events(self, request: web.Request) -> web.Response:
         limit = int_param(request, "limit", 100, minimum=1)
+        wait = min(float(int_param(request, "wait", 0)), MAX_WAIT)
         if "last" in request.query:
             rows = queries.last_events(int_param(request, "last", 100, minimum=1))
+        elif wait > 0:
+            rows = await self.feed.wait(int_param(request, "since", 0), limit, wait)
         else:
             rows = queries.events_since(int_param(request, "since", 0), limit)
         return json_response([self.event_out(e) for e in rows])

@@ -167,7 +167,7 @@ def runners_table(runners: list[Json], *, reasons: bool = False) -> str:
         row = [
             r["id"],
             r["project"],
-            r["state"] + (" (unresponsive)" if r.get("unresponsive") else ""),
+            state_label(r),
             r.get("pid"),
             None if cpu is None else f"{cpu:.1f}",
             human_size(r.get("rss_bytes")),
@@ -182,6 +182,17 @@ def runners_table(runners: list[Json], *, reasons: bool = False) -> str:
     return render_table(
         headers + ["REASON"] * reasons, rows, right=right, fit={"COMMAND", "REASON"}
     )
+
+
+def state_label(runner: Json) -> str:
+    """``running``, ``running: needs input``, ``paused: limit until 23:00``, ..."""
+    label = runner["state"]
+    if runner.get("attention") and runner["state"] == "running":
+        label += ": " + runner["attention"].replace("_", " ")
+    if runner["state"] == "paused" and runner.get("limit_resets_at"):
+        reset = datetime.fromisoformat(runner["limit_resets_at"].replace("Z", "+00:00"))
+        label += f": limit until {reset.astimezone():%a %H:%M}"
+    return label + (" (unresponsive)" if runner.get("unresponsive") else "")
 
 
 def print_json(obj: Any) -> None:
@@ -263,8 +274,11 @@ def cmd_launch(args: argparse.Namespace) -> int:
     if not args.profile and not args.command:
         raise UsageError("launch needs --profile NAME or a command after --")
     body: Json = {"project": args.project, "no_queue": args.no_queue}
-    for key in ("profile", "command", "restart"):
+    for key in ("profile", "command", "restart", "mode", "prompt", "resume_session"):
         if getattr(args, key):
+            body[key] = getattr(args, key)
+    for key in ("worktree", "resume_on_limit"):
+        if getattr(args, key) is not None:
             body[key] = getattr(args, key)
     runner = connect(args).post("/api/v1/runners", body)
     if args.json:
@@ -321,6 +335,39 @@ def cmd_restart(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
+def cmd_resume(args: argparse.Namespace) -> int:
+    rid = runner_id(args.runner)
+    body: Json = {k: getattr(args, k) for k in ("prompt", "mode") if getattr(args, k)}
+    runner = connect(args).post(f"/api/v1/runners/{rid}/resume", body)
+    print(f"resumed runner {rid}: session {runner['session_id']} ({runner['state']})")
+    return ExitStatus.OK
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    found = connect(args).get("/api/v1/sessions", project=args.project, limit=args.limit)
+    if args.json:
+        print_json(found)
+    elif not found:
+        print("no agent sessions in the usage ledger yet")
+    else:
+        rows = [
+            [
+                s["last_activity"][:16].replace("T", " ") if s["last_activity"] else "-",
+                s["agent"],
+                s["project"] or "-",
+                s["runner_id"] or "-",
+                f"{s['tokens']:,}",
+                f"{s['cost_usd']:.2f}",
+                "yes" if s["resumable"] else f"no: {s['why_not']}",
+                s["session_id"],
+            ]
+            for s in found
+        ]
+        headers = ["LAST (UTC)", "AGENT", "PROJECT", "RUNNER", "TOKENS", "USD", "RESUME", "SESSION"]
+        print(render_table(headers, rows, right={"RUNNER", "TOKENS", "USD"}, fit={"RESUME"}))
+    return ExitStatus.OK
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
     rid = runner_id(args.runner)
     if args.lines is not None and args.lines < 0:
@@ -352,11 +399,28 @@ def cmd_profiles(args: argparse.Namespace) -> int:
         print_json(profiles)
     else:
         rows = [
-            [p["name"], shlex.join(p["command"]), p["restart"], yes_no(p["builtin"])]
+            [
+                p["name"],
+                " or ".join(p["binaries"]) or shlex.join(p["command"]),
+                profile_modes(p),
+                "hooks" if p["hooks"] else ("heuristic" if p["agent"] else "-"),
+                yes_no(p["builtin"]),
+            ]
             for p in profiles
         ]
-        print(render_table(["NAME", "COMMAND", "RESTART", "BUILTIN"], rows, fit={"COMMAND"}))
+        headers = ["NAME", "PROGRAM", "MODES", "ATTENTION", "BUILTIN"]
+        print(render_table(headers, rows, fit={"PROGRAM"}))
     return ExitStatus.OK
+
+
+def profile_modes(profile: Json) -> str:
+    """``interactive batch resume``: what a profile can do."""
+    modes = {
+        "interactive": True,
+        "batch": profile["batch"],
+        "resume": profile["resume"] or profile["resume_batch"],
+    }
+    return " ".join(mode for mode, there in modes.items() if there)
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
@@ -849,6 +913,31 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fail instead of queueing when the project is at its cap",
     )
+    p.add_argument(
+        "--prompt", metavar="TEXT", help="run the profile in batch mode with this prompt"
+    )
+    p.add_argument(
+        "--mode",
+        choices=["interactive", "batch"],
+        help="the profile's command line to use (default: batch with --prompt, else interactive)",
+    )
+    p.add_argument(
+        "--resume-session",
+        metavar="SESSION",
+        help="continue this session of the profile's agent (see `stratavore sessions`)",
+    )
+    p.add_argument(
+        "--worktree",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run in a new git worktree and branch under the data dir (default: the profile's)",
+    )
+    p.add_argument(
+        "--resume-on-limit",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="resume by itself when a provider's usage limit resets (default: batch runs)",
+    )
 
     p = add("runners", cmd_runners, "list runners", as_json)
     p.add_argument("project", nargs="?", metavar="PROJECT", help="only this project's")
@@ -862,6 +951,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("restart", cmd_restart, "restart a runner")
     p.add_argument("runner", metavar="RUNNER")
+
+    p = add("resume", cmd_resume, "continue a runner's own agent session (--resume <its id>)")
+    p.add_argument("runner", metavar="RUNNER")
+    p.add_argument("--prompt", metavar="TEXT", help="batch mode: what to say (default: continue)")
+    p.add_argument("--mode", choices=["interactive", "batch"], help="default: the runner's")
+
+    p = add("sessions", cmd_sessions, "agent sessions: last activity, tokens, resumable", as_json)
+    p.add_argument("--project", metavar="NAME", help="only this project's")
+    p.add_argument("--limit", type=int, default=50, metavar="N", help="at most N (default 50)")
 
     p = add("logs", cmd_logs, "print a runner's log")
     p.add_argument("runner", metavar="RUNNER")

@@ -23,6 +23,7 @@ from typing import IO, Any
 
 import psutil
 from aiohttp import web
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -144,8 +145,13 @@ class Supervisor:
                 "pick another with --port (0 chooses a free one)."
             ) from None
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = manager.api_url = api.url = f"http://127.0.0.1:{self.port}"
-        manager.reconcile()
+        self.url = api.url = f"http://127.0.0.1:{self.port}"
+        manager.set_api_url(self.url)
+        self.scheduler = AsyncIOScheduler(
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
+        )
+        self._plan_resumes(manager, self.scheduler)
+        manager.reconcile()  # paused runners get their resume jobs here
         dispatcher.start()  # what was not delivered before a crash goes out now
         self._start_scheduler(manager, usage)
         with store.DB.atomic():
@@ -168,12 +174,35 @@ class Supervisor:
         )
         log.info("started: supervisor %s on %s (data dir %s)", __version__, self.url, self.root)
 
+    @staticmethod
+    def _plan_resumes(manager: RunnerManager, scheduler: AsyncIOScheduler) -> None:
+        """Runners paused at a provider limit resume through a date job at the reset; a job
+        that comes due while the supervisor was off runs at the next start (no grace limit:
+        a late resume is still wanted)."""
+
+        async def resume(runner_id: int) -> None:
+            manager.resume_due(runner_id)
+
+        def schedule(runner_id: int, at: float) -> None:
+            scheduler.add_job(
+                resume,
+                DateTrigger(datetime.fromtimestamp(at, UTC)),
+                args=[runner_id],
+                id=f"resume-{runner_id}",
+                replace_existing=True,
+                misfire_grace_time=None,
+            )
+
+        def cancel(runner_id: int) -> None:
+            with contextlib.suppress(JobLookupError):
+                scheduler.remove_job(f"resume-{runner_id}")
+
+        manager.schedule_resume, manager.cancel_resume = schedule, cancel
+
     def _start_scheduler(self, manager: RunnerManager, usage: UsageService) -> None:
         s = self.settings
-        assert s is not None
-        scheduler = self.scheduler = AsyncIOScheduler(
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
-        )
+        assert s is not None and self.scheduler is not None
+        scheduler = self.scheduler
 
         async def reap() -> None:
             manager.reap()

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from supervisor import queries
-from supervisor.states import RunnerState
+from supervisor.states import Attention, RunnerState
 
 # One type per runner state ("runner.<state>"), plus these.
 RUNNER_UNRESPONSIVE = "runner.unresponsive"
@@ -21,6 +21,9 @@ BUDGET_THRESHOLD = "budget.threshold"  # a warn percentage crossed, once per per
 BUDGET_SPENT = "budget.spent"  # 100 %, once per period
 BUDGET_ROLLOVER = "budget.rollover"  # a period ended: its summary
 USAGE_IMPORT_PROBLEM = "usage.import_problem"  # malformed lines, unknown models
+RUNNER_LIMIT = "runner.limit"  # a live session hit its provider's usage limit
+RUNNER_RESUME_FAILED = "runner.resume_failed"  # a paused runner could not resume at the reset
+WORKTREE_KEPT = "runner.worktree_kept"  # a finished runner's worktree holds work: where it is
 
 STATE_TITLES = {
     RunnerState.QUEUED: "was queued",
@@ -33,12 +36,21 @@ STATE_TITLES = {
     RunnerState.FAILED: "failed",
     RunnerState.FATAL: "gave up restarting",
     RunnerState.LOST: "was lost",
+    RunnerState.PAUSED: "paused at the provider's usage limit",
+}
+# One type per attention ("runner.<attention>"): runner.needs_input, runner.finished_turn, ...
+ATTENTION_TITLES = {
+    Attention.WORKING: "is working",
+    Attention.NEEDS_INPUT: "needs input",
+    Attention.FINISHED_TURN: "finished its turn",
+    Attention.IDLE: "is idle",
 }
 SEVERITY_OF_STATE = {
     RunnerState.FAILED: "error",
     RunnerState.FATAL: "error",
     RunnerState.LOST: "warning",
     RunnerState.BACKOFF: "warning",
+    RunnerState.PAUSED: "warning",
 }
 
 
@@ -49,6 +61,10 @@ listeners: list[Callable[[], None]] = []
 
 def runner_state_type(state: RunnerState) -> str:
     return f"runner.{state.value}"
+
+
+def attention_type(attention: Attention) -> str:
+    return f"runner.{attention.value}"
 
 
 def record(

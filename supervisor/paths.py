@@ -31,6 +31,11 @@ def runs_dir(root: Path) -> Path:
     return root / "runs"
 
 
+def worktrees_dir(root: Path) -> Path:
+    """Runners' own git worktrees (opt-in), one folder each."""
+    return root / "worktrees"
+
+
 def logs_dir(root: Path) -> Path:
     return root / "logs"
 

@@ -194,3 +194,31 @@ def finished_runners(project: Project | None = None) -> list[Runner]:
     if project is not None:
         query = query.where(Runner.project == project)
     return list(query)
+
+
+def sessions_of_runners_without_one() -> dict[int, str]:
+    """runner id -> the agent session the usage import attributed to it, for runners of a
+    profile that don't know their session yet (agents that pick their own id, like Codex)."""
+    rows = DB.execute_sql(
+        'SELECT s."runner_id", s."session_id" FROM "usage_session" s '
+        'JOIN "runner" r ON r."id" = s."runner_id" '
+        'WHERE r."session_id" IS NULL AND r."profile" IS NOT NULL ORDER BY s."rowid"'
+    ).fetchall()
+    return {runner_id: session_id for runner_id, session_id in rows}  # the latest one wins
+
+
+def agent_sessions(project_id: int | None, limit: int) -> list[tuple[Any, ...]]:
+    """Agent sessions, most recently active first: (session id, agent, project id, runner id,
+    first ts, last ts, tokens, cost, one of its log files)."""
+    where = 'WHERE s."project_id" = ?' if project_id is not None else ""
+    params: list[Any] = [project_id] if project_id is not None else []
+    return DB.execute_sql(
+        'SELECT s."session_id", s."agent", s."project_id", s."runner_id", MIN(u."ts"), '
+        'MAX(u."ts"), COALESCE(SUM(u."input_tokens" + u."output_tokens" + '
+        'u."cache_creation_tokens" + u."cache_read_tokens"), 0), '
+        'COALESCE(SUM(u."cost_usd"), 0), MAX(f."path") '
+        'FROM "usage_session" s LEFT JOIN "usage" u ON u."session_id" = s."session_id" '
+        'LEFT JOIN "usage_file" f ON f."id" = u."file_id" '
+        f'{where} GROUP BY s."session_id" ORDER BY MAX(u."ts") DESC LIMIT ?',
+        [*params, limit],
+    ).fetchall()

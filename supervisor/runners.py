@@ -18,37 +18,43 @@ import contextlib
 import functools
 import hashlib
 import hmac
+import json
 import logging
 import os
 import secrets
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from supervisor import commands, events, paths, queries
+from supervisor import commands, events, limits, paths, profiles, queries, sessions, worktrees
 from supervisor.errors import ApiError, ErrorCode
-from supervisor.logpump import SPOOL_NAME, LogPump
+from supervisor.logpump import LOG_NAME, SPOOL_NAME, LogPump
 from supervisor.process import Identity, ProcessOps, Sample, describe_exit
-from supervisor.schemas import Heartbeat, Launch, ProjectCreate, Register
+from supervisor.schemas import Heartbeat, HookIn, Launch, ProjectCreate, Register
 from supervisor.settings import LIVE, Settings, check_setting, save_setting
 from supervisor.states import (
     ACTIVE_STATES,
     FINISHED_STATES,
     PROCESS_STATES,
     SLOT_STATES,
+    Attention,
     RunnerState,
     check_transition,
 )
-from supervisor.store import DB, Project, Runner
+from supervisor.store import DB, Profile, Project, Runner
+from supervisor.usage.periods import resolve_zone
 
 log = logging.getLogger("stratavore.runners")
 S = RunnerState
 EXIT_FILE = "exit"
 FIRST_SAMPLE_DELAY = 0.5  # sample new runners soon, so listings show CPU/RSS before a sweep
 BACKOFF_FACTOR = 1.5  # PM2's exp_backoff_restart_delay growth
+BUSY_CPU = 2.0  # percent of a core: above it, an agent without hooks counts as working
+HOOKS_FILE = "claude-hooks.json"
 
 
 def backoff_delay(early_exits: int, initial: float, maximum: float) -> float:
@@ -75,6 +81,12 @@ class Live:
     killed_at_deadline: bool = False
     restart_after_stop: bool = False
     final_exit_code: int | None = None  # from stratavore-agent's final heartbeat
+    hooked: bool = False  # the agent reports its attention through hooks: no heuristic
+    idle_after: float | None = None  # the heuristic's quiet time (agents without hooks)
+    active_at: float = 0.0  # last output or CPU seen (the heuristic)
+    seen_offset: int = -1  # log offset at the last sweep
+    limit: limits.LimitHit | None = None  # found when its exit was drained
+    limit_checked: bool = False
 
     @property
     def state(self) -> RunnerState:
@@ -107,6 +119,43 @@ class HeartbeatBook:
     def forget(self, runner_id: int) -> None:
         self.pending.pop(runner_id, None)
         self.last_seen.pop(runner_id, None)
+
+
+ATTENTION_SEVERITY = {
+    Attention.NEEDS_INPUT: "warning",
+    Attention.FINISHED_TURN: "info",
+    Attention.WORKING: "debug",
+    Attention.IDLE: "debug",
+}
+BLOCKING_NOTIFICATIONS = frozenset({"permission_prompt", "elicitation_dialog"})
+
+
+def attention_of(hook: HookIn) -> tuple[Attention | None, str]:
+    """What a Claude Code hook says about the run (None: nothing new), and why in words.
+
+    Sub-agents (``agent_id`` set) run inside a turn of the main agent: their activity means
+    working, and their end (``SubagentStop``) is not the turn's end. ``idle_prompt`` is
+    Claude Code's own "waiting for your input" after 60 s of nobody answering."""
+    event = hook.hook_event_name
+    if event in ("UserPromptSubmit", "PreToolUse", "PostToolUse", "PreCompact"):
+        return Attention.WORKING, f"{event} {hook.tool_name or ''}".strip()
+    if event == "PermissionRequest" or (
+        event == "Notification" and hook.notification_type in BLOCKING_NOTIFICATIONS
+    ):
+        return Attention.NEEDS_INPUT, hook.message or "waiting for permission"
+    if event == "Notification" and hook.notification_type is None and hook.message:
+        # versions before notification_type: the message is all there is
+        if "permission" in hook.message.lower():
+            return Attention.NEEDS_INPUT, hook.message
+        if "waiting for your input" in hook.message.lower():
+            return Attention.IDLE, hook.message
+    if event == "Notification" and hook.notification_type == "idle_prompt":
+        return Attention.IDLE, hook.message or "waiting for input"
+    if event == "Stop" and not hook.agent_id:
+        return Attention.FINISHED_TURN, "finished its turn"
+    if event == "SessionStart":
+        return Attention.IDLE, f"session {hook.source or 'started'}"
+    return None, ""
 
 
 class RunnerManager:
@@ -144,6 +193,13 @@ class RunnerManager:
         # to refuse it (the usage service checks budgets here).
         self.launch_guard: Callable[[str, str | None, list[str], float], None] | None = None
         self.on_finished: Callable[[int], None] | None = None  # a runner reached an end state
+        # The supervisor's scheduler: a job that resumes a paused runner at a time (UTC epoch
+        # seconds), and its removal. Without them (a bare manager) nothing resumes by itself.
+        self.schedule_resume: Callable[[int, float], None] | None = None
+        self.cancel_resume: Callable[[int], None] | None = None
+        self.zone = resolve_zone(settings.timezone)  # local times in limit messages
+        self.hooks_file = root / HOOKS_FILE
+        self._profiles: dict[str, Profile] = {}
 
     # --- helpers ----------------------------------------------------------------------------
     @property
@@ -214,6 +270,7 @@ class RunnerManager:
         save_setting(key, value)
         if key in LIVE:
             self.settings = self.settings.with_overrides(**{key: value})
+            self.zone = resolve_zone(self.settings.timezone)
             self._dequeue(self.clock())
 
     def active_count(self, project_id: int) -> int:
@@ -221,6 +278,34 @@ class RunnerManager:
 
     def run_dir(self, runner_id: int) -> Path:
         return paths.runs_dir(self.root) / str(runner_id)
+
+    def set_api_url(self, url: str) -> None:
+        """Where runners reach the API; Claude Code's hooks settings file points there."""
+        self.api_url = url
+        text = json.dumps(profiles.hooks_settings(url), indent=2)
+        if not self.hooks_file.exists() or self.hooks_file.read_text() != text:
+            tmp = self.hooks_file.with_suffix(".tmp")
+            tmp.write_text(text)
+            os.replace(tmp, self.hooks_file)
+
+    def profile(self, name: str | None) -> Profile | None:
+        """The profile called ``name`` (cached; profiles change only through the API, which
+        calls :meth:`forget_profile`), None for a runner without one (404 when missing)."""
+        if name is None:
+            return None
+        if name not in self._profiles:
+            self._profiles[name] = queries.profile_by_name(name)
+        return self._profiles[name]
+
+    def _profile_or_none(self, runner: Runner) -> Profile | None:
+        """The runner's profile; None when it has none or it was deleted since."""
+        try:
+            return self.profile(runner.profile)
+        except ApiError:
+            return None
+
+    def forget_profile(self, name: str) -> None:
+        self._profiles.pop(name, None)
 
     def row(self, runner_id: int) -> Runner:
         """The runner's row: from memory while active, else from the DB (404 if none)."""
@@ -283,6 +368,8 @@ class RunnerManager:
         old = RunnerState(runner.state) if runner.state else None
         check_transition(old, new)
         changes = {"state": new.value, "reason": reason, **fields}
+        if new not in (S.RUNNING, S.STOPPING) and runner.attention is not None:
+            changes.update(attention=None, attention_at=None)  # only a running agent has one
         for name, value in changes.items():
             setattr(runner, name, value)
         project = self.project_name(runner.project_id)
@@ -312,6 +399,9 @@ class RunnerManager:
             self._forget(runner.id)
             if self.on_finished is not None:
                 self.on_finished(runner.id)
+            if runner.worktree:
+                tree = worktrees.Worktree.from_json(runner.worktree)
+                self._soon(functools.partial(self._end_worktree, runner.id, tree))
 
     def _count(self, runner: Runner, state: RunnerState | None, delta: int) -> None:
         """Keep the slot counters and the queue in step with a state entered or left."""
@@ -359,8 +449,15 @@ class RunnerManager:
         )
 
     # --- launch -----------------------------------------------------------------------------
-    def launch(self, request: Launch, now: float | None = None) -> Runner:
-        """Create a runner and start it, or queue it behind a full cap."""
+    def launch(
+        self,
+        request: Launch,
+        now: float | None = None,
+        worktree: worktrees.Worktree | None = None,
+    ) -> Runner:
+        """Create a runner and start it, or queue it behind a full cap. With a profile, its
+        template gives the command line (a new session's id chosen here, for agents that take
+        one); ``worktree`` (made beforehand, off the loop) becomes its working folder."""
         now = self.clock() if now is None else now
         self._check_accepting()
         project = self.project(request.project)
@@ -375,16 +472,32 @@ class RunnerManager:
                 f"Project '{project.name}' folder {project.path} does not exist any more.",
             )
         restart, expected, env = request.restart, [0], dict(request.env)
-        if request.profile:
-            profile = queries.profile_by_name(request.profile)
-            argv = [
-                commands.default_shell() if part == "{shell}" else part for part in profile.command
-            ] + list(request.command or [])
+        extra = list(request.command or [])
+        profile = self.profile(request.profile)
+        plan = None
+        if profile is not None:
+            mode = request.mode or ("batch" if request.prompt else "interactive")
+            plan = profiles.plan(
+                profile,
+                mode=mode,
+                search_path=self.search_path,
+                hooks_file=str(self.hooks_file),
+                prompt=request.prompt,
+                session_id=request.resume_session,
+                resume=request.resume_session is not None,
+                args=extra,
+            )
+            argv = plan.argv
             restart = restart or profile.restart
             expected = list(profile.expected_exit_codes)
             env = {**profile.env, **env}
-        elif request.command:
-            argv = list(request.command)
+        elif request.prompt or request.mode or request.resume_session:
+            raise ApiError(
+                ErrorCode.INVALID,
+                "A prompt, a mode or a session to resume needs a profile (--profile NAME).",
+            )
+        elif extra:
+            argv = extra
         else:
             raise ApiError(ErrorCode.INVALID, "Give a command to run or a profile to launch.")
         argv = commands.resolve(argv, project.path, self.search_path)
@@ -400,7 +513,7 @@ class RunnerManager:
             project=project,
             profile=request.profile,
             command=argv,
-            cwd=project.path,
+            cwd=worktrees.cwd_in(worktree, project.path) if worktree else project.path,
             env=env,
             state=None,
             restart=restart or "never",
@@ -411,6 +524,12 @@ class RunnerManager:
             backoff_max=s.backoff_max,
             created_at=now,
             token_hash="",
+            mode=plan.mode if plan else "command",
+            prompt=request.prompt,
+            session_id=plan.session_id if plan else None,
+            extra_args=extra if plan else [],
+            resume_on_limit=self._resume_on_limit(profile, request.resume_on_limit, plan),
+            worktree=worktree.to_json() if worktree else None,
         )
         if state is S.QUEUED:
             self._transition(runner, state, self._cap_sentence(project), now, queued_at=now)
@@ -422,10 +541,40 @@ class RunnerManager:
             log.info("queued: runner %s (%s)", runner.id, runner.reason)
         return runner
 
+    @staticmethod
+    def _resume_on_limit(
+        profile: Profile | None, asked: bool | None, plan: profiles.Plan | None
+    ) -> bool:
+        """Whether a run paused at a provider limit resumes by itself at the reset: as asked,
+        else as its profile says, else for batch runs (nobody is at an interactive one)."""
+        if plan is None:
+            return False
+        if asked is not None:
+            return asked
+        if profile is not None and profile.resume_on_limit is not None:
+            return bool(profile.resume_on_limit)
+        return plan.mode == "batch"
+
     def register(self, request: Register, now: float | None = None) -> tuple[Runner, str]:
-        """Record a process started outside the supervisor (by stratavore-agent)."""
+        """Record a process started outside the supervisor (by stratavore-agent). With a
+        profile, the runner's command line is the profile's interactive one (resuming
+        ``resume_session`` if given), which the wrapper then runs."""
         now = self.clock() if now is None else now
         self._check_accepting()
+        profile = self.profile(request.profile)
+        plan = None
+        if profile is not None:
+            plan = profiles.plan(
+                profile,
+                mode="interactive",
+                search_path=self.search_path,
+                hooks_file=str(self.hooks_file),
+                session_id=request.resume_session,
+                resume=request.resume_session is not None,
+                args=request.command,
+            )
+        elif not request.command:
+            raise ApiError(ErrorCode.INVALID, "Give the command to run, or a profile.")
         if request.project:
             project = self.project(request.project)
         else:
@@ -449,7 +598,12 @@ class RunnerManager:
         token = secrets.token_urlsafe(24)
         runner = Runner(
             project=project,
-            command=list(request.command),
+            profile=request.profile,
+            command=(
+                commands.resolve(plan.argv, request.cwd, self.search_path)
+                if plan
+                else list(request.command)
+            ),
             cwd=request.cwd,
             state=None,
             supervised=False,
@@ -458,6 +612,9 @@ class RunnerManager:
             created_at=now,
             started_at=now,
             token_hash=hash_token(token),
+            mode=plan.mode if plan else "command",
+            session_id=plan.session_id if plan else None,
+            extra_args=list(request.command) if plan else [],
         )
         self._transition(
             runner, S.RUNNING, "registered by stratavore-agent", now, data={"pid": request.pid}
@@ -524,6 +681,7 @@ class RunnerManager:
         )
         live = self.live[runner.id]
         self._set_identity(live, ident)
+        self._watch_attention(live, now)
         self.pump.track(runner.id, run_dir, runner.log_offset)
         log.info("spawned: runner %s with pid %s: %s", runner.id, runner.pid, runner.command)
         self._schedule_promotion(runner, now)
@@ -608,9 +766,25 @@ class RunnerManager:
                 self._finish_gone(runner_id, code, now)
 
     def _drain_logs(self, runner_ids: list[int]) -> None:
+        """Pump the last output of ended runners (a worker thread), and look there and in
+        their agents' own logs for a provider's usage limit."""
+        now = self.clock()
         for runner_id in runner_ids:
             with contextlib.suppress(KeyError):  # not tracked: nothing to drain
                 self.pump.drain(runner_id)
+            live = self.live.get(runner_id)
+            if live is not None:
+                live.limit, live.limit_checked = self._find_limit(live.row, now), True
+
+    def _find_limit(self, runner: Runner, now: float) -> limits.LimitHit | None:
+        """The usage limit an agent run ended at, if it did (None for plain commands)."""
+        profile = self._profile_or_none(runner)
+        if profile is None or profile.agent not in sessions.LIMIT_AGENTS:
+            return None
+        log_path = self.run_dir(runner.id) / LOG_NAME if runner.supervised else None
+        return sessions.find_limit(
+            profile.agent, runner.session_id, log_path, runner.started_at or now, now, self.zone
+        )
 
     def reap(self, now: float | None = None) -> int:
         """Notice runners whose process ended without a pidfd watching them; how many."""
@@ -665,6 +839,11 @@ class RunnerManager:
             log.info("stopped: runner %s (%s)", runner_id, why)
             if restart:
                 self._start_again(runner, now, "restarted by user")
+            self._dequeue(now)
+            return
+        hit = live.limit if live.limit_checked else self._find_limit(runner, now)
+        if hit is not None:
+            self._pause(runner, hit, code, now, offset)
             self._dequeue(now)
             return
         expected = code is not None and code in runner.expected_exit_codes
@@ -729,11 +908,24 @@ class RunnerManager:
             started_at=now,
             next_start_at=None,
             exit_code=None,
+            **self._fresh_session(runner),
         )
         self._spawn(runner, now)
 
-    def _start_again(self, runner: Runner, now: float, why: str) -> None:
-        """A finished runner started again by the user: now, or queued behind a cap."""
+    def _fresh_session(self, runner: Runner) -> dict[str, Any]:
+        """For a run started again from the top: a new session id where the agent takes one
+        chosen up front (Claude Code refuses a used one); resuming is :meth:`resume`."""
+        profile = self._profile_or_none(runner)
+        if profile is None or profile.agent not in profiles.SESSIONS_UP_FRONT:
+            return {}
+        old, new = runner.session_id, str(uuid.uuid4())
+        if not old or old not in runner.command:
+            return {}
+        return {"session_id": new, "command": [new if a == old else a for a in runner.command]}
+
+    def _start_again(self, runner: Runner, now: float, why: str, **fields: Any) -> None:
+        """A finished (or paused) runner started again by the user, or resumed: now, or
+        queued behind a cap. ``fields`` (a resume's command line) are written with it."""
         project = self.project_by_id(runner.project_id)
         reset = {
             "exit_code": None,
@@ -742,6 +934,8 @@ class RunnerManager:
             "restarts": runner.restarts + 1,
             "pid": None,
             "create_time": None,
+            "limit_resets_at": None,
+            **(fields or self._fresh_session(runner)),
         }
         if self._has_slot(project):
             # STOPPED/EXITED/FAILED/FATAL/LOST -> STARTING
@@ -780,8 +974,10 @@ class RunnerManager:
             )
         live = self.live[runner_id]
         live.restart_after_stop = False
-        if state in (S.QUEUED, S.BACKOFF):
-            # QUEUED/BACKOFF -> STOPPED
+        if state is S.PAUSED and self.cancel_resume is not None:
+            self.cancel_resume(runner_id)
+        if state in (S.QUEUED, S.BACKOFF, S.PAUSED):
+            # QUEUED/BACKOFF/PAUSED -> STOPPED
             self._transition(runner, S.STOPPED, "stopped by user", now, ended_at=now)
             self._dequeue(now)
             return runner
@@ -899,7 +1095,9 @@ class RunnerManager:
                 ErrorCode.CONFLICT,
                 f"Runner {runner_id} is queued; it starts when a slot frees.",
             )
-        if state in FINISHED_STATES:
+        if state in FINISHED_STATES or state is S.PAUSED:
+            if state is S.PAUSED and self.cancel_resume is not None:
+                self.cancel_resume(runner_id)
             self._start_again(runner, now, "restarted by user")
         elif state is S.BACKOFF:
             self.live[runner_id].timer.cancel()
@@ -909,6 +1107,327 @@ class RunnerManager:
                 self.stop(runner_id, now=now)
             self.live[runner_id].restart_after_stop = True
         return self.row(runner_id)
+
+    # --- provider limits and resume -------------------------------------------------------------
+    def _pause(
+        self, runner: Runner, hit: limits.LimitHit, code: int | None, now: float, offset: int
+    ) -> None:
+        """RUNNING/STARTING -> PAUSED: the run ended at the provider's usage limit. It resumes
+        by itself at the reset (plus a minute) when its resume_on_limit says so."""
+        when = limits.describe_reset(hit.resets_at, now, self.zone)
+        auto = runner.resume_on_limit and profiles.can_resume(self._profile_or_none(runner))
+        why = f"limit: {hit.message} ({when}" + ("; resumes then)" if auto else ")")
+        self._transition(
+            runner,
+            S.PAUSED,
+            why,
+            now,
+            data={"exit_code": code, "resets_at": hit.resets_at, "auto_resume": auto},
+            exit_code=code,
+            log_offset=offset,
+            pid=None,
+            create_time=None,
+            limit_resets_at=hit.resets_at,
+        )
+        self._set_identity(self.live[runner.id], None)
+        log.info("paused: runner %s at %s's usage limit (%s)", runner.id, hit.agent, when)
+        if auto:
+            self._plan_resume(runner)
+
+    def _plan_resume(self, runner: Runner) -> None:
+        s = self.settings  # the delay: clocks differ, and a reset is announced to the minute
+        at = (runner.limit_resets_at or self.clock() + s.limit_retry) + s.limit_resume_delay
+        if self.schedule_resume is not None:
+            self.schedule_resume(runner.id, at)
+
+    def resume_due(self, runner_id: int) -> None:
+        """The scheduler's job at a limit's reset: resume the paused runner's session. When
+        that is refused (a spent budget, the agent uninstalled), it stays paused and an event
+        says why."""
+        live = self.live.get(runner_id)
+        if live is None or live.state is not S.PAUSED or not self.accepting:
+            return
+        now = self.clock()
+        try:
+            self.resume(runner_id, now=now)
+        except ApiError as exc:
+            project = self.project_name(live.row.project_id)
+            with DB.atomic():
+                events.record(
+                    events.RUNNER_RESUME_FAILED,
+                    f"runner {runner_id} ({project}) could not resume after the limit",
+                    ts=now,
+                    severity="warning",
+                    runner_id=runner_id,
+                    project=project,
+                    body=exc.message,
+                )
+            log.warning("paused: runner %s not resumed: %s", runner_id, exc.message)
+
+    def resume(
+        self,
+        runner_id: int,
+        prompt: str | None = None,
+        mode: str | None = None,
+        now: float | None = None,
+    ) -> Runner:
+        """Continue the runner's own agent session (``--resume <its id>``, never the most
+        recent one): a paused runner at once, a finished one as a restart does."""
+        now = self.clock() if now is None else now
+        self._check_accepting()
+        runner = self.row(runner_id)
+        state = RunnerState(runner.state)
+        profile = self._profile_or_none(runner)
+        if not runner.supervised:
+            how = (
+                f"stratavore-agent --profile {runner.profile} --resume {runner.session_id}"
+                if profile and runner.session_id
+                else "stratavore-agent"
+            )
+            raise ApiError(
+                ErrorCode.CONFLICT,
+                f"Runner {runner_id} ran in a terminal; resume it in one with `{how}`.",
+            )
+        if state not in FINISHED_STATES and state is not S.PAUSED:
+            raise ApiError(
+                ErrorCode.CONFLICT,
+                f"Runner {runner_id} is {state.value}; only a paused or finished runner can be "
+                "resumed.",
+            )
+        if runner.session_id is None and profile is not None:
+            self.learn_sessions()
+        if profile is None or runner.session_id is None:
+            why = "it has no profile" if profile is None else "its session id is not known yet"
+            raise ApiError(
+                ErrorCode.CONFLICT,
+                f"Runner {runner_id} has no agent session to resume ({why}); restart it instead.",
+            )
+        mode = mode or (runner.mode if runner.mode in profiles.MODES else "interactive")
+        prompt = prompt or (profiles.RESUME_PROMPT if mode == "batch" else None)
+        plan = profiles.plan(
+            profile,
+            mode=mode,
+            search_path=self.search_path,
+            hooks_file=str(self.hooks_file),
+            prompt=prompt,
+            session_id=runner.session_id,
+            resume=True,
+            args=runner.extra_args or [],
+        )
+        argv = commands.resolve(plan.argv, runner.cwd, self.search_path)
+        if self.launch_guard is not None:
+            self.launch_guard(self.project_name(runner.project_id), runner.profile, argv, now)
+        if state is S.PAUSED and self.cancel_resume is not None:
+            self.cancel_resume(runner_id)
+        self._start_again(
+            runner,
+            now,
+            f"resumed session {runner.session_id}",
+            command=argv,
+            mode=mode,
+            prompt=prompt if mode == "batch" else runner.prompt,
+        )
+        log.info("resumed: runner %s session %s", runner_id, runner.session_id)
+        return self.row(runner_id)
+
+    def learn_sessions(self) -> int:
+        """Give runners whose agent picks its own session id (Codex) the id the usage import
+        attributed to them; how many learned one."""
+        learned = queries.sessions_of_runners_without_one()
+        if learned:
+            with DB.atomic():
+                for runner_id, session_id in learned.items():
+                    queries.update_runner(runner_id, session_id=session_id)
+                    if (live := self.live.get(runner_id)) is not None:
+                        live.row.session_id = session_id
+        return len(learned)
+
+    # --- git worktrees --------------------------------------------------------------------------
+    async def make_worktree(self, request: Launch) -> worktrees.Worktree | None:
+        """The git worktree a launch asked for (or its profile gives by default), made in a
+        worker thread: git takes its time, and the loop may be the GUI's."""
+        profile = self.profile(request.profile)
+        wanted = (
+            request.worktree if request.worktree is not None else bool(profile and profile.worktree)
+        )
+        if not wanted:
+            return None
+        project = self.project(request.project)
+        name = f"{project.name}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(self.clock()))}"
+        return await self._git(
+            worktrees.create,
+            project.path,
+            paths.worktrees_dir(self.root),
+            name,
+            list(profile.setup_files) if profile else [],
+        )
+
+    async def ensure_worktree(self, runner_id: int) -> None:
+        """Before a runner starts again: its worktree, removed when it ended without work, is
+        made anew (same project, new branch), and the runner moved into it."""
+        runner = self.row(runner_id)
+        if not runner.worktree or os.path.isdir(runner.worktree["path"]):
+            return
+        old = worktrees.Worktree.from_json(runner.worktree)
+        project = self.project_by_id(runner.project_id)
+        profile = self._profile_or_none(runner)
+        tree = await self._git(
+            worktrees.create,
+            project.path,
+            Path(old.path).parent,
+            Path(old.path).name,
+            list(profile.setup_files) if profile else [],
+        )
+        runner.worktree, runner.cwd = tree.to_json(), worktrees.cwd_in(tree, project.path)
+        queries.update_runner(runner_id, worktree=runner.worktree, cwd=runner.cwd)
+
+    async def discard_worktree(self, tree: worktrees.Worktree) -> None:
+        """A worktree made for a launch that was then refused (a budget, a cap)."""
+        with contextlib.suppress(ApiError):
+            await self._git(worktrees.finish, tree)
+
+    async def _git(self, work: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return await self.loop.run_in_executor(None, work, *args)
+        except worktrees.WorktreeError as exc:
+            raise ApiError(ErrorCode.INVALID, str(exc)) from None
+
+    async def _end_worktree(self, runner_id: int, tree: worktrees.Worktree) -> None:
+        """A runner with its own worktree ended: remove it, or keep it if it holds work and
+        say where (an event)."""
+        try:
+            outcome = await self.loop.run_in_executor(None, worktrees.finish, tree)
+        except worktrees.WorktreeError as exc:
+            log.warning("worktree: runner %s: %s", runner_id, exc)
+            return
+        log.info("worktree: runner %s %s", runner_id, outcome.sentence)
+        if outcome.kept:
+            runner = self.row(runner_id)
+            project = self.project_name(runner.project_id)
+            with DB.atomic():
+                events.record(
+                    events.WORKTREE_KEPT,
+                    f"runner {runner_id} ({project}) left work in its worktree",
+                    ts=self.clock(),
+                    runner_id=runner_id,
+                    project=project,
+                    body=outcome.sentence,
+                    data={"path": tree.path, "branch": tree.branch, "commits": outcome.commits},
+                )
+
+    # --- attention ------------------------------------------------------------------------------
+    def _watch_attention(self, live: Live, now: float) -> None:
+        """A (re)started agent run: its hooks or, failing them, the heuristic say what it
+        does. Plain commands have no attention."""
+        profile = self._profile_or_none(live.row)
+        live.hooked = False
+        live.active_at, live.seen_offset = now, live.row.log_offset
+        heuristic = profile is not None and not profiles.has_hooks(profile)
+        live.idle_after = (profile.idle_after or profiles.DEFAULT_IDLE_AFTER) if heuristic else None
+
+    def hook(
+        self,
+        runner_id: int,
+        token: str,
+        hook: HookIn,
+        now: float | None = None,
+        limit: limits.LimitHit | None = None,
+    ) -> str | None:
+        """A Claude Code hook of the runner: its attention changes (one event per change,
+        never per hook call). Sub-agents' hooks only ever mean "working". ``limit``: the
+        transcript showed a usage limit (looked for off the loop at Stop)."""
+        now = self.clock() if now is None else now
+        runner = self.runner_with_token(runner_id, token)
+        live = self.live.get(runner_id)
+        if live is None or live.state not in PROCESS_STATES:
+            return runner.attention  # a late SessionEnd of a finished run: nothing to change
+        live.hooked = True
+        self.heartbeats.last_seen[runner_id] = now  # a hook is a sign of life too
+        if hook.session_id and not hook.agent_id and hook.session_id != runner.session_id:
+            # /clear starts a new session in the same process: resume continues that one
+            runner.session_id = hook.session_id
+            queries.update_runner(runner_id, session_id=hook.session_id)
+        new, why = attention_of(hook)
+        if limit is not None:
+            self._report_limit(runner, limit, now)
+        if new is not None:
+            self._set_attention(runner, new, why, now, hook.hook_event_name)
+        return runner.attention
+
+    def _set_attention(
+        self, runner: Runner, new: Attention, why: str, now: float, source: str
+    ) -> None:
+        """Change the runner's attention and write the event that reports it, in one
+        transaction; the same value again is not a change."""
+        old = runner.attention
+        if old == new.value:
+            return
+        runner.attention, runner.attention_at = new.value, now
+        project = self.project_name(runner.project_id)
+        severity = ATTENTION_SEVERITY[new]
+        if new is Attention.FINISHED_TURN and runner.mode == "batch":
+            severity = "debug"  # a batch run's end is what its exit event reports
+        with DB.atomic():
+            queries.update_runner(runner.id, attention=new.value, attention_at=now)
+            events.record(
+                events.attention_type(new),
+                f"runner {runner.id} ({project}) {events.ATTENTION_TITLES[new]}",
+                ts=now,
+                severity=severity,
+                runner_id=runner.id,
+                project=project,
+                body=why,
+                data={"attention": new.value, "previous": old, "source": source},
+            )
+        log.info("attention: runner %s %s (%s)", runner.id, new.value, source)
+
+    def limit_in_transcript(self, path: str, since: float | None) -> limits.LimitHit | None:
+        """A usage limit at the end of a Claude Code transcript, written since the run started
+        (a worker thread calls this at a Stop hook: the turn may have ended on the limit)."""
+        if not path.endswith(".jsonl"):
+            return None
+        now = self.clock()
+        return limits.scan_file_tail(Path(path), "claude", now, self.zone, 64 * 1024, since)
+
+    def _report_limit(self, runner: Runner, hit: limits.LimitHit, now: float) -> None:
+        """A live interactive session hit its limit: its process waits, the user is told
+        when it resets (once per reset time)."""
+        if runner.limit_resets_at == hit.resets_at and hit.resets_at is not None:
+            return
+        runner.limit_resets_at = hit.resets_at
+        project = self.project_name(runner.project_id)
+        with DB.atomic():
+            queries.update_runner(runner.id, limit_resets_at=hit.resets_at)
+            events.record(
+                events.RUNNER_LIMIT,
+                f"runner {runner.id} ({project}) hit {hit.agent}'s usage limit",
+                ts=now,
+                severity="warning",
+                runner_id=runner.id,
+                project=project,
+                body=f"{hit.message} ({limits.describe_reset(hit.resets_at, now, self.zone)})",
+                data={"resets_at": hit.resets_at},
+            )
+
+    def _heuristic_attention(self, live: Live, sample: Sample, now: float) -> None:
+        """Agents without hooks (documented as a heuristic): output or CPU means working; no
+        output and no CPU for ``idle_after`` seconds means idle."""
+        if live.idle_after is None or live.hooked or live.state is not S.RUNNING:
+            return
+        runner = live.row
+        if runner.log_offset != live.seen_offset or (sample.cpu_percent or 0.0) > BUSY_CPU:
+            live.active_at, live.seen_offset = now, runner.log_offset
+            if runner.attention in (None, Attention.IDLE.value):
+                self._set_attention(
+                    runner, Attention.WORKING, "output or CPU seen (heuristic)", now, "heuristic"
+                )
+        elif now - live.active_at >= live.idle_after and runner.attention != Attention.IDLE:
+            quiet = now - live.active_at
+            quiet = f"{quiet:.0f} s" if quiet < 120 else f"{quiet / 60:.0f} min"
+            self._set_attention(
+                runner, Attention.IDLE, f"no output and no CPU for {quiet} (heuristic)", now,
+                "heuristic",
+            )  # fmt: skip
 
     # --- heartbeats ---------------------------------------------------------------------------
     def runner_with_token(self, runner_id: int, token: str) -> Runner:
@@ -974,6 +1493,7 @@ class RunnerManager:
                 continue
             updates[runner_id] = {"cpu_percent": sample.cpu_percent, "rss_bytes": sample.rss_bytes}
             self._check_responsive(runner_id, live, sample, now)
+            self._heuristic_attention(live, sample, now)
         self._write_fields(updates)
 
     def _check_responsive(self, runner_id: int, live: Live, sample: Sample, now: float) -> None:
@@ -1009,9 +1529,14 @@ class RunnerManager:
             if state is S.BACKOFF:
                 self._schedule_backoff(runner.id, (runner.next_start_at or now) - now)
                 continue
+            if state is S.PAUSED:
+                if runner.resume_on_limit and profiles.can_resume(self._profile_or_none(runner)):
+                    self._plan_resume(runner)
+                continue
             ident = Identity(runner.pid, runner.create_time) if runner.pid else None
             if ident is not None and self.ops.is_alive(ident):
                 self._set_identity(live, ident)
+                self._watch_attention(live, now)
                 if runner.supervised:
                     self.pump.track(runner.id, self.run_dir(runner.id), runner.log_offset)
                 log.info("adopted: runner %s pid %s (%s)", runner.id, ident.pid, state.value)

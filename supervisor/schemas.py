@@ -33,6 +33,19 @@ Environment = dict[
     Argument,
 ]
 RestartPolicyName = Literal["never", "on-failure", "always"]
+Mode = Literal["interactive", "batch"]
+Template = Annotated[
+    list[Annotated[str, Meta(min_length=1, pattern=r"^[^\x00]+$")]],
+    Meta(min_length=1, max_length=200),
+]
+Prompt = Annotated[str, Meta(min_length=1, max_length=200_000, pattern=r"^[^\x00]*$")]
+SessionId = Annotated[
+    str,
+    Meta(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
+        description="an agent's session id (a UUID for Claude Code and Codex)",
+    ),
+]
 Timestamp = Annotated[str, Meta(description="ISO 8601 UTC, e.g. 2026-11-21T21:30:00.123Z")]
 
 
@@ -77,12 +90,25 @@ class Project(Struct, kw_only=True):
 
 # --- profiles ---------------------------------------------------------------------------
 class ProfileCreate(Input):
+    """A user profile: argument-list templates with placeholders (see supervisor.profiles),
+    e.g. a copy of a built-in with ``copy_of`` and the fields to change."""
+
     name: Name
-    command: Command
-    description: str = ""
-    restart: RestartPolicyName = "never"
-    expected_exit_codes: list[int] = msgspec.field(default_factory=lambda: [0])
-    env: Environment = msgspec.field(default_factory=dict)
+    copy_of: Name | None = None  # start from this profile's fields
+    command: Template | None = None  # interactive; required unless copied
+    description: str | None = None
+    restart: RestartPolicyName | None = None
+    expected_exit_codes: list[int] | None = None
+    env: Environment | None = None
+    agent: Literal["claude", "codex", "aider", "gemini", "shell"] | None = None
+    binaries: list[Annotated[str, Meta(min_length=1, max_length=1000)]] | None = None
+    batch: Template | None = None
+    resume: Template | None = None
+    resume_batch: Template | None = None
+    setup_files: list[Annotated[str, Meta(min_length=1, max_length=500)]] | None = None
+    worktree: bool | None = None
+    resume_on_limit: bool | None = None
+    idle_after: Annotated[float, Meta(ge=1, le=86_400)] | None = None
 
 
 class Profile(Struct, kw_only=True):
@@ -93,17 +119,73 @@ class Profile(Struct, kw_only=True):
     expected_exit_codes: list[int]
     env: dict[str, str]
     builtin: bool
+    agent: str | None
+    binaries: list[str]
+    batch: list[str] | None
+    resume: list[str] | None
+    resume_batch: list[str] | None
+    setup_files: list[str]
+    worktree: bool
+    resume_on_limit: bool | None
+    idle_after: float | None
+    hooks: bool  # attention states come from the agent's hooks (else a heuristic)
 
 
 # --- runners ----------------------------------------------------------------------------
 class Launch(Input):
     project: Name
     profile: Name | None = None
-    # The command; with a profile, extra arguments appended to the profile's command.
+    # The command; with a profile, extra arguments for its template's {args}.
     command: list[Argument] | None = None
     restart: RestartPolicyName | None = None
     no_queue: bool = False
     env: Environment = msgspec.field(default_factory=dict)
+    mode: Mode | None = None  # with a profile; default: batch with a prompt, else interactive
+    prompt: Prompt | None = None
+    resume_session: SessionId | None = None  # continue this session of the profile's agent
+    worktree: bool | None = None  # its own git worktree; default: the profile's setting
+    resume_on_limit: bool | None = None  # default: the profile's (else: batch runs only)
+
+
+class Resume(Input):
+    """Continue a runner's own session (the very one, never "the most recent")."""
+
+    prompt: Prompt | None = None  # batch mode: default "Continue where you left off."
+    mode: Mode | None = None  # default: the runner's
+
+
+class HookIn(Struct, kw_only=True):
+    """A Claude Code hook's input, as its HTTP hook POSTs it (unknown fields are kept out,
+    not refused: new versions add some)."""
+
+    hook_event_name: Annotated[str, Meta(min_length=1, max_length=64)]
+    session_id: Annotated[str, Meta(max_length=200)] | None = None
+    transcript_path: Annotated[str, Meta(max_length=4096)] | None = None
+    cwd: Annotated[str, Meta(max_length=4096)] | None = None
+    notification_type: Annotated[str, Meta(max_length=64)] | None = None
+    message: Annotated[str, Meta(max_length=4000)] | None = None
+    source: Annotated[str, Meta(max_length=64)] | None = None
+    reason: Annotated[str, Meta(max_length=64)] | None = None
+    tool_name: Annotated[str, Meta(max_length=200)] | None = None
+    agent_id: Annotated[str, Meta(max_length=200)] | None = None  # set in a sub-agent
+    stop_hook_active: bool | None = None
+
+
+class HookAck(Struct, kw_only=True):
+    attention: str | None  # the runner's attention after this hook
+
+
+class Session(Struct, kw_only=True):
+    session_id: str
+    agent: str
+    project: str | None
+    runner_id: int | None
+    first_activity: Timestamp | None
+    last_activity: Timestamp | None
+    tokens: int
+    cost_usd: float
+    resumable: bool
+    why_not: str | None  # why it cannot be resumed
 
 
 class Stop(Input):
@@ -120,12 +202,15 @@ class StopMany(Input):
 
 
 class Register(Input):
-    """Sent by ``stratavore-agent`` for a process the supervisor did not start."""
+    """Sent by ``stratavore-agent`` for a process the supervisor did not start. With a
+    profile, the supervisor answers with the command line to run (session id, hooks)."""
 
-    command: Command
+    command: list[Argument]  # with a profile: extra arguments for its {args}
     pid: Annotated[int, Meta(ge=1)]
     cwd: Annotated[str, Meta(min_length=1)]
     project: Name | None = None  # default: the project whose folder contains cwd
+    profile: Name | None = None
+    resume_session: SessionId | None = None
 
 
 class Runner(Struct, kw_only=True):
@@ -150,12 +235,22 @@ class Runner(Struct, kw_only=True):
     rss_bytes: int | None
     tokens: int | None
     log_path: str | None
+    mode: str
+    session_id: str | None
+    attention: str | None
+    attention_at: Timestamp | None
+    limit_resets_at: Timestamp | None  # paused at a provider limit: when it resets
+    resume_on_limit: bool
+    resumable: bool  # its session can be continued (stratavore resume)
+    worktree: str | None  # its own git worktree
+    branch: str | None
 
 
 class Registered(Struct, kw_only=True):
     runner: Runner
     token: str
     heartbeat_interval: float
+    command: list[str]  # what to run (the profile's, rendered; else the command sent)
 
 
 Tokens = Annotated[int, Meta(ge=0, le=10**12)]
@@ -398,6 +493,30 @@ ROUTES: list[Route] = [
     ),
     ("post", "/api/v1/runners/{id}/restart", "Restart a runner", None, Runner, "admin"),
     (
+        "post",
+        "/api/v1/runners/{id}/resume",
+        "Continue a runner's own agent session (paused at a limit, or finished)",
+        Resume,
+        Runner,
+        "admin",
+    ),
+    (
+        "post",
+        "/api/v1/hooks",
+        "A Claude Code hook of a runner (its token, X-Stratavore-Runner: its id)",
+        HookIn,
+        HookAck,
+        "runner",
+    ),
+    (
+        "get",
+        "/api/v1/sessions",
+        "Agent sessions (?project=NAME) with last activity, tokens and whether resumable",
+        None,
+        list[Session],
+        "admin",
+    ),
+    (
         "get",
         "/api/v1/runners/{id}/logs",
         "Read a runner's log (?tail=LINES or all, or ?offset=N&file_id=F to follow)",
@@ -416,7 +535,8 @@ ROUTES: list[Route] = [
     (
         "get",
         "/api/v1/events",
-        "Events after ?since=ID (at most ?limit=N, default 100), or the newest ?last=N",
+        "Events after ?since=ID (at most ?limit=N, default 100; ?wait=S waits up to S s for "
+        "one), or the newest ?last=N",
         None,
         list[Event],
         "admin",

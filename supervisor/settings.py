@@ -33,6 +33,8 @@ class Settings:
     week_start: str = "monday"
     cost_mode: str = "auto"  # auto: the agent's logged cost, else computed | calculate | display
     price_overrides: dict = field(default_factory=dict)  # model -> {price key: USD per token}
+    limit_resume_delay: float = 60.0  # resume this long after a provider limit's reset
+    limit_retry: float = 3600.0  # a limit without a reset time: try again after this long
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the non-None ``overrides`` applied (e.g. command-line flags)."""
@@ -43,12 +45,14 @@ class Settings:
 LIVE = frozenset({
     "heartbeat_interval", "heartbeat_ttl", "max_runners_per_project", "max_runners_global",
     "stop_timeout", "start_secs", "max_retries", "backoff_initial", "backoff_max",
-    "timezone", "week_start", "cost_mode", "price_overrides",
+    "timezone", "week_start", "cost_mode", "price_overrides", "limit_resume_delay", "limit_retry",
 })  # fmt: skip
 RANGES: dict[str, tuple[float, float]] = {
     "api_port": (0, 65535),
     "max_retries": (0, 1000),
     "start_secs": (0, 3600),  # 0: running as soon as spawned
+    "limit_resume_delay": (0, 86400),
+    "limit_retry": (60, 7 * 86400),
 }
 DEFAULT_RANGE = (0.001, 10**9)  # everything else: positive
 

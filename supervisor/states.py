@@ -5,7 +5,12 @@
     queued ──> starting ──> running ──> stopping ──> stopped
                   │  ▲         │
                   │  └ backoff ┘ (restart policy; early exits count toward max_retries)
+                  │  └ paused ─┘ (the provider's usage limit: resumed at its reset)
                   └──> exited | failed | fatal           (lost: vanished while unobserved)
+
+While a runner runs, agents that report it (Claude Code's hooks) also say what it is doing:
+its :class:`Attention`. That is not a lifecycle state and has no transition table: any value
+may follow any other, and only a change is reported.
 
 A change of state is only ever made through :func:`check_transition`, and every change is
 written together with the event that reports it (see ``supervisor.runners``).
@@ -27,11 +32,21 @@ class RunnerState(enum.StrEnum):
     FAILED = "failed"  # ended with an unexpected code or killed by a signal
     FATAL = "fatal"  # gave up restarting: exited too quickly too often
     LOST = "lost"  # vanished while the supervisor was not watching; exit status unknown
+    PAUSED = "paused"  # ended at the provider's usage limit; resumed at the reset (or by hand)
+
+
+class Attention(enum.StrEnum):
+    """What a running agent is doing, as far as it tells (hooks) or we can tell (heuristic)."""
+
+    WORKING = "working"  # busy with a prompt: nothing to do for the user
+    NEEDS_INPUT = "needs_input"  # blocked on the user: a permission prompt or a question
+    FINISHED_TURN = "finished_turn"  # answered; waiting for the next prompt
+    IDLE = "idle"  # nothing happening for a while (or just started, before any prompt)
 
 
 S = RunnerState
 
-ACTIVE_STATES = frozenset({S.QUEUED, S.STARTING, S.RUNNING, S.BACKOFF, S.STOPPING})
+ACTIVE_STATES = frozenset({S.QUEUED, S.STARTING, S.RUNNING, S.BACKOFF, S.STOPPING, S.PAUSED})
 FINISHED_STATES = frozenset({S.STOPPED, S.EXITED, S.FAILED, S.FATAL, S.LOST})
 # States that hold a slot under the concurrency caps (queued waits for one).
 SLOT_STATES = frozenset({S.STARTING, S.RUNNING, S.BACKOFF, S.STOPPING})
@@ -40,9 +55,13 @@ PROCESS_STATES = frozenset({S.STARTING, S.RUNNING, S.STOPPING})
 
 TRANSITIONS: dict[RunnerState, frozenset[RunnerState]] = {
     S.QUEUED: frozenset({S.STARTING, S.STOPPED}),
-    S.STARTING: frozenset({S.RUNNING, S.BACKOFF, S.STOPPING, S.EXITED, S.FAILED, S.FATAL, S.LOST}),
-    S.RUNNING: frozenset({S.BACKOFF, S.STOPPING, S.EXITED, S.FAILED, S.LOST}),
+    S.STARTING: frozenset(
+        {S.RUNNING, S.BACKOFF, S.STOPPING, S.EXITED, S.FAILED, S.FATAL, S.LOST, S.PAUSED}
+    ),
+    S.RUNNING: frozenset({S.BACKOFF, S.STOPPING, S.EXITED, S.FAILED, S.LOST, S.PAUSED}),
     S.BACKOFF: frozenset({S.STARTING, S.STOPPED}),
+    # resumed at the reset, or by the user (queued behind a full cap); or stopped
+    S.PAUSED: frozenset({S.STARTING, S.QUEUED, S.STOPPED}),
     S.STOPPING: frozenset({S.STOPPED}),
     # A finished runner can be restarted by the user (straight away, or queued behind a cap).
     **{finished: frozenset({S.STARTING, S.QUEUED}) for finished in FINISHED_STATES},

@@ -48,16 +48,26 @@ class Project(BaseModel):
 
 
 class Profile(BaseModel):
-    """A named command template (``claude``, ``codex``, ... or the user's own)."""
+    """How to run an agent (``claude``, ``codex``, ... or the user's own): argument-list
+    templates with named placeholders (see ``supervisor.profiles``), never shell strings."""
 
     name = pw.CharField(unique=True)
-    command = JSONField()
+    command = JSONField()  # interactive (or plain) command line
     description = pw.TextField(default="")
     restart = pw.CharField(default="never")
     expected_exit_codes = JSONField(default=[0])
     env = JSONField(default={})
     builtin = pw.BooleanField(default=False)
     created_at = pw.FloatField()
+    agent = pw.CharField(null=True)  # claude | codex | aider | gemini | shell: its integration
+    binaries = JSONField(default=[])  # program names tried, in order, for {binary}
+    batch = JSONField(null=True)  # non-interactive command line, with {prompt}
+    resume = JSONField(null=True)  # continue session {session_id} interactively
+    resume_batch = JSONField(null=True)  # ... or non-interactively, with {prompt}
+    setup_files = JSONField(default=[])  # copied into a runner's git worktree (.env, ...)
+    worktree = pw.BooleanField(default=False)  # runners get their own worktree by default
+    resume_on_limit = pw.BooleanField(null=True)  # None: yes for batch runs, no otherwise
+    idle_after = pw.FloatField(null=True)  # heuristic idle (agents without hooks); None: 300 s
 
 
 class Runner(BaseModel):
@@ -99,6 +109,14 @@ class Runner(BaseModel):
     session_id = pw.CharField(null=True, index=True)  # the agent's own session, when known
     token_hash = pw.CharField()  # sha256 of the runner's token; the token itself is not stored
     log_offset = pw.IntegerField(default=0)  # bytes of the output spool already pumped
+    mode = pw.CharField(default="command")  # interactive | batch (a profile's) | command
+    prompt = pw.TextField(null=True)  # a batch run's prompt
+    attention = pw.CharField(null=True)  # states.Attention, while it runs
+    attention_at = pw.FloatField(null=True)
+    limit_resets_at = pw.FloatField(null=True)  # paused: when the provider's limit resets
+    resume_on_limit = pw.BooleanField(default=False)  # resume by itself at the reset
+    worktree = JSONField(null=True)  # worktrees.Worktree of a runner with its own checkout
+    extra_args = JSONField(default=[])  # the launch's arguments for its profile's {args}
 
 
 class Event(BaseModel):
@@ -258,13 +276,65 @@ MODELS: list[type[BaseModel]] = [
     Channel, DeliveryBatch, Delivery,
 ]  # fmt: skip
 
-BUILTIN_PROFILES: list[dict[str, Any]] = [
-    {"name": "claude", "command": ["claude"], "description": "Claude Code"},
-    {"name": "codex", "command": ["codex"], "description": "OpenAI Codex CLI"},
-    {"name": "aider", "command": ["aider"], "description": "Aider"},
-    {"name": "gemini", "command": ["gemini"], "description": "Gemini CLI"},
-    {"name": "shell", "command": ["{shell}"], "description": "The user's login shell"},
-]
+BUILTIN_PROFILES: list[dict[str, Any]] = [  # the row each built-in profile is kept equal to
+    {
+        "name": "claude",
+        "description": "Claude Code",
+        "agent": "claude",
+        "binaries": ["claude"],
+        # The session is chosen up front (--session-id), so usage, transcript and runner match;
+        # {hooks} is Stratavore's settings file: Claude Code's hooks report to the supervisor.
+        "command": ["{binary}", "--session-id", "{session_id}", "--settings", "{hooks}", "{args}"],
+        "batch": [
+            "{binary}", "-p", "--session-id", "{session_id}", "--settings", "{hooks}", "{args}",
+            "--", "{prompt}",
+        ],
+        "resume": ["{binary}", "--resume", "{session_id}", "--settings", "{hooks}", "{args}"],
+        "resume_batch": [
+            "{binary}", "-p", "--resume", "{session_id}", "--settings", "{hooks}", "{args}",
+            "--", "{prompt}",
+        ],
+        "setup_files": [".env", ".env.*", ".claude/settings.local.json"],
+    },
+    {
+        "name": "codex",
+        "description": "OpenAI Codex CLI",
+        "agent": "codex",
+        "binaries": ["codex"],
+        # Codex picks its own session id: learned from its rollout file once it writes one.
+        "command": ["{binary}", "{args}"],
+        "batch": ["{binary}", "exec", "{args}", "--", "{prompt}"],
+        "resume": ["{binary}", "resume", "{args}", "{session_id}"],
+        "resume_batch": ["{binary}", "exec", "{args}", "resume", "{session_id}", "{prompt}"],
+        "setup_files": [".env", ".env.*"],
+    },
+    {
+        "name": "aider",
+        "description": "Aider (no sessions to resume)",
+        "agent": "aider",
+        "binaries": ["aider"],
+        "command": ["{binary}", "{args}"],
+        "batch": ["{binary}", "--yes-always", "{args}", "--message={prompt}"],
+        "setup_files": [".env", ".aider.conf.yml"],
+    },
+    {
+        "name": "gemini",
+        "description": "Gemini CLI",
+        "agent": "gemini",
+        "binaries": ["gemini"],
+        "command": ["{binary}", "{args}"],
+        "batch": ["{binary}", "{args}", "--prompt={prompt}"],
+        "resume": ["{binary}", "--resume", "{session_id}", "{args}"],
+        "setup_files": [".env"],
+    },
+    {
+        "name": "shell",
+        "description": "The user's login shell",
+        "agent": "shell",
+        "command": ["{shell}", "{args}"],
+        "batch": ["{shell}", "{shell_c}", "{prompt}"],
+    },
+]  # fmt: skip
 
 
 # Migrations are frozen SQL, never the live models: a model that grows a column must not
@@ -323,16 +393,8 @@ def _run_sql(db: pw.Database, script: str) -> None:
 
 
 def _migration_1(db: pw.Database) -> None:
-    """The first schema, with the built-in profiles."""
+    """The first schema (the built-in profiles are kept by :func:`sync_builtin_profiles`)."""
     _run_sql(db, _V1)
-    now = time.time()
-    for profile in BUILTIN_PROFILES:
-        db.execute_sql(
-            'INSERT INTO "profile" ("name", "command", "description", "restart", '
-            '"expected_exit_codes", "env", "builtin", "created_at") '
-            "VALUES (?, ?, ?, 'never', '[0]', '{}', 1, ?)",
-            (profile["name"], json.dumps(profile["command"]), profile["description"], now),
-        )
 
 
 def _migration_2(db: pw.Database) -> None:
@@ -351,9 +413,36 @@ def _migration_4(db: pw.Database) -> None:
     db.execute_sql('ALTER TABLE "channel" ADD COLUMN "has_secret" INTEGER NOT NULL DEFAULT 0')
 
 
+_V5 = """
+ALTER TABLE "profile" ADD COLUMN "agent" VARCHAR(255);
+ALTER TABLE "profile" ADD COLUMN "binaries" TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE "profile" ADD COLUMN "batch" TEXT;
+ALTER TABLE "profile" ADD COLUMN "resume" TEXT;
+ALTER TABLE "profile" ADD COLUMN "resume_batch" TEXT;
+ALTER TABLE "profile" ADD COLUMN "setup_files" TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE "profile" ADD COLUMN "worktree" INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE "profile" ADD COLUMN "resume_on_limit" INTEGER;
+ALTER TABLE "profile" ADD COLUMN "idle_after" REAL;
+ALTER TABLE "runner" ADD COLUMN "mode" VARCHAR(255) NOT NULL DEFAULT 'command';
+ALTER TABLE "runner" ADD COLUMN "prompt" TEXT;
+ALTER TABLE "runner" ADD COLUMN "attention" VARCHAR(255);
+ALTER TABLE "runner" ADD COLUMN "attention_at" REAL;
+ALTER TABLE "runner" ADD COLUMN "limit_resets_at" REAL;
+ALTER TABLE "runner" ADD COLUMN "resume_on_limit" INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE "runner" ADD COLUMN "worktree" TEXT;
+ALTER TABLE "runner" ADD COLUMN "extra_args" TEXT NOT NULL DEFAULT '[]';
+"""
+
+
+def _migration_5(db: pw.Database) -> None:
+    """Agent profiles (batch and resume templates, worktrees, limits); runners' mode, prompt,
+    attention, limit reset and worktree."""
+    _run_sql(db, _V5)
+
+
 # Ordered; MIGRATIONS[i] takes the schema from version i to i + 1. Never edit a released one.
 MIGRATIONS: list[Callable[[pw.Database], None]] = [
-    _migration_1, _migration_2, _migration_3, _migration_4,
+    _migration_1, _migration_2, _migration_3, _migration_4, _migration_5,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -390,7 +479,37 @@ def init_db(path: Path) -> pw.SqliteDatabase:
         with db.atomic():
             MIGRATIONS[target](db)
             db.execute_sql(f"PRAGMA user_version = {target + 1}")
+    sync_builtin_profiles()
     return db
+
+
+def sync_builtin_profiles(now: float | None = None) -> int:
+    """Keep the built-in profiles' rows equal to :data:`BUILTIN_PROFILES` (this version's);
+    a no-op write-free check when they are. Users copy a built-in to change it. How many rows
+    were written."""
+    present = {row[1] for row in DB.execute_sql('PRAGMA table_info("profile")')}
+    if present != set(Profile._meta.sorted_field_names):
+        return 0  # an older schema, only ever seen when a test stops migrations midway
+    columns = [f for f in Profile._meta.sorted_field_names if f not in ("id", "created_at")]
+    defaults = {name: Profile._meta.fields[name].default for name in columns}
+    existing = {p.name: p for p in Profile.select().where(Profile.builtin)}
+    written = 0
+    for spec in BUILTIN_PROFILES:
+        wanted = {
+            name: spec.get(name, default() if callable(default) else default)
+            for name, default in defaults.items()
+        }
+        wanted["builtin"] = True
+        row = existing.get(spec["name"])
+        if row is not None and all(getattr(row, k) == v for k, v in wanted.items()):
+            continue
+        with DB.atomic():
+            if row is None:
+                Profile.create(**wanted, created_at=time.time() if now is None else now)
+            else:
+                Profile.update(**wanted).where(Profile.id == row.id).execute()
+        written += 1
+    return written
 
 
 def _backup(db: pw.SqliteDatabase, path: Path, version: int) -> None:

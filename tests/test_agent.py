@@ -343,7 +343,7 @@ def test_usage_errors_register_nothing(sup, project):
         )  # fmt: skip
     with agent(sup.root, "--project", project) as proc:
         assert finish(proc) == (
-            2, "", "stratavore-agent: nothing to run; usage: "
-            "stratavore-agent [--project NAME] -- CMD ARGS...\n",
+            2, "", "stratavore-agent: nothing to run; usage: stratavore-agent [--project NAME] "
+            "[--profile NAME [--resume SESSION]] -- CMD ARGS...\n",
         )  # fmt: skip
     assert sup.daemon.api.get("/api/v1/runners", all=1) == before

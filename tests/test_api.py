@@ -407,7 +407,7 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | re.Pattern[str]
      invalid("$.pid")),
     ("register-command-empty", "POST", "/api/v1/runners/register",
      {"body": {"command": [], "pid": "{agent_pid}", "cwd": "{folder}"}}, 422, "invalid",
-     invalid("$.command")),
+     "Give the command to run, or a profile."),
     ("register-cwd-empty", "POST", "/api/v1/runners/register",
      {"body": {"command": ["x"], "pid": "{agent_pid}", "cwd": ""}}, 422, "invalid",
      invalid("$.cwd")),
@@ -459,6 +459,30 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | re.Pattern[str]
     ("restart-agent", "POST", "/api/v1/runners/{agent}/restart", {}, 409, "conflict",
      "Runner {agent} was started outside the supervisor (stratavore-agent); restart it "
      "where it runs."),
+    # POST /runners/{id}/resume
+    ("resume-id-word", "POST", "/api/v1/runners/abc/resume", {"body": {}}, 400, "bad_request",
+     "Runner id must be a number, got 'abc'."),
+    ("resume-unknown", "POST", "/api/v1/runners/999/resume", {"body": {}}, 404, "not_found",
+     "Runner 999 does not exist."),
+    ("resume-running", "POST", "/api/v1/runners/{busy}/resume", {"body": {}}, 409, "conflict",
+     "Runner {busy} is running; only a paused or finished runner can be resumed."),
+    ("resume-no-session", "POST", "/api/v1/runners/{finished}/resume", {"body": {}}, 409,
+     "conflict", "Runner {finished} has no agent session to resume (it has no profile); "
+     "restart it instead."),
+    ("resume-agent", "POST", "/api/v1/runners/{agent}/resume", {"body": {}}, 409, "conflict",
+     "Runner {agent} ran in a terminal; resume it in one with `stratavore-agent`."),
+    ("resume-mode-word", "POST", "/api/v1/runners/{finished}/resume",
+     {"body": {"mode": "later"}}, 422, "invalid", invalid("$.mode")),
+    # POST /hooks
+    ("hooks-no-runner", "POST", "/api/v1/hooks", {"body": {"hook_event_name": "Stop"}}, 401,
+     "unauthorized", "Missing X-Stratavore-Runner header (the runner's id)."),
+    # GET /sessions
+    ("sessions-limit-word", "GET", "/api/v1/sessions", {"params": {"limit": "x"}}, 400,
+     "bad_request", "Query parameter limit must be a whole number >= 1, got 'x'."),
+    ("sessions-project-unknown", "GET", "/api/v1/sessions", {"params": {"project": "nope"}},
+     404, "not_found", "Project 'nope' does not exist."),
+    ("events-wait-word", "GET", "/api/v1/events", {"params": {"wait": "soon"}}, 400,
+     "bad_request", "Query parameter wait must be a whole number >= 0, got 'soon'."),
     # GET /runners/{id}/logs
     ("logs-id-word", "GET", "/api/v1/runners/abc/logs", {}, 400, "bad_request",
      "Runner id must be a number, got 'abc'."),
@@ -744,7 +768,7 @@ ADMIN_ROUTES = [(m, p) for m, p, _, _, _, auth in sc.ROUTES if auth == "admin"]
     ],
 )  # fmt: skip
 def test_every_admin_route_refuses_a_missing_or_wrong_token(world, auth, message):
-    assert len(ADMIN_ROUTES) == 33 and ("get", "/metrics") in ADMIN_ROUTES
+    assert len(ADMIN_ROUTES) == 35 and ("get", "/metrics") in ADMIN_ROUTES
     before = snapshot(world)
     for method, path in ADMIN_ROUTES:
         concrete, kwargs = route_request(world, method, path)

@@ -23,7 +23,7 @@ from supervisor import __version__
 from tests.conftest import REPO, SLEEP, Daemon, wait_for
 
 STATES = ["queued", "starting", "running", "backoff", "stopping"]
-STATES += ["stopped", "exited", "failed", "fatal", "lost"]
+STATES += ["stopped", "exited", "failed", "fatal", "lost", "paused"]
 RUNNER_FIELDS = {
     "id", "project", "state", "pid", "exit_code", "reason", "started_at", "ended_at",
     "last_heartbeat", "cpu_percent", "rss_bytes",
@@ -256,13 +256,20 @@ def test_profiles_lists_the_builtins(live):
     profiles = live.cli.json("profiles")
     assert [p["name"] for p in profiles] == ["aider", "claude", "codex", "gemini", "shell"]
     assert all(p["builtin"] for p in profiles)
-    assert {p["name"]: p["command"] for p in profiles} == {
+    assert {p["name"]: p["binaries"] for p in profiles} == {
         "aider": ["aider"], "claude": ["claude"], "codex": ["codex"], "gemini": ["gemini"],
-        "shell": ["{shell}"],
+        "shell": [],
     }  # fmt: skip
+    claude = next(p for p in profiles if p["name"] == "claude")
+    assert claude["command"] == [
+        "{binary}", "--session-id", "{session_id}", "--settings", "{hooks}", "{args}"
+    ]  # fmt: skip
+    assert claude["hooks"] and claude["resume"] and claude["batch"]
+    assert [p["name"] for p in profiles if p["resume"]] == ["claude", "codex", "gemini"]
     rows = table(live.cli.ok("profiles"))
-    assert rows[0] == ["NAME", "COMMAND", "RESTART", "BUILTIN"]
-    assert rows[2] == ["claude", "claude", "never", "yes"]
+    assert rows[0] == ["NAME", "PROGRAM", "MODES", "ATTENTION", "BUILTIN"]
+    assert rows[1] == ["aider", "aider", "interactive", "batch", "heuristic", "yes"]
+    assert rows[2] == ["claude", "claude", "interactive", "batch", "resume", "hooks", "yes"]
 
 
 def test_launch_over_the_cap(live):
@@ -570,15 +577,25 @@ def test_kill_all_of_a_project_stops_only_that_project(daemon, project_dir, tmp_
     env = {**os.environ, "STRATAVORE_HOME": str(daemon.root), "PYTHONPATH": str(REPO)}
     demo = [daemon.launch("demo", SLEEP)["id"] for _ in range(3)]
     keep = daemon.launch("other", SLEEP)["id"]
-    result = subprocess.run([sys.executable, "-m", "supervisor.cli", "kill", "--all", "--project",
-                             "demo"], env=env, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "supervisor.cli", "kill", "--all", "--project", "demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == "".join(f"stopping runner {i}\n" for i in demo)
     for runner_id in demo:
         assert daemon.wait_state(runner_id, "stopped")["exit_code"] == 143
     assert daemon.runner(keep)["state"] in ("starting", "running")
-    result = subprocess.run([sys.executable, "-m", "supervisor.cli", "kill", "--all"], env=env,
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "supervisor.cli", "kill", "--all"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.stdout == f"stopping runner {keep}\n"
     assert daemon.wait_state(keep, "stopped")["reason"] == "stopped by user"
 
@@ -587,8 +604,13 @@ def test_raising_a_cap_with_set_starts_the_queued_runner(daemon, project_dir):
     env = {**os.environ, "STRATAVORE_HOME": str(daemon.root), "PYTHONPATH": str(REPO)}
 
     def cli(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "supervisor.cli", *argv], env=env,
-                              capture_output=True, text=True, timeout=30)
+        return subprocess.run(
+            [sys.executable, "-m", "supervisor.cli", *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
 
     daemon.project("demo", project_dir, max_runners=1)
     daemon.launch("demo", SLEEP)
@@ -611,7 +633,11 @@ def test_raising_a_cap_with_set_starts_the_queued_runner(daemon, project_dir):
 
     bad = cli("set", "max_runners_global", "many")
     assert (bad.returncode, bad.stderr) == (
-        2, "stratavore: Setting max_runners_global takes int values.\n")
+        2,
+        "stratavore: Setting max_runners_global takes int values.\n",
+    )
     bad = cli("set", "stop_timeout", "5", "--project", "demo")
     assert (bad.returncode, bad.stderr) == (
-        2, "stratavore: --project goes only with max_runners_per_project\n")
+        2,
+        "stratavore: --project goes only with max_runners_per_project\n",
+    )

@@ -8,9 +8,12 @@ channel's :class:`Coalescer` which of the due deliveries go out now and as what 
 Defaults, chosen for a demanding user who wants every outcome and no chatter:
 
 - types: the end of a run (``runner.exited``, ``runner.failed``, ``runner.fatal``,
-  ``runner.lost``), ``runner.unresponsive`` and the budget alarms (``budget.*`` but not the
-  ``budget.rollover`` report); not the routine steps (queued, starting, running, stopping,
-  stopped by the user, backoff before a restart) nor ``supervisor.*`` or ``usage.*``.
+  ``runner.lost``), ``runner.unresponsive``, an agent waiting for the user
+  (``runner.needs_input``, ``runner.finished_turn``), provider limits (``runner.paused``,
+  ``runner.limit``, ``runner.resume_failed``), a kept worktree, and the budget alarms
+  (``budget.*`` but not the ``budget.rollover`` report); not the routine steps (queued,
+  starting, running, working, idle, stopping, stopped by the user, backoff before a restart)
+  nor ``supervisor.*`` or ``usage.*``.
 - minimum severity: ``info`` (a clean exit is info, and is what one waits for).
 - quiet hours: none. When set, events below ``error`` are *held* (not dropped) until the quiet
   period ends, then go out, folded into one summary when there are many; ``error`` and
@@ -47,6 +50,12 @@ DEFAULT_TYPES = (
     "runner.fatal",
     "runner.lost",
     "runner.unresponsive",
+    "runner.needs_input",  # waiting for the user: the reason to have notifications at all
+    "runner.finished_turn",  # (interactive runs only: a batch run's end is its exit)
+    "runner.paused",  # at a provider limit, with its reset time
+    "runner.limit",
+    "runner.resume_failed",
+    "runner.worktree_kept",
     "budget.*",
     "!budget.rollover",  # a period's report: the app shows it; not worth a push
 )
@@ -275,6 +284,10 @@ def _state_phrases() -> dict[str, tuple[str, str]]:
     for state, title in events.STATE_TITLES.items():
         plural = re.sub(r"^was ", "were ", re.sub(r"^is ", "are ", title))
         phrases[events.runner_state_type(RunnerState(state))] = (title, plural)
+    for attention, title in events.ATTENTION_TITLES.items():
+        plural = re.sub(r"^is ", "are ", re.sub(r"^needs ", "need ", re.sub(r"^finished its ",
+                        "finished their ", title)))  # fmt: skip
+        phrases[events.attention_type(attention)] = (title, plural)
     phrases[events.RUNNER_UNRESPONSIVE] = ("is unresponsive", "are unresponsive")
     phrases[events.RUNNER_RESPONSIVE] = ("is responsive again", "are responsive again")
     return phrases

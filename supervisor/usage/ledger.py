@@ -53,11 +53,13 @@ class Attribution:
 
     @classmethod
     def load(cls) -> Attribution:
-        projects = sorted(
-            ((_norm(p.path), p.id) for p in Project.select(Project.id, Project.path)),
-            key=lambda item: len(item[0]),
-            reverse=True,
+        folders = [(_norm(p.path), p.id) for p in Project.select(Project.id, Project.path)]
+        # a runner's own git worktree (under the data dir) belongs to the runner's project
+        worktrees = Runner.select(Runner.project, Runner.worktree).where(
+            Runner.worktree.is_null(False)
         )
+        folders += [(_norm(tree["path"]), project_id) for project_id, tree in worktrees.tuples()]
+        projects = sorted(folders, key=lambda item: len(item[0]), reverse=True)
         found = cls(projects=projects)
         query = Runner.select(
             Runner.id, Runner.project, Runner.session_id, Runner.started_at, Runner.ended_at

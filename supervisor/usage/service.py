@@ -118,6 +118,7 @@ class UsageService:
                 None, lambda: run_import(prices, mode, self.env, self.home, clock=self.clock)
             )
         self._after(report.runner_tokens)
+        self.manager.learn_sessions()  # Codex runs learn their session id from its log
         if report.skipped or report.unknown_models:
             self._report_problems(report)
         if report.written:
