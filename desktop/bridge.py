@@ -2,8 +2,9 @@
 
 Embedded or not, the tray app talks to the supervisor the same way, through the API with the
 admin token, on the qasync loop: requests never block the GUI thread. The bridge keeps the
-latest :class:`Snapshot` (refreshed every few seconds and after each action) and tells the
-windows through Qt signals; it holds no business logic.
+latest :class:`Snapshot` (refreshed as soon as the supervisor writes an event, at least every
+half minute, and after each action) and tells the windows through Qt signals; it holds no
+business logic.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import math
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,8 +33,10 @@ def spawn(work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
     return task
 
 
-REFRESH_S = 2.0  # how often the bridge looks for news
+REFRESH_S = 2.0  # the whole snapshot this often while a window shows live figures
 FULL_REFRESH_S = 30.0  # the whole snapshot at least this often (usage, CPU, memory move quietly)
+NEWS_WAIT_S = 25  # how long one request for news may wait at the supervisor (whole seconds)
+RETRY_S = 2.0  # after a failed refresh, or a supervisor that answers without waiting
 Json = dict[str, Any]
 
 
@@ -43,6 +47,16 @@ class BridgeError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def needs_user(runner: Json) -> bool:
+    """Whether a runner needs the user: waiting for input (agents that report it), paused at
+    a provider limit, unresponsive, or backing off."""
+    return (
+        runner["attention"] == "needs_input"
+        or runner["state"] in ("paused", "backoff")
+        or runner["unresponsive"]
+    )
 
 
 @dataclass
@@ -59,8 +73,8 @@ class Snapshot:
 
     @property
     def attention(self) -> list[Json]:
-        """Runners that need the user: unresponsive, or (agents that report it) waiting."""
-        return [r for r in self.runners if r["unresponsive"] or r["state"] == "backoff"]
+        """Runners that need the user (see :func:`needs_user`)."""
+        return [r for r in self.runners if needs_user(r)]
 
     @property
     def tightest_budget(self) -> Json | None:
@@ -85,8 +99,22 @@ class Bridge(QObject):
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._refreshing: asyncio.Lock | None = None
-        self.watchers = 0  # open windows that show live figures: refresh fully every tick
+        self._watchers = 0
+        self._asking: asyncio.Task[Any] | None = None  # the request waiting for news
         self._full_at = 0.0
+
+    @property
+    def watchers(self) -> int:
+        """Open windows that show live figures (CPU, memory): while there are any, the whole
+        snapshot is refreshed every :data:`REFRESH_S`."""
+        return self._watchers
+
+    @watchers.setter
+    def watchers(self, count: int) -> None:
+        more = count > self._watchers
+        self._watchers = count
+        if more and self._asking is not None:
+            self._asking.cancel()  # stop waiting for news: the window wants figures now
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -102,38 +130,73 @@ class Bridge(QObject):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._session is not None:
-            await self._session.close()
+        if self._session is not None and self._refreshing is not None:
+            async with self._refreshing:  # a refresh under way ends first; later ones see it
+                await self._session.close()
 
     async def _poll(self) -> None:
-        """Every state change is an event: between full refreshes, one small request asks
-        whether any came, and only then is everything fetched (idle, the tray costs the
-        supervisor one cheap request every two seconds)."""
+        """Every state change is an event: between full refreshes, one request waits at the
+        supervisor until an event is written (``GET /events?wait=``), and everything is then
+        fetched at once. A hook's attention change reaches the tray in milliseconds, and an
+        idle tray costs the supervisor one request every :data:`NEWS_WAIT_S` seconds."""
         loop = asyncio.get_running_loop()
         while True:
             try:
-                if self.watchers or loop.time() - self._full_at >= FULL_REFRESH_S:
+                period = REFRESH_S if self.watchers else FULL_REFRESH_S
+                due = self._full_at + period - loop.time()
+                if due <= 0:
                     await self.refresh()
-                else:
-                    since = self.snapshot.last_event_id
-                    news = await self.request(
-                        "GET", "/api/v1/events", params={"since": since, "limit": 1}
-                    )
-                    if news:
-                        await self.refresh()
+                    continue
+                wait = min(NEWS_WAIT_S, math.ceil(due))
+                asked = loop.time()
+                news = await self._news(wait)
+                if news is None or news:  # news, or a window opened and wants figures now
+                    await self.refresh()
+                elif loop.time() - asked < wait / 2:
+                    # it did not wait (shutting down, or too old to): don't spin
+                    await asyncio.sleep(RETRY_S)
             except (aiohttp.ClientError, BridgeError, TimeoutError) as exc:
                 log.warning("desktop: refresh failed: %s", exc)
-            await asyncio.sleep(REFRESH_S)
+                await asyncio.sleep(RETRY_S)
+
+    async def _news(self, wait: int) -> list[Json] | None:
+        """Events after the snapshot's, waiting up to ``wait`` seconds for the first; None
+        when a window opening cut the wait short."""
+        since = self.snapshot.last_event_id
+        self._asking = asyncio.ensure_future(
+            self.request(
+                "GET",
+                "/api/v1/events",
+                params={"since": since, "limit": 1, "wait": wait},
+                timeout=wait + 10,
+            )
+        )
+        try:
+            return await self._asking
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the bridge is closing
+            return None
+        finally:
+            self._asking = None
 
     # --- requests --------------------------------------------------------------------------
     async def request(
-        self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> Any:
-        """One API call; the decoded answer, or BridgeError with the supervisor's sentence."""
+        """One API call; the decoded answer, or BridgeError with the supervisor's sentence.
+        ``timeout``: seconds, for a request the supervisor holds (default: the session's)."""
         assert self._session is not None, "start() first"
         query = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        held = {} if timeout is None else {"timeout": aiohttp.ClientTimeout(total=timeout)}
         async with self._session.request(
-            method, self.url + path, json=body, params=query
+            method, self.url + path, json=body, params=query, **held
         ) as response:
             if response.status == 204:
                 return None
@@ -162,8 +225,10 @@ class Bridge(QObject):
             log.warning("desktop: refresh failed: %s", exc)
 
     async def refresh(self) -> Snapshot:
-        assert self._refreshing is not None
+        assert self._refreshing is not None and self._session is not None
         async with self._refreshing:
+            if self._session.closed:  # closed while this waited for the one before
+                return self.snapshot
             self._full_at = asyncio.get_running_loop().time()
             since = self.snapshot.last_event_id
             status, runners, projects, profiles, budgets, today, new = await asyncio.gather(
@@ -173,7 +238,12 @@ class Bridge(QObject):
                 self.request("GET", "/api/v1/profiles"),
                 self.request("GET", "/api/v1/budgets"),
                 self.request("GET", "/api/v1/usage/daily", params={"since": _today()}),
-                self.request("GET", "/api/v1/events", params={"since": since, "limit": 200}),
+                # the first refresh takes the history as read: only its newest id matters
+                self.request(
+                    "GET",
+                    "/api/v1/events",
+                    params={"since": since, "limit": 200} if since else {"last": 1},
+                ),
             )
             self.snapshot = Snapshot(
                 status=status,
@@ -191,14 +261,17 @@ class Bridge(QObject):
 
     # --- actions ---------------------------------------------------------------------------
     async def launch(
-        self, project: str, profile: str | None, command: list[str] | None = None
+        self, project: str, profile: str | None, command: list[str] | None = None, **fields: Any
     ) -> Json | None:
-        body: Json = {"project": project}
-        if profile:
-            body["profile"] = profile
-        if command:
-            body["command"] = command
+        """Launch a runner; ``fields``: the launch's other options (mode, prompt,
+        resume_session, worktree...), left out when None."""
+        given = {"profile": profile, "command": command or None, **fields}
+        body = {"project": project, **{k: v for k, v in given.items() if v is not None}}
         return await self.act("POST", "/api/v1/runners", body)
+
+    async def resume(self, runner_id: int) -> None:
+        """Continue the runner's own agent session (a paused runner at once)."""
+        await self.act("POST", f"/api/v1/runners/{runner_id}/resume", {})
 
     async def stop(self, runner_id: int) -> None:
         await self.act("POST", f"/api/v1/runners/{runner_id}/stop", {})
@@ -214,6 +287,12 @@ class Bridge(QObject):
 
     async def usage(self, kind: str, **params: Any) -> Json:
         return await self.request("GET", f"/api/v1/usage/{kind}", params=params)
+
+    async def sessions(self, project: str | None = None, limit: int = 200) -> list[Json]:
+        """Agent sessions, most recently active first (of one project, or all)."""
+        return await self.request(
+            "GET", "/api/v1/sessions", params={"project": project, "limit": limit}
+        )
 
 
 def _today() -> str:

@@ -1,4 +1,5 @@
-"""The dashboard window: runners, projects, budgets, events, dead letters and usage charts.
+"""The dashboard window: runners, agent sessions, projects, budgets, events, dead letters and
+usage charts.
 
 It shows what the bridge's snapshot and the API return and acts only through the bridge. The
 snapshot tabs (runners, projects, budgets) follow ``Bridge.changed``; the others fetch their
@@ -16,6 +17,7 @@ from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QFrame,
     QGridLayout,
     QHBoxLayout,
@@ -39,9 +41,12 @@ from desktop.models import (
     KeyedTableModel,
     ProjectsModel,
     RunnersModel,
+    SessionsModel,
     local_time,
     sorted_proxy,
 )
+from desktop.prompt import PromptDialog, ask_prompt
+from desktop.terminal import run_in_terminal
 
 log = logging.getLogger("stratavore.desktop")
 FETCH_INTERVAL_MS = 10_000  # how often a visible fetching tab asks again
@@ -159,6 +164,108 @@ class RunnersTab(QWidget):
         for runner in self.selected():
             if runner["log_path"]:
                 QDesktopServices.openUrl(QUrl.fromLocalFile(runner["log_path"]))
+
+
+# --- sessions ---------------------------------------------------------------------------------
+class SessionsTab(QWidget):
+    """Agent sessions, most recently active first, of one project or all; the selected one is
+    resumed in a terminal (``stratavore-agent --resume``) or in the background with a prompt.
+
+    ``wants_fetch`` asks the dashboard for :meth:`fetch` (the project filter changed).
+    """
+
+    wants_fetch = Signal()
+
+    def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bridge = bridge
+        self.model = SessionsModel(self)
+        self.view = _table(self.model, 0, Qt.SortOrder.DescendingOrder)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.project = QComboBox()
+        self.project.addItem("All projects", None)
+        self.terminal_button = QPushButton("Resume in terminal")
+        self.background_button = QPushButton("Resume in background…")
+        self.prompt: PromptDialog | None = None  # the open prompt of a background resume
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.project)
+        buttons.addWidget(self.terminal_button)
+        buttons.addWidget(self.background_button)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(buttons)
+        layout.addWidget(self.view)
+        self.project.currentIndexChanged.connect(lambda _i: self.wants_fetch.emit())
+        self.terminal_button.clicked.connect(self.resume_in_terminal)
+        self.background_button.clicked.connect(self.resume_in_background)
+        self.view.selectionModel().selectionChanged.connect(self._enable)
+        self._enable()
+
+    def update_projects(self, projects: list[Json]) -> None:
+        """The filter's choices: every project (the one chosen stays chosen while it exists)."""
+        names = [p["name"] for p in projects]
+        if names == [self.project.itemData(i) for i in range(1, self.project.count())]:
+            return
+        chosen = self.project.currentData()
+        self.project.blockSignals(True)
+        self.project.clear()
+        self.project.addItem("All projects", None)
+        for name in names:
+            self.project.addItem(name, name)
+        self.project.setCurrentIndex(max(0, self.project.findData(chosen)))
+        self.project.blockSignals(False)
+        if self.project.currentData() != chosen:
+            self.wants_fetch.emit()
+
+    async def fetch(self) -> None:
+        self.model.update(await self.bridge.sessions(self.project.currentData()))
+        self._enable()
+
+    def selected(self) -> Json | None:
+        chosen = _selected(self.view, self.model)
+        return chosen[0] if chosen else None
+
+    def plan(self, template: str) -> tuple[Json, Json, Json] | None:
+        """(session, its project, a profile of its agent with ``template``: "resume" or
+        "resume_batch") for the selected session, or None when it cannot be resumed so."""
+        session = self.selected()
+        if session is None or not session["resumable"]:
+            return None
+        snapshot = self.bridge.snapshot
+        project = next((p for p in snapshot.projects if p["name"] == session["project"]), None)
+        profile = next(
+            (f for f in snapshot.profiles if f["agent"] == session["agent"] and f[template]),
+            None,
+        )
+        return None if project is None or profile is None else (session, project, profile)
+
+    def _enable(self) -> None:
+        self.terminal_button.setEnabled(self.plan("resume") is not None)
+        self.background_button.setEnabled(self.plan("resume_batch") is not None)
+
+    def resume_in_terminal(self) -> None:
+        plan = self.plan("resume")
+        if plan is not None:
+            session, project, profile = plan
+            run_in_terminal(
+                project["name"], project["path"], profile=profile["name"],
+                resume=session["session_id"],
+            )  # fmt: skip
+
+    def resume_in_background(self) -> None:
+        plan = self.plan("resume_batch")
+        if plan is None:
+            return
+        session, project, profile = plan
+
+        async def launch(prompt: str, _worktree: bool) -> None:
+            await self.bridge.launch(
+                project["name"], profile["name"], mode="batch", prompt=prompt,
+                resume_session=session["session_id"],
+            )  # fmt: skip
+
+        what = f"{profile['name']} session {session['session_id'][:8]} in {project['name']}"
+        self.prompt = ask_prompt(what, launch, parent=self)
 
 
 # --- budgets ----------------------------------------------------------------------------------
@@ -327,8 +434,9 @@ class DeadLettersTab(QWidget):
 class Dashboard(QMainWindow):
     """The main window.
 
-    ``fetched(str)``: a fetching tab (``"events"``, ``"dead"``, ``"usage"``) has drawn what
-    it fetched. ``fetch_failed(str)``: a fetch failed; the sentence (also in the status bar).
+    ``fetched(str)``: a fetching tab (``"sessions"``, ``"events"``, ``"dead"``, ``"usage"``)
+    has drawn what it fetched. ``fetch_failed(str)``: a fetch failed; the sentence (also in
+    the status bar).
     """
 
     fetched = Signal(str)
@@ -340,6 +448,7 @@ class Dashboard(QMainWindow):
         self.setWindowTitle("Stratavore")
         self.resize(1100, 720)
         self.runners = RunnersTab(bridge)
+        self.sessions = SessionsTab(bridge)
         self.projects = ProjectsModel(self)
         self.projects_view = _table(self.projects, 0, Qt.SortOrder.AscendingOrder)
         self.budgets = BudgetsTab()
@@ -348,6 +457,7 @@ class Dashboard(QMainWindow):
         self.usage = UsagePanel(bridge)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.runners, "Runners")
+        self.tabs.addTab(self.sessions, "Sessions")
         self.tabs.addTab(self.projects_view, "Projects")
         self.tabs.addTab(self.budgets, "Budgets")
         self.tabs.addTab(self.events, "Events")
@@ -355,7 +465,7 @@ class Dashboard(QMainWindow):
         self.tabs.addTab(self.usage, "Usage")
         self.setCentralWidget(self.tabs)
         self._names: dict[QWidget, str] = {self.events: "events", self.dead: "dead"}
-        self._names[self.usage] = "usage"
+        self._names.update({self.usage: "usage", self.sessions: "sessions"})
         self._busy: set[QWidget] = set()
         self._again: set[QWidget] = set()
         self.timer = QTimer(self)
@@ -363,6 +473,7 @@ class Dashboard(QMainWindow):
         self.timer.timeout.connect(self.fetch_current)
         self.tabs.currentChanged.connect(lambda _i: self.fetch_current())
         self.usage.wants_fetch.connect(lambda: self.fetch_page(self.usage))
+        self.sessions.wants_fetch.connect(lambda: self.fetch_page(self.sessions))
         bridge.changed.connect(self.show_snapshot)
         bridge.events.connect(self.events.add)
         bridge.failed.connect(lambda text: self.statusBar().showMessage(text, 10_000))
@@ -372,6 +483,7 @@ class Dashboard(QMainWindow):
     def show_snapshot(self) -> None:
         snapshot = self.bridge.snapshot
         self.runners.update_runners(snapshot.runners)
+        self.sessions.update_projects(snapshot.projects)
         self.projects.update(snapshot.projects)
         self.budgets.update_budgets(snapshot.budgets)
         self.tabs.setTabText(0, f"Runners ({len(snapshot.runners)})")
@@ -384,6 +496,9 @@ class Dashboard(QMainWindow):
 
     def show_budgets(self) -> None:
         self.tabs.setCurrentWidget(self.budgets)
+
+    def show_sessions(self) -> None:
+        self.tabs.setCurrentWidget(self.sessions)
 
     # --- what is fetched -----------------------------------------------------------------------
     def fetch_current(self) -> None:

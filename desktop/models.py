@@ -2,8 +2,8 @@
 
 Every refresh hands a model the whole list again; :class:`KeyedTableModel` diffs it against
 what it shows by each row's key, so Qt sees rows inserted, removed or changed, never a reset:
-selections and scroll positions survive the refresh every two seconds, and a view repaints only
-the cells whose text changed. The models format; they decide nothing.
+selections and scroll positions survive the refreshes, and a view repaints only the cells
+whose text changed. The models format; they decide nothing.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from PySide6.QtCore import (
     QSortFilterProxyModel,
     Qt,
 )
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QFont
 
-from desktop.bridge import Json
-from desktop.tray import human_tokens, uptime
+from desktop.bridge import Json, needs_user
+from desktop.tray import activity, human_tokens, reset_time, uptime
 
 SORT_ROLE = Qt.ItemDataRole.UserRole  # a value that sorts right: numbers as numbers
 KEY_ROLE = Qt.ItemDataRole.UserRole + 1  # the row's key (a runner's id, an event's id)
@@ -80,7 +80,7 @@ class Column:
     color: Callable[[Json], str | None] | None = None  # a colour name, for the text
 
 
-Cell = tuple[str, Any, str | None, str | None]  # text, sort value, tooltip, colour
+Cell = tuple[str, Any, str | None, str | None, bool]  # text, sort value, tooltip, colour, bold
 
 
 class KeyedTableModel(QAbstractTableModel):
@@ -97,6 +97,8 @@ class KeyedTableModel(QAbstractTableModel):
         self._cells: list[tuple[Cell, ...]] = []
         self._where: dict[Hashable, int] = {}
         self._brushes: dict[str, QBrush] = {}
+        self._bold = QFont()
+        self._bold.setBold(True)
 
     # --- reading ---------------------------------------------------------------------------------
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
@@ -128,6 +130,8 @@ class KeyedTableModel(QAbstractTableModel):
             if brush is None:
                 brush = self._brushes[cell[3]] = QBrush(QColor(cell[3]))
             return brush
+        if role == Qt.ItemDataRole.FontRole and cell[4]:
+            return self._bold
         if role == Qt.ItemDataRole.TextAlignmentRole and self.columns[column].numeric:
             return _RIGHT
         if role == KEY_ROLE:
@@ -143,9 +147,14 @@ class KeyedTableModel(QAbstractTableModel):
     def keys(self) -> list[Hashable]:
         return list(self._keys)
 
+    def strong(self, row: Json) -> bool:
+        """Whether the row is shown in bold (it needs the user)."""
+        return False
+
     # --- writing ---------------------------------------------------------------------------------
     def _render(self, row: Json) -> tuple[Cell, ...]:
         cells = []
+        bold = self.strong(row)
         for column in self.columns:
             text = column.text(row)
             cells.append((
@@ -153,6 +162,7 @@ class KeyedTableModel(QAbstractTableModel):
                 column.sort(row) if column.sort is not None else text,
                 column.tip(row) if column.tip is not None else None,
                 column.color(row) if column.color is not None else None,
+                bold,
             ))  # fmt: skip
         return tuple(cells)
 
@@ -247,6 +257,19 @@ def _or_minus(value: Any, fmt: str = "{}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
+def _attention(runner: Json) -> str:
+    """Its agent's attention ("needs input"), or until when it is paused at a limit."""
+    if runner["state"] == "paused" and runner["limit_resets_at"]:
+        return f"paused until {reset_time(runner['limit_resets_at'])}"
+    return activity(runner)
+
+
+def _attention_tip(runner: Json) -> str | None:
+    if runner["state"] == "paused":
+        return runner["reason"]
+    return f"since {local_time(runner['attention_at'])}" if runner["attention_at"] else None
+
+
 class RunnersModel(KeyedTableModel):
     """The active runners (``Snapshot.runners``), one row per runner id."""
 
@@ -255,6 +278,12 @@ class RunnersModel(KeyedTableModel):
         Column("Project", lambda r: r["project"]),
         Column("Profile / command", _what, tip=lambda r: " ".join(r["command"])),
         Column("State", _state, tip=lambda r: r["reason"], color=_state_color),
+        Column(
+            "Attention",
+            _attention,
+            tip=_attention_tip,
+            color=lambda r: ATTENTION if needs_user(r) and _attention(r) else None,
+        ),
         Column("PID", lambda r: _or_minus(r["pid"]), lambda r: r["pid"] or 0, numeric=True),
         Column(
             "CPU %",
@@ -279,6 +308,9 @@ class RunnersModel(KeyedTableModel):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(lambda runner: runner["id"], parent)
+
+    def strong(self, row: Json) -> bool:
+        return needs_user(row)
 
 
 # --- projects, events, dead letters -----------------------------------------------------------
@@ -348,3 +380,36 @@ class DeadLettersModel(KeyedTableModel):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(lambda dead: dead["id"], parent)
+
+
+# --- sessions ---------------------------------------------------------------------------------
+class SessionsModel(KeyedTableModel):
+    """Agent sessions (``GET /sessions``), by agent and session id; a session that cannot be
+    resumed says why."""
+
+    columns = (
+        Column(
+            "Last activity",
+            lambda s: local_time(s["last_activity"]),
+            lambda s: s["last_activity"] or "",
+        ),
+        Column("Agent", lambda s: s["agent"]),
+        Column("Project", lambda s: s["project"] or "-"),
+        Column(
+            "Runner",
+            lambda s: _or_minus(s["runner_id"], "#{}"),
+            lambda s: s["runner_id"] or 0,
+            numeric=True,
+        ),
+        Column("Tokens", lambda s: human_tokens(s["tokens"]), lambda s: s["tokens"], numeric=True),
+        Column("Cost", lambda s: f"${s['cost_usd']:,.2f}", lambda s: s["cost_usd"], numeric=True),
+        Column(
+            "Resumable",
+            lambda s: "yes" if s["resumable"] else f"no: {s['why_not']}",
+            tip=lambda s: s["why_not"],
+        ),
+        Column("Session", lambda s: s["session_id"]),
+    )
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(lambda session: (session["agent"], session["session_id"]), parent)

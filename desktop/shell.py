@@ -56,6 +56,7 @@ class Shell:
         self.tray = tray = Tray(bridge, self.notifier)
         self.notifier.fallback = tray.icon
         tray.dashboard_requested.connect(self.show_dashboard)
+        tray.sessions_requested.connect(self.show_sessions)
         tray.settings_requested.connect(self.show_settings)
         tray.quit_requested.connect(self.ask_quit)
         bridge.failed.connect(lambda text: tray.icon.showMessage("Stratavore", text))
@@ -125,6 +126,11 @@ class Shell:
         self.dashboard.show()
         self.dashboard.raise_()
         self.dashboard.activateWindow()
+
+    def show_sessions(self) -> None:
+        self.show_dashboard()
+        assert self.dashboard is not None
+        self.dashboard.show_sessions()
 
     def show_settings(self) -> None:
         from desktop.settings import SettingsDialog

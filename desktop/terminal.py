@@ -23,16 +23,28 @@ LINUX_TERMINALS: list[tuple[str, list[str]]] = [
 
 
 def agent_command(
-    project: str, command: Sequence[str], frozen: bool = getattr(sys, "frozen", False)
+    project: str,
+    command: Sequence[str] = (),
+    *,
+    profile: str | None = None,
+    resume: str | None = None,
+    frozen: bool = getattr(sys, "frozen", False),
 ) -> list[str]:
-    """``stratavore-agent`` wrapping ``command`` for ``project``: the program beside this one
-    in a frozen bundle (there ``sys.executable`` is the tray app), else this Python's module."""
+    """``stratavore-agent`` for ``project``: running ``profile`` (the supervisor renders its
+    command line, with the session id and Claude's hooks), continuing its session ``resume``,
+    or wrapping ``command`` (with a profile: extra arguments for it). The program beside this
+    one in a frozen bundle (there ``sys.executable`` is the tray app), else this Python's
+    module."""
     if frozen:
         name = "stratavore-agent.exe" if os.name == "nt" else "stratavore-agent"
         agent = [os.path.join(os.path.dirname(sys.executable), name)]
     else:
         agent = [sys.executable, "-m", "supervisor.agent"]
-    return [*agent, "--project", project, "--", *command]
+    argv = agent
+    for flag, value in (("--profile", profile), ("--project", project), ("--resume", resume)):
+        if value:
+            argv += [flag, value]
+    return [*argv, "--", *command] if command else argv
 
 
 def terminal_argv(
@@ -78,9 +90,16 @@ def _spawn(argv: list[str], cwd: str) -> None:
     )
 
 
-def run_in_terminal(project: str, cwd: str, command: Sequence[str]) -> None:
-    """Open a terminal in ``cwd`` running ``command`` under ``stratavore-agent``."""
-    _spawn(terminal_argv(agent_command(project, command), cwd), cwd)
+def run_in_terminal(
+    project: str,
+    cwd: str,
+    command: Sequence[str] = (),
+    *,
+    profile: str | None = None,
+    resume: str | None = None,
+) -> None:
+    """Open a terminal in ``cwd`` running ``stratavore-agent`` (see :func:`agent_command`)."""
+    _spawn(terminal_argv(agent_command(project, command, profile=profile, resume=resume), cwd), cwd)
 
 
 def open_terminal(cwd: str) -> None:

@@ -9,15 +9,23 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QUrl, Signal
-from PySide6.QtGui import QAction, QDesktopServices
+from PySide6.QtGui import QAction, QDesktopServices, QFont
 from PySide6.QtWidgets import QFileDialog, QMenu, QSystemTrayIcon
 
-from desktop.bridge import Bridge, Json, Snapshot, spawn
+from desktop.bridge import Bridge, Json, Snapshot, needs_user, spawn
 from desktop.icons import TrayState, tray_icon
 from desktop.notifications import Notifier
+from desktop.prompt import PromptDialog, ask_prompt
 from desktop.terminal import open_terminal, run_in_terminal
 
 RECENT_PROJECTS = 8
+NAMED_IN_TOOLTIP = 3  # runners that need the user, named in the tooltip; the rest counted
+ATTENTION_WORDS = {
+    "needs_input": "needs input",
+    "finished_turn": "finished turn",
+    "working": "working",
+    "idle": "idle",
+}
 
 
 def tray_state(snapshot: Snapshot) -> tuple[TrayState, int]:
@@ -49,12 +57,42 @@ def uptime(runner: Json, now: float | None = None) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+def reset_time(text: str) -> str:
+    """An API timestamp as the hour it comes round in local time: '23:00' today, else
+    'Tue 09:00'."""
+    moment = datetime.datetime.fromisoformat(text).astimezone()
+    today = datetime.datetime.now().astimezone().date()
+    return moment.strftime("%H:%M" if moment.date() == today else "%a %H:%M")
+
+
+def activity(runner: Json) -> str:
+    """What a runner is at beyond its state, in a few words: paused at a provider limit
+    ("paused: limit, resets 23:00"), or what its running agent said it does ("needs input");
+    '' when there is nothing to add."""
+    if runner["state"] == "paused":
+        resets = runner["limit_resets_at"]
+        return "paused: limit" + (f", resets {reset_time(resets)}" if resets else "")
+    if runner["state"] == "running" and runner["attention"]:
+        return ATTENTION_WORDS.get(runner["attention"], runner["attention"].replace("_", " "))
+    return ""
+
+
+def trouble(runner: Json) -> str:
+    """Why a runner of :attr:`Snapshot.attention` needs the user, in a few words."""
+    if runner["attention"] == "needs_input" or runner["state"] == "paused":
+        return activity(runner)
+    return "backing off" if runner["state"] == "backoff" else "unresponsive"
+
+
 def summary(snapshot: Snapshot) -> str:
-    """The tooltip: what runs, what needs the user, today's spend."""
+    """The tooltip: what runs, who needs the user and why ("api: needs input"), today's
+    spend."""
     running = tray_state(snapshot)[1]
     lines = ["Stratavore", f"{running} running" if running else "idle"]
-    if snapshot.attention:
-        lines.append(f"{len(snapshot.attention)} need attention")
+    needy = snapshot.attention
+    lines += [f"{r['project']}: {trouble(r)}" for r in needy[:NAMED_IN_TOOLTIP]]
+    if len(needy) > NAMED_IN_TOOLTIP:
+        lines.append(f"and {len(needy) - NAMED_IN_TOOLTIP} more")
     lines.append(today_line(snapshot))
     return "\n".join(lines)
 
@@ -74,6 +112,7 @@ class Tray(QObject):
     through the bridge."""
 
     dashboard_requested = Signal()
+    sessions_requested = Signal()
     settings_requested = Signal()
     quit_requested = Signal()
 
@@ -89,6 +128,7 @@ class Tray(QObject):
         self.icon.activated.connect(self._activated)
         self._shown_state: tuple[TrayState, int] | None = None
         self._shown_tip = ""
+        self.prompt: PromptDialog | None = None  # the open prompt of a background launch
         bridge.changed.connect(self.update_icon)
         self.update_icon()
         self.rebuild()
@@ -125,6 +165,7 @@ class Tray(QObject):
         if snapshot.runners:
             runners.addSeparator()
             self._add(runners, "Stop all", lambda: self.bridge.stop_all())
+        menu.addAction("Recent sessions…").triggered.connect(self.sessions_requested.emit)
         menu.addSeparator()
         today = menu.addAction(today_line(snapshot))
         today.setEnabled(False)
@@ -142,36 +183,60 @@ class Tray(QObject):
         menu.addAction("Quit Stratavore").triggered.connect(self.quit_requested.emit)
 
     def _quick_launch(self, menu: QMenu, snapshot: Snapshot) -> None:
+        """Per project: each profile in the background (asking for a prompt first when it has
+        a batch mode), and each in a terminal (``stratavore-agent --profile``: the supervisor
+        renders the command line, so Claude Code gets its session id and hooks)."""
         recent = recent_projects(snapshot)
         for project in recent:
             sub = menu.addMenu(project["name"])
             for profile in snapshot.profiles:
-                name = profile["name"]
-                self._add(sub, name, lambda p=project["name"], f=name: self.bridge.launch(p, f))
+                if profile["batch"] is not None:
+                    sub.addAction(profile["name"] + "…").triggered.connect(
+                        lambda _=False, p=project, f=profile: self.launch_with_prompt(p, f)
+                    )
+                else:
+                    name = profile["name"]
+                    self._add(sub, name, lambda p=project["name"], f=name: self.bridge.launch(p, f))
             terminal = sub.addMenu("In a terminal")
             for profile in snapshot.profiles:
                 terminal.addAction(profile["name"]).triggered.connect(
                     lambda _=False, p=project, f=profile: run_in_terminal(
-                        p["name"], p["path"], f["command"]
+                        p["name"], p["path"], profile=f["name"]
                     )
                 )
         if recent:
             menu.addSeparator()
         menu.addAction("New project…").triggered.connect(self._new_project)
 
+    def launch_with_prompt(self, project: Json, profile: Json) -> None:
+        """Ask for the prompt of a batch run of ``profile`` in ``project``, then launch it."""
+
+        async def launch(prompt: str, worktree: bool) -> None:
+            await self.bridge.launch(
+                project["name"], profile["name"], mode="batch", prompt=prompt, worktree=worktree
+            )
+
+        what = f"{profile['name']} in {project['name']}"
+        self.prompt = ask_prompt(what, launch, worktree=profile["worktree"])
+
     def _runner_menu(self, parent: QMenu, runner: Json) -> None:
-        what = runner["profile"] or Path(runner["command"][0]).name
-        flag = " (unresponsive)" if runner["unresponsive"] else ""
-        label = (
-            f"#{runner['id']} {runner['project']} {what} — {runner['state']}{flag}, "
-            f"{uptime(runner)}, {human_tokens(runner['tokens'])} tokens"
-        )
-        sub = parent.addMenu(label)
+        sub = parent.addMenu(runner_label(runner))
+        if needs_user(runner):
+            bold = QFont(sub.menuAction().font())
+            bold.setBold(True)
+            sub.menuAction().setFont(bold)
         log_path = runner.get("log_path")
         action = sub.addAction("Open log")
         action.setEnabled(bool(log_path))
         action.triggered.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(log_path)))
         sub.addAction("Open terminal here").triggered.connect(lambda: open_terminal(runner["cwd"]))
+        if runner["state"] == "paused" and runner["resumable"]:
+            if runner["supervised"]:
+                self._add(sub, "Resume", lambda: self.bridge.resume(runner["id"]))
+            else:
+                sub.addAction("Resume in terminal").triggered.connect(
+                    lambda: resume_in_terminal(runner)
+                )
         self._add(sub, "Stop", lambda: self.bridge.stop(runner["id"]))
         self._add(sub, "Restart", lambda: self.bridge.restart(runner["id"]))
 
@@ -186,6 +251,24 @@ class Tray(QObject):
         if folder:
             name = "".join(c if c.isalnum() or c in "._-" else "-" for c in Path(folder).name)
             spawn(self.bridge.create_project(name.strip("-.") or "project", folder))
+
+
+def runner_label(runner: Json) -> str:
+    """'#12 api claude — needs input, 14m, 1.2M tokens': what it is, and its state or, when
+    there is more to say, its activity."""
+    what = runner["profile"] or Path(runner["command"][0]).name
+    flag = " (unresponsive)" if runner["unresponsive"] else ""
+    return (
+        f"#{runner['id']} {runner['project']} {what} — {activity(runner) or runner['state']}"
+        f"{flag}, {uptime(runner)}, {human_tokens(runner['tokens'])} tokens"
+    )
+
+
+def resume_in_terminal(runner: Json) -> None:
+    """Continue a terminal runner's session in a new terminal, where it ran."""
+    run_in_terminal(
+        runner["project"], runner["cwd"], profile=runner["profile"], resume=runner["session_id"]
+    )
 
 
 def recent_projects(snapshot: Snapshot) -> list[Json]:

@@ -63,13 +63,36 @@ if len(sys.argv) > 1:
 
 
 # --- in-process (offscreen) -------------------------------------------------------------
-@pytest.fixture
-def qloop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
-    """A qasync loop over pytest-qt's offscreen ``qapp``, as the tray app runs one; an error
-    in any background task fails the test at teardown."""
+def _test_loop(qapp: Any) -> asyncio.AbstractEventLoop:
+    """A qasync loop as the tray app runs one, but for one thing only tests meet. The app runs
+    its loop to the end, so Qt steps the loop's tasks (through qasync's timers) only while it
+    runs; a test stops it after each step, and Qt still processes events in between (qasync's
+    last round after ``run_until_complete``, pytest-qt after each test phase). A background
+    task stepped then (the bridge's poll) would fail with "no running event loop": here the
+    loop stays set as the running one until the fixture ends."""
     import qasync
 
-    loop = qasync.QEventLoop(qapp)
+    class Loop(qasync.QEventLoop):
+        def run_forever(self) -> None:
+            try:
+                super().run_forever()
+            finally:
+                asyncio.events._set_running_loop(self)  # qasync unset it
+
+    loop = Loop(qapp)
+    asyncio.events._set_running_loop(loop)
+    return loop
+
+
+@pytest.fixture
+def qloop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
+    """A qasync loop over pytest-qt's offscreen ``qapp`` (see :func:`_test_loop`), one that
+    keeps running when its last window closes, like the app's (else closing a dialog would
+    stop the loop under the test); an error in any background task fails the test at
+    teardown."""
+    quits = qapp.quitOnLastWindowClosed()
+    qapp.setQuitOnLastWindowClosed(False)
+    loop = _test_loop(qapp)
     errors: list[dict[str, Any]] = []
     loop.set_exception_handler(lambda _loop, context: errors.append(context))
     asyncio.set_event_loop(loop)
@@ -79,11 +102,46 @@ def qloop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
         task.cancel()
     if pending:
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    asyncio.events._set_running_loop(None)
     loop.close()
     asyncio.set_event_loop(None)
+    qapp.setQuitOnLastWindowClosed(quits)
     if errors:
         context = errors[0]
         raise context.get("exception") or AssertionError(context["message"])
+
+
+@pytest.fixture
+def fake_claude(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``tests/fake_agents``' fake ``claude`` first on PATH, never the real one: request it
+    before the daemon (its runners get this PATH). Returns the JSON-lines file each of its
+    runs is logged to (argv, cwd, session id)."""
+    from tests import fake_agents
+
+    bin_dir = tmp_path / "fake-bin"
+    fake_agents.install(bin_dir, "claude")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    runs = tmp_path / "fake-claude-runs.jsonl"
+    monkeypatch.setenv("FAKE_AGENT_LOG", str(runs))
+    return runs
+
+
+@pytest.fixture
+def terminals(monkeypatch: pytest.MonkeyPatch) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """What the tray and the dashboard would run in a terminal, as (args, keyword args) of
+    ``run_in_terminal``: no terminal is opened."""
+    import desktop.dashboard
+    import desktop.tray
+
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    for module in (desktop.tray, desktop.dashboard):
+        monkeypatch.setattr(module, "run_in_terminal", lambda *a, **k: calls.append((a, k)))
+    return calls
+
+
+def fake_runs(log: Path) -> list[dict[str, Any]]:
+    """The runs of :func:`fake_claude` so far."""
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
 # --- a private X desktop -------------------------------------------------------------------

@@ -8,6 +8,7 @@ spawned actions and the Qt events all proceed while it awaits.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import os
 import signal
 import sys
@@ -24,6 +25,7 @@ from desktop.bridge import Bridge
 from desktop.dashboard import Dashboard
 from desktop.models import ATTENTION, EventsModel, RunnersModel
 from tests.conftest import SLEEP, Daemon
+from tests.desktop.conftest import fake_runs
 from tests.sink import Reply, Sink
 
 QUICK = [sys.executable, "-c", "pass"]
@@ -269,6 +271,34 @@ def test_runners_model_updates_200_runners_by_cell_not_by_reset(daemon, project_
     assert (churn.removed, model.rowCount(), model.row_of(151)) == (1, 150, 100)
 
 
+def test_runners_needing_the_user_stand_out_with_their_attention(daemon, project_dir):
+    """A real runner's JSON as paused at a limit, waiting for input, and working."""
+    daemon.project("demo", project_dir)
+    real = daemon.wait_state(daemon.launch("demo", SLEEP)["id"], "running")
+    resets = datetime.datetime.combine(datetime.date.today(), datetime.time(23)).astimezone()
+    reason = "limit: 5-hour limit reached ∙ resets 11pm (resets at 23:00; resumes then)"
+    rows = [
+        {**real, "id": 1, "state": "paused", "reason": reason,
+         "limit_resets_at": resets.astimezone(datetime.UTC).isoformat()},
+        {**real, "id": 2, "attention": "needs_input", "attention_at": real["started_at"]},
+        {**real, "id": 3, "attention": "working", "attention_at": real["started_at"]},
+        real,
+    ]  # fmt: skip
+    model = RunnersModel()
+    model.update(rows)
+    column = [c.header for c in model.columns].index("Attention")
+    shown = [model.index(row, column) for row in range(4)]
+    assert [model.data(i) for i in shown] == ["paused until 23:00", "needs input", "working", ""]
+    font = Qt.ItemDataRole.FontRole
+    assert [bool(model.data(i, font) and model.data(i, font).bold()) for i in shown] == [
+        True, True, False, False,
+    ]  # fmt: skip
+    colours = [model.data(i, Qt.ItemDataRole.ForegroundRole) for i in shown]
+    assert [c.color().name() if c else None for c in colours] == [ATTENTION, ATTENTION, None, None]
+    assert model.data(shown[0], Qt.ItemDataRole.ToolTipRole) == reason
+    assert model.data(shown[1], Qt.ItemDataRole.ToolTipRole).startswith("since ")
+
+
 def test_keyed_model_inserts_new_rows_where_they_belong():
     events = [
         {"id": i, "ts": "2026-01-02T03:04:05.000Z", "severity": "info", "type": "runner.exited",
@@ -293,6 +323,91 @@ def test_show_runner_of_a_finished_runner_says_so(daemon, project_dir, qloop, br
     dashboard.show_runner(runner)
     assert dashboard.tabs.currentWidget() is dashboard.runners
     assert dashboard.statusBar().currentMessage() == f"Runner #{runner} is no longer active."
+
+
+# --- sessions ---------------------------------------------------------------------------------
+def select_session(window: Dashboard, agent: str, session_id: str) -> None:
+    tab = window.sessions
+    row = tab.model.row_of((agent, session_id))
+    assert row is not None, f"{agent} session {session_id} not listed"
+    tab.view.selectRow(tab.view.model().mapFromSource(tab.model.index(row, 0)).row())
+
+
+def test_sessions_tab_lists_sessions_says_why_not_and_resumes_one(
+    fake_claude, daemon, project_dir, qloop, bridge, dashboard, terminals
+):
+    """A real (fake claude) batch run's session, imported from its transcript, and two seeded
+    through POST /usage: one whose log is gone, one of an agent no profile can resume."""
+    daemon.project("demo", project_dir)
+    daemon.project("other", project_dir.parent)
+    first = daemon.api.post(
+        "/api/v1/runners", {"project": "demo", "profile": "claude", "prompt": "first"}
+    )
+    session = daemon.wait_state(first["id"], "exited")["session_id"]
+    daemon.api.post("/api/v1/usage/import")
+    seeded = [
+        {"model": "claude-sonnet-4-5", "input_tokens": 1200, "agent": "claude",
+         "session_id": "11111111-gone", "ts": time.time() - 3600},
+        {"model": "claude-sonnet-4-5", "input_tokens": 30, "agent": "aider",
+         "session_id": "aider-1", "ts": time.time() - 7200},
+    ]  # fmt: skip
+    daemon.api.post("/api/v1/usage", {"records": seeded, "runner_id": first["id"]})
+    tab = dashboard.sessions
+    model = tab.model
+
+    def resumable(agent: str, session_id: str) -> str:
+        return cell(model, model.row_of((agent, session_id)), "Resumable")
+
+    async def scenario() -> None:
+        await bridge.refresh()
+        waiting = asyncio.ensure_future(fetched(dashboard, "sessions"))
+        dashboard.tabs.setCurrentWidget(tab)
+        await waiting
+        assert sorted(model.keys()) == sorted(
+            [("claude", session), ("claude", "11111111-gone"), ("aider", "aider-1")]
+        )
+        assert resumable("claude", session) == "yes"
+        assert resumable("claude", "11111111-gone") == "no: its log is gone"
+        assert resumable("aider", "aider-1") == "no: no profile can resume aider sessions"
+        row = model.row_of(("claude", session))
+        assert cell(model, row, "Project") == "demo"
+        assert cell(model, row, "Runner") == f"#{first['id']}"
+        assert cell(model, model.row_of(("claude", "11111111-gone")), "Tokens") == "1.2k"
+
+        # the project filter
+        assert [tab.project.itemText(i) for i in range(tab.project.count())] == [
+            "All projects", "demo", "other",
+        ]  # fmt: skip
+        waiting = asyncio.ensure_future(fetched(dashboard, "sessions"))
+        tab.project.setCurrentIndex(tab.project.findData("other"))
+        await waiting
+        assert model.rowCount() == 0
+        waiting = asyncio.ensure_future(fetched(dashboard, "sessions"))
+        tab.project.setCurrentIndex(tab.project.findData("demo"))
+        await waiting
+        assert model.rowCount() == 3
+
+        select_session(dashboard, "aider", "aider-1")
+        assert not tab.terminal_button.isEnabled() and not tab.background_button.isEnabled()
+        select_session(dashboard, "claude", session)
+        assert tab.terminal_button.isEnabled() and tab.background_button.isEnabled()
+
+        tab.terminal_button.click()
+        assert terminals == [
+            (("demo", str(project_dir)), {"profile": "claude", "resume": session}),
+        ]
+        tab.background_button.click()
+        dialog = tab.prompt
+        assert dialog is not None and not dialog.worktree.isVisibleTo(dialog)
+        dialog.text.setPlainText("Continue: add the tests.")
+        dialog.launch_button.click()
+        runs = await until(lambda: len(fake_runs(fake_claude)) == 2 and fake_runs(fake_claude))
+        argv = runs[1]["argv"]
+        assert argv[argv.index("--resume") + 1] == session
+        assert argv[-2:] == ["--", "Continue: add the tests."]
+        assert runs[1]["session_id"] == session
+
+    run(qloop, scenario())
 
 
 # --- budgets ----------------------------------------------------------------------------------

@@ -13,14 +13,14 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
 import qasync
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import QApplication, QPushButton
+from PySide6.QtWidgets import QPushButton
 
 from desktop import autostart
 from desktop.bridge import Bridge
@@ -36,14 +36,9 @@ TIMEOUT = 15.0
 
 # --- the loop, and waiting on it ---------------------------------------------------------------
 @pytest.fixture
-def loop(qloop: qasync.QEventLoop, qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    """The shared qasync loop (``tests/desktop/conftest.py``), and a QApplication that, like
-    the tray app's, keeps running when its last window closes (else closing the dialog would
-    stop the loop under the test)."""
-    quits = qapp.quitOnLastWindowClosed()
-    qapp.setQuitOnLastWindowClosed(False)
-    yield qloop
-    qapp.setQuitOnLastWindowClosed(quits)
+def loop(qloop: qasync.QEventLoop) -> qasync.QEventLoop:
+    """The shared qasync loop (``tests/desktop/conftest.py``)."""
+    return qloop
 
 
 def run(loop: qasync.QEventLoop, work: Coroutine[Any, Any, Any]) -> Any:
@@ -306,7 +301,7 @@ def test_add_and_delete_a_profile_builtins_read_only(loop, daemon, qtbot, tmp_pa
             assert "shell" in names
             page.list.setCurrentRow(names.index("shell"))
             assert not page.delete_button.isEnabled()  # built in
-            assert page.command.toPlainText() == "{shell}"
+            assert page.command.toPlainText() == "{shell}\n{args}"  # one argument per line
             assert page.name.text() == ""  # copied under a new name
 
             page.name.setText("py-slow")

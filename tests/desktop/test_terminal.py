@@ -13,9 +13,11 @@ import pytest
 
 from desktop.terminal import LINUX_TERMINALS, agent_command, terminal_argv
 from tests.conftest import REPO
+from tests.desktop.conftest import fake_runs
 
 COMMAND = ["claude", "--model", "sonnet"]
 CWD = "/home/u/my project"
+AGENT = [sys.executable, "-m", "supervisor.agent"]  # stratavore-agent, run from the sources
 
 
 def only(*names: str):
@@ -110,20 +112,75 @@ def test_other_unixes_are_treated_like_linux() -> None:
 # --- agent_command -----------------------------------------------------------------------------
 def test_agent_command_wraps_the_command_after_double_dash() -> None:
     argv = agent_command("demo", ["claude", "--", "-x"])
-    assert argv == [sys.executable, "-m", "supervisor.agent", "--project", "demo", "--",
-                    "claude", "--", "-x"]  # fmt: skip
+    assert argv == [*AGENT, "--project", "demo", "--", "claude", "--", "-x"]
+
+
+def test_agent_command_runs_a_profile_for_the_supervisor_to_render() -> None:
+    assert agent_command("demo", profile="claude") == [
+        *AGENT, "--profile", "claude", "--project", "demo",
+    ]  # fmt: skip
+
+
+def test_agent_command_resumes_a_session_of_a_profile() -> None:
+    assert agent_command("demo", profile="claude", resume="5f0c-s1") == [
+        *AGENT, "--profile", "claude", "--project", "demo", "--resume", "5f0c-s1",
+    ]  # fmt: skip
+
+
+def test_agent_command_gives_a_profile_extra_arguments_after_double_dash() -> None:
+    assert agent_command("demo", ["--model", "opus"], profile="claude") == [
+        *AGENT, "--profile", "claude", "--project", "demo", "--", "--model", "opus",
+    ]  # fmt: skip
+
+
+def test_a_resume_in_a_terminal_is_an_argument_list_never_a_shell_string() -> None:
+    """A project name with a space and a quote reaches stratavore-agent as one argument."""
+    project = "my 'odd' project"
+    command = agent_command(project, profile="claude", resume="5f0c-s1")
+    argv = terminal_argv(command, CWD, "linux", only("gnome-terminal"))
+    assert argv == ["/usr/bin/gnome-terminal", "--", *command]
+    script = terminal_argv(command, CWD, "darwin", nothing)[2]
+    assert shlex.split(applescript_string(script)) == ["cd", CWD, "&&", *command]
+
+
+def run_agent(argv: list[str], home: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``argv`` (an :func:`agent_command`) as a terminal runs it, on the test's data dir."""
+    env = {**os.environ, "STRATAVORE_HOME": str(home), "PYTHONPATH": str(REPO)}
+    for name in ("STRATAVORE_RUNNER_ID", "STRATAVORE_RUNNER_TOKEN", "STRATAVORE_API"):
+        env.pop(name, None)  # never report to a runner this test run may itself be
+    return subprocess.run(
+        argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=30,
+    )  # fmt: skip
+
+
+def test_agent_command_of_a_profile_and_its_resume_run_for_real(
+    fake_claude, daemon, home, project_dir
+) -> None:
+    """The fake claude, as the tray's "In a terminal" and "Resume in terminal" start it: the
+    supervisor renders its command line (a session id chosen up front, then --resume)."""
+    daemon.project("demo", project_dir)
+    done = run_agent(agent_command("demo", profile="claude"), home, project_dir)
+    assert done.returncode == 0, done.stderr
+    [first] = fake_runs(fake_claude)
+    session = first["session_id"]
+    assert first["argv"][first["argv"].index("--session-id") + 1] == session
+    [runner] = daemon.api.get("/api/v1/runners", all=1)
+    assert (runner["profile"], runner["supervised"], runner["session_id"]) == (
+        "claude", False, session,
+    )  # fmt: skip
+
+    done = run_agent(agent_command("demo", profile="claude", resume=session), home, project_dir)
+    assert done.returncode == 0, done.stderr
+    resumed = fake_runs(fake_claude)[1]
+    assert resumed["argv"][resumed["argv"].index("--resume") + 1] == session
+    assert resumed["session_id"] == session
 
 
 def test_agent_command_registers_the_run_with_the_supervisor(daemon, home, project_dir) -> None:
     daemon.project("demo", project_dir)
     command = [sys.executable, "-c", "import sys; print('from the agent'); sys.exit(4)"]
-    env = {**os.environ, "STRATAVORE_HOME": str(home), "PYTHONPATH": str(REPO)}
-    for name in ("STRATAVORE_RUNNER_ID", "STRATAVORE_RUNNER_TOKEN", "STRATAVORE_API"):
-        env.pop(name, None)  # never report to a runner this test run may itself be
-    done = subprocess.run(
-        agent_command("demo", command), cwd=project_dir, env=env, capture_output=True,
-        text=True, timeout=30,
-    )  # fmt: skip
+    done = run_agent(agent_command("demo", command), home, project_dir)
     assert (done.returncode, done.stdout) == (4, "from the agent\n"), done.stderr
     runners = daemon.api.get("/api/v1/runners", all=1)
     [runner] = [r for r in runners if r["project"] == "demo"]
@@ -137,3 +194,5 @@ def test_a_frozen_app_runs_the_bundled_agent_program() -> None:
     assert os.path.basename(argv[0]).startswith("stratavore-agent")
     assert os.path.dirname(argv[0]) == os.path.dirname(sys.executable)
     assert argv[1:] == ["--project", "demo", "--", "claude"]
+    resume = agent_command("demo", profile="claude", resume="5f0c-s1", frozen=True)
+    assert resume == [argv[0], "--profile", "claude", "--project", "demo", "--resume", "5f0c-s1"]

@@ -1,6 +1,7 @@
-"""The tray, in-process and offscreen: its state and tooltip for snapshots, and its menu
-rebuilt from a real supervisor's snapshot (a ``stratavore daemon`` child, through a real
-:class:`Bridge` on a qasync loop) each time it opens.
+"""The tray, in-process and offscreen: its state, tooltip and runner labels for snapshots, and
+its menu rebuilt from a real supervisor's snapshot (a ``stratavore daemon`` child, through a
+real :class:`Bridge` on a qasync loop) each time it opens, following a hook's attention change
+as it happens.
 
 Each scenario runs as one coroutine on the qasync loop, as the app's slots do: a triggered
 action spawns its request on the running loop, and the test awaits the outcome by polling the
@@ -10,9 +11,11 @@ API, never by a nested Qt event loop.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import re
+import subprocess
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +26,9 @@ from PySide6.QtWidgets import QMenu
 from desktop.bridge import Bridge, Snapshot
 from desktop.icons import TrayState
 from desktop.notifications import Notifier
-from desktop.tray import Tray, human_tokens, summary, today_line, tray_state
+from desktop.tray import Tray, human_tokens, runner_label, summary, today_line, tray_state
 from tests.conftest import SLEEP, Daemon
+from tests.desktop.conftest import fake_runs
 
 TIMEOUT = 15.0
 
@@ -68,8 +72,22 @@ def opened(tray: Tray) -> QMenu:
 
 
 # --- state and tooltip, from snapshots ----------------------------------------------------
-def runner(state: str, unresponsive: bool = False) -> dict[str, Any]:
-    return {"state": state, "unresponsive": unresponsive}
+def runner(state: str = "running", unresponsive: bool = False, **fields: Any) -> dict[str, Any]:
+    """A runner as ``GET /runners`` lists it (the fields the tray reads)."""
+    return {
+        "id": 7, "project": "api", "profile": "claude", "command": ["claude"], "cwd": "/src/api",
+        "state": state, "reason": None, "unresponsive": unresponsive, "supervised": True,
+        "started_at": None, "tokens": 0, "log_path": None, "session_id": "5f0c-s1",
+        "attention": None, "attention_at": None, "limit_resets_at": None, "resumable": False,
+        **fields,
+    }  # fmt: skip
+
+
+def local_iso(hour: int, days: int = 0) -> str:
+    """An API timestamp (UTC) of ``hour``:00 local time, ``days`` from today."""
+    day = datetime.date.today() + datetime.timedelta(days=days)
+    moment = datetime.datetime.combine(day, datetime.time(hour)).astimezone()
+    return moment.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
 def budget(percent: float, warn: list[float], scope: str = "global") -> dict[str, Any]:
@@ -97,6 +115,21 @@ def budget(percent: float, warn: list[float], scope: str = "global") -> dict[str
             id="unresponsive-needs-attention",
         ),
         pytest.param(
+            Snapshot(runners=[runner("running", attention="needs_input")]),
+            (TrayState.ATTENTION, 1),
+            id="needs-input-needs-attention",
+        ),
+        pytest.param(
+            Snapshot(runners=[runner("running", attention="finished_turn")]),
+            (TrayState.RUNNING, 1),
+            id="finished-turn-is-no-alarm",
+        ),
+        pytest.param(
+            Snapshot(runners=[runner("paused", limit_resets_at=local_iso(23))]),
+            (TrayState.ATTENTION, 0),
+            id="paused-at-a-limit-needs-attention",
+        ),
+        pytest.param(
             Snapshot(budgets=[budget(79.9, [80, 95])]), (TrayState.IDLE, 0), id="below-warn"
         ),
         pytest.param(
@@ -112,19 +145,145 @@ def test_tray_state(snapshot: Snapshot, expected: tuple[TrayState, int]) -> None
     assert tray_state(snapshot) == expected
 
 
-def test_summary_says_what_runs_what_needs_the_user_and_todays_spend() -> None:
+def test_summary_names_who_needs_the_user_and_why() -> None:
     snapshot = Snapshot(
-        runners=[runner("running"), runner("running", unresponsive=True), runner("backoff")],
+        runners=[
+            runner("running", attention="working"),
+            runner("running", project="web", unresponsive=True),
+            runner("backoff", project="web"),
+            runner("running", attention="needs_input"),
+        ],
         budgets=[budget(12.5, [80], "project:api"), budget(42.4, [80])],
         today={"total_tokens": 1_530_000, "cost_usd": 2.5},
     )
     assert summary(snapshot) == (
-        "Stratavore\n2 running\n2 need attention\nToday: 1.5M tokens, $2.50, 42% of global daily"
+        "Stratavore\n3 running\nweb: unresponsive\nweb: backing off\napi: needs input\n"
+        "Today: 1.5M tokens, $2.50, 42% of global daily"
     )
+
+
+def test_summary_counts_the_rest_past_three() -> None:
+    paused = runner("paused", limit_resets_at=local_iso(23))
+    snapshot = Snapshot(runners=[paused, *(runner(attention="needs_input") for _ in range(3))])
+    assert summary(snapshot).splitlines()[1:-1] == [
+        "3 running",
+        "api: paused: limit, resets 23:00",
+        "api: needs input",
+        "api: needs input",
+        "and 1 more",
+    ]
+
+
+def test_a_paused_runner_resetting_another_day_names_the_day() -> None:
+    tomorrow = datetime.date.today() + datetime.timedelta(days=1)
+    label = runner_label(runner("paused", limit_resets_at=local_iso(9, days=1)))
+    assert label == f"#7 api claude — paused: limit, resets {tomorrow:%a} 09:00, -, 0 tokens"
+
+
+@pytest.mark.parametrize(
+    ("fields", "status"),
+    [
+        pytest.param({"attention": "needs_input"}, "needs input", id="needs-input"),
+        pytest.param({"attention": "finished_turn"}, "finished turn", id="finished-turn"),
+        pytest.param({"attention": "working"}, "working", id="working"),
+        pytest.param({"attention": "idle"}, "idle", id="idle"),
+        pytest.param({"attention": None}, "running", id="plain-command"),
+        pytest.param({"unresponsive": True}, "running (unresponsive)", id="unresponsive"),
+        pytest.param(
+            {"state": "paused", "limit_resets_at": local_iso(23)},
+            "paused: limit, resets 23:00",
+            id="paused",
+        ),
+        pytest.param({"state": "paused"}, "paused: limit", id="paused-reset-unknown"),
+        pytest.param({"state": "stopping", "attention": "working"}, "stopping", id="stopping"),
+    ],
+)
+def test_runner_label_shows_its_attention_or_pause(fields: dict[str, Any], status: str) -> None:
+    assert runner_label(runner(**fields)) == f"#7 api claude — {status}, -, 0 tokens"
 
 
 def test_summary_when_idle_with_no_usage_and_no_budget() -> None:
     assert summary(Snapshot()) == "Stratavore\nidle\nToday: 0 tokens, $0.00"
+
+
+# --- the menu, from snapshots --------------------------------------------------------------
+@pytest.fixture
+def offline_tray(qloop: asyncio.AbstractEventLoop, qtbot: Any) -> Iterator[Tray]:
+    """A tray over a bridge that never connects: the tests set its snapshot."""
+    tray = Tray(Bridge("http://127.0.0.1:9", "token"), Notifier())
+    yield tray
+    if tray.prompt is not None:
+        tray.prompt.close()
+
+
+def test_runners_menu_offers_resume_for_paused_sessions_and_marks_who_needs_the_user(
+    offline_tray: Tray, terminals: list[Any]
+) -> None:
+    resets = local_iso(23)
+    offline_tray.bridge.snapshot = Snapshot(runners=[
+        runner("paused", id=1, limit_resets_at=resets, resumable=True),
+        runner("paused", id=2, limit_resets_at=resets, resumable=True, supervised=False,
+               cwd="/src/api/tree", session_id="9a1e-s2"),
+        runner("paused", id=3, limit_resets_at=resets),  # no session to resume
+        runner("running", id=4, attention="needs_input", resumable=True),
+        runner("running", id=5, attention="working"),
+    ])  # fmt: skip
+    offline_tray.rebuild()
+    runners = submenu(offline_tray.menu, "Runners (5)")
+    labels = texts(runners)[:-1]
+    assert labels == [
+        "#1 api claude — paused: limit, resets 23:00, -, 0 tokens",
+        "#2 api claude — paused: limit, resets 23:00, -, 0 tokens",
+        "#3 api claude — paused: limit, resets 23:00, -, 0 tokens",
+        "#4 api claude — needs input, -, 0 tokens",
+        "#5 api claude — working, -, 0 tokens",
+    ]
+    assert [entry(runners, label).font().bold() for label in labels] == [True] * 4 + [False]
+    actions = [texts(submenu(runners, label)) for label in labels]
+    common = ["Open log", "Open terminal here"]
+    assert actions == [
+        [*common, "Resume", "Stop", "Restart"],
+        [*common, "Resume in terminal", "Stop", "Restart"],
+        [*common, "Stop", "Restart"],
+        [*common, "Stop", "Restart"],
+        [*common, "Stop", "Restart"],
+    ]
+    entry(submenu(runners, labels[1]), "Resume in terminal").trigger()
+    assert terminals == [
+        (("api", "/src/api/tree"), {"profile": "claude", "resume": "9a1e-s2"}),
+    ]
+    asked: list[bool] = []
+    offline_tray.sessions_requested.connect(lambda: asked.append(True))
+    entry(offline_tray.menu, "Recent sessions…").trigger()
+    assert asked == [True]
+
+
+def test_quick_launch_runs_profiles_in_a_terminal_or_in_the_background_with_a_prompt(
+    offline_tray: Tray, terminals: list[Any]
+) -> None:
+    offline_tray.bridge.snapshot = Snapshot(
+        projects=[{"name": "api", "path": "/src/api"}],
+        profiles=[
+            {"name": "claude", "batch": ["{binary}", "-p", "{prompt}"], "worktree": True},
+            {"name": "sleeper", "batch": None, "worktree": False},
+        ],
+    )
+    offline_tray.rebuild()
+    api = submenu(submenu(offline_tray.menu, "Quick launch"), "api")
+    assert texts(api) == ["claude…", "sleeper", "In a terminal"]
+    entry(submenu(api, "In a terminal"), "claude").trigger()
+    assert terminals == [(("api", "/src/api"), {"profile": "claude"})]
+
+    entry(api, "claude…").trigger()
+    dialog = offline_tray.prompt
+    assert dialog is not None and dialog.isVisible()
+    assert dialog.windowTitle() == "Stratavore: claude in api"
+    assert dialog.worktree.isChecked()  # the profile's own setting
+    assert not dialog.launch_button.isEnabled()  # nothing to do yet
+    dialog.text.setPlainText("  \n")
+    assert not dialog.launch_button.isEnabled()
+    dialog.buttons.rejected.emit()  # Cancel
+    assert not dialog.isVisible()
 
 
 @pytest.mark.parametrize(
@@ -174,8 +333,10 @@ def test_menu_rebuilt_from_a_real_supervisor_and_a_profile_action_launches(
             quick = submenu(menu, "Quick launch")
             # projects with active runners first, then by name
             assert texts(quick) == ["beta", "alpha", "New project…"]
+            # a profile with a batch mode asks for a prompt first (its "…")
+            asking = [p["name"] + ("…" if p["batch"] else "") for p in api.get("/api/v1/profiles")]
             for project in ("alpha", "beta"):
-                assert texts(submenu(quick, project)) == [*profiles, "In a terminal"]
+                assert texts(submenu(quick, project)) == [*asking, "In a terminal"]
                 assert texts(submenu(submenu(quick, project), "In a terminal")) == profiles
 
             runners = submenu(menu, "Runners (1)")
@@ -215,6 +376,141 @@ def test_menu_rebuilt_from_a_real_supervisor_and_a_profile_action_launches(
             menu = opened(tray)
             assert not entry(menu, "Runners (0)").isEnabled()
             assert tray_state(bridge.snapshot) == (TrayState.IDLE, 0)
+        finally:
+            await bridge.close()
+
+    run(qloop, scenario())
+
+
+def test_background_launch_runs_the_profiles_batch_mode_with_the_prompt(
+    fake_claude: Path, qloop: asyncio.AbstractEventLoop, daemon: Daemon, project_dir: Path
+) -> None:
+    daemon.project("demo", project_dir)
+    prompt = 'Fix the "flaky" test; then run $TESTS\nand report.'
+
+    async def scenario() -> None:
+        bridge = Bridge(daemon.api.base_url, daemon.api.token or "")
+        bridge.start()
+        try:
+            await bridge.refresh()
+            tray = Tray(bridge, Notifier())
+            demo = submenu(submenu(opened(tray), "Quick launch"), "demo")
+            entry(demo, "claude…").trigger()
+            assert tray.prompt is not None and not tray.prompt.worktree.isChecked()
+            tray.prompt.text.setPlainText(prompt)
+            tray.prompt.launch_button.click()
+            [run] = await until(lambda: fake_runs(fake_claude), "the fake claude to run")
+            [launched] = daemon.api.get("/api/v1/runners", all=1)
+            assert (launched["profile"], launched["mode"]) == ("claude", "batch")
+            assert run["argv"][0] == "-p" and run["argv"][-2:] == ["--", prompt]
+            assert run["session_id"] == launched["session_id"]
+        finally:
+            await bridge.close()
+
+    run(qloop, scenario())
+
+
+def test_resume_refused_by_the_supervisor_shows_its_sentence(
+    qloop: asyncio.AbstractEventLoop, daemon: Daemon, project_dir: Path
+) -> None:
+    daemon.project("demo", project_dir)
+    busy = daemon.launch("demo", SLEEP)["id"]
+    daemon.wait_state(busy, "running")
+
+    async def scenario() -> None:
+        bridge = Bridge(daemon.api.base_url, daemon.api.token or "")
+        bridge.start()
+        try:
+            await bridge.refresh()
+            refusals: list[str] = []
+            bridge.failed.connect(refusals.append)
+            tray = Tray(bridge, Notifier())
+            # the menu as built a moment ago, when it was paused (the scheduler resumed it since)
+            [shown] = bridge.snapshot.runners
+            bridge.snapshot = Snapshot(runners=[{**shown, "state": "paused", "resumable": True}])
+            tray.rebuild()
+            runners = submenu(tray.menu, "Runners (1)")
+            entry(submenu(runners, texts(runners)[0]), "Resume").trigger()
+            await until(lambda: refusals, "the refusal")
+            assert refusals == [
+                f"Runner {busy} is running; only a paused or finished runner can be resumed."
+            ]
+        finally:
+            await bridge.close()
+
+    run(qloop, scenario())
+
+
+# --- attention, as hooks report it ------------------------------------------------------------
+@pytest.fixture
+def sleeper() -> Iterator[int]:
+    """A real process for a registered runner to stand for; its pid."""
+    child = subprocess.Popen(SLEEP)
+    yield child.pid
+    child.kill()
+    child.wait()
+
+
+def post_hook(daemon: Daemon, registered: dict[str, Any], event: str, **fields: Any) -> Any:
+    """A Claude Code hook as the runner's own HTTP hook sends it; the attention it set."""
+    answer = daemon.api.session.post(
+        daemon.api.base_url + "/api/v1/hooks",
+        json={"hook_event_name": event, "session_id": "0b6f5f5e-hooked", **fields},
+        headers={
+            "Authorization": f"Bearer {registered['token']}",
+            "X-Stratavore-Runner": str(registered["runner"]["id"]),
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()["attention"]
+
+
+def test_a_hooks_attention_change_reaches_the_tray_at_once(
+    qloop: asyncio.AbstractEventLoop,
+    daemon_factory: Callable[..., Daemon],
+    project_dir: Path,
+    sleeper: int,
+) -> None:
+    """Not a timing test: the change must come through the long poll within seconds (the
+    bench measures how fast: bench/attention.py)."""
+    # a long TTL: a registered runner that never sends a heartbeat is not flagged meanwhile
+    daemon = daemon_factory("--sweep-interval", "0.5", "--heartbeat-ttl", "120")
+    daemon.project("demo", project_dir)
+    registered = daemon.api.post(
+        "/api/v1/runners/register",
+        {"command": ["sleep"], "pid": sleeper, "cwd": str(project_dir)},
+    )
+    label = f"#{registered['runner']['id']} demo sleep — "
+    permission = {
+        "notification_type": "permission_prompt",
+        "message": "Claude needs your permission to use Bash",
+    }
+
+    async def scenario() -> None:
+        bridge = Bridge(daemon.api.base_url, daemon.api.token or "")
+        bridge.start()
+        try:
+            await bridge.refresh()
+            tray = Tray(bridge, Notifier())
+            assert tray_state(bridge.snapshot) == (TrayState.RUNNING, 1)
+            assert texts(submenu(opened(tray), "Runners (1)"))[0].startswith(label + "running,")
+            await asyncio.sleep(0.5)  # the bridge waits for news now
+            steps = [
+                ("Notification", permission, "needs_input", TrayState.ATTENTION, "needs input"),
+                ("PreToolUse", {"tool_name": "Bash"}, "working", TrayState.RUNNING, "working"),
+            ]
+            for event, fields, attention, state, words in steps:
+                sent = time.monotonic()
+                assert post_hook(daemon, registered, event, **fields) == attention
+                await until(lambda s=state: tray_state(bridge.snapshot)[0] is s, attention)
+                assert time.monotonic() - sent < 5.0
+                if state is TrayState.ATTENTION:
+                    assert "\ndemo: needs input\n" in tray.icon.toolTip()
+                else:
+                    assert "demo:" not in tray.icon.toolTip()
+                runners = submenu(opened(tray), "Runners (1)")
+                assert texts(runners)[0].startswith(label + words + ",")
         finally:
             await bridge.close()
 
