@@ -127,6 +127,19 @@ def _line(placeholder: str = "") -> QLineEdit:
     return edit
 
 
+def _arguments(placeholder: str, height: int) -> QPlainTextEdit:
+    """A box for an argument list, one argument per line."""
+    box = QPlainTextEdit()
+    box.setPlaceholderText(placeholder)
+    box.setMaximumHeight(height)
+    return box
+
+
+def _items(text: str) -> list[str]:
+    """``a, b ,c`` as ``["a", "b", "c"]``."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
 def _combo(choices: dict[str, str]) -> QComboBox:
     """A combo box of ``{value: label}``; ``currentData()`` is the value."""
     combo = QComboBox()
@@ -658,8 +671,17 @@ def _amount(text: str, what: str) -> float | None:
 RESTARTS = {"never": "Never", "on-failure": "When it fails", "always": "Always"}
 
 
+TEMPLATE_HINT = (
+    "One argument per line, as the program receives it (no shell quoting). Placeholders: "
+    "{binary} the program found from Programs, {prompt}, {session_id}, {hooks} (Claude "
+    "Code's hooks), {args} extra arguments, {shell}."
+)
+
+
 class ProfilesPage(Page):
-    """Profiles: the built-in ones read-only, the user's own added and deleted here."""
+    """Profiles: the built-in ones read-only, the user's own added and deleted here. Adding
+    with a profile selected copies it (``copy_of``): the copy keeps what the form does not
+    show (its resume templates, its agent), so sessions, hooks and resume still work."""
 
     def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
         super().__init__(bridge, parent)
@@ -674,12 +696,13 @@ class ProfilesPage(Page):
         form = QFormLayout(box)
         self.name = _line("e.g. claude-fast")
         self.description = _line("optional")
-        self.command = QPlainTextEdit()
-        self.command.setPlaceholderText("claude\n--model\nsonnet")
-        self.command.setMaximumHeight(110)
-        command_hint = QLabel("One argument per line, as the program receives it (no shell "
-                              "quoting); {shell} stands for your login shell.")  # fmt: skip
+        self.command = _arguments("{binary}\n--model\nsonnet", 110)
+        self.batch = _arguments("{binary}\n-p\n--\n{prompt}  (optional: runs with a prompt)", 80)
+        command_hint = QLabel(TEMPLATE_HINT)
         command_hint.setWordWrap(True)
+        self.binaries = _line("e.g. claude, or a full path (comma-separated, tried in order)")
+        self.setup_files = _line("e.g. .env, .env.* (copied into its worktree)")
+        self.worktree = QCheckBox("Each run gets its own git worktree and branch")
         self.restart = _combo(RESTARTS)
         self.env = QPlainTextEdit()
         self.env.setPlaceholderText("NAME=value, one per line (optional)")
@@ -687,7 +710,11 @@ class ProfilesPage(Page):
         form.addRow("Name", self.name)
         form.addRow("Description", self.description)
         form.addRow("Command", self.command)
+        form.addRow("With a prompt", self.batch)
         form.addRow("", command_hint)
+        form.addRow("Programs", self.binaries)
+        form.addRow("Setup files", self.setup_files)
+        form.addRow("", self.worktree)
         form.addRow("Restart", self.restart)
         form.addRow("Environment", self.env)
         self.add_button = QPushButton("Add profile")
@@ -734,6 +761,10 @@ class ProfilesPage(Page):
         self.name.setText("" if profile["builtin"] else profile["name"])
         self.description.setText(profile["description"])
         self.command.setPlainText("\n".join(profile["command"]))
+        self.batch.setPlainText("\n".join(profile["batch"] or []))
+        self.binaries.setText(", ".join(profile["binaries"]))
+        self.setup_files.setText(", ".join(profile["setup_files"]))
+        self.worktree.setChecked(profile["worktree"])
         _choose(self.restart, profile["restart"])
         self.env.setPlainText("\n".join(f"{k}={v}" for k, v in profile["env"].items()))
 
@@ -755,7 +786,16 @@ class ProfilesPage(Page):
                     raise FormError(f"Environment line {line!r} must look like NAME=value.")
                 env[key.strip()] = value
         body = {"name": name, "command": command, "description": self.description.text().strip(),
-                "restart": self.restart.currentData(), "env": env}  # fmt: skip
+                "restart": self.restart.currentData(), "env": env,
+                "binaries": _items(self.binaries.text()),
+                "setup_files": _items(self.setup_files.text()),
+                "worktree": self.worktree.isChecked()}  # fmt: skip
+        batch = [arg for arg in self.batch.toPlainText().splitlines() if arg]
+        if batch:
+            body["batch"] = batch
+        source = self.selected()
+        if source is not None:
+            body["copy_of"] = source["name"]  # what the form doesn't show comes from there
         await self.bridge.request("POST", "/api/v1/profiles", body)
         self.say(f"Added profile {name}.")
         await self._fetch(select=name)

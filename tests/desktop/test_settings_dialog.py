@@ -307,6 +307,7 @@ def test_add_and_delete_a_profile_builtins_read_only(loop, daemon, qtbot, tmp_pa
             page.name.setText("py-slow")
             page.description.setText("a sleeper")
             page.command.setPlainText("python3\n-c\nimport time; time.sleep(1)\n")
+            page.batch.setPlainText("python3\n-c\n{prompt}\n")
             page.restart.setCurrentIndex(page.restart.findData("on-failure"))
             page.env.setPlainText("MODE=a b=c\n")
             await click(dialog, page.add_button)
@@ -316,8 +317,25 @@ def test_add_and_delete_a_profile_builtins_read_only(loop, daemon, qtbot, tmp_pa
 
             created = daemon.api.get("/api/v1/profiles/py-slow")
             assert created["command"] == ["python3", "-c", "import time; time.sleep(1)"]
+            assert created["batch"] == ["python3", "-c", "{prompt}"]
             assert created["env"] == {"MODE": "a b=c"} and created["restart"] == "on-failure"
-            assert created["builtin"] is False
+            assert (created["builtin"], created["agent"]) == (False, "shell")  # copied from shell
+
+            page.list.setCurrentRow(names.index("claude"))  # a copy of claude keeps its hooks
+            assert page.binaries.text() == "claude" and "{hooks}" in page.command.toPlainText()
+            page.name.setText("claude-tree")
+            page.setup_files.setText(".env, .env.local")
+            page.worktree.setChecked(True)
+            await click(dialog, page.add_button)
+            copy = daemon.api.get("/api/v1/profiles/claude-tree")
+            assert (copy["hooks"], copy["worktree"], copy["setup_files"]) == (
+                True, True, [".env", ".env.local"]
+            )  # fmt: skip
+            assert copy["resume"] == daemon.api.get("/api/v1/profiles/claude")["resume"]
+            page.list.setCurrentRow(
+                [page.list.item(i).data(Qt.ItemDataRole.UserRole)
+                 for i in range(page.list.count())].index("py-slow")
+            )  # fmt: skip
 
             await click(dialog, page.add_button)  # the same name again
             assert page.status.text() == "Profile 'py-slow' already exists."
