@@ -282,11 +282,23 @@ class RunnerManager:
     def set_api_url(self, url: str) -> None:
         """Where runners reach the API; Claude Code's hooks settings file points there."""
         self.api_url = url
-        text = json.dumps(profiles.hooks_settings(url), indent=2)
+        self._write_hooks_file()
+
+    def _write_hooks_file(self) -> None:
+        text = json.dumps(profiles.hooks_settings(self.api_url), indent=2)
         if not self.hooks_file.exists() or self.hooks_file.read_text() != text:
             tmp = self.hooks_file.with_suffix(".tmp")
             tmp.write_text(text)
             os.replace(tmp, self.hooks_file)
+
+    def _plan(self, profile: Profile, **how: Any) -> profiles.Plan:
+        """One start of ``profile`` (see :func:`profiles.plan`); the hooks file it may name
+        is written again first if someone deleted it (Claude Code refuses a missing one)."""
+        if profiles.has_hooks(profile) and not self.hooks_file.exists():
+            self._write_hooks_file()
+        return profiles.plan(
+            profile, search_path=self.search_path, hooks_file=str(self.hooks_file), **how
+        )
 
     def profile(self, name: str | None) -> Profile | None:
         """The profile called ``name`` (cached; profiles change only through the API, which
@@ -477,11 +489,9 @@ class RunnerManager:
         plan = None
         if profile is not None:
             mode = request.mode or ("batch" if request.prompt else "interactive")
-            plan = profiles.plan(
+            plan = self._plan(
                 profile,
                 mode=mode,
-                search_path=self.search_path,
-                hooks_file=str(self.hooks_file),
                 prompt=request.prompt,
                 session_id=request.resume_session,
                 resume=request.resume_session is not None,
@@ -564,11 +574,9 @@ class RunnerManager:
         profile = self.profile(request.profile)
         plan = None
         if profile is not None:
-            plan = profiles.plan(
+            plan = self._plan(
                 profile,
                 mode="interactive",
-                search_path=self.search_path,
-                hooks_file=str(self.hooks_file),
                 session_id=request.resume_session,
                 resume=request.resume_session is not None,
                 args=request.command,
@@ -1204,11 +1212,9 @@ class RunnerManager:
             )
         mode = mode or (runner.mode if runner.mode in profiles.MODES else "interactive")
         prompt = prompt or (profiles.RESUME_PROMPT if mode == "batch" else None)
-        plan = profiles.plan(
+        plan = self._plan(
             profile,
             mode=mode,
-            search_path=self.search_path,
-            hooks_file=str(self.hooks_file),
             prompt=prompt,
             session_id=runner.session_id,
             resume=True,

@@ -425,3 +425,12 @@ def test_a_real_agent_when_installed(agent, tmp_path, daemon_factory):
     daemon.api.post(f"/api/v1/runners/{runner['id']}/resume", {"prompt": "Once more: OK."})
     again = daemon.wait_state(runner["id"], {"exited", "failed", "paused"}, timeout=300)
     assert (again["state"], again["session_id"]) == ("exited", sid)
+
+
+def test_a_deleted_hooks_file_is_written_again_at_the_next_launch(world):
+    hooks = world.daemon.root / "claude-hooks.json"
+    hooks.unlink()
+    runner = world.launch("claude", [["hook", "Notification", PERMISSION]], prompt="x")
+    world.daemon.wait_state(runner["id"], "exited")
+    assert json.loads(hooks.read_text())["hooks"]["Notification"]
+    assert world.attention(runner["id"]) == ["needs_input"]
