@@ -259,3 +259,46 @@ def test_a_second_launch_brings_the_dashboard_forward(
     time.sleep(3)  # one refresh of the bridge, and the window painted
     desktop.screenshot(SCREENSHOTS / "dashboard.png", around=[window], margin=0)
     assert app.proc is not None and app.proc.poll() is None
+
+
+def test_an_agent_waiting_for_input_is_one_native_notification(
+    tray_app: Callable[..., TrayApp], x_screen: XDesktop, tmp_path: Path
+) -> None:
+    """Claude Code's hooks, as its HTTP hooks send them with the runner's own token: a burst
+    of tool calls, then the same permission prompt twice. dunst shows one "needs input"."""
+    desktop = x_screen
+    app = tray_app()
+    api = app.api
+    tray_icon(desktop, app)
+    (tmp_path / "demo").mkdir()
+    api.post("/api/v1/projects", {"name": "demo", "path": str(tmp_path / "demo")})
+    child = subprocess.Popen(SLEEP)
+    try:
+        answer = api.post("/api/v1/runners/register", {
+            "command": ["claude"], "pid": child.pid, "cwd": str(tmp_path / "demo"),
+        })  # fmt: skip
+        rid, token = answer["runner"]["id"], answer["token"]
+        hooks = ApiClient(api.base_url, token)
+        hooks.session.headers["X-Stratavore-Runner"] = str(rid)
+        shown = desktop.notifications.mark()
+        permission = {
+            "hook_event_name": "Notification", "notification_type": "permission_prompt",
+            "message": "Claude needs your permission to use Bash", "session_id": "s1",
+        }  # fmt: skip
+        for event in [
+            {"hook_event_name": "UserPromptSubmit", "session_id": "s1"},
+            *[{"hook_event_name": "PreToolUse", "tool_name": "Read", "session_id": "s1"}] * 10,
+            permission,
+            permission,
+        ]:
+            hooks.post("/api/v1/hooks", event)
+        note = desktop.notifications.wait_for(lambda n: "needs input" in n["summary"], shown)
+        assert note["summary"] == f"runner {rid} (demo) needs input"
+        assert note["body"] == "Claude needs your permission to use Bash"
+        time.sleep(5)  # longer than the channel's 3 s settle: a duplicate would be shown now
+        shown_now = [n["summary"] for n in desktop.notifications.all()[shown:]]
+        assert shown_now == [f"runner {rid} (demo) needs input"]
+        hooks.session.close()
+    finally:
+        child.kill()
+        child.wait()
