@@ -218,6 +218,14 @@ class Supervisor:
         ]
         for func, seconds in jobs:
             scheduler.add_job(func, IntervalTrigger(seconds=seconds), id=func.__name__)
+        chores = [reap.__name__, flush.__name__, manager.pump_logs.__name__]
+
+        def busy(active: bool) -> None:
+            """Runners to watch: the 1-second chores run; none: they sleep (idle CPU)."""
+            for job_id in chores:
+                (scheduler.resume_job if active else scheduler.pause_job)(job_id)
+
+        manager.watch_busy(busy)
 
         async def import_usage() -> None:
             await usage.import_now()

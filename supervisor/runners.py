@@ -197,6 +197,8 @@ class RunnerManager:
         # seconds), and its removal. Without them (a bare manager) nothing resumes by itself.
         self.schedule_resume: Callable[[int, float], None] | None = None
         self.cancel_resume: Callable[[int], None] | None = None
+        self._on_busy: Callable[[bool], None] | None = None  # see watch_busy
+        self._busy = False
         self.zone = resolve_zone(settings.timezone)  # local times in limit messages
         self.hooks_file = root / HOOKS_FILE
         self._profiles: dict[str, Profile] = {}
@@ -406,6 +408,7 @@ class RunnerManager:
         if new in ACTIVE_STATES:
             if live is None:
                 live = self.live[runner.id] = Live(runner)
+                self._note_busy()
             live.row = runner
         elif live is not None:
             self._forget(runner.id)
@@ -414,6 +417,20 @@ class RunnerManager:
             if runner.worktree:
                 tree = worktrees.Worktree.from_json(runner.worktree)
                 self._soon(functools.partial(self._end_worktree, runner.id, tree))
+
+    def watch_busy(self, callback: Callable[[bool], None]) -> None:
+        """Call ``callback(True)`` when the first runner becomes active and ``False`` when
+        the last one ends (and once now): the supervisor's 1-second jobs (reap, heartbeat
+        flush, log pump) run only meanwhile, so an idle supervisor sleeps."""
+        self._on_busy, self._busy = callback, bool(self.live)
+        callback(self._busy)
+
+    def _note_busy(self) -> None:
+        busy = bool(self.live)
+        if busy != self._busy:
+            self._busy = busy
+            if self._on_busy is not None:
+                self._on_busy(busy)
 
     def _count(self, runner: Runner, state: RunnerState | None, delta: int) -> None:
         """Keep the slot counters and the queue in step with a state entered or left."""
@@ -427,6 +444,7 @@ class RunnerManager:
 
     def _forget(self, runner_id: int) -> None:
         live = self.live.pop(runner_id, None)
+        self._note_busy()
         if live:
             self._set_identity(live, None)
         if live and live.timer:

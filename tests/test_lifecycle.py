@@ -593,3 +593,18 @@ async def test_heartbeats_are_flushed_to_the_db_in_one_batch(harness) -> None:
     row = Runner.get_by_id(rid)
     assert (row.last_heartbeat, row.cpu_percent, row.rss_bytes, row.tokens) == (
         101.0, 2.5, 4096, 7)
+
+
+@async_test
+async def test_the_one_second_chores_sleep_while_no_runner_is_active(harness) -> None:
+    """The supervisor pauses its reap/flush/pump jobs with no runner to watch (an idle
+    supervisor's wake-ups), and resumes them for the first one."""
+    h = harness()
+    seen: list[bool] = []
+    h.manager.watch_busy(seen.append)
+    first = h.launch(exits_with(0, after=0.3))
+    second = h.launch(exits_with(0, after=0.6))
+    await h.until(first, RunnerState.EXITED)
+    assert seen == [False, True]
+    await h.until(second, RunnerState.EXITED)
+    assert seen == [False, True, False]
