@@ -125,49 +125,32 @@ class EventFeed:
     hook's attention change at once instead of at its next poll, and idles between events."""
 
     def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._news: asyncio.Event | None = None
+        self._waker = events.Waker(off_loop_delay=OFF_LOOP_COMMIT)
         self.closing = False
 
     async def start(self, _app: web.Application) -> None:
-        self._loop, self._news = asyncio.get_running_loop(), asyncio.Event()
-        events.listeners.append(self.poke)
+        self._waker.start()
 
     async def stop(self, _app: web.Application) -> None:
         """Before the server waits for open requests: the waiting ones answer now."""
         self.closing = True
-        with contextlib.suppress(ValueError):
-            events.listeners.remove(self.poke)
-        if self._news is not None:
-            self._news.set()
-
-    def poke(self) -> None:
-        """An event is being written (inside its transaction). On the loop's thread the
-        waiters run after the commit anyway; from a worker thread, a moment later."""
-        loop, news = self._loop, self._news
-        if loop is None or news is None or loop.is_closed():
-            return
-        try:
-            same = asyncio.get_running_loop() is loop
-        except RuntimeError:
-            same = False
-        if same:
-            news.set()
-        else:
-            loop.call_soon_threadsafe(loop.call_later, OFF_LOOP_COMMIT, news.set)
+        self._waker.stop()
+        if self._waker.event is not None:
+            self._waker.event.set()
 
     async def wait(self, since: int, limit: int, timeout: float) -> list[Event]:
         """Events after ``since``; if none yet, the first ones written within ``timeout``."""
-        assert self._loop is not None and self._news is not None
-        deadline = self._loop.time() + timeout
+        loop, news = asyncio.get_running_loop(), self._waker.event
+        assert news is not None
+        deadline = loop.time() + timeout
         while True:
-            self._news.clear()
+            news.clear()
             rows = queries.events_since(since, limit)
-            left = deadline - self._loop.time()
+            left = deadline - loop.time()
             if rows or left <= 0 or self.closing:
                 return rows
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._news.wait(), left)
+                await asyncio.wait_for(news.wait(), left)
 
 
 class Api:
@@ -194,8 +177,6 @@ class Api:
         self.openapi = ENCODER.encode(sc.openapi_document())
         self.runs_dir = str(paths.runs_dir(data_dir))
         self.feed = EventFeed()
-        self._resumable: frozenset[str] = frozenset()
-        self._resumable_at = -1e9
         self.heartbeat_ack = ENCODER.encode(  # the same answer to every heartbeat
             sc.HeartbeatAck(ok=True, heartbeat_interval=manager.settings.heartbeat_interval)
         )
@@ -316,20 +297,11 @@ class Api:
             attention_at=iso(d.get("attention_at")),
             limit_resets_at=iso(d.get("limit_resets_at")),
             resume_on_limit=bool(d.get("resume_on_limit")),
-            resumable=bool(d.get("session_id")) and d["profile"] in self.resumable_profiles(),
+            resumable=bool(d.get("session_id"))
+            and profiles.can_resume(self.manager.profile_or_none(d.get("profile"))),
             worktree=tree["path"] if (tree := d.get("worktree")) else None,
             branch=tree["branch"] if tree else None,
         )
-
-    def resumable_profiles(self) -> frozenset[str]:
-        """Names of the profiles that can resume a session (cached per request burst)."""
-        now = time.monotonic()
-        if now - self._resumable_at > 1.0:
-            self._resumable = frozenset(
-                p.name for p in queries.list_profiles() if profiles.can_resume(p)
-            )
-            self._resumable_at = now
-        return self._resumable
 
     @staticmethod
     def project_out(row: Project, active: int) -> sc.Project:

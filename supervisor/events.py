@@ -6,6 +6,8 @@ the state change it reports, so a change is never committed without its event or
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -57,6 +59,44 @@ SEVERITY_OF_STATE = {
 # Called after each event is written (still inside its transaction, on the writer's thread):
 # the dispatcher schedules a look at the outbox, which runs after the commit.
 listeners: list[Callable[[], None]] = []
+
+
+class Waker:
+    """An :class:`asyncio.Event` on one loop, set by :meth:`poke` from any thread, and poked
+    by every :func:`record` while started: what lets a task sleep until news comes.
+
+    On the loop's own thread a poke comes inside the writer's transaction, and the waiters
+    run after its commit anyway. From a worker thread the event is set ``off_loop_delay``
+    seconds later (a writer there commits just after recording), or at once with 0."""
+
+    def __init__(self, off_loop_delay: float = 0.0) -> None:
+        self.off_loop_delay = off_loop_delay
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.event: asyncio.Event | None = None
+
+    def start(self) -> asyncio.Event:
+        self.loop, self.event = asyncio.get_running_loop(), asyncio.Event()
+        listeners.append(self.poke)
+        return self.event
+
+    def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            listeners.remove(self.poke)
+
+    def poke(self) -> None:
+        loop, event = self.loop, self.event
+        if loop is None or event is None or loop.is_closed():
+            return
+        try:
+            same = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            same = False
+        if same:
+            event.set()
+        elif self.off_loop_delay:
+            loop.call_soon_threadsafe(loop.call_later, self.off_loop_delay, event.set)
+        else:
+            loop.call_soon_threadsafe(event.set)
 
 
 def runner_state_type(state: RunnerState) -> str:

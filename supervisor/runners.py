@@ -201,7 +201,7 @@ class RunnerManager:
         self._busy = False
         self.zone = resolve_zone(settings.timezone)  # local times in limit messages
         self.hooks_file = root / HOOKS_FILE
-        self._profiles: dict[str, Profile] = {}
+        self._profiles: dict[str, Profile | None] = {}
 
     # --- helpers ----------------------------------------------------------------------------
     @property
@@ -303,20 +303,23 @@ class RunnerManager:
         )
 
     def profile(self, name: str | None) -> Profile | None:
-        """The profile called ``name`` (cached; profiles change only through the API, which
-        calls :meth:`forget_profile`), None for a runner without one (404 when missing)."""
+        """The profile called ``name``, None for a runner without one (404 when missing)."""
+        found = self.profile_or_none(name)
+        if found is None and name is not None:
+            queries.profile_by_name(name)  # raises the 404
+        return found
+
+    def profile_or_none(self, name: str | None) -> Profile | None:
+        """The profile called ``name``; None for none, or one deleted since. Cached, misses
+        too: profiles change only through the API, which calls :meth:`forget_profile`."""
         if name is None:
             return None
         if name not in self._profiles:
-            self._profiles[name] = queries.profile_by_name(name)
+            try:
+                self._profiles[name] = queries.profile_by_name(name)
+            except ApiError:
+                self._profiles[name] = None
         return self._profiles[name]
-
-    def _profile_or_none(self, runner: Runner) -> Profile | None:
-        """The runner's profile; None when it has none or it was deleted since."""
-        try:
-            return self.profile(runner.profile)
-        except ApiError:
-            return None
 
     def forget_profile(self, name: str) -> None:
         self._profiles.pop(name, None)
@@ -804,7 +807,7 @@ class RunnerManager:
 
     def _find_limit(self, runner: Runner, now: float) -> limits.LimitHit | None:
         """The usage limit an agent run ended at, if it did (None for plain commands)."""
-        profile = self._profile_or_none(runner)
+        profile = self.profile_or_none(runner.profile)
         if profile is None or profile.agent not in sessions.LIMIT_AGENTS:
             return None
         log_path = self.run_dir(runner.id) / LOG_NAME if runner.supervised else None
@@ -941,7 +944,7 @@ class RunnerManager:
     def _fresh_session(self, runner: Runner) -> dict[str, Any]:
         """For a run started again from the top: a new session id where the agent takes one
         chosen up front (Claude Code refuses a used one); resuming is :meth:`resume`."""
-        profile = self._profile_or_none(runner)
+        profile = self.profile_or_none(runner.profile)
         if profile is None or profile.agent not in profiles.SESSIONS_UP_FRONT:
             return {}
         old, new = runner.session_id, str(uuid.uuid4())
@@ -1141,7 +1144,7 @@ class RunnerManager:
         """RUNNING/STARTING -> PAUSED: the run ended at the provider's usage limit. It resumes
         by itself at the reset (plus a minute) when its resume_on_limit says so."""
         when = limits.describe_reset(hit.resets_at, now, self.zone)
-        auto = runner.resume_on_limit and profiles.can_resume(self._profile_or_none(runner))
+        auto = runner.resume_on_limit and profiles.can_resume(self.profile_or_none(runner.profile))
         why = f"limit: {hit.message} ({when}" + ("; resumes then)" if auto else ")")
         self._transition(
             runner,
@@ -1203,7 +1206,7 @@ class RunnerManager:
         self._check_accepting()
         runner = self.row(runner_id)
         state = RunnerState(runner.state)
-        profile = self._profile_or_none(runner)
+        profile = self.profile_or_none(runner.profile)
         if not runner.supervised:
             how = (
                 f"stratavore-agent --profile {runner.profile} --resume {runner.session_id}"
@@ -1294,7 +1297,7 @@ class RunnerManager:
             return
         old = worktrees.Worktree.from_json(runner.worktree)
         project = self.project_by_id(runner.project_id)
-        profile = self._profile_or_none(runner)
+        profile = self.profile_or_none(runner.profile)
         tree = await self._git(
             worktrees.create,
             project.path,
@@ -1343,7 +1346,7 @@ class RunnerManager:
     def _watch_attention(self, live: Live, now: float) -> None:
         """A (re)started agent run: its hooks or, failing them, the heuristic say what it
         does. Plain commands have no attention."""
-        profile = self._profile_or_none(live.row)
+        profile = self.profile_or_none(live.row.profile)
         live.hooked = False
         live.active_at, live.seen_offset = now, live.row.log_offset
         heuristic = profile is not None and not profiles.has_hooks(profile)
@@ -1554,7 +1557,8 @@ class RunnerManager:
                 self._schedule_backoff(runner.id, (runner.next_start_at or now) - now)
                 continue
             if state is S.PAUSED:
-                if runner.resume_on_limit and profiles.can_resume(self._profile_or_none(runner)):
+                profile = self.profile_or_none(runner.profile)
+                if runner.resume_on_limit and profiles.can_resume(profile):
                     self._plan_resume(runner)
                 continue
             ident = Identity(runner.pid, runner.create_time) if runner.pid else None

@@ -208,7 +208,7 @@ class Dispatcher:
         self._pools: dict[int, ThreadPoolExecutor] = {}  # one per channel
         self._busy: dict[int, int] = defaultdict(int)  # channel -> messages on their way
         self._local = threading.local()  # one requests.Session per worker thread
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waker = events.Waker()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._channels: dict[int, _Channel] = {}
@@ -221,14 +221,11 @@ class Dispatcher:
 
     # --- running ---------------------------------------------------------------------------
     def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        events.listeners.append(self.poke)
-        self._task = self._loop.create_task(self._run())
+        self._wake = self._waker.start()
+        self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        with contextlib.suppress(ValueError):
-            events.listeners.remove(self.poke)
+        self._waker.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -248,17 +245,7 @@ class Dispatcher:
         """Something was written to the outbox (or came back from a channel): look soon. On
         the loop's own thread this runs inside the writer's transaction; the look comes after
         its commit."""
-        loop, wake = self._loop, self._wake
-        if loop is None or wake is None or loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            wake.set()
-        else:
-            loop.call_soon_threadsafe(wake.set)
+        self._waker.poke()
 
     async def _run(self) -> None:
         assert self._wake is not None
