@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLayout,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
@@ -125,6 +126,27 @@ def _line(placeholder: str = "") -> QLineEdit:
     edit = QLineEdit()
     edit.setPlaceholderText(placeholder)
     return edit
+
+
+def _ends(left: QWidget, right: QWidget) -> QHBoxLayout:
+    """A row with ``left`` at its start and ``right`` at its end (remove ... save)."""
+    row = QHBoxLayout()
+    row.addWidget(left)
+    row.addStretch(1)
+    row.addWidget(right)
+    return row
+
+
+def _stack(body: QWidget, first: QWidget, *rest: QWidget | QLayout) -> None:
+    """``first`` (a list, taking the spare height) over ``rest``, filling ``body``."""
+    layout = QVBoxLayout(body)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(first, 1)
+    for part in rest:
+        if isinstance(part, QLayout):
+            layout.addLayout(part)
+        else:
+            layout.addWidget(part)
 
 
 def _arguments(placeholder: str, height: int) -> QPlainTextEdit:
@@ -245,11 +267,7 @@ class ChannelsPage(Page):
         self.save_button.clicked.connect(self.save_channel)
         form.addRow(self.save_button)
 
-        layout = QVBoxLayout(self.body)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.list, 1)
-        layout.addLayout(actions)
-        layout.addWidget(self.form_box)
+        _stack(self.body, self.list, actions, self.form_box)
         self._kind_changed()
         self._selected(None)
 
@@ -560,16 +578,8 @@ class BudgetsPage(Page):
         self.remove_button = QPushButton("Remove")
         self.remove_button.clicked.connect(self.remove)
         self.remove_button.setEnabled(False)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.remove_button)
-        buttons.addStretch(1)
-        buttons.addWidget(self.save_button)
-        form.addRow(buttons)
-
-        layout = QVBoxLayout(self.body)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.table, 1)
-        layout.addWidget(box)
+        form.addRow(_ends(self.remove_button, self.save_button))
+        _stack(self.body, self.table, box)
 
     def load(self) -> None:
         self.start(self._fetch())
@@ -719,16 +729,8 @@ class ProfilesPage(Page):
         form.addRow("Environment", self.env)
         self.add_button = QPushButton("Add profile")
         self.add_button.clicked.connect(self.add)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.delete_button)
-        buttons.addStretch(1)
-        buttons.addWidget(self.add_button)
-        form.addRow(buttons)
-
-        layout = QVBoxLayout(self.body)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.list, 1)
-        layout.addWidget(box)
+        form.addRow(_ends(self.delete_button, self.add_button))
+        _stack(self.body, self.list, box)
 
     def load(self) -> None:
         self.start(self._fetch())
