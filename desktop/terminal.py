@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 
 # Linux terminals, in order of preference, and how each is told to run a command.
@@ -80,7 +81,9 @@ def _applescript(text: str) -> str:
 
 
 def _spawn(argv: list[str], cwd: str) -> None:
-    subprocess.Popen(
+    """Start the terminal, detached from the app; a thread waits for it, so it is reaped
+    when the user closes it (no zombie per terminal opened, no Popen dropped while running)."""
+    terminal = subprocess.Popen(
         argv,
         cwd=cwd,
         stdin=subprocess.DEVNULL,
@@ -88,6 +91,7 @@ def _spawn(argv: list[str], cwd: str) -> None:
         stderr=subprocess.DEVNULL,
         start_new_session=os.name != "nt",
     )
+    threading.Thread(target=terminal.wait, name="terminal-reaper", daemon=True).start()
 
 
 def run_in_terminal(

@@ -126,17 +126,42 @@ def fake_claude(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return runs
 
 
-@pytest.fixture
-def terminals(monkeypatch: pytest.MonkeyPatch) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
-    """What the tray and the dashboard would run in a terminal, as (args, keyword args) of
-    ``run_in_terminal``: no terminal is opened."""
-    import desktop.dashboard
-    import desktop.tray
+class Terminals:
+    """A fake ``x-terminal-emulator`` first on PATH: ``desktop.terminal`` really finds and
+    spawns it, and it records where it was opened and what it was told to run (after ``-e``)
+    instead of opening a window."""
 
-    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-    for module in (desktop.tray, desktop.dashboard):
-        monkeypatch.setattr(module, "run_in_terminal", lambda *a, **k: calls.append((a, k)))
-    return calls
+    def __init__(self, bin_dir: Path) -> None:
+        self.log = bin_dir / "terminals.jsonl"
+        program = bin_dir / "x-terminal-emulator"
+        program.write_text(
+            f"#!{sys.executable} -I\n"
+            "import json, os, sys\n"
+            f"with open({str(self.log)!r}, 'a') as log:\n"
+            "    log.write(json.dumps({'cwd': os.getcwd(), 'command': sys.argv[2:]}) + '\\n')\n"
+        )
+        program.chmod(0o755)
+
+    def opened(self, count: int) -> list[dict[str, Any]]:
+        """The first ``count`` terminals opened (waiting for them: they are processes)."""
+        def read() -> list[dict[str, Any]]:
+            lines = self.log.read_text().splitlines() if self.log.exists() else []
+            return [json.loads(line) for line in lines]
+
+        return wait_for(lambda: len(read()) >= count and read(), what=f"{count} terminals")
+
+
+@pytest.fixture
+def terminals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Terminals:
+    bin_dir = tmp_path / "terminal-bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return Terminals(bin_dir)
+
+
+def agent_argv(*args: str) -> list[str]:
+    """``stratavore-agent`` from source with ``args``, as a terminal is told to run it."""
+    return [sys.executable, "-m", "supervisor.agent", *args]
 
 
 def fake_runs(log: Path) -> list[dict[str, Any]]:

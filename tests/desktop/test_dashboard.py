@@ -25,7 +25,7 @@ from desktop.bridge import Bridge
 from desktop.dashboard import Dashboard
 from desktop.models import ATTENTION, EventsModel, RunnersModel
 from tests.conftest import SLEEP, Daemon
-from tests.desktop.conftest import fake_runs
+from tests.desktop.conftest import agent_argv, fake_runs
 from tests.sink import Reply, Sink
 
 QUICK = [sys.executable, "-c", "pass"]
@@ -393,9 +393,10 @@ def test_sessions_tab_lists_sessions_says_why_not_and_resumes_one(
         assert tab.terminal_button.isEnabled() and tab.background_button.isEnabled()
 
         tab.terminal_button.click()
-        assert terminals == [
-            (("demo", str(project_dir)), {"profile": "claude", "resume": session}),
-        ]
+        assert terminals.opened(1) == [{
+            "cwd": str(project_dir),
+            "command": agent_argv("--profile", "claude", "--project", "demo", "--resume", session),
+        }]  # fmt: skip
         tab.background_button.click()
         dialog = tab.prompt
         assert dialog is not None and not dialog.worktree.isVisibleTo(dialog)

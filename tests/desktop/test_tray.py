@@ -28,7 +28,7 @@ from desktop.icons import TrayState
 from desktop.notifications import Notifier
 from desktop.tray import Tray, human_tokens, runner_label, summary, today_line, tray_state
 from tests.conftest import SLEEP, Daemon
-from tests.desktop.conftest import fake_runs
+from tests.desktop.conftest import Terminals, agent_argv, fake_runs
 
 TIMEOUT = 15.0
 
@@ -217,13 +217,13 @@ def offline_tray(qloop: asyncio.AbstractEventLoop, qtbot: Any) -> Iterator[Tray]
 
 
 def test_runners_menu_offers_resume_for_paused_sessions_and_marks_who_needs_the_user(
-    offline_tray: Tray, terminals: list[Any]
+    offline_tray: Tray, terminals: Terminals, tmp_path: Path
 ) -> None:
     resets = local_iso(23)
     offline_tray.bridge.snapshot = Snapshot(runners=[
         runner("paused", id=1, limit_resets_at=resets, resumable=True),
         runner("paused", id=2, limit_resets_at=resets, resumable=True, supervised=False,
-               cwd="/src/api/tree", session_id="9a1e-s2"),
+               cwd=str(tmp_path), session_id="9a1e-s2"),
         runner("paused", id=3, limit_resets_at=resets),  # no session to resume
         runner("running", id=4, attention="needs_input", resumable=True),
         runner("running", id=5, attention="working"),
@@ -249,9 +249,10 @@ def test_runners_menu_offers_resume_for_paused_sessions_and_marks_who_needs_the_
         [*common, "Stop", "Restart"],
     ]
     entry(submenu(runners, labels[1]), "Resume in terminal").trigger()
-    assert terminals == [
-        (("api", "/src/api/tree"), {"profile": "claude", "resume": "9a1e-s2"}),
-    ]
+    assert terminals.opened(1) == [{
+        "cwd": str(tmp_path),
+        "command": agent_argv("--profile", "claude", "--project", "api", "--resume", "9a1e-s2"),
+    }]  # fmt: skip
     asked: list[bool] = []
     offline_tray.sessions_requested.connect(lambda: asked.append(True))
     entry(offline_tray.menu, "Recent sessions…").trigger()
@@ -259,10 +260,10 @@ def test_runners_menu_offers_resume_for_paused_sessions_and_marks_who_needs_the_
 
 
 def test_quick_launch_runs_profiles_in_a_terminal_or_in_the_background_with_a_prompt(
-    offline_tray: Tray, terminals: list[Any]
+    offline_tray: Tray, terminals: Terminals, tmp_path: Path
 ) -> None:
     offline_tray.bridge.snapshot = Snapshot(
-        projects=[{"name": "api", "path": "/src/api"}],
+        projects=[{"name": "api", "path": str(tmp_path)}],
         profiles=[
             {"name": "claude", "batch": ["{binary}", "-p", "{prompt}"], "worktree": True},
             {"name": "sleeper", "batch": None, "worktree": False},
@@ -272,7 +273,9 @@ def test_quick_launch_runs_profiles_in_a_terminal_or_in_the_background_with_a_pr
     api = submenu(submenu(offline_tray.menu, "Quick launch"), "api")
     assert texts(api) == ["claude…", "sleeper", "In a terminal"]
     entry(submenu(api, "In a terminal"), "claude").trigger()
-    assert terminals == [(("api", "/src/api"), {"profile": "claude"})]
+    assert terminals.opened(1) == [
+        {"cwd": str(tmp_path), "command": agent_argv("--profile", "claude", "--project", "api")}
+    ]
 
     entry(api, "claude…").trigger()
     dialog = offline_tray.prompt
