@@ -38,6 +38,7 @@ from supervisor.states import SLOT_STATES
 from supervisor.store import Event, Profile, Project, Runner
 from supervisor.usage import budgets, periods, reports
 from supervisor.usage.service import UsageService
+from supervisor.writes import StorageError
 
 log = logging.getLogger("stratavore.api")
 T = TypeVar("T")
@@ -55,6 +56,14 @@ def json_response(payload: Any, status: int = 200) -> web.Response:
 
 def error_response(code: ErrorCode, message: str) -> web.Response:
     return json_response(sc.Error(error=code.code, message=message), code.status)
+
+
+def storage_response(exc: StorageError) -> web.Response:
+    """A write the storage refused: its sentence, and when to try again if that helps."""
+    response = error_response(exc.code, exc.message)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 NOT_JSON = ApiError(ErrorCode.BAD_REQUEST, "The request body is not valid JSON.")
@@ -241,6 +250,8 @@ class Api:
                 if not hmac.compare_digest(token, self.admin_token):
                     raise ApiError(ErrorCode.UNAUTHORIZED, "Wrong bearer token.")
             return await handler(request)
+        except StorageError as exc:  # the DB locked by another program, or the disk full
+            return storage_response(exc)
         except ApiError as exc:
             return error_response(exc.code, exc.message)
         except web.HTTPMethodNotAllowed as exc:
@@ -255,7 +266,9 @@ class Api:
                     ErrorCode.NOT_FOUND, f"No route {request.method} {request.path}."
                 )
             return error_response(ErrorCode.BAD_REQUEST, f"{exc.reason}.")
-        except Exception:
+        except Exception as exc:
+            if (refused := self.manager.writes.refused(exc)) is not None:
+                return storage_response(refused)
             log.exception("internal error serving %s %s", request.method, request.path)
             return error_response(
                 ErrorCode.INTERNAL, "Internal error; the supervisor log has the details."
@@ -380,6 +393,7 @@ class Api:
                 active=sum(counts[state.value] for state in SLOT_STATES),
                 queued=counts["queued"],
                 projects=len(queries.list_projects()),
+                storage=self.manager.writes.status,
             )
         )
 

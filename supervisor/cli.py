@@ -12,6 +12,8 @@ handling of their own. Exit statuses (:class:`ExitStatus`, also in ``docs/cli.md
    4  NOT_FOUND     no such project, profile or runner (404)
    5  CONFLICT      state conflict, name already exists, or cap reached (409)
    6  UNAUTHORIZED  the API rejected the admin token (401)
+  75  TRY_AGAIN     the data folder is full or read-only, or the database stayed locked by
+                    another program (503, 507): what the message says was not recorded
  130  INTERRUPTED   Ctrl-C during a one-shot command (``logs -f`` and ``watch`` exit 0)
 ====  ============  =============================================================
 """
@@ -51,6 +53,7 @@ class ExitStatus(enum.IntEnum):
     NOT_FOUND = 4
     CONFLICT = 5
     UNAUTHORIZED = 6
+    TRY_AGAIN = 75  # sysexits' EX_TEMPFAIL
     INTERRUPTED = 130
 
 
@@ -68,6 +71,9 @@ EXIT_FOR_ERROR: dict[ErrorCode, ExitStatus] = {
     ErrorCode.BUDGET_SPENT: ExitStatus.CONFLICT,
     ErrorCode.SHUTTING_DOWN: ExitStatus.NOT_RUNNING,
     ErrorCode.UNAVAILABLE: ExitStatus.ERROR,
+    ErrorCode.DATABASE_LOCKED: ExitStatus.TRY_AGAIN,
+    ErrorCode.STORAGE_FULL: ExitStatus.TRY_AGAIN,
+    ErrorCode.STORAGE_FAILED: ExitStatus.TRY_AGAIN,
     ErrorCode.INTERNAL: ExitStatus.ERROR,
 }
 
@@ -215,7 +221,14 @@ def positive(option: str, value: float | None) -> None:
 
 
 def connect(args: argparse.Namespace) -> ApiClient:
-    return ApiClient.discover(timeout=args.timeout)
+    api = ApiClient.discover(timeout=args.timeout)
+    api.on_wait = say_waiting
+    return api
+
+
+def say_waiting(message: str, seconds: float) -> None:
+    """A request waits for a locked database: say so, as the command seems to hang."""
+    fail(f"{message.rstrip('.')}; waiting for it (up to {seconds:g} s)...")
 
 
 # --- commands ---------------------------------------------------------------------------
@@ -488,6 +501,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("runners", state_counts(status)),
         ("projects", status["projects"]),
     ]
+    if status.get("storage"):
+        fields.append(("storage", status["storage"]))
     for label, value in fields:
         print(f"{label + ':':<10}{value}")
     return ExitStatus.OK

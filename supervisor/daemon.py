@@ -38,6 +38,7 @@ from supervisor.runners import RunnerManager
 from supervisor.settings import Settings, load_settings
 from supervisor.usage import budgets
 from supervisor.usage.service import UsageService
+from supervisor.writes import StorageError, Writes
 
 log = logging.getLogger("stratavore.daemon")
 ROLLOVER_GRACE = 1.0  # seconds after a period's end: its last bucket is complete
@@ -104,6 +105,7 @@ class Supervisor:
         self.usage: UsageService | None = None
         self.dispatcher: Dispatcher | None = None
         self.settings: Settings | None = None
+        self.writes = Writes(self.root, clock)
         self.url = ""
         self.port = 0
 
@@ -112,8 +114,13 @@ class Supervisor:
         self.lock.acquire()
         try:
             await self._start()
-        except BaseException:
+        except BaseException as exc:
+            # a full, read-only or locked data dir: one sentence, not a traceback
+            refused = self.writes.refused(exc) if isinstance(exc, Exception) else None
             await self.stop()
+            if refused is not None:
+                why = refused.message[0].lower() + refused.message[1:]
+                raise KnownError(f"The supervisor could not start: {why}") from None
             raise
 
     async def _start(self) -> None:
@@ -123,11 +130,12 @@ class Supervisor:
             store.init_db(paths.db_path(self.root))
         except store.SchemaTooNew as exc:
             raise KnownError(str(exc)) from None
+        self.writes.attach()  # the loop's connection: short lock waits
         self.settings = load_settings().with_overrides(**self.overrides)
         # asks the user's login shell for its PATH: off the loop (in the tray, the GUI thread)
         path = await asyncio.get_running_loop().run_in_executor(None, commands.search_path)
         manager = self.manager = RunnerManager(
-            self.root, self.settings, self.ops, self.clock, search_path=path
+            self.root, self.settings, self.ops, self.clock, search_path=path, writes=self.writes
         )
         usage = self.usage = UsageService(manager)
         dispatcher = self.dispatcher = Dispatcher(self.clock)
@@ -154,7 +162,7 @@ class Supervisor:
         manager.reconcile()  # paused runners get their resume jobs here
         dispatcher.start()  # what was not delivered before a crash goes out now
         self._start_scheduler(manager, usage)
-        with store.DB.atomic():
+        with self.writes.transaction():
             events.record(
                 events.SUPERVISOR_STARTED,
                 "supervisor started",
@@ -228,8 +236,11 @@ class Supervisor:
         manager.watch_busy(busy)
 
         async def import_usage() -> None:
-            await usage.import_now()
-            await usage.rollover()  # budgets changed from the CLI are caught up with here
+            try:
+                await usage.import_now()
+                await usage.rollover()  # budgets changed from the CLI are caught up with here
+            except StorageError as exc:  # nothing half-written: the next import reads it again
+                log.warning("import: not written: %s", exc.message)
             plan_rollover()
 
         async def rollover() -> None:
@@ -259,16 +270,20 @@ class Supervisor:
                 await self.manager.stop_everything()
             self.manager.shutdown()
             left = sum(1 for live in self.manager.live.values() if live.identity is not None)
-            with store.DB.atomic():
-                events.record(
-                    events.SUPERVISOR_STOPPED,
-                    "supervisor stopped",
-                    ts=self.clock(),
-                    body=f"{left} runners left running for adoption at next start",
-                )
+            try:
+                with self.writes.transaction():
+                    events.record(
+                        events.SUPERVISOR_STOPPED,
+                        "supervisor stopped",
+                        ts=self.clock(),
+                        body=f"{left} runners left running for adoption at next start",
+                    )
+            except StorageError as exc:
+                log.warning("stopped: supervisor; its event was not recorded: %s", exc.message)
             log.info("stopped: supervisor (%d runners left running)", left)
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        self.writes.close()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
         if self.runner is not None:

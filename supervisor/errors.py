@@ -24,6 +24,9 @@ class ErrorCode(enum.Enum):
     INVALID = ("invalid", 422)  # well-formed JSON whose fields are wrong
     COMMAND_NOT_FOUND = ("command_not_found", 422)  # launch of a command not on PATH
     SHUTTING_DOWN = ("shutting_down", 503)  # the supervisor is stopping
+    DATABASE_LOCKED = ("database_locked", 503)  # another program holds the DB: retry (Retry-After)
+    STORAGE_FULL = ("storage_full", 507)  # the data folder is full: the write was not made
+    STORAGE_FAILED = ("storage_failed", 503)  # the data folder is read-only or failing (I/O)
     UNAVAILABLE = ("unavailable", 503)  # an OS service it needs is missing (the keyring)
     INTERNAL = ("internal", 500)  # a bug: logged with its traceback
 

@@ -26,6 +26,7 @@ USAGE_IMPORT_PROBLEM = "usage.import_problem"  # malformed lines, unknown models
 RUNNER_LIMIT = "runner.limit"  # a live session hit its provider's usage limit
 RUNNER_RESUME_FAILED = "runner.resume_failed"  # a paused runner could not resume at the reset
 WORKTREE_KEPT = "runner.worktree_kept"  # a finished runner's worktree holds work: where it is
+STORAGE_PROBLEM = "supervisor.storage_problem"  # the data folder was full or read-only (once)
 
 STATE_TITLES = {
     RunnerState.QUEUED: "was queued",

@@ -1,10 +1,13 @@
 """Runner lifecycle: launch, queue, spawn, watch, restart, stop, reconcile and sweep.
 
 Everything here runs on the supervisor's asyncio loop (the plain loop of ``stratavore daemon``
-or the tray app's qasync loop). Database writes are short and happen on the loop; process-table
+or the tray app's qasync loop). Database writes are short and happen on the loop, through
+:class:`~supervisor.writes.Writes` (which never lets the loop wait long for a lock); process-table
 scans and log I/O go to the default executor. Every state change goes through
 :meth:`RunnerManager._transition`, which checks the transition table and writes the new state
-and its event in one transaction.
+and its event in one transaction, and changes memory only once that is committed. What is
+seen of the OS while the database refuses writes (a runner's exit, a stop signal already sent,
+samples and heartbeats) is kept and written as soon as it can be (:meth:`_catch_up`).
 
 Lifecycle log lines start with a fixed verb (``spawned:``, ``success:``, ``exited:``,
 ``backoff:``, ``gave up:``, ``stopping:``, ``stopped:``, ``adopted:``, ``lost:``) so they can
@@ -45,8 +48,9 @@ from supervisor.states import (
     RunnerState,
     check_transition,
 )
-from supervisor.store import DB, Profile, Project, Runner
+from supervisor.store import Profile, Project, Runner
 from supervisor.usage.periods import resolve_zone
+from supervisor.writes import StorageError, Writes
 
 log = logging.getLogger("stratavore.runners")
 S = RunnerState
@@ -55,6 +59,7 @@ FIRST_SAMPLE_DELAY = 0.5  # sample new runners soon, so listings show CPU/RSS be
 BACKOFF_FACTOR = 1.5  # PM2's exp_backoff_restart_delay growth
 BUSY_CPU = 2.0  # percent of a core: above it, an agent without hooks counts as working
 HOOKS_FILE = "claude-hooks.json"
+RETRY_INTERVAL = 1.0  # seconds between tries to write what the DB refused
 
 
 def backoff_delay(early_exits: int, initial: float, maximum: float) -> float:
@@ -87,10 +92,25 @@ class Live:
     seen_offset: int = -1  # log offset at the last sweep
     limit: limits.LimitHit | None = None  # found when its exit was drained
     limit_checked: bool = False
+    # Seen while the DB refused writes, written by _catch_up: a stop signal already sent
+    # (force, when), and the end of the runner's process.
+    stop_unrecorded: tuple[bool, float] | None = None
+    end_unrecorded: Ended | None = None
 
     @property
     def state(self) -> RunnerState:
         return RunnerState(self.row.state)
+
+
+@dataclass
+class Ended:
+    """A runner's process ended (or never started: ``failed`` says why), as first seen."""
+
+    code: int | None
+    at: float
+    offset: int
+    pid: int | None
+    failed: str | None = None
 
 
 @dataclass
@@ -115,6 +135,11 @@ class HeartbeatBook:
     def take(self) -> dict[int, dict[str, Any]]:
         batch, self.pending = self.pending, {}
         return batch
+
+    def keep(self, batch: dict[int, dict[str, Any]]) -> None:
+        """Put back a batch the DB refused; fields received since are newer and win."""
+        for runner_id, fields in batch.items():
+            self.pending[runner_id] = {**fields, **self.pending.get(runner_id, {})}
 
     def forget(self, runner_id: int) -> None:
         self.pending.pop(runner_id, None)
@@ -168,11 +193,13 @@ class RunnerManager:
         ops: ProcessOps | None = None,
         clock: Callable[[], float] = time.time,
         search_path: str | None = None,
+        writes: Writes | None = None,
     ) -> None:
         self.root = root
         self.settings = settings
         self.ops = ops or ProcessOps()
         self.clock = clock
+        self.writes = writes or Writes(root, clock)
         self.api_url = ""
         # the login-shell probe takes up to seconds: the supervisor runs it in a thread
         self.search_path = commands.search_path() if search_path is None else search_path
@@ -186,6 +213,8 @@ class RunnerManager:
         self._tree_scan: asyncio.Future[None] | None = None
         self._sample_timer: asyncio.TimerHandle | None = None
         self._exits: set[int] = set()  # runners whose pidfd fired, finished on the next turn
+        self._unwritten: dict[int, dict[str, Any]] = {}  # fields the DB refused, kept to retry
+        self._retry_timer: asyncio.TimerHandle | None = None
         self._sweep_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.accepting = True
@@ -236,12 +265,13 @@ class RunnerManager:
             raise ApiError(ErrorCode.INVALID, f"Folder {request.path} does not exist.")
         if queries.project_exists(request.name):
             raise ApiError(ErrorCode.ALREADY_EXISTS, f"Project '{request.name}' already exists.")
-        project = Project.create(
-            name=request.name,
-            path=str(path.resolve()),
-            max_runners=request.max_runners,
-            created_at=self.clock() if now is None else now,
-        )
+        with self.writes.transaction():
+            project = Project.create(
+                name=request.name,
+                path=str(path.resolve()),
+                max_runners=request.max_runners,
+                created_at=self.clock() if now is None else now,
+            )
         self._projects[project.id] = project
         return project
 
@@ -253,23 +283,35 @@ class RunnerManager:
                 ErrorCode.CONFLICT,
                 f"Project '{project.name}' has {active} active runners; stop them first.",
             )
-        project.archived = True
-        project.save()
+        self._save_project(project, archived=True)
         return project
 
     def set_project_cap(self, name: str, max_runners: int | None) -> Project:
         """Change a project's own cap (None: the global setting); queued runners may start."""
         project = self.project(name)
-        project.max_runners = max_runners
-        project.save()
+        self._save_project(project, max_runners=max_runners)
         self._dequeue(self.clock())
         return project
+
+    def _save_project(self, project: Project, **values: Any) -> None:
+        """Change a cached project's fields; they are put back if the DB refuses them."""
+        before = {name: getattr(project, name) for name in values}
+        for name, value in values.items():
+            setattr(project, name, value)
+        try:
+            with self.writes.transaction():
+                project.save()
+        except StorageError:
+            for name, value in before.items():
+                setattr(project, name, value)
+            raise
 
     def set_setting(self, key: str, value: Any) -> None:
         """Save a setting; apply it now where the running supervisor can (then queued runners
         may start under a raised cap), else at the next start."""
         value = check_setting(key, value)
-        save_setting(key, value)
+        with self.writes.transaction():
+            save_setting(key, value)
         if key in LIVE:
             self.settings = self.settings.with_overrides(**{key: value})
             self.zone = resolve_zone(self.settings.timezone)
@@ -337,27 +379,43 @@ class RunnerManager:
         ]
 
     def flush_heartbeats(self) -> int:
-        """Write the heartbeats received since the last flush, in one transaction."""
+        """Write the heartbeats received since the last flush, in one transaction; how many
+        runners' (0 when the DB refused them: they are kept for the next flush)."""
         batch = self.heartbeats.take()
         if batch:
-            with DB.atomic():
-                queries.store_heartbeats(batch)
+            try:
+                with self.writes.transaction():
+                    queries.store_heartbeats(batch)
+            except StorageError:
+                self.heartbeats.keep(batch)
+                return 0
             for runner_id, values in batch.items():
                 if (live := self.live.get(runner_id)) is not None:
                     live.row.__data__.update(values)
         return len(batch)
 
     def _write_fields(self, batch: dict[int, dict[str, Any]]) -> None:
-        """Store non-state fields (samples, heartbeats, log offsets) of many runners at once."""
-        if not batch:
+        """Store non-state fields (samples, log offsets, a new process's identity) of many
+        runners at once. What the DB refuses is kept, and written with the next batch or a
+        state change of its runner, whichever comes first (newer values win)."""
+        for runner_id, values in batch.items():
+            self._unwritten.setdefault(runner_id, {}).update(values)
+        if not self._unwritten:
             return
-        with DB.atomic():
-            for runner_id, values in batch.items():
-                queries.update_runner(runner_id, **values)
-                live = self.live.get(runner_id)
-                if live is not None:
-                    for name, value in values.items():
-                        setattr(live.row, name, value)
+        batch, self._unwritten = self._unwritten, {}
+        try:
+            with self.writes.transaction():
+                for runner_id, values in batch.items():
+                    queries.update_runner(runner_id, **values)
+        except StorageError:
+            self._unwritten = batch
+            self._retry_later()
+            return
+        for runner_id, values in batch.items():
+            live = self.live.get(runner_id)
+            if live is not None:
+                for name, value in values.items():
+                    setattr(live.row, name, value)
 
     def background(self, coro: Any) -> asyncio.Task[Any]:
         """Run ``coro`` as a task kept referenced until done (so it is not collected)."""
@@ -381,30 +439,44 @@ class RunnerManager:
         data: dict[str, Any] | None = None,
         **fields: Any,
     ) -> None:
-        """Change ``runner``'s state and write the event that reports it, in one transaction."""
+        """Change ``runner``'s state and write the event that reports it, in one transaction.
+        Memory (the row, the counters, the live table) follows only once it is committed: when
+        the DB refuses it, :class:`StorageError` is raised and nothing has changed. Fields of
+        the runner kept from refused writes go with it."""
         old = RunnerState(runner.state) if runner.state else None
         check_transition(old, new)
         changes = {"state": new.value, "reason": reason, **fields}
         if new not in (S.RUNNING, S.STOPPING) and runner.attention is not None:
             changes.update(attention=None, attention_at=None)  # only a running agent has one
+        kept = self._unwritten.pop(runner.id, {}) if runner.id is not None else {}
+        changes = {**kept, **changes}
+        project = self.project_name(runner.project_id)
+        try:
+            with self.writes.transaction():
+                if runner.id is None:  # a new runner: inserted first, so the event has its id
+                    for name, value in changes.items():  # not in memory yet: nobody sees it
+                        setattr(runner, name, value)
+                    runner.id = queries.insert_runner(runner)
+                else:
+                    queries.update_runner(runner.id, **changes)
+                events.record(
+                    events.runner_state_type(new),
+                    f"runner {runner.id} ({project}) {events.STATE_TITLES[new]}",
+                    ts=now,
+                    severity=events.SEVERITY_OF_STATE.get(new, "info"),
+                    runner_id=runner.id,
+                    project=project,
+                    body=reason or "",
+                    data={"state": new.value, "previous": old and old.value, **(data or {})},
+                )
+        except StorageError:
+            if old is None:
+                runner.id = runner.state = None
+            elif kept:
+                self._unwritten[runner.id] = kept
+            raise
         for name, value in changes.items():
             setattr(runner, name, value)
-        project = self.project_name(runner.project_id)
-        with DB.atomic():
-            if runner.id is None:  # a new runner: inserted first, so the event has its id
-                runner.id = queries.insert_runner(runner)
-            else:
-                queries.update_runner(runner.id, **changes)
-            events.record(
-                events.runner_state_type(new),
-                f"runner {runner.id} ({project}) {events.STATE_TITLES[new]}",
-                ts=now,
-                severity=events.SEVERITY_OF_STATE.get(new, "info"),
-                runner_id=runner.id,
-                project=project,
-                body=reason or "",
-                data={"state": new.value, "previous": old and old.value, **(data or {})},
-            )
         self._count(runner, old, -1)
         self._count(runner, new, +1)
         live = self.live.get(runner.id)
@@ -458,22 +530,26 @@ class RunnerManager:
         self.pump.untrack(runner_id)
 
     def _set_flag(self, runner: Runner, unresponsive: bool, reason: str, now: float) -> None:
-        """Flag or clear ``unresponsive`` with its event (not a state change: not killed)."""
-        runner.unresponsive = unresponsive
+        """Flag or clear ``unresponsive`` with its event (not a state change: not killed).
+        When the DB refuses it, nothing changes: the next sweep or heartbeat sees it again."""
         project = self.project_name(runner.project_id)
         kind = events.RUNNER_UNRESPONSIVE if unresponsive else events.RUNNER_RESPONSIVE
         word = "unresponsive" if unresponsive else "responsive again"
-        with DB.atomic():
-            queries.update_runner(runner.id, unresponsive=unresponsive)
-            events.record(
-                kind,
-                f"runner {runner.id} ({project}) is {word}",
-                ts=now,
-                severity="warning" if unresponsive else "info",
-                runner_id=runner.id,
-                project=project,
-                body=reason,
-            )
+        try:
+            with self.writes.transaction():
+                queries.update_runner(runner.id, unresponsive=unresponsive)
+                events.record(
+                    kind,
+                    f"runner {runner.id} ({project}) is {word}",
+                    ts=now,
+                    severity="warning" if unresponsive else "info",
+                    runner_id=runner.id,
+                    project=project,
+                    body=reason,
+                )
+        except StorageError:
+            return
+        runner.unresponsive = unresponsive
         log.info(
             "%s runner %s: %s",
             "unresponsive:" if unresponsive else "responsive:",
@@ -684,7 +760,6 @@ class RunnerManager:
     def _spawn(self, runner: Runner, now: float) -> None:
         """Start the runner's process (it is already in ``starting``)."""
         run_dir = self.run_dir(runner.id)
-        run_dir.mkdir(parents=True, exist_ok=True)
         token = secrets.token_urlsafe(24)
         env = {
             **os.environ,
@@ -694,25 +769,33 @@ class RunnerManager:
             "STRATAVORE_RUNNER_TOKEN": token,
             "STRATAVORE_API": self.api_url,
         }
+        live = self.live[runner.id]
         try:
+            run_dir.mkdir(parents=True, exist_ok=True)
             ident = self.ops.spawn(
                 runner.command, runner.cwd, env, run_dir / SPOOL_NAME, run_dir / EXIT_FILE
             )
         except (OSError, ValueError) as exc:  # ValueError: what exec cannot take
             log.warning("spawnerr: runner %s: %s", runner.id, exc)
-            self._transition(runner, S.FAILED, f"could not start: {exc}", now, ended_at=now)
-            self._dequeue(now)
+            live.end_unrecorded = Ended(
+                None, now, runner.log_offset, None, f"could not start: {exc}"
+            )
+            self._record_end_or_keep(live)
             return
-        runner.pid, runner.create_time = ident.pid, ident.create_time
-        runner.token_hash = hash_token(token)
-        queries.update_runner(
-            runner.id, pid=runner.pid, create_time=runner.create_time, token_hash=runner.token_hash
-        )
-        live = self.live[runner.id]
         self._set_identity(live, ident)
+        # the process runs: its identity is a fact, kept and written later if the DB refuses
+        self._write_fields(
+            {
+                runner.id: {
+                    "pid": ident.pid,
+                    "create_time": ident.create_time,
+                    "token_hash": hash_token(token),
+                }
+            }
+        )
         self._watch_attention(live, now)
         self.pump.track(runner.id, run_dir, runner.log_offset)
-        log.info("spawned: runner %s with pid %s: %s", runner.id, runner.pid, runner.command)
+        log.info("spawned: runner %s with pid %s: %s", runner.id, ident.pid, runner.command)
         self._schedule_promotion(runner, now)
 
     def _schedule_promotion(self, runner: Runner, now: float) -> None:
@@ -726,12 +809,16 @@ class RunnerManager:
     def _promote(self, runner_id: int, now: float | None = None) -> None:
         """``starting`` -> ``running`` once the start-success window has passed."""
         live = self.live.get(runner_id)
-        if live is None or live.state is not S.STARTING:
+        if live is None or live.state is not S.STARTING or live.end_unrecorded is not None:
             return
         now = self.clock() if now is None else now
         runner = live.row
-        # STARTING -> RUNNING: a start counts only after start_secs up
-        self._transition(runner, S.RUNNING, None, now, early_exits=0)
+        try:
+            # STARTING -> RUNNING: a start counts only after start_secs up
+            self._transition(runner, S.RUNNING, None, now, early_exits=0)
+        except StorageError:
+            live.timer = self.loop.call_later(RETRY_INTERVAL, self._promote, runner_id)
+            return
         log.info("success: runner %s entered running (up > %s s)", runner_id, runner.start_secs)
         if self._sample_timer is None:
             self._sample_timer = self.loop.call_later(FIRST_SAMPLE_DELAY, self._first_sample)
@@ -790,9 +877,8 @@ class RunnerManager:
         except RuntimeError:  # the loop is closing and its executor is gone: these runners
             return  # are finished by the reconcile of the next start, from their exit files
         now = self.clock()
-        with DB.atomic():
-            for runner_id, code in ended:
-                self._finish_gone(runner_id, code, now)
+        for runner_id, code in ended:  # each its own transaction: one refused keeps only itself
+            self._finish_gone(runner_id, code, now)
 
     def _drain_logs(self, runner_ids: list[int]) -> None:
         """Pump the last output of ended runners (a worker thread), and look there and in
@@ -820,7 +906,7 @@ class RunnerManager:
         now = self.clock() if now is None else now
         ended = []
         for runner_id, live in list(self.live.items()):
-            if live.identity is not None and live.exit_fd is None:
+            if live.identity is not None and live.exit_fd is None and live.end_unrecorded is None:
                 gone, code = self.ops.poll(live.identity)
                 if gone:
                     ended.append((runner_id, code))
@@ -841,22 +927,54 @@ class RunnerManager:
         self.on_exit(runner_id, code, now)
 
     def on_exit(self, runner_id: int, code: int | None, now: float) -> None:
-        """The runner's root process ended with ``code`` (None: unknown)."""
+        """The runner's root process ended with ``code`` (None: unknown): what is left of it
+        is ended, once, and its end recorded, or kept until the DB takes it."""
         live = self.live.get(runner_id)
-        if live is None or live.state not in (S.STARTING, S.RUNNING, S.STOPPING):
+        if (
+            live is None
+            or live.state not in (S.STARTING, S.RUNNING, S.STOPPING)
+            or live.end_unrecorded is not None
+        ):
             return
         runner = live.row
         offset = self.pump.drain(runner_id) if runner.supervised else runner.log_offset
-        how = describe_exit(code)
-        log.info("exited: runner %s %s", runner_id, how)
-        if live.state is not S.STOPPING and live.row.supervised:
+        log.info("exited: runner %s %s", runner_id, describe_exit(code))
+        stopping = live.state is S.STOPPING or live.stop_unrecorded is not None
+        if not stopping and live.row.supervised:
             # What is left of the runner's process group has nobody watching it any more
             # (e.g. the command's children after the trampoline was killed): end it too.
             self._kill_all([], live)
-        ended = {"exit_code": code, "ended_at": now, "log_offset": offset, "pid": runner.pid}
+        if stopping:
+            self._kill_all(live.stop_tree, live)  # what remains of its tree and group
+        pid = live.identity.pid if live.identity is not None else runner.pid
+        live.end_unrecorded = Ended(code, now, offset, pid)
+        self._record_end_or_keep(live)
+
+    def _record_end_or_keep(self, live: Live) -> None:
+        """Record what happened to the runner, or keep it and try again soon."""
+        try:
+            self._catch_up(live)
+        except StorageError as exc:
+            log.warning("unrecorded: runner %s ended; kept until %s", live.row.id, exc.message)
+            self._retry_later()
+
+    def _record_end(self, live: Live) -> None:
+        """Write the runner's end (``live.end_unrecorded``) and what follows from it: stopped
+        (and restarted if asked), paused at a limit, exited, failed, fatal or backing off.
+        Raises :class:`StorageError`, having changed nothing, while the DB refuses it."""
+        end = live.end_unrecorded
+        assert end is not None
+        runner, runner_id, code, now, offset = live.row, live.row.id, end.code, end.at, end.offset
+        if end.failed is not None:
+            # STARTING -> FAILED: its process could not be started
+            self._transition(runner, S.FAILED, end.failed, now, ended_at=now)
+            live.end_unrecorded = None
+            self._dequeue(now)
+            return
+        how = describe_exit(code)
+        ended = {"exit_code": code, "ended_at": now, "log_offset": offset, "pid": end.pid}
         data = {"exit_code": code}
         if live.state is S.STOPPING:
-            self._kill_all(live.stop_tree, live)  # what remains of its tree and group
             restart = live.restart_after_stop
             why = "stopped by user" + (
                 f" (killed after the {self.settings.stop_timeout:g} s stop timeout)"
@@ -865,14 +983,19 @@ class RunnerManager:
             )
             # STOPPING -> STOPPED
             self._transition(runner, S.STOPPED, why, now, data=data, **ended)
+            live.end_unrecorded = None
             log.info("stopped: runner %s (%s)", runner_id, why)
             if restart:
-                self._start_again(runner, now, "restarted by user")
+                try:
+                    self._start_again(runner, self.clock(), "restarted by user")
+                except StorageError as exc:
+                    log.warning("restart: runner %s stopped, not started again: %s", runner_id, exc)
             self._dequeue(now)
             return
-        hit = live.limit if live.limit_checked else self._find_limit(runner, now)
-        if hit is not None:
-            self._pause(runner, hit, code, now, offset)
+        if not live.limit_checked:
+            live.limit, live.limit_checked = self._find_limit(runner, now), True
+        if live.limit is not None:
+            self._pause(runner, live.limit, code, now, offset)
             self._dequeue(now)
             return
         expected = code is not None and code in runner.expected_exit_codes
@@ -885,6 +1008,7 @@ class RunnerManager:
                 how = "disappeared without reporting an exit status"
             # STARTING/RUNNING -> EXITED/FAILED
             self._transition(runner, outcome, how, now, data=data, **ended)
+            live.end_unrecorded = None
             self._dequeue(now)
             return
         early = live.state is S.STARTING
@@ -893,6 +1017,7 @@ class RunnerManager:
             why = f"gave up: exited too quickly {early_exits} times in a row (last: {how})"
             # STARTING -> FATAL
             self._transition(runner, S.FATAL, why, now, data=data, early_exits=early_exits, **ended)
+            live.end_unrecorded = None
             log.warning("gave up: runner %s exited too quickly %d times", runner_id, early_exits)
             self._dequeue(now)
             return
@@ -913,8 +1038,9 @@ class RunnerManager:
             pid=None,
             create_time=None,
         )
+        live.end_unrecorded = None
         log.info("backoff: runner %s %s", runner_id, why)
-        self._schedule_backoff(runner_id, delay)
+        self._schedule_backoff(runner_id, now + delay - self.clock())
 
     def _schedule_backoff(self, runner_id: int, delay: float) -> None:
         live = self.live[runner_id]
@@ -922,11 +1048,17 @@ class RunnerManager:
         live.timer = self.loop.call_later(max(delay, 0), self._restart_from_backoff, runner_id)
 
     def _restart_from_backoff(self, runner_id: int) -> None:
+        """The backoff timer: start the runner again (in a second, if the DB refuses it)."""
         live = self.live.get(runner_id)
         if live is None or live.state is not S.BACKOFF:
             return
+        try:
+            self._start_from_backoff(live.row)
+        except StorageError:
+            live.timer = self.loop.call_later(RETRY_INTERVAL, self._restart_from_backoff, runner_id)
+
+    def _start_from_backoff(self, runner: Runner) -> None:
         now = self.clock()
-        runner = live.row
         # BACKOFF -> STARTING
         self._transition(
             runner,
@@ -986,16 +1118,23 @@ class RunnerManager:
             if self._slots.total() >= self.settings.max_runners_global:
                 break
             if self._has_slot(self.project_by_id(runner.project_id)):
-                # QUEUED -> STARTING
-                self._transition(runner, S.STARTING, None, now, started_at=now)
+                try:
+                    # QUEUED -> STARTING
+                    self._transition(runner, S.STARTING, None, now, started_at=now)
+                except StorageError:  # stays queued; tried again soon
+                    self._retry_later()
+                    return
                 self._spawn(runner, now)
 
     # --- stop and restart ---------------------------------------------------------------------
     def stop(self, runner_id: int, force: bool = False, now: float | None = None) -> Runner:
         """Stop a runner: queued/backoff end at once; a process gets the polite signal, then
-        its whole tree is killed at the deadline (at once with ``force``)."""
+        its whole tree is killed at the deadline (at once with ``force``).
+
+        A stop the DB refuses to record is carried out all the same (the signal is sent) and
+        recorded once it can be; :class:`StorageError` says so."""
         now = self.clock() if now is None else now
-        runner = self.row(runner_id)
+        runner = self._current(runner_id)
         state = RunnerState(runner.state)
         if state in FINISHED_STATES:
             raise ApiError(
@@ -1003,29 +1142,59 @@ class RunnerManager:
             )
         live = self.live[runner_id]
         live.restart_after_stop = False
-        if state is S.PAUSED and self.cancel_resume is not None:
-            self.cancel_resume(runner_id)
         if state in (S.QUEUED, S.BACKOFF, S.PAUSED):
             # QUEUED/BACKOFF/PAUSED -> STOPPED
             self._transition(runner, S.STOPPED, "stopped by user", now, ended_at=now)
+            if state is S.PAUSED and self.cancel_resume is not None:
+                self.cancel_resume(runner_id)
             self._dequeue(now)
             return runner
-        if state is S.STOPPING:
+        if state is S.STOPPING or live.stop_unrecorded is not None:
             if force and live.stop_task is not None:
                 live.stop_task.cancel()
                 live.stop_task = self.background(self._stop_tree(runner_id, 0.0))
+            if live.stop_unrecorded is not None:
+                live.stop_unrecorded = (live.stop_unrecorded[0] or force, live.stop_unrecorded[1])
+                self._stop_recorded_or_say_so(live)
             return runner
-        # STARTING/RUNNING -> STOPPING
-        self._transition(
-            runner,
-            S.STOPPING,
-            "stop requested by user",
-            now,
-            stop_requested_at=now,
-            stop_force=force,
-        )
+        try:
+            # STARTING/RUNNING -> STOPPING
+            self._transition(
+                runner,
+                S.STOPPING,
+                "stop requested by user",
+                now,
+                stop_requested_at=now,
+                stop_force=force,
+            )
+        except StorageError:
+            live.stop_unrecorded = (force, now)
+            self._begin_stop(runner_id, force)
+            self._stop_recorded_or_say_so(live)
         self._begin_stop(runner_id, force)
         return runner
+
+    def _stop_recorded_or_say_so(self, live: Live) -> None:
+        """A stop signal was sent: record the stop now, else say that it was sent and will
+        be recorded once the DB can be written (:class:`StorageError`)."""
+        try:
+            self._catch_up(live)
+        except StorageError as exc:
+            self._retry_later()
+            raise self.writes.error(
+                exc.problem,
+                f"Runner {live.row.id} was sent the stop signal, but "
+                f"{self.writes.clause(exc.problem)}: its stop is recorded once it can be "
+                "written.",
+            ) from None
+
+    def _current(self, runner_id: int) -> Runner:
+        """The runner's row, after writing what was kept of it (so a command acts on what
+        really happened); :class:`StorageError` while the DB refuses that."""
+        live = self.live.get(runner_id)
+        if live is not None and live.end_unrecorded is not None:
+            self._catch_up(live)
+        return self.row(runner_id)
 
     def stop_many(
         self, runner_ids: list[int], force: bool = False, now: float | None = None
@@ -1035,15 +1204,32 @@ class RunnerManager:
         now = self.clock() if now is None else now
         rows = [self.live[i].row for i in runner_ids if i in self.live]
         rows.sort(key=lambda row: row.state != S.QUEUED)
-        with DB.atomic():
-            for row in rows:
+        refused: list[tuple[int, StorageError]] = []
+        for row in rows:  # each its own transaction: one refused stops none of the others
+            try:
                 self.stop(row.id, force, now)
+            except StorageError as exc:
+                refused.append((row.id, exc))
+            except ApiError:  # it ended meanwhile (its end was kept, and written just now)
+                continue
+        if len(refused) == 1:
+            raise refused[0][1]
+        if refused:
+            problem = refused[0][1].problem
+            raise self.writes.error(
+                problem,
+                f"{len(refused)} of {len(rows)} stops could not be recorded "
+                f"({self.writes.clause(problem)}): runners {', '.join(str(i) for i, _ in refused)} "
+                "that were running were sent the stop signal, and their stops are recorded once "
+                "it can be written.",
+            )
         return [self.row(i) for i in runner_ids]
 
     async def stop_everything(self) -> None:
         """Stop every active runner and wait until each has ended (or been killed at the
         stop timeout)."""
-        self.stop_many([rid for rid, live in self.live.items() if live.state is not S.STOPPING])
+        with contextlib.suppress(StorageError):  # the signals are sent all the same
+            self.stop_many([rid for rid, live in self.live.items() if live.state is not S.STOPPING])
         tasks = [live.stop_task for live in self.live.values() if live.stop_task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=self.settings.stop_timeout + 5.0)
@@ -1052,6 +1238,8 @@ class RunnerManager:
         live = self.live[runner_id]
         if live.timer:
             live.timer.cancel()
+        if live.stop_task is not None and not live.stop_task.done():
+            return  # under way: the signal was sent when the stop could not be recorded
         assert live.identity is not None
         log.info("stopping: runner %s pid %s", runner_id, live.identity.pid)
         timeout = 0.0 if force else self.settings.stop_timeout
@@ -1070,7 +1258,7 @@ class RunnerManager:
         self.ops.signal_polite(root, group=live.row.supervised)
         await asyncio.sleep(timeout)
         live = self.live.get(runner_id)
-        if live is None or live.state is not S.STOPPING:
+        if live is None or (live.state is not S.STOPPING and live.stop_unrecorded is None):
             return
         tree = live.stop_tree + await self._descendants(root)
         live.killed_at_deadline = True
@@ -1111,7 +1299,7 @@ class RunnerManager:
     def restart(self, runner_id: int, now: float | None = None) -> Runner:
         now = self.clock() if now is None else now
         self._check_accepting()
-        runner = self.row(runner_id)
+        runner = self._current(runner_id)
         state = RunnerState(runner.state)
         if not runner.supervised:
             raise ApiError(
@@ -1125,12 +1313,14 @@ class RunnerManager:
                 f"Runner {runner_id} is queued; it starts when a slot frees.",
             )
         if state in FINISHED_STATES or state is S.PAUSED:
+            self._start_again(runner, now, "restarted by user")
             if state is S.PAUSED and self.cancel_resume is not None:
                 self.cancel_resume(runner_id)
-            self._start_again(runner, now, "restarted by user")
         elif state is S.BACKOFF:
-            self.live[runner_id].timer.cancel()
-            self._restart_from_backoff(runner_id)
+            timer = self.live[runner_id].timer
+            self._start_from_backoff(runner)  # refused: it stays in backoff, its timer set
+            if timer is not None:
+                timer.cancel()
         else:
             if state is not S.STOPPING:
                 self.stop(runner_id, now=now)
@@ -1158,6 +1348,7 @@ class RunnerManager:
             create_time=None,
             limit_resets_at=hit.resets_at,
         )
+        self.live[runner.id].end_unrecorded = None
         self._set_identity(self.live[runner.id], None)
         log.info("paused: runner %s at %s's usage limit (%s)", runner.id, hit.agent, when)
         if auto:
@@ -1172,16 +1363,20 @@ class RunnerManager:
     def resume_due(self, runner_id: int) -> None:
         """The scheduler's job at a limit's reset: resume the paused runner's session. When
         that is refused (a spent budget, the agent uninstalled), it stays paused and an event
-        says why."""
+        says why; when the DB refuses it, it is tried again a minute later."""
         live = self.live.get(runner_id)
         if live is None or live.state is not S.PAUSED or not self.accepting:
             return
         now = self.clock()
         try:
             self.resume(runner_id, now=now)
+        except StorageError as exc:
+            log.warning("paused: runner %s not resumed yet: %s", runner_id, exc.message)
+            if self.schedule_resume is not None:
+                self.schedule_resume(runner_id, now + 60.0)
         except ApiError as exc:
             project = self.project_name(live.row.project_id)
-            with DB.atomic():
+            with self.writes.transaction():
                 events.record(
                     events.RUNNER_RESUME_FAILED,
                     f"runner {runner_id} ({project}) could not resume after the limit",
@@ -1204,7 +1399,7 @@ class RunnerManager:
         recent one): a paused runner at once, a finished one as a restart does."""
         now = self.clock() if now is None else now
         self._check_accepting()
-        runner = self.row(runner_id)
+        runner = self._current(runner_id)
         state = RunnerState(runner.state)
         profile = self.profile_or_none(runner.profile)
         if not runner.supervised:
@@ -1244,8 +1439,6 @@ class RunnerManager:
         argv = commands.resolve(plan.argv, runner.cwd, self.search_path)
         if self.launch_guard is not None:
             self.launch_guard(self.project_name(runner.project_id), runner.profile, argv, now)
-        if state is S.PAUSED and self.cancel_resume is not None:
-            self.cancel_resume(runner_id)
         self._start_again(
             runner,
             now,
@@ -1254,6 +1447,8 @@ class RunnerManager:
             mode=mode,
             prompt=prompt if mode == "batch" else runner.prompt,
         )
+        if state is S.PAUSED and self.cancel_resume is not None:
+            self.cancel_resume(runner_id)
         log.info("resumed: runner %s session %s", runner_id, runner.session_id)
         return self.row(runner_id)
 
@@ -1262,11 +1457,12 @@ class RunnerManager:
         attributed to them; how many learned one."""
         learned = queries.sessions_of_runners_without_one()
         if learned:
-            with DB.atomic():
+            with self.writes.transaction():
                 for runner_id, session_id in learned.items():
                     queries.update_runner(runner_id, session_id=session_id)
-                    if (live := self.live.get(runner_id)) is not None:
-                        live.row.session_id = session_id
+            for runner_id, session_id in learned.items():
+                if (live := self.live.get(runner_id)) is not None:
+                    live.row.session_id = session_id
         return len(learned)
 
     # --- git worktrees --------------------------------------------------------------------------
@@ -1305,8 +1501,14 @@ class RunnerManager:
             Path(old.path).name,
             list(profile.setup_files) if profile else [],
         )
-        runner.worktree, runner.cwd = tree.to_json(), worktrees.cwd_in(tree, project.path)
-        queries.update_runner(runner_id, worktree=runner.worktree, cwd=runner.cwd)
+        values = {"worktree": tree.to_json(), "cwd": worktrees.cwd_in(tree, project.path)}
+        try:
+            with self.writes.transaction():
+                queries.update_runner(runner_id, **values)
+        except StorageError:
+            await self.discard_worktree(tree)
+            raise
+        runner.worktree, runner.cwd = values["worktree"], values["cwd"]
 
     async def discard_worktree(self, tree: worktrees.Worktree) -> None:
         """A worktree made for a launch that was then refused (a budget, a cap)."""
@@ -1331,16 +1533,19 @@ class RunnerManager:
         if outcome.kept:
             runner = self.row(runner_id)
             project = self.project_name(runner.project_id)
-            with DB.atomic():
-                events.record(
-                    events.WORKTREE_KEPT,
-                    f"runner {runner_id} ({project}) left work in its worktree",
-                    ts=self.clock(),
-                    runner_id=runner_id,
-                    project=project,
-                    body=outcome.sentence,
-                    data={"path": tree.path, "branch": tree.branch, "commits": outcome.commits},
-                )
+            try:
+                with self.writes.transaction():
+                    events.record(
+                        events.WORKTREE_KEPT,
+                        f"runner {runner_id} ({project}) left work in its worktree",
+                        ts=self.clock(),
+                        runner_id=runner_id,
+                        project=project,
+                        body=outcome.sentence,
+                        data={"path": tree.path, "branch": tree.branch, "commits": outcome.commits},
+                    )
+            except StorageError as exc:  # the log line above says where it is
+                log.warning("worktree: runner %s: its event was not recorded: %s", runner_id, exc)
 
     # --- attention ------------------------------------------------------------------------------
     def _watch_attention(self, live: Live, now: float) -> None:
@@ -1372,8 +1577,9 @@ class RunnerManager:
         self.heartbeats.last_seen[runner_id] = now  # a hook is a sign of life too
         if hook.session_id and not hook.agent_id and hook.session_id != runner.session_id:
             # /clear starts a new session in the same process: resume continues that one
+            with self.writes.transaction():
+                queries.update_runner(runner_id, session_id=hook.session_id)
             runner.session_id = hook.session_id
-            queries.update_runner(runner_id, session_id=hook.session_id)
         new, why = attention_of(hook)
         if limit is not None:
             self._report_limit(runner, limit, now)
@@ -1389,12 +1595,11 @@ class RunnerManager:
         old = runner.attention
         if old == new.value:
             return
-        runner.attention, runner.attention_at = new.value, now
         project = self.project_name(runner.project_id)
         severity = ATTENTION_SEVERITY[new]
         if new is Attention.FINISHED_TURN and runner.mode == "batch":
             severity = "debug"  # a batch run's end is what its exit event reports
-        with DB.atomic():
+        with self.writes.transaction():
             queries.update_runner(runner.id, attention=new.value, attention_at=now)
             events.record(
                 events.attention_type(new),
@@ -1406,6 +1611,7 @@ class RunnerManager:
                 body=why,
                 data={"attention": new.value, "previous": old, "source": source},
             )
+        runner.attention, runner.attention_at = new.value, now
         log.info("attention: runner %s %s (%s)", runner.id, new.value, source)
 
     def limit_in_transcript(self, path: str, since: float | None) -> limits.LimitHit | None:
@@ -1421,9 +1627,8 @@ class RunnerManager:
         when it resets (once per reset time)."""
         if runner.limit_resets_at == hit.resets_at and hit.resets_at is not None:
             return
-        runner.limit_resets_at = hit.resets_at
         project = self.project_name(runner.project_id)
-        with DB.atomic():
+        with self.writes.transaction():
             queries.update_runner(runner.id, limit_resets_at=hit.resets_at)
             events.record(
                 events.RUNNER_LIMIT,
@@ -1435,6 +1640,7 @@ class RunnerManager:
                 body=f"{hit.message} ({limits.describe_reset(hit.resets_at, now, self.zone)})",
                 data={"resets_at": hit.resets_at},
             )
+        runner.limit_resets_at = hit.resets_at
 
     def _heuristic_attention(self, live: Live, sample: Sample, now: float) -> None:
         """Agents without hooks (documented as a heuristic): output or CPU means working; no
@@ -1465,11 +1671,11 @@ class RunnerManager:
             runner = live.row if live is not None else queries.runner_by_id(runner_id)
         except ApiError:
             runner = None
-        if (
-            runner is None
-            or not runner.token_hash
-            or not hmac.compare_digest(hash_token(token), runner.token_hash)
-        ):
+        # a token given to a process just started may not be written yet
+        expected = self._unwritten.get(runner_id, {}).get("token_hash") or (
+            runner.token_hash if runner is not None else None
+        )
+        if not expected or not hmac.compare_digest(hash_token(token), expected):
             raise ApiError(ErrorCode.UNAUTHORIZED, f"Wrong token for runner {runner_id}.")
         return runner
 
@@ -1503,7 +1709,9 @@ class RunnerManager:
         watched = {
             rid: live.identity
             for rid, live in self.live.items()
-            if live.identity is not None and live.state in PROCESS_STATES
+            if live.identity is not None
+            and live.state in PROCESS_STATES
+            and live.end_unrecorded is None
         }
         samples: dict[Identity, Sample] = await self.loop.run_in_executor(
             None, self.ops.sample, list(watched.values()), now
@@ -1520,7 +1728,8 @@ class RunnerManager:
                 continue
             updates[runner_id] = {"cpu_percent": sample.cpu_percent, "rss_bytes": sample.rss_bytes}
             self._check_responsive(runner_id, live, sample, now)
-            self._heuristic_attention(live, sample, now)
+            with contextlib.suppress(StorageError):  # not recorded: seen again next sweep
+                self._heuristic_attention(live, sample, now)
         self._write_fields(updates)
 
     def _check_responsive(self, runner_id: int, live: Live, sample: Sample, now: float) -> None:
@@ -1624,7 +1833,55 @@ class RunnerManager:
             self._sample_timer.cancel()
         for task in self._tasks:
             task.cancel()
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
         self.flush_heartbeats()
         self._write_fields({rid: {"log_offset": off} for rid, off in self.pump.tick().items()})
         for live in self.live.values():
             self._set_identity(live, None)
+            if live.end_unrecorded is not None or live.stop_unrecorded is not None:
+                # the next start reconciles it from its process and exit file, if it can
+                log.warning(
+                    "unrecorded: runner %s: its %s could not be written before the supervisor "
+                    "stopped",
+                    live.row.id,
+                    "end" if live.end_unrecorded is not None else "stop",
+                )
+
+    # --- what the DB refused ---------------------------------------------------------------
+    def _catch_up(self, live: Live) -> None:
+        """Write what was seen of this runner while the DB refused writes, in the order it
+        happened: the stop signal sent, then the end of its process. Raises
+        :class:`StorageError` while the DB still refuses them."""
+        if live.stop_unrecorded is not None:
+            force, at = live.stop_unrecorded
+            # STARTING/RUNNING -> STOPPING (its signal went out at the time)
+            self._transition(
+                live.row,
+                S.STOPPING,
+                "stop requested by user",
+                at,
+                stop_requested_at=at,
+                stop_force=force,
+            )
+            live.stop_unrecorded = None
+        if live.end_unrecorded is not None:
+            self._record_end(live)
+
+    def _retry_later(self) -> None:
+        if self._retry_timer is None and self.accepting:
+            self._retry_timer = self.loop.call_later(RETRY_INTERVAL, self._retry_unwritten)
+
+    def _retry_unwritten(self) -> None:
+        """Write what the DB refused, oldest first, until it refuses again (then a second
+        later once more); then start what waits in the queue."""
+        self._retry_timer = None
+        self._write_fields({})
+        for live in list(self.live.values()):
+            if live.stop_unrecorded is not None or live.end_unrecorded is not None:
+                try:
+                    self._catch_up(live)
+                except StorageError:
+                    self._retry_later()
+                    return
+        self._dequeue(self.clock())

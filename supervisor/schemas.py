@@ -395,6 +395,7 @@ class Status(Struct, kw_only=True):
     active: int
     queued: int
     projects: int
+    storage: str | None = None  # the data folder full, read-only or locked: what and since when
 
 
 class SettingUpdate(Input):

@@ -27,7 +27,7 @@ from typing import Any
 
 import requests
 
-from supervisor import events
+from supervisor import events, writes
 from supervisor.errors import ApiError, ErrorCode, not_found
 from supervisor.notify import channels
 from supervisor.notify.channels import Message, Outcome, Result
@@ -249,13 +249,19 @@ class Dispatcher:
 
     async def _run(self) -> None:
         assert self._wake is not None
+        deferred = False
         while True:
             self._wake.clear()
             now = self.clock()
             try:
                 next_due = self.round(now)
-            except Exception:  # a bug: logged, and the outbox is looked at again later
-                log.exception("notify: dispatch round failed")
+                deferred = False
+            except Exception as exc:  # looked at again later
+                if writes.problem_of(exc) is None:
+                    log.exception("notify: dispatch round failed")
+                elif not deferred:  # the DB is locked or full: not a bug, said once
+                    log.warning("notify: deliveries wait until the database can be written")
+                    deferred = True
                 next_due = now + 5.0
             timeout = IDLE_WAKE if next_due is None else min(max(next_due - now, 0.0), IDLE_WAKE)
             timer = asyncio.get_running_loop().call_later(timeout, self._wake.set)
@@ -463,9 +469,13 @@ class Dispatcher:
             done.append(self._done.popleft())
         if not done:
             return
-        with DB.atomic():
-            for unit, outcome, at in done:
-                self._record(unit, outcome, at)
+        try:
+            with DB.atomic():
+                for unit, outcome, at in done:
+                    self._record(unit, outcome, at)
+        except Exception:  # kept for the next round: an answer is never dropped
+            self._done.extendleft(reversed(done))
+            raise
         for unit, _, _ in done:
             self._inflight.difference_update(unit.ids)
             self._busy[unit.channel.row.id] -= 1

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from supervisor.usage.importer import ImportReport, run_import
 from supervisor.usage.ledger import Attribution, Ledger, rebuild_buckets, refresh_runner_tokens
 from supervisor.usage.pricing import PriceTable
 from supervisor.usage.records import UsageRow
+from supervisor.writes import StorageError
 
 if TYPE_CHECKING:
     from supervisor.runners import RunnerManager
@@ -93,9 +94,21 @@ class UsageService:
         return True
 
     async def rollover(self) -> int:
-        count = budgets.rollover(self.clock(), self.calendar)
-        self.enforce()  # a new period may allow what the old one refused, or warn anew
+        with self._refusals():
+            count = budgets.rollover(self.clock(), self.calendar)
+            self.enforce()  # a new period may allow what the old one refused, or warn anew
         return count
+
+    @contextlib.contextmanager
+    def _refusals(self) -> Iterator[None]:
+        """A write the storage refused (locked, full) as its one-sentence StorageError."""
+        try:
+            yield
+        except Exception as exc:
+            refused = self.manager.writes.refused(exc)
+            if refused is None:
+                raise
+            raise refused from exc
 
     # --- import --------------------------------------------------------------------------------
     def import_soon(self, runner_id: int | None = None) -> None:
@@ -107,20 +120,28 @@ class UsageService:
     def _fire(self) -> None:
         self._soon = None
         if self.manager.accepting:
-            self.manager.background(self.import_now())
+            self.manager.background(self._import_soon())
+
+    async def _import_soon(self) -> None:
+        try:
+            await self.import_now()
+        except StorageError as exc:  # nothing half-written: the next import reads it again
+            log.warning("import: not written: %s", exc.message)
 
     async def import_now(self) -> ImportReport:
         """Read what is new in the agents' logs (in a worker thread), then apply budgets."""
         async with self._import_lock:
             loop = asyncio.get_running_loop()
             prices, mode = self.prices, self.manager.settings.cost_mode
-            report = await loop.run_in_executor(
-                None, lambda: run_import(prices, mode, self.env, self.home, clock=self.clock)
-            )
-        self._after(report.runner_tokens)
-        self.manager.learn_sessions()  # Codex runs learn their session id from its log
-        if report.skipped or report.unknown_models:
-            self._report_problems(report)
+            with self._refusals():  # each batch commits with its file marks: none half-done
+                report = await loop.run_in_executor(
+                    None, lambda: run_import(prices, mode, self.env, self.home, clock=self.clock)
+                )
+        with self._refusals():
+            self._after(report.runner_tokens)
+            self.manager.learn_sessions()  # Codex runs learn their session id from its log
+            if report.skipped or report.unknown_models:
+                self._report_problems(report)
         if report.written:
             log.info("imported: %d usage records in %.2f s", report.written, report.seconds)
         return report
@@ -138,7 +159,7 @@ class UsageService:
             parts.append(f"no price for {', '.join(new_models)} (counted at $0)")
         if not parts:
             return
-        with DB.atomic():
+        with self.manager.writes.transaction():
             Setting.replace(key=UNPRICED, value=sorted(known | set(new_models))).execute()
             events.record(
                 events.USAGE_IMPORT_PROBLEM,
@@ -154,13 +175,17 @@ class UsageService:
             live = self.manager.live.get(runner_id)
             if live is not None:
                 live.row.tokens = tokens
-        self.enforce()
+        try:
+            with self._refusals():
+                self.enforce()
+        except StorageError as exc:  # checked again after the next import or report
+            log.warning("budgets: not checked: %s", exc.message)
 
     # --- usage reported by agents --------------------------------------------------------------
     def record(self, rows: list[UsageRow]) -> int:
         """Write usage reported over the API; how many rows were new or better."""
         ledger = Ledger(self.prices, self.manager.settings.cost_mode, Attribution.load())
-        with DB.atomic():
+        with self.manager.writes.transaction():
             result = ledger.write(rows)
             if result.span is not None:
                 rebuild_buckets(result.span)
@@ -206,8 +231,8 @@ class UsageService:
         )
         before = self._reported.get(runner.id) or self._recorded(runner.id)
         grown = [max(a - b, 0) for a, b in zip(now, before, strict=True)]
-        self._reported[runner.id] = now
         if not any(grown[:4]):
+            self._reported[runner.id] = now
             return 0
         row = self.rows_from_api([totals], runner)[0]
         row.input_tokens, row.output_tokens, row.cache_creation_tokens = grown[:3]
@@ -215,7 +240,9 @@ class UsageService:
         row.logged_cost = grown[4] if totals.cost_usd is not None else None
         row.key = f"heartbeat:{runner.id}:{sum(now[:4])}"
         row.source = "heartbeat"
-        return self.record([row])
+        written = self.record([row])  # refused: the next heartbeat counts from the old base
+        self._reported[runner.id] = now
+        return written
 
     @staticmethod
     def _recorded(runner_id: int) -> tuple[int, int, int, int, float]:

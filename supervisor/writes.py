@@ -1,0 +1,247 @@
+"""The loop's writes: committed before they are believed, never waited on for long, and the
+storage's problems said in one sentence.
+
+Callers change memory only after :meth:`Writes.transaction` has committed, so a refused
+write leaves memory as the database has it. The transaction raises :class:`StorageError`
+when the storage is in the way:
+
+- another program holds the database's write lock: the loop's own connection waits at most
+  :data:`LOOP_BUSY_MS` for it (worker threads keep the store's 5 s), then answers 503
+  ``database_locked`` with ``Retry-After``. For :data:`LOCKED_COOLDOWN` seconds after that,
+  loop writes are refused without asking SQLite again, so a lock held for seconds costs the
+  loop a few milliseconds a second instead of freezing it (``docs/architecture.md`` has the
+  measurements behind this design);
+- the data folder is full (507 ``storage_full``), read-only or failing (503
+  ``storage_failed``). Such a problem is shown in ``status`` while it lasts and reported once,
+  as an event written by the first write that succeeds again (a probe tries every second).
+
+Facts observed from the OS that cannot be written when they happen (a runner's exit, a stop
+signal already sent, a heartbeat) are kept by their owners and written later; see
+``RunnerManager._catch_up``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+from supervisor import events, paths
+from supervisor.errors import ApiError, ErrorCode
+from supervisor.store import DB
+
+log = logging.getLogger("stratavore.writes")
+LOOP_BUSY_MS = 10  # the loop's connection waits this long for another writer's lock
+LOCKED_COOLDOWN = 0.25  # seconds after a lock was seen in which loop writes don't try again
+RETRY_AFTER_S = 1  # what a refused write's answer tells the client to wait
+PROBE_INTERVAL = 1.0  # seconds between tries while the storage refuses writes
+
+LOCKED, FULL, READ_ONLY, FAILING = "locked", "full", "read_only", "failing"
+# SQLite's primary result codes (the low byte of an extended code) and errnos, by problem
+_SQLITE_PROBLEMS = {5: LOCKED, 6: LOCKED, 8: READ_ONLY, 10: FAILING, 13: FULL, 14: FAILING}
+_OS_PROBLEMS = {errno.ENOSPC: FULL, errno.EDQUOT: FULL, errno.EROFS: READ_ONLY}
+_CODES = {
+    LOCKED: ErrorCode.DATABASE_LOCKED,
+    FULL: ErrorCode.STORAGE_FULL,
+    READ_ONLY: ErrorCode.STORAGE_FAILED,
+    FAILING: ErrorCode.STORAGE_FAILED,
+}
+_REMEDY = {
+    LOCKED: "try again in a moment",
+    FULL: "free some space, then try again",
+    READ_ONLY: "make it writable, then try again",
+    FAILING: "check the disk, then try again",
+}
+
+
+def problem_of(exc: BaseException) -> str | None:
+    """The storage problem behind ``exc`` (:data:`LOCKED`, :data:`FULL`, ...), else None.
+
+    The chain of exceptions is searched: peewee wraps sqlite3's errors, and when a COMMIT
+    fails on a full disk SQLite rolls the transaction back itself, so peewee's own ROLLBACK
+    then fails with "no transaction is active", hiding the first error behind it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = getattr(current, "sqlite_errorcode", None)
+        if isinstance(current, sqlite3.Error) and code is not None:
+            if code & 0xFF in _SQLITE_PROBLEMS:
+                return _SQLITE_PROBLEMS[code & 0xFF]
+        elif isinstance(current, OSError) and current.errno in _OS_PROBLEMS:
+            return _OS_PROBLEMS[current.errno]
+        current = current.__cause__ or current.__context__
+    return None
+
+
+class StorageError(ApiError):
+    """A write the storage refused; nothing of it was kept, so it may be made again as it was.
+    ``retry_after``: seconds a client should wait before trying again (a lock), else None."""
+
+    def __init__(self, problem: str, message: str, retry_after: int | None = None) -> None:
+        super().__init__(_CODES[problem], message)
+        self.problem = problem
+        self.retry_after = retry_after
+
+
+class Writes:
+    """The gate of the loop's writes and what it knows of the storage's health."""
+
+    def __init__(self, root: Path, clock: Callable[[], float] = time.time) -> None:
+        self.root = root
+        self.db_path = paths.db_path(root)
+        self.clock = clock
+        self.problem: str | None = None  # FULL, READ_ONLY or FAILING while it lasts
+        self.problem_since: float | None = None
+        self.locked_since: float | None = None  # when loop writes first found the lock taken
+        self._locked_until = 0.0  # monotonic time before which loop writes don't try
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._probe: asyncio.TimerHandle | None = None
+
+    # --- setup ----------------------------------------------------------------------------
+    def attach(self) -> None:
+        """Make this thread's connection (the loop's) wait at most :data:`LOOP_BUSY_MS` for
+        a lock, and remember the loop for the probe."""
+        DB.execute_sql(f"PRAGMA busy_timeout = {LOOP_BUSY_MS}")
+        self._loop = asyncio.get_running_loop()
+
+    def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
+
+    # --- writing --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction (``BEGIN IMMEDIATE``: the lock is taken, or refused, before
+        anything is read); raises :class:`StorageError` when the storage refuses it. A
+        problem that has cleared is reported by an event in the same transaction."""
+        if DB.in_transaction():
+            raise RuntimeError("a write of the loop must be its own transaction")
+        if time.monotonic() < self._locked_until:
+            raise self.error(LOCKED)
+        try:
+            with DB.atomic(lock_type="IMMEDIATE"):
+                self._report_cleared()
+                yield
+        except Exception as exc:
+            refused = self.refused(exc)
+            if refused is None:
+                raise
+            raise refused from exc
+        self._writable()
+
+    def refused(self, exc: BaseException) -> StorageError | None:
+        """``exc`` as the refusal of a write, in one sentence, noting the problem (for
+        ``status``, and its event once it clears); None when it is no storage problem."""
+        problem = problem_of(exc)
+        if problem is None:
+            return None
+        if problem == FAILING:  # SQLite says "disk I/O error" for a full disk at times
+            problem = self._folder_problem() or FAILING
+        if problem == LOCKED:
+            self._locked_until = time.monotonic() + LOCKED_COOLDOWN
+            if self.locked_since is None:
+                self.locked_since = self.clock()
+                log.warning("storage: %s", self.clause(LOCKED))
+        elif self.problem != problem:
+            self.problem, self.problem_since = problem, self.clock()
+            log.warning("storage: %s (%s)", self.clause(problem), exc)
+        self._arm_probe()
+        return self.error(problem)
+
+    def _folder_problem(self) -> str | None:
+        """What the data folder's file system says: read-only, full, or nothing wrong."""
+        if not hasattr(os, "statvfs"):  # Windows: SQLite's own word stands
+            return None
+        try:
+            fs = os.statvfs(self.root)
+        except OSError:
+            return None
+        if fs.f_flag & os.ST_RDONLY:
+            return READ_ONLY
+        return FULL if fs.f_bavail == 0 else None
+
+    def error(self, problem: str, message: str | None = None) -> StorageError:
+        """The refusal for ``problem``; ``message`` replaces the default sentence."""
+        if message is None:
+            clause = self.clause(problem)
+            message = f"{clause[0].upper()}{clause[1:]}; {_REMEDY[problem]}."
+        return StorageError(problem, message, RETRY_AFTER_S if problem == LOCKED else None)
+
+    def clause(self, problem: str) -> str:
+        """What is wrong, as a clause: "the data folder /x is full"."""
+        if problem == LOCKED:
+            return f"the database {self.db_path} is locked by another program"
+        if problem == FULL:
+            return f"the data folder {self.root} is full"
+        if problem == READ_ONLY:
+            return f"the data folder {self.root} is read-only"
+        return f"the data folder {self.root} cannot be written (disk I/O errors)"
+
+    # --- health -----------------------------------------------------------------------------
+    @property
+    def status(self) -> str | None:
+        """The storage's problem for ``status`` ("the data folder is full: ..."), or None."""
+        if self.problem is not None:
+            word = {FULL: "full", READ_ONLY: "read-only"}.get(self.problem, "failing")
+            return (
+                f"the data folder is {word}: {self.root}, since {_clock(self.problem_since)}; "
+                "exits and stops seen meanwhile are kept and written once it can be written"
+            )
+        if self.locked_since is not None:
+            return (
+                f"the database is locked by another program: {self.db_path}, since "
+                f"{_clock(self.locked_since)}; commands that write are refused meanwhile"
+            )
+        return None
+
+    def _report_cleared(self) -> None:
+        """Inside a transaction: the event of a problem that cleared (written only if this
+        transaction commits, so the problem is reported exactly once)."""
+        if self.problem is None:
+            return
+        now, since = self.clock(), self.problem_since or self.clock()
+        word = {FULL: "full", READ_ONLY: "read-only"}.get(self.problem, "failing")
+        events.record(
+            events.STORAGE_PROBLEM,
+            f"the data folder was {word}",
+            ts=now,
+            severity="error",
+            body=(
+                f"{self.root} could not be written from {_clock(since)} to {_clock(now)} "
+                f"({now - since:.0f} s); commands were refused meanwhile, runners' exits and "
+                "stops were kept and are written now"
+            ),
+            data={"problem": self.problem, "since": since, "until": now, "path": str(self.root)},
+        )
+
+    def _writable(self) -> None:
+        if self.problem is not None or self.locked_since is not None:
+            log.info("storage: writes work again")
+        self.problem = self.problem_since = self.locked_since = None
+        self._locked_until = 0.0
+
+    def _arm_probe(self) -> None:
+        """While writes are refused, try one every second, so the problem clears (and is
+        reported) even when nothing else writes."""
+        if self._probe is None and self._loop is not None and not self._loop.is_closed():
+            self._probe = self._loop.call_later(PROBE_INTERVAL, self._try_probe)
+
+    def _try_probe(self) -> None:
+        self._probe = None
+        if self.problem is None and self.locked_since is None:
+            return
+        with contextlib.suppress(StorageError), self.transaction():
+            pass
+
+
+def _clock(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts or 0).strftime("%H:%M:%S")
