@@ -42,6 +42,7 @@ LOOP_BUSY_MS = 10  # the loop's connection waits this long for another writer's 
 LOCKED_COOLDOWN = 0.25  # seconds after a lock was seen in which loop writes don't try again
 RETRY_AFTER_S = 1  # what a refused write's answer tells the client to wait
 PROBE_INTERVAL = 1.0  # seconds between tries while the storage refuses writes
+CHECKPOINT_EVERY = 500  # loop commits between WAL checkpoints (made by a worker thread)
 
 LOCKED, FULL, READ_ONLY, FAILING = "locked", "full", "read_only", "failing"
 # SQLite's primary result codes (the low byte of an extended code) and errnos, by problem
@@ -102,14 +103,19 @@ class Writes:
         self.problem_since: float | None = None
         self.locked_since: float | None = None  # when loop writes first found the lock taken
         self._locked_until = 0.0  # monotonic time before which loop writes don't try
+        self._workers = 0  # this supervisor's worker threads writing now (the usage import)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._probe: asyncio.TimerHandle | None = None
+        self._commits = 0  # since the last checkpoint
+        self._checkpoint: asyncio.Future[None] | None = None
 
     # --- setup ----------------------------------------------------------------------------
     def attach(self) -> None:
         """Make this thread's connection (the loop's) wait at most :data:`LOOP_BUSY_MS` for
-        a lock, and remember the loop for the probe."""
+        a lock and leave WAL checkpoints (copying pages into the DB file, and an fsync) to a
+        worker thread; remember the loop for the probe and the checkpoints."""
         DB.execute_sql(f"PRAGMA busy_timeout = {LOOP_BUSY_MS}")
+        DB.execute_sql("PRAGMA wal_autocheckpoint = 0")
         self._loop = asyncio.get_running_loop()
 
     def close(self) -> None:
@@ -118,6 +124,16 @@ class Writes:
             self._probe = None
 
     # --- writing --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def worker_writing(self) -> Iterator[None]:
+        """A worker thread of this supervisor writes meanwhile (the usage import, with its
+        own connection): a lock met then is likely its own, and the refusal says so."""
+        self._workers += 1
+        try:
+            yield
+        finally:
+            self._workers -= 1
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """One write transaction (``BEGIN IMMEDIATE``: the lock is taken, or refused, before
@@ -178,6 +194,8 @@ class Writes:
 
     def clause(self, problem: str) -> str:
         """What is wrong, as a clause: "the data folder /x is full"."""
+        if problem == LOCKED and self._workers:
+            return f"the database {self.db_path} is busy with this supervisor's usage import"
         if problem == LOCKED:
             return f"the database {self.db_path} is locked by another program"
         if problem == FULL:
@@ -197,9 +215,14 @@ class Writes:
                 "exits and stops seen meanwhile are kept and written once it can be written"
             )
         if self.locked_since is not None:
+            who = (
+                "busy with this supervisor's usage import"
+                if self._workers
+                else ("locked by another program")
+            )
             return (
-                f"the database is locked by another program: {self.db_path}, since "
-                f"{_clock(self.locked_since)}; commands that write are refused meanwhile"
+                f"the database is {who}: {self.db_path}, since {_clock(self.locked_since)}; "
+                "commands that write are refused meanwhile"
             )
         return None
 
@@ -228,6 +251,17 @@ class Writes:
             log.info("storage: writes work again")
         self.problem = self.problem_since = self.locked_since = None
         self._locked_until = 0.0
+        self._commits += 1
+        if self._commits >= CHECKPOINT_EVERY and self._checkpoint is None and self._loop:
+            self._commits = 0
+            self._checkpoint = self._loop.run_in_executor(None, _checkpoint)
+            self._checkpoint.add_done_callback(self._checkpointed)
+
+    def _checkpointed(self, done: asyncio.Future[None]) -> None:
+        self._checkpoint = None
+        exc = None if done.cancelled() else done.exception()
+        if exc is not None and problem_of(exc) is None:
+            log.warning("storage: WAL checkpoint failed: %s", exc)
 
     def _arm_probe(self) -> None:
         """While writes are refused, try one every second, so the problem clears (and is
@@ -241,6 +275,12 @@ class Writes:
             return
         with contextlib.suppress(StorageError), self.transaction():
             pass
+
+
+def _checkpoint() -> None:
+    """In a worker thread (its own connection): copy the WAL into the DB file, without
+    waiting for anyone (PASSIVE), so the WAL does not grow without end."""
+    DB.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def _clock(ts: float | None) -> str:

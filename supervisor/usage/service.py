@@ -133,7 +133,8 @@ class UsageService:
         async with self._import_lock:
             loop = asyncio.get_running_loop()
             prices, mode = self.prices, self.manager.settings.cost_mode
-            with self._refusals():  # each batch commits with its file marks: none half-done
+            # each batch commits with its file marks: none is half-done
+            with self._refusals(), self.manager.writes.worker_writing():
                 report = await loop.run_in_executor(
                     None, lambda: run_import(prices, mode, self.env, self.home, clock=self.clock)
                 )
