@@ -134,7 +134,8 @@ def attach(
         body["resume_session"] = resume
     client = None
     try:
-        client = ApiClient.discover(timeout=REGISTER_TIMEOUT)
+        # a locked database delays the command no longer than an unanswering supervisor
+        client = ApiClient.discover(timeout=REGISTER_TIMEOUT, lock_wait=REGISTER_TIMEOUT)
         answer = client.post("/api/v1/runners/register", body)
         return Attachment(
             client.base_url,

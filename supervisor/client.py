@@ -50,7 +50,9 @@ class ApiClient:
         self.session.trust_env = False
 
     @classmethod
-    def discover(cls, root: Path | None = None, timeout: float = 10.0) -> ApiClient:
+    def discover(
+        cls, root: Path | None = None, timeout: float = 10.0, lock_wait: float = LOCK_WAIT_S
+    ) -> ApiClient:
         """The client for the supervisor running on ``root`` (default: the data dir)."""
         root = root or paths.data_dir()
         info = runtime.read_runtime(root)
@@ -59,7 +61,7 @@ class ApiClient:
                 f"No Stratavore supervisor is running for {root}; "
                 "start one with `stratavore daemon`."
             )
-        return cls(info.url, runtime.admin_token(root), timeout)
+        return cls(info.url, runtime.admin_token(root), timeout, lock_wait)
 
     def request(
         self,

@@ -75,9 +75,16 @@ class UsageService:
         budgets.check_launch(project, agent, now, self.calendar)
 
     def enforce(self) -> None:
-        """Report thresholds crossed; stop the runners of spent ``stop`` budgets."""
+        """Report thresholds crossed; stop the runners of spent ``stop`` budgets. When the DB
+        refuses the reports, it says so in the log: the next import or report checks again."""
         now = self.clock()
-        for state in budgets.evaluate(now, self.calendar):
+        try:
+            with self._refusals():
+                spent = budgets.evaluate(now, self.calendar)
+        except StorageError as exc:
+            log.warning("budgets: not checked: %s", exc.message)
+            return
+        for state in spent:
             scope = state.budget.scope
             for row in self.manager.active_rows():
                 if self._in_scope(row, scope) and row.state not in ("stopping", "queued"):
@@ -176,11 +183,7 @@ class UsageService:
             live = self.manager.live.get(runner_id)
             if live is not None:
                 live.row.tokens = tokens
-        try:
-            with self._refusals():
-                self.enforce()
-        except StorageError as exc:  # checked again after the next import or report
-            log.warning("budgets: not checked: %s", exc.message)
+        self.enforce()
 
     # --- usage reported by agents --------------------------------------------------------------
     def record(self, rows: list[UsageRow]) -> int:
