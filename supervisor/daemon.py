@@ -28,7 +28,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from supervisor import __version__, commands, events, paths, runtime, store
+from supervisor import __version__, commands, events, paths, runtime, store, writes
 from supervisor.api import Api
 from supervisor.errors import KnownError
 from supervisor.metrics import Metrics
@@ -111,16 +111,14 @@ class Supervisor:
 
     async def start(self) -> None:
         """Lock the data dir, open the DB, take over earlier runners, serve the API."""
-        self.lock.acquire()
         try:
+            self.lock.acquire()
             await self._start()
         except BaseException as exc:
-            # a full, read-only or locked data dir: one sentence, not a traceback
-            refused = self.writes.refused(exc) if isinstance(exc, Exception) else None
+            refused = cannot_start(self.writes, exc)
             await self.stop()
             if refused is not None:
-                why = refused.message[0].lower() + refused.message[1:]
-                raise KnownError(f"The supervisor could not start: {why}") from None
+                raise refused from None
             raise
 
     async def _start(self) -> None:
@@ -294,11 +292,32 @@ class Supervisor:
         self.lock.release()
 
 
+def cannot_start(gate: Writes, exc: BaseException) -> KnownError | None:
+    """A start stopped by the data dir (full, read-only, its DB locked) as one sentence."""
+    refused = gate.explain(exc) if isinstance(exc, Exception) else None
+    if refused is None:
+        return None
+    return KnownError(
+        f"The supervisor could not start: {refused.message[0].lower()}{refused.message[1:]}"
+    )
+
+
+class QuietFileLog(logging.handlers.RotatingFileHandler):
+    """The supervisor's log file. A line it cannot write because the data folder is full or
+    read-only is dropped, not followed by a traceback on stderr for every line (stderr has
+    the line itself, and ``status`` the problem)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if exc is None or writes.problem_of(exc) is None:
+            super().handleError(record)
+
+
 def setup_logging(root: Path, verbose: bool = True) -> None:
     """Rotating supervisor log in the data dir, and lifecycle lines on stderr."""
     log_dir = paths.logs_dir(root)
     log_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(
+    handler = QuietFileLog(
         log_dir / "supervisor.log",
         maxBytes=LOG_MAX_BYTES,
         backupCount=LOG_BACKUPS,
@@ -343,7 +362,6 @@ def run_daemon(
     """``stratavore daemon``: the headless supervisor in the foreground; returns an exit
     status (0 after Ctrl-C, 1 when the environment is in the way)."""
     root = paths.data_dir()
-    setup_logging(root)
     supervisor = Supervisor(
         root,
         api_port=port,
@@ -352,6 +370,10 @@ def run_daemon(
         sweep_interval=sweep_interval,
     )
     try:
+        try:
+            setup_logging(root)
+        except OSError as exc:  # the log can't be opened: a read-only or full data folder
+            raise cannot_start(supervisor.writes, exc) or exc from None
         asyncio.run(serve(supervisor))
     except KnownError as exc:
         print(f"stratavore: {exc}", file=sys.stderr)

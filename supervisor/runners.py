@@ -809,7 +809,12 @@ class RunnerManager:
     def _promote(self, runner_id: int, now: float | None = None) -> None:
         """``starting`` -> ``running`` once the start-success window has passed."""
         live = self.live.get(runner_id)
-        if live is None or live.state is not S.STARTING or live.end_unrecorded is not None:
+        if (
+            live is None
+            or live.state is not S.STARTING
+            or live.end_unrecorded is not None
+            or live.stop_unrecorded is not None  # stopped before it was promoted
+        ):
             return
         now = self.clock() if now is None else now
         runner = live.row
@@ -955,7 +960,11 @@ class RunnerManager:
         try:
             self._catch_up(live)
         except StorageError as exc:
-            log.warning("unrecorded: runner %s ended; kept until %s", live.row.id, exc.message)
+            log.warning(
+                "unrecorded: runner %s ended; kept until it can be written (%s)",
+                live.row.id,
+                exc.message,
+            )
             self._retry_later()
 
     def _record_end(self, live: Live) -> None:

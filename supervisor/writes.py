@@ -157,11 +157,10 @@ class Writes:
     def refused(self, exc: BaseException) -> StorageError | None:
         """``exc`` as the refusal of a write, in one sentence, noting the problem (for
         ``status``, and its event once it clears); None when it is no storage problem."""
-        problem = problem_of(exc)
-        if problem is None:
+        explained = self.explain(exc)
+        if explained is None:
             return None
-        if problem == FAILING:  # SQLite says "disk I/O error" for a full disk at times
-            problem = self._folder_problem() or FAILING
+        problem = explained.problem
         if problem == LOCKED:
             self._locked_until = time.monotonic() + LOCKED_COOLDOWN
             if self.locked_since is None:
@@ -171,7 +170,15 @@ class Writes:
             self.problem, self.problem_since = problem, self.clock()
             log.warning("storage: %s (%s)", self.clause(problem), exc)
         self._arm_probe()
-        return self.error(problem)
+        return explained
+
+    def explain(self, exc: BaseException) -> StorageError | None:
+        """``exc`` as the refusal of a write, in one sentence (noting nothing); None when it
+        is no storage problem."""
+        problem = problem_of(exc)
+        if problem == FAILING:  # SQLite says "disk I/O error" for a full disk at times
+            problem = self._folder_problem() or FAILING
+        return None if problem is None else self.error(problem)
 
     def _folder_problem(self) -> str | None:
         """What the data folder's file system says: read-only, full, or nothing wrong."""

@@ -98,6 +98,17 @@ def ended(pid: int) -> bool:
         return True
 
 
+def start_daemon(home: Path) -> subprocess.CompletedProcess[str]:
+    """``stratavore daemon`` where it is expected not to start: its exit status and stderr."""
+    return subprocess.run(
+        [PY, "-m", "supervisor.cli", "daemon", "--port", "0"],
+        env={**os.environ, "STRATAVORE_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 def cleared(daemon: Daemon, home: Path) -> None:
     """Space is back: the problem is reported once, leaves ``status``, and the DB is whole."""
     wait_for(lambda: daemon.api.get("/api/v1/status")["storage"] is None, what="status to clear")
@@ -271,19 +282,28 @@ def test_disk_full_delays_an_event_until_it_can_be_written_with_its_change(
 def test_disk_full_at_start_is_refused_in_one_sentence(daemon_factory, disk, home):
     daemon_factory().stop()
     disk.fill()
-    started = subprocess.run(
-        [PY, "-m", "supervisor.cli", "daemon", "--port", "0"],
-        env={**os.environ, "STRATAVORE_HOME": str(home)},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    started = start_daemon(home)
     assert started.returncode == 1
     assert started.stderr.splitlines()[-1] == (
         f"stratavore: The supervisor could not start: the data folder {home} is full; free "
         "some space, then try again."
     )
     disk.free()
+    assert intact(home)
+
+
+def test_read_only_data_folder_at_start_is_refused_in_one_sentence(daemon_factory, disk, home):
+    daemon_factory().stop()
+    subprocess.run(["mount", "-o", "remount,ro", str(disk.mount)], check=True)
+    try:
+        started = start_daemon(home)
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(disk.mount)], check=True)
+    assert (started.returncode, started.stderr) == (
+        1,
+        f"stratavore: The supervisor could not start: the data folder {home} is read-only; "
+        "make it writable, then try again.\n",
+    )
     assert intact(home)
 
 
