@@ -60,14 +60,21 @@ EXIT_FOR_ERROR: dict[ErrorCode, ExitStatus] = {
     ErrorCode.INVALID: ExitStatus.USAGE,
     ErrorCode.COMMAND_NOT_FOUND: ExitStatus.USAGE,
     ErrorCode.UNAUTHORIZED: ExitStatus.UNAUTHORIZED,
+    ErrorCode.FORBIDDEN: ExitStatus.UNAUTHORIZED,
     ErrorCode.NOT_FOUND: ExitStatus.NOT_FOUND,
     ErrorCode.METHOD_NOT_ALLOWED: ExitStatus.ERROR,  # a client bug, not the user's
+    ErrorCode.REQUEST_TIMEOUT: ExitStatus.ERROR,
+    ErrorCode.TOO_LARGE: ExitStatus.USAGE,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: ExitStatus.ERROR,  # a client bug
+    ErrorCode.MISDIRECTED: ExitStatus.ERROR,  # a client bug
+    ErrorCode.HEADERS_TOO_LARGE: ExitStatus.ERROR,
     ErrorCode.CONFLICT: ExitStatus.CONFLICT,
     ErrorCode.ALREADY_EXISTS: ExitStatus.CONFLICT,
     ErrorCode.CAP_REACHED: ExitStatus.CONFLICT,
     ErrorCode.BUDGET_SPENT: ExitStatus.CONFLICT,
     ErrorCode.SHUTTING_DOWN: ExitStatus.NOT_RUNNING,
     ErrorCode.UNAVAILABLE: ExitStatus.ERROR,
+    ErrorCode.OVERLOADED: ExitStatus.ERROR,
     ErrorCode.INTERNAL: ExitStatus.ERROR,
 }
 
