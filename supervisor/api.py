@@ -109,12 +109,13 @@ async def read_body(request: web.Request) -> bytes:
             ErrorCode.REQUEST_TIMEOUT,
             f"The request body did not arrive within {BODY_TIMEOUT:g} s.",
         ) from None
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise ApiError(ErrorCode.TOO_LARGE, too_large(exc.actual_size)) from None
+    except web.HTTPRequestEntityTooLarge:  # a chunked body, stopped at the limit
+        raise ApiError(ErrorCode.TOO_LARGE, too_large(None)) from None
 
 
 def too_large(size: int | None) -> str:
-    return f"The request body is {size} bytes; the limit is 1 MiB ({MAX_BODY} bytes)."
+    said = f"is {size} bytes" if size is not None else "goes on past it"
+    return f"The request body {said}; the limit is 1 MiB ({MAX_BODY} bytes)."
 
 
 async def decode(request: web.Request, type_: type[T]) -> T:

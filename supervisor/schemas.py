@@ -465,6 +465,7 @@ ERROR_STATUSES = {
     403: "Sent by a web page (an Origin or Sec-Fetch-Site header from another site)",
     404: "No such object",
     405: "The route does not take this method",
+    408: "The body did not arrive within 30 s",
     409: "Conflicts with the object's state, an existing name, a cap, or a spent budget",
     413: "The body is larger than 1 MiB",
     415: "The body is not application/json",
