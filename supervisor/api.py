@@ -30,6 +30,7 @@ from types import MethodType
 from typing import Any, TypeVar
 
 import msgspec
+import psutil
 from aiohttp import web
 
 from supervisor import __version__, events, logpump, paths, profiles, queries, sessions
@@ -242,6 +243,8 @@ class Api:
         self.url = ""
         self.hosts: frozenset[str] = frozenset()  # Host headers it answers; see listening()
         self.routes: dict[web.AbstractRoute, Route] = {}  # aiohttp's route -> its declaration
+        me = psutil.Process()
+        self.own_line = frozenset([me.pid, *(p.pid for p in me.parents())])
         self.openapi = ENCODER.encode(sc.openapi_document(ROUTES))
         self.runs_dir = str(paths.runs_dir(data_dir))
         self.feed = EventFeed()
@@ -596,6 +599,13 @@ class Api:
 
     async def register(self, request: web.Request) -> web.Response:
         body = await decode(request, sc.Register)
+        if body.pid in self.own_line:
+            # a runner's tree is killed when it is stopped: pid 1's would be every process
+            raise ApiError(
+                ErrorCode.INVALID,
+                f"Process {body.pid} is the supervisor or one of its parents; "
+                "register the agent's own process.",
+            )
         runner, token = self.manager.register(body)
         return json_response(
             sc.Registered(
