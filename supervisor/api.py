@@ -4,9 +4,14 @@ aiohttp rather than uvicorn+FastAPI: measured here on the same loop, it serves ~
 requests per second and does not wake up ten times a second when idle. Bodies are validated by
 msgspec structs (``supervisor.schemas``), which also generate the OpenAPI document.
 
-Error handling lives in one middleware: :class:`ApiError` becomes its table status with a
-one-sentence message; any other exception is logged with its traceback and answered with a
-generic 500, never escaping the handler.
+One table, :data:`ROUTES`, wires every route, says who may call it (its
+:class:`~supervisor.schemas.Audience`) and generates the OpenAPI document. One middleware then,
+for every request: refuses what a web browser could send (a foreign ``Host`` or ``Origin``, a
+body that is not JSON, see docs/security.md), lets in the matched route's declared audience
+only (read from the route aiohttp matched, never from the path's text), and turns errors into
+answers: :class:`ApiError` becomes its table status with a one-sentence message; any other
+exception is logged with its traceback and answered with a generic 500, never escaping the
+handler.
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import fields
+from itertools import accumulate
 from pathlib import Path
+from types import MethodType
 from typing import Any, TypeVar
 
 import msgspec
+import psutil
 from aiohttp import web
 
 from supervisor import __version__, events, logpump, paths, profiles, queries, sessions
@@ -32,7 +40,7 @@ from supervisor.metrics import Metrics
 from supervisor.notify import outbox
 from supervisor.notify.outbox import Dispatcher
 from supervisor.runners import RunnerManager
-from supervisor.schemas import iso
+from supervisor.schemas import Audience, Route, iso
 from supervisor.settings import LIVE, Settings, saved_settings
 from supervisor.states import SLOT_STATES
 from supervisor.store import Event, Profile, Project, Runner
@@ -43,9 +51,6 @@ from supervisor.writes import StorageError
 log = logging.getLogger("stratavore.api")
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-OPEN_PATHS = frozenset({"/api/v1/health", "/api/v1/openapi.json"})
-# The handler checks the token: the admin's or a runner's own (hooks: the runner's only).
-RUNNER_PATHS = frozenset({"/api/v1/usage", "/api/v1/hooks"})
 ENCODER = msgspec.json.Encoder()
 JSON_HEADERS = {"Content-Type": "application/json"}  # prebuilt: no content-type parsing
 
@@ -68,10 +73,64 @@ def storage_response(exc: StorageError) -> web.Response:
 
 NOT_JSON = ApiError(ErrorCode.BAD_REQUEST, "The request body is not valid JSON.")
 MAX_ID = 2**63 - 1  # SQLite's integer range
+MAX_BODY = 1024 * 1024  # bytes; the largest legitimate body is a 200,000-character prompt
+MAX_DEPTH = 64  # levels of [ and { in a body; ours need 4
+BODY_TIMEOUT = 30.0  # seconds for a body to arrive once its headers have
+BRACKETS = bytes.maketrans(b"{}", b"[]")  # one kind of bracket: [ opens, ] closes
+NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+STEP = {ord("["): 1, ord("]"): -1}
+TOO_DEEP = b"[" * (MAX_DEPTH + 1)  # a run this long needs no counting
+
+
+def check_depth(body: bytes) -> None:
+    """Refuse a body nested deeper than :data:`MAX_DEPTH` before a decoder recurses into it:
+    100,000 levels of ``[`` made msgspec raise RecursionError (issue 19).
+
+    Strings are cut out the way a JSON parser reads them (escaped backslashes, then escaped
+    quotes, then every other piece between quotes is a string), so brackets in them do not
+    count; for input that is not JSON this may count more than a parser would reach, never
+    less. Arrays of flat objects, the common big body, collapse in one C-speed pass first."""
+    if len(body.translate(None, NOT_BRACKETS)) <= MAX_DEPTH:
+        return
+    if b"\\" in body:
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside = b"".join(body.split(b'"')[::2]).translate(BRACKETS, NOT_BRACKETS)
+    collapsed = outside.replace(b"[]", b"")
+    levels = int(len(collapsed) < len(outside))  # the innermost level just removed
+    if len(collapsed) + levels <= MAX_DEPTH:
+        return
+    if TOO_DEEP in collapsed or (
+        max(accumulate(map(STEP.__getitem__, collapsed))) + levels > MAX_DEPTH
+    ):
+        raise ApiError(
+            ErrorCode.BAD_REQUEST,
+            f"The request body nests deeper than {MAX_DEPTH} levels of [ and {{.",
+        )
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request's body, which must arrive within :data:`BODY_TIMEOUT` and stay under
+    :data:`MAX_BODY` (a chunked one is counted as it comes)."""
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            return await request.read()
+    except TimeoutError:
+        raise ApiError(
+            ErrorCode.REQUEST_TIMEOUT,
+            f"The request body did not arrive within {BODY_TIMEOUT:g} s.",
+        ) from None
+    except web.HTTPRequestEntityTooLarge:  # a chunked body, stopped at the limit
+        raise ApiError(ErrorCode.TOO_LARGE, too_large(None)) from None
+
+
+def too_large(size: int | None) -> str:
+    said = f"is {size} bytes" if size is not None else "goes on past it"
+    return f"The request body {said}; the limit is 1 MiB ({MAX_BODY} bytes)."
 
 
 async def decode(request: web.Request, type_: type[T]) -> T:
-    body = await request.read() or b"{}"
+    body = await read_body(request) or b"{}"
+    check_depth(body)
     try:
         return msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as exc:
@@ -115,6 +174,13 @@ def flag_param(request: web.Request, name: str) -> bool:
     return raw in ("1", "true")
 
 
+class RunnerClaim(msgspec.Struct):
+    """The one field of a usage report that says which runner it speaks for (the rest of
+    the body is skipped: the handler decodes it whole)."""
+
+    runner_id: int | None = None
+
+
 def bearer(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -125,6 +191,7 @@ def bearer(request: web.Request) -> str:
     return token.strip()
 
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 MAX_WAIT = 60.0  # seconds a GET /events?wait= may hold its request
 OFF_LOOP_COMMIT = 0.05  # an event written by a worker thread is committed just after its poke
 
@@ -183,7 +250,11 @@ class Api:
         self.data_dir = data_dir
         self.metrics = metrics
         self.url = ""
-        self.openapi = ENCODER.encode(sc.openapi_document())
+        self.hosts: frozenset[str] = frozenset()  # Host headers it answers; see listening()
+        self.routes: dict[web.AbstractRoute, Route] = {}  # aiohttp's route -> its declaration
+        me = psutil.Process()
+        self.own_line = frozenset([me.pid, *(p.pid for p in me.parents())])
+        self.openapi = ENCODER.encode(sc.openapi_document(ROUTES))
         self.runs_dir = str(paths.runs_dir(data_dir))
         self.feed = EventFeed()
         self.heartbeat_ack = ENCODER.encode(  # the same answer to every heartbeat
@@ -192,63 +263,32 @@ class Api:
 
     # --- app --------------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self.middleware], client_max_size=1024 * 1024)
+        """The aiohttp application with every route of :data:`ROUTES` (GET ones answer HEAD
+        too), each remembered with its declaration for the middleware."""
+        app = web.Application(middlewares=[self.middleware], client_max_size=MAX_BODY)
         app.on_startup.append(self.feed.start)
         app.on_shutdown.append(self.feed.stop)
-        r = app.router
-        r.add_get("/api/v1/health", self.health)
-        r.add_get("/api/v1/openapi.json", self.openapi_json)
-        r.add_get("/api/v1/status", self.status)
-        r.add_get("/api/v1/projects", self.list_projects)
-        r.add_post("/api/v1/projects", self.create_project)
-        r.add_get("/api/v1/projects/{name}", self.get_project)
-        r.add_patch("/api/v1/projects/{name}", self.update_project)
-        r.add_post("/api/v1/projects/{name}/archive", self.archive_project)
-        r.add_get("/api/v1/profiles", self.list_profiles)
-        r.add_post("/api/v1/profiles", self.create_profile)
-        r.add_get("/api/v1/profiles/{name}", self.get_profile)
-        r.add_delete("/api/v1/profiles/{name}", self.delete_profile)
-        r.add_get("/api/v1/runners", self.list_runners)
-        r.add_post("/api/v1/runners", self.launch)
-        r.add_post("/api/v1/runners/register", self.register)
-        r.add_post("/api/v1/runners/stop", self.stop_many)
-        r.add_get("/api/v1/runners/{id}", self.get_runner)
-        r.add_post("/api/v1/runners/{id}/stop", self.stop)
-        r.add_post("/api/v1/runners/{id}/restart", self.restart)
-        r.add_post("/api/v1/runners/{id}/resume", self.resume)
-        r.add_post("/api/v1/hooks", self.hook)
-        r.add_get("/api/v1/sessions", self.list_sessions)
-        r.add_get("/api/v1/runners/{id}/logs", self.logs)
-        r.add_post("/api/v1/runners/{id}/heartbeat", self.heartbeat)
-        r.add_get("/api/v1/events", self.events)
-        r.add_get("/api/v1/settings", self.list_settings)
-        r.add_put("/api/v1/settings/{key}", self.put_setting)
-        r.add_post("/api/v1/usage", self.post_usage)
-        r.add_post("/api/v1/usage/import", self.import_usage)
-        r.add_get("/api/v1/usage/{report}", self.usage_report)
-        r.add_get("/api/v1/budgets", self.list_budgets)
-        r.add_put("/api/v1/budgets", self.put_budget)
-        r.add_delete("/api/v1/budgets/{scope}/{period}", self.delete_budget)
-        r.add_get("/api/v1/notify/channels", self.list_channels)
-        r.add_put("/api/v1/notify/channels/{name}", self.put_channel)
-        r.add_delete("/api/v1/notify/channels/{name}", self.delete_channel)
-        r.add_post("/api/v1/notify/channels/{name}/test", self.test_channel)
-        r.add_get("/api/v1/notify/dead", self.list_dead)
-        r.add_post("/api/v1/notify/dead/{id}/retry", self.retry_dead)
-        r.add_get("/metrics", self.metrics_text)
+        for route in ROUTES:
+            handler = MethodType(route.handler, self)
+            methods = ("HEAD", "GET") if route.method == "get" else (route.method.upper(),)
+            for method in methods:
+                self.routes[app.router.add_route(method, route.path, handler)] = route
         return app
+
+    def listening(self, port: int) -> None:
+        """The API now listens on 127.0.0.1:``port``: the names it may be reached by."""
+        self.url = f"http://127.0.0.1:{port}"
+        self.hosts = frozenset(f"{host}:{port}" for host in LOOPBACK_NAMES)
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            if (
-                request.path not in OPEN_PATHS
-                and request.path not in RUNNER_PATHS
-                and not (request.path.endswith("/heartbeat"))
-            ):
-                token = bearer(request)
-                if not hmac.compare_digest(token, self.admin_token):
-                    raise ApiError(ErrorCode.UNAUTHORIZED, "Wrong bearer token.")
+            self.refuse_browsers(request)
+            route = self.routes.get(request.match_info.route)
+            if route is not None:
+                await self.authorize(route, request)
+            elif request.match_info.http_exception is None:  # wired outside ROUTES
+                raise RuntimeError(f"route {request.method} {request.path} has no audience")
             return await handler(request)
         except StorageError as exc:  # the DB locked by another program, or the disk full
             return storage_response(exc)
@@ -273,6 +313,94 @@ class Api:
             return error_response(
                 ErrorCode.INTERNAL, "Internal error; the supervisor log has the details."
             )
+
+    def refuse_browsers(self, request: web.Request) -> None:
+        """What a web page could make a browser send is refused before any route sees it:
+        a Host that is not ours (DNS rebinding: 421), a request from a page of another origin
+        or site (403), a body that is not plain JSON (a cross-site form or text/plain needs no
+        preflight: 415), or one over the size limit (413)."""
+        hosts = request.headers.getall("Host", ())
+        host = hosts[0].lower() if len(hosts) == 1 else ""
+        if host not in self.hosts:
+            port = self.url.rsplit(":", 1)[1]
+            sent = f"not to {', '.join(map(repr, hosts))}" if hosts else "with no Host header"
+            raise ApiError(
+                ErrorCode.MISDIRECTED,
+                f"This API answers only requests sent to 127.0.0.1:{port}, localhost:{port} or "
+                f"[::1]:{port}, {sent}.",
+            )
+        for origin in request.headers.getall("Origin", ()):
+            if origin.lower() != f"http://{host}":
+                raise ApiError(
+                    ErrorCode.FORBIDDEN,
+                    f"Requests from web pages are refused (this one came from {origin}).",
+                )
+        site = request.headers.get("Sec-Fetch-Site", "").lower()
+        if site in ("cross-site", "same-site"):
+            raise ApiError(
+                ErrorCode.FORBIDDEN,
+                f"Requests from web pages are refused (this one came from a {site} page).",
+            )
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            raise ApiError(ErrorCode.TOO_LARGE, too_large(request.content_length))
+        if not request.body_exists:
+            return
+        encoding = request.headers.get("Content-Encoding", "identity").lower()
+        if encoding != "identity":
+            raise ApiError(
+                ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+                f"Request bodies must not be compressed (Content-Encoding: {encoding}).",
+            )
+        sent_type = request.headers.get("Content-Type")
+        if request.content_type != "application/json" or request.charset not in (None, "utf-8"):
+            what = repr(sent_type) if sent_type is not None else "sent without a Content-Type"
+            raise ApiError(
+                ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+                f"Request bodies must be JSON sent as 'Content-Type: application/json', "
+                f"not {what}.",
+            )
+
+    async def authorize(self, route: Route, request: web.Request) -> None:
+        """Let in the route's declared audience and nobody else (401): the admin token for
+        admin routes; for runner routes the token of the very runner the request speaks for
+        (its id read by the route's ``runner_id``)."""
+        if route.audience is Audience.OPEN:
+            return
+        token = bearer(request)
+        admin = hmac.compare_digest(token.encode(), self.admin_token.encode())
+        if route.audience is Audience.ADMIN:
+            if not admin:
+                raise ApiError(ErrorCode.UNAUTHORIZED, "Wrong bearer token.")
+            return
+        if admin and route.audience is Audience.RUNNER_OR_ADMIN:
+            return
+        assert route.runner_id is not None  # Route checks it for the runner audiences
+        runner_id = await route.runner_id(self, request)
+        if runner_id is None:
+            raise ApiError(
+                ErrorCode.UNAUTHORIZED,
+                "Wrong bearer token; send the admin token, or a runner's own with its runner_id.",
+            )
+        self.manager.runner_with_token(runner_id, token)
+
+    async def path_runner(self, request: web.Request) -> int:
+        """The runner a heartbeat speaks for: the id in its path."""
+        return self.runner_param(request)
+
+    async def header_runner(self, request: web.Request) -> int:
+        """The runner a Claude Code hook speaks for: its ``X-Stratavore-Runner`` header (the
+        hooks settings file sends ``$STRATAVORE_RUNNER_ID`` there)."""
+        raw = request.headers.get("X-Stratavore-Runner", "")
+        runner_id = whole_number(raw)
+        if runner_id is None:
+            raise ApiError(
+                ErrorCode.UNAUTHORIZED, "Missing X-Stratavore-Runner header (the runner's id)."
+            )
+        return runner_id
+
+    async def body_runner(self, request: web.Request) -> int | None:
+        """The runner a usage report speaks for: its ``runner_id`` (None: none named)."""
+        return (await decode(request, RunnerClaim)).runner_id
 
     # --- serialisation ------------------------------------------------------------------------
     def runner_out(self, row: Runner) -> sc.Runner:
@@ -485,6 +613,13 @@ class Api:
 
     async def register(self, request: web.Request) -> web.Response:
         body = await decode(request, sc.Register)
+        if body.pid in self.own_line:
+            # a runner's tree is killed when it is stopped: pid 1's would be every process
+            raise ApiError(
+                ErrorCode.INVALID,
+                f"Process {body.pid} is the supervisor or one of its parents; "
+                "register the agent's own process.",
+            )
         runner, token = self.manager.register(body)
         return json_response(
             sc.Registered(
@@ -535,12 +670,7 @@ class Api:
         """Claude Code's HTTP hooks: fast (the agent waits for the answer), and a hook that
         can't be matched to a runner is a 401 that Claude Code treats as non-blocking."""
         token = bearer(request)
-        raw = request.headers.get("X-Stratavore-Runner", "")
-        runner_id = whole_number(raw) if raw.isascii() and raw.isdigit() else None
-        if runner_id is None:
-            raise ApiError(
-                ErrorCode.UNAUTHORIZED, "Missing X-Stratavore-Runner header (the runner's id)."
-            )
+        runner_id = await self.header_runner(request)
         body = await decode(request, sc.HookIn)
         limit = None
         if body.hook_event_name == "Stop" and body.transcript_path:
@@ -616,7 +746,7 @@ class Api:
         token = bearer(request)
         body = await decode(request, sc.UsageReport)
         runner = None
-        if hmac.compare_digest(token, self.admin_token):
+        if hmac.compare_digest(token.encode(), self.admin_token.encode()):
             if body.runner_id is not None:
                 runner = self.manager.row(body.runner_id)
         elif body.runner_id is not None:
@@ -716,3 +846,103 @@ class Api:
     async def metrics_text(self, request: web.Request) -> web.Response:
         body, content_type = self.metrics.render()
         return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+OPEN, ADMIN, RUNNER, RUNNER_OR_ADMIN = (
+    Audience.OPEN, Audience.ADMIN, Audience.RUNNER, Audience.RUNNER_OR_ADMIN
+)  # fmt: skip
+# Every route, in the OpenAPI document's order: (method, path, handler, summary, audience,
+# request body, response). Nothing else adds a route to the application.
+ROUTES: tuple[Route, ...] = (
+    Route("get", "/api/v1/health", Api.health, "Liveness probe", OPEN, response=sc.Health),
+    Route("get", "/api/v1/openapi.json", Api.openapi_json, "This document", OPEN),
+    Route("get", "/api/v1/status", Api.status, "Supervisor status and runner counts", ADMIN,
+          response=sc.Status),
+    Route("get", "/api/v1/projects", Api.list_projects,
+          "List projects (?all=1 includes archived)", ADMIN, response=list[sc.Project]),
+    Route("post", "/api/v1/projects", Api.create_project, "Create a project", ADMIN,
+          body=sc.ProjectCreate, response=sc.Project),
+    Route("get", "/api/v1/projects/{name}", Api.get_project, "Get a project", ADMIN,
+          response=sc.Project),
+    Route("patch", "/api/v1/projects/{name}", Api.update_project,
+          "Change a project's own runner cap", ADMIN, body=sc.ProjectUpdate,
+          response=sc.Project),
+    Route("post", "/api/v1/projects/{name}/archive", Api.archive_project, "Archive a project",
+          ADMIN, response=sc.Project),
+    Route("get", "/api/v1/profiles", Api.list_profiles, "List profiles", ADMIN,
+          response=list[sc.Profile]),
+    Route("post", "/api/v1/profiles", Api.create_profile, "Create a user profile", ADMIN,
+          body=sc.ProfileCreate, response=sc.Profile),
+    Route("get", "/api/v1/profiles/{name}", Api.get_profile, "Get a profile", ADMIN,
+          response=sc.Profile),
+    Route("delete", "/api/v1/profiles/{name}", Api.delete_profile, "Delete a user profile",
+          ADMIN, response=sc.Profile),
+    Route("get", "/api/v1/runners", Api.list_runners,
+          "List runners (?project=NAME, ?all=1 includes finished)", ADMIN,
+          response=list[sc.Runner]),
+    Route("post", "/api/v1/runners", Api.launch, "Launch a runner (queued when a cap is full)",
+          ADMIN, body=sc.Launch, response=sc.Runner),
+    Route("post", "/api/v1/runners/stop", Api.stop_many,
+          "Stop many runners at once (ids, a project's, or all)", ADMIN, body=sc.StopMany,
+          response=list[sc.Runner]),
+    Route("post", "/api/v1/runners/register", Api.register,
+          "Register a process started outside the supervisor", ADMIN, body=sc.Register,
+          response=sc.Registered),
+    Route("get", "/api/v1/runners/{id}", Api.get_runner, "Get a runner", ADMIN,
+          response=sc.Runner),
+    Route("post", "/api/v1/runners/{id}/stop", Api.stop,
+          "Stop a runner and its whole process tree", ADMIN, body=sc.Stop, response=sc.Runner),
+    Route("post", "/api/v1/runners/{id}/restart", Api.restart, "Restart a runner", ADMIN,
+          response=sc.Runner),
+    Route("post", "/api/v1/runners/{id}/resume", Api.resume,
+          "Continue a runner's own agent session (paused at a limit, or finished)", ADMIN,
+          body=sc.Resume, response=sc.Runner),
+    Route("post", "/api/v1/hooks", Api.hook,
+          "A Claude Code hook of a runner (its token, X-Stratavore-Runner: its id)", RUNNER,
+          body=sc.HookIn, response=sc.HookAck, runner_id=Api.header_runner),
+    Route("get", "/api/v1/sessions", Api.list_sessions,
+          "Agent sessions (?project=NAME) with last activity, tokens and whether resumable",
+          ADMIN, response=list[sc.Session]),
+    Route("get", "/api/v1/runners/{id}/logs", Api.logs,
+          "Read a runner's log (?tail=LINES or all, or ?offset=N&file_id=F to follow)", ADMIN,
+          response=sc.Logs),
+    Route("post", "/api/v1/runners/{id}/heartbeat", Api.heartbeat,
+          "Heartbeat from the runner (its own token)", RUNNER, body=sc.Heartbeat,
+          response=sc.HeartbeatAck, runner_id=Api.path_runner),
+    Route("get", "/api/v1/events", Api.events,
+          "Events after ?since=ID (at most ?limit=N, default 100; ?wait=S waits up to S s for "
+          "one), or the newest ?last=N", ADMIN, response=list[sc.Event]),
+    Route("get", "/api/v1/settings", Api.list_settings, "Settings and their defaults", ADMIN,
+          response=list[sc.SettingValue]),
+    Route("put", "/api/v1/settings/{key}", Api.put_setting, "Change a setting", ADMIN,
+          body=sc.SettingUpdate, response=sc.SettingValue),
+    Route("post", "/api/v1/usage", Api.post_usage,
+          "Record token usage (admin token, or a runner's token with runner_id)",
+          RUNNER_OR_ADMIN, body=sc.UsageReport, response=sc.UsageAck,
+          runner_id=Api.body_runner),
+    Route("post", "/api/v1/usage/import", Api.import_usage,
+          "Import new usage from the agents' logs now", ADMIN, response=sc.UsageImport),
+    Route("get", "/api/v1/usage/{report}", Api.usage_report,
+          "Usage report: daily|weekly|monthly|session|blocks (?since, ?until as YYYY-MM-DD, "
+          "?project, ?agent, ?timezone, ?by_project=1 for a row per project)", ADMIN),
+    Route("get", "/api/v1/budgets", Api.list_budgets, "Budgets with their current periods",
+          ADMIN, response=list[sc.BudgetStatus]),
+    Route("put", "/api/v1/budgets", Api.put_budget,
+          "Create or change the budget of a scope and period", ADMIN, body=sc.BudgetSet,
+          response=sc.BudgetStatus),
+    Route("delete", "/api/v1/budgets/{scope}/{period}", Api.delete_budget, "Remove a budget",
+          ADMIN),
+    Route("get", "/api/v1/notify/channels", Api.list_channels, "Notification channels", ADMIN,
+          response=list[sc.ChannelOut]),
+    Route("put", "/api/v1/notify/channels/{name}", Api.put_channel,
+          "Create or replace a channel", ADMIN, body=sc.ChannelSet, response=sc.ChannelOut),
+    Route("delete", "/api/v1/notify/channels/{name}", Api.delete_channel,
+          "Remove a channel and its secret", ADMIN),
+    Route("post", "/api/v1/notify/channels/{name}/test", Api.test_channel,
+          "Send a test message now", ADMIN, response=sc.ChannelTest),
+    Route("get", "/api/v1/notify/dead", Api.list_dead, "Dead letters: deliveries that gave up",
+          ADMIN, response=list[sc.DeadLetter]),
+    Route("post", "/api/v1/notify/dead/{id}/retry", Api.retry_dead, "Retry a dead letter",
+          ADMIN),
+    Route("get", "/metrics", Api.metrics_text, "Prometheus text exposition", ADMIN),
+)  # fmt: skip

@@ -63,8 +63,14 @@ EXIT_FOR_ERROR: dict[ErrorCode, ExitStatus] = {
     ErrorCode.INVALID: ExitStatus.USAGE,
     ErrorCode.COMMAND_NOT_FOUND: ExitStatus.USAGE,
     ErrorCode.UNAUTHORIZED: ExitStatus.UNAUTHORIZED,
+    ErrorCode.FORBIDDEN: ExitStatus.UNAUTHORIZED,
     ErrorCode.NOT_FOUND: ExitStatus.NOT_FOUND,
     ErrorCode.METHOD_NOT_ALLOWED: ExitStatus.ERROR,  # a client bug, not the user's
+    ErrorCode.REQUEST_TIMEOUT: ExitStatus.ERROR,
+    ErrorCode.TOO_LARGE: ExitStatus.USAGE,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: ExitStatus.ERROR,  # a client bug
+    ErrorCode.MISDIRECTED: ExitStatus.ERROR,  # a client bug
+    ErrorCode.HEADERS_TOO_LARGE: ExitStatus.ERROR,
     ErrorCode.CONFLICT: ExitStatus.CONFLICT,
     ErrorCode.ALREADY_EXISTS: ExitStatus.CONFLICT,
     ErrorCode.CAP_REACHED: ExitStatus.CONFLICT,
@@ -74,6 +80,7 @@ EXIT_FOR_ERROR: dict[ErrorCode, ExitStatus] = {
     ErrorCode.DATABASE_LOCKED: ExitStatus.TRY_AGAIN,
     ErrorCode.STORAGE_FULL: ExitStatus.TRY_AGAIN,
     ErrorCode.STORAGE_FAILED: ExitStatus.TRY_AGAIN,
+    ErrorCode.OVERLOADED: ExitStatus.TRY_AGAIN,
     ErrorCode.INTERNAL: ExitStatus.ERROR,
 }
 

@@ -35,6 +35,7 @@ from supervisor.metrics import Metrics
 from supervisor.notify.outbox import Dispatcher
 from supervisor.process import ProcessOps, raise_fd_limit
 from supervisor.runners import RunnerManager
+from supervisor.server import LoopbackSite
 from supervisor.settings import Settings, load_settings
 from supervisor.usage import budgets
 from supervisor.usage.service import UsageService
@@ -142,7 +143,7 @@ class Supervisor:
         api = Api(manager, usage, dispatcher, token, started_at, self.root, Metrics(started_at))
         self.runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", self.settings.api_port, reuse_address=True)
+        site = LoopbackSite(self.runner, self.settings.api_port)
         try:
             await site.start()
         except OSError as exc:
@@ -150,8 +151,9 @@ class Supervisor:
                 f"Port {self.settings.api_port} on 127.0.0.1 is not available ({exc.strerror}); "
                 "pick another with --port (0 chooses a free one)."
             ) from None
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = api.url = f"http://127.0.0.1:{self.port}"
+        self.port = site.port
+        api.listening(self.port)
+        self.url = api.url
         manager.set_api_url(self.url)
         self.scheduler = AsyncIOScheduler(
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}

@@ -15,19 +15,26 @@ class ErrorCode(enum.Enum):
 
     BAD_REQUEST = ("bad_request", 400)  # body is not JSON, unknown query parameter value
     UNAUTHORIZED = ("unauthorized", 401)  # missing or wrong bearer token
+    FORBIDDEN = ("forbidden", 403)  # sent by a web page (Origin, Sec-Fetch-Site)
     NOT_FOUND = ("not_found", 404)  # no such project / profile / runner / route
     METHOD_NOT_ALLOWED = ("method_not_allowed", 405)  # the route exists, not with that method
+    REQUEST_TIMEOUT = ("request_timeout", 408)  # the body did not arrive in time
     CONFLICT = ("conflict", 409)  # the object is in a state that forbids the request
     ALREADY_EXISTS = ("already_exists", 409)  # a project or profile with that name exists
     CAP_REACHED = ("cap_reached", 409)  # --no-queue launch over a concurrency cap
     BUDGET_SPENT = ("budget_spent", 409)  # a launch that a spent block/stop budget forbids
+    TOO_LARGE = ("too_large", 413)  # a body over the limit
+    UNSUPPORTED_MEDIA_TYPE = ("unsupported_media_type", 415)  # a body that is not JSON
+    MISDIRECTED = ("misdirected", 421)  # a Host that is not the API's (DNS rebinding)
     INVALID = ("invalid", 422)  # well-formed JSON whose fields are wrong
     COMMAND_NOT_FOUND = ("command_not_found", 422)  # launch of a command not on PATH
+    HEADERS_TOO_LARGE = ("headers_too_large", 431)  # a request line or header over the limit
     SHUTTING_DOWN = ("shutting_down", 503)  # the supervisor is stopping
     DATABASE_LOCKED = ("database_locked", 503)  # another program holds the DB: retry (Retry-After)
     STORAGE_FULL = ("storage_full", 507)  # the data folder is full: the write was not made
     STORAGE_FAILED = ("storage_failed", 503)  # the data folder is read-only or failing (I/O)
     UNAVAILABLE = ("unavailable", 503)  # an OS service it needs is missing (the keyring)
+    OVERLOADED = ("overloaded", 503)  # every connection slot is taken
     INTERNAL = ("internal", 500)  # a bug: logged with its traceback
 
     def __init__(self, code: str, status: int) -> None:

@@ -7,7 +7,10 @@ from what the server accepts. All fields are snake_case; timestamps are ISO 8601
 
 from __future__ import annotations
 
+import enum
 import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -206,8 +209,10 @@ class Register(Input):
     profile, the supervisor answers with the command line to run (session id, hooks)."""
 
     command: list[Argument]  # with a profile: extra arguments for its {args}
-    pid: Annotated[int, Meta(ge=1)]
-    cwd: Annotated[str, Meta(min_length=1)]
+    pid: Annotated[int, Meta(ge=1, le=2**31 - 1, description="a process id")]
+    cwd: Annotated[
+        str, Meta(min_length=1, max_length=4096, pattern=r"^[^\x00]+$", description="a folder")
+    ]
     project: Name | None = None  # default: the project whose folder contains cwd
     profile: Name | None = None
     resume_session: SessionId | None = None
@@ -421,206 +426,68 @@ class Error(Struct, kw_only=True):
 
 
 # --- OpenAPI ----------------------------------------------------------------------------
-Route = tuple[str, str, str, type | None, type | None, str]
-"""(method, path, summary, request struct, response type, auth: "admin" | "runner" | "none")"""
+class Audience(enum.Enum):
+    """Who may call a route: every route declares one where it is registered."""
 
-ROUTES: list[Route] = [
-    ("get", "/api/v1/health", "Liveness probe", None, Health, "none"),
-    ("get", "/api/v1/openapi.json", "This document", None, None, "none"),
-    ("get", "/api/v1/status", "Supervisor status and runner counts", None, Status, "admin"),
-    (
-        "get",
-        "/api/v1/projects",
-        "List projects (?all=1 includes archived)",
-        None,
-        list[Project],
-        "admin",
-    ),
-    ("post", "/api/v1/projects", "Create a project", ProjectCreate, Project, "admin"),
-    ("get", "/api/v1/projects/{name}", "Get a project", None, Project, "admin"),
-    (
-        "patch",
-        "/api/v1/projects/{name}",
-        "Change a project's own runner cap",
-        ProjectUpdate,
-        Project,
-        "admin",
-    ),
-    ("post", "/api/v1/projects/{name}/archive", "Archive a project", None, Project, "admin"),
-    ("get", "/api/v1/profiles", "List profiles", None, list[Profile], "admin"),
-    ("post", "/api/v1/profiles", "Create a user profile", ProfileCreate, Profile, "admin"),
-    ("get", "/api/v1/profiles/{name}", "Get a profile", None, Profile, "admin"),
-    ("delete", "/api/v1/profiles/{name}", "Delete a user profile", None, Profile, "admin"),
-    (
-        "get",
-        "/api/v1/runners",
-        "List runners (?project=NAME, ?all=1 includes finished)",
-        None,
-        list[Runner],
-        "admin",
-    ),
-    (
-        "post",
-        "/api/v1/runners",
-        "Launch a runner (queued when a cap is full)",
-        Launch,
-        Runner,
-        "admin",
-    ),
-    (
-        "post",
-        "/api/v1/runners/stop",
-        "Stop many runners at once (ids, a project's, or all)",
-        StopMany,
-        list[Runner],
-        "admin",
-    ),
-    (
-        "post",
-        "/api/v1/runners/register",
-        "Register a process started outside the supervisor",
-        Register,
-        Registered,
-        "admin",
-    ),
-    ("get", "/api/v1/runners/{id}", "Get a runner", None, Runner, "admin"),
-    (
-        "post",
-        "/api/v1/runners/{id}/stop",
-        "Stop a runner and its whole process tree",
-        Stop,
-        Runner,
-        "admin",
-    ),
-    ("post", "/api/v1/runners/{id}/restart", "Restart a runner", None, Runner, "admin"),
-    (
-        "post",
-        "/api/v1/runners/{id}/resume",
-        "Continue a runner's own agent session (paused at a limit, or finished)",
-        Resume,
-        Runner,
-        "admin",
-    ),
-    (
-        "post",
-        "/api/v1/hooks",
-        "A Claude Code hook of a runner (its token, X-Stratavore-Runner: its id)",
-        HookIn,
-        HookAck,
-        "runner",
-    ),
-    (
-        "get",
-        "/api/v1/sessions",
-        "Agent sessions (?project=NAME) with last activity, tokens and whether resumable",
-        None,
-        list[Session],
-        "admin",
-    ),
-    (
-        "get",
-        "/api/v1/runners/{id}/logs",
-        "Read a runner's log (?tail=LINES or all, or ?offset=N&file_id=F to follow)",
-        None,
-        Logs,
-        "admin",
-    ),
-    (
-        "post",
-        "/api/v1/runners/{id}/heartbeat",
-        "Heartbeat from the runner (its own token)",
-        Heartbeat,
-        HeartbeatAck,
-        "runner",
-    ),
-    (
-        "get",
-        "/api/v1/events",
-        "Events after ?since=ID (at most ?limit=N, default 100; ?wait=S waits up to S s for "
-        "one), or the newest ?last=N",
-        None,
-        list[Event],
-        "admin",
-    ),
-    ("get", "/api/v1/settings", "Settings and their defaults", None, list[SettingValue], "admin"),
-    ("put", "/api/v1/settings/{key}", "Change a setting", SettingUpdate, SettingValue, "admin"),
-    (
-        "post",
-        "/api/v1/usage",
-        "Record token usage (admin token, or a runner's token with runner_id)",
-        UsageReport,
-        UsageAck,
-        "runner",
-    ),
-    (
-        "post",
-        "/api/v1/usage/import",
-        "Import new usage from the agents' logs now",
-        None,
-        UsageImport,
-        "admin",
-    ),
-    (
-        "get",
-        "/api/v1/usage/{report}",
-        "Usage report: daily|weekly|monthly|session|blocks (?since, ?until as YYYY-MM-DD, "
-        "?project, ?agent, ?timezone, ?by_project=1 for a row per project)",
-        None,
-        None,
-        "admin",
-    ),
-    (
-        "get",
-        "/api/v1/budgets",
-        "Budgets with their current periods",
-        None,
-        list[BudgetStatus],
-        "admin",
-    ),
-    (
-        "put",
-        "/api/v1/budgets",
-        "Create or change the budget of a scope and period",
-        BudgetSet,
-        BudgetStatus,
-        "admin",
-    ),
-    ("delete", "/api/v1/budgets/{scope}/{period}", "Remove a budget", None, None, "admin"),
-    ("get", "/api/v1/notify/channels", "Notification channels", None, list[ChannelOut], "admin"),
-    ("put", "/api/v1/notify/channels/{name}", "Create or replace a channel", ChannelSet, ChannelOut,
-     "admin"),
-    ("delete", "/api/v1/notify/channels/{name}", "Remove a channel and its secret", None, None,
-     "admin"),
-    ("post", "/api/v1/notify/channels/{name}/test", "Send a test message now", None, ChannelTest,
-     "admin"),
-    ("get", "/api/v1/notify/dead", "Dead letters: deliveries that gave up", None,
-     list[DeadLetter], "admin"),
-    ("post", "/api/v1/notify/dead/{id}/retry", "Retry a dead letter", None, None, "admin"),
-    ("get", "/metrics", "Prometheus text exposition", None, None, "admin"),
-]  # fmt: skip
+    OPEN = "open"  # anyone who reaches the port: no token
+    ADMIN = "admin"  # the admin token (api-token in the data dir)
+    RUNNER = "runner"  # a runner's own token, for that runner only
+    RUNNER_OR_ADMIN = "runner_or_admin"  # the admin token, or a runner's own for itself
+
+
+@dataclass(frozen=True)
+class Route:
+    """One API route: what wires it, authorises it and documents it. ``handler`` is an
+    unbound method of the API; ``runner_id`` (for the runner audiences) reads the id of the
+    runner the request speaks for, whose own token it must carry."""
+
+    method: str
+    path: str
+    handler: Callable[..., Awaitable[Any]]
+    summary: str
+    audience: Audience
+    body: type | None = None
+    response: Any = None
+    runner_id: Callable[..., Awaitable[int | None]] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.audience, Audience):
+            raise TypeError(f"{self.method} {self.path}: audience must be an Audience")
+        runner = self.audience in (Audience.RUNNER, Audience.RUNNER_OR_ADMIN)
+        if runner != (self.runner_id is not None):
+            raise TypeError(
+                f"{self.method} {self.path}: give runner_id exactly for the runner audiences"
+            )
+
 
 ERROR_STATUSES = {
     400: "Malformed request",
     401: "Missing or wrong bearer token",
+    403: "Sent by a web page (an Origin or Sec-Fetch-Site header from another site)",
     404: "No such object",
     405: "The route does not take this method",
+    408: "The body did not arrive within 30 s",
     409: "Conflicts with the object's state, an existing name, a cap, or a spent budget",
+    413: "The body is larger than 1 MiB",
+    415: "The body is not application/json",
+    421: "The Host header is not 127.0.0.1, localhost or [::1] with the API's port",
     422: "Invalid fields, or a command not found on PATH",
     503: "Shutting down, or an OS service it needs (the keyring) is missing",
 }
 
 
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document of :data:`ROUTES`, schemas generated from the structs."""
-    types = [t for r in ROUTES for t in (r[3], r[4]) if t is not None] + [Error]
+def openapi_document(routes: Sequence[Route]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of ``routes``, schemas generated from the structs."""
+    types = [t for r in routes for t in (r.body, r.response) if t is not None] + [Error]
     schemas, components = msgspec.json.schema_components(
         types, ref_template="#/components/schemas/{name}"
     )
     schema_of = dict(zip(types, schemas, strict=True))
     paths: dict[str, dict[str, Any]] = {}
-    for method, path, summary, body, response, auth in ROUTES:
-        op: dict[str, Any] = {"summary": summary, "responses": {}}
-        if auth != "none":
+    for route in routes:
+        method, path, body, response = route.method, route.path, route.body, route.response
+        op: dict[str, Any] = {"summary": route.summary, "responses": {}}
+        if route.audience is not Audience.OPEN:
             op["security"] = [{"bearer": []}]
         params = [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]
         if params:

@@ -28,7 +28,8 @@ import pytest
 import requests
 
 from supervisor import __version__, paths, runtime
-from supervisor import schemas as sc
+from supervisor.api import ROUTES
+from supervisor.schemas import Audience
 from tests.conftest import REPO, SLEEP, Daemon, api_error
 
 DAEMON_CMD = [sys.executable, "-m", "supervisor.cli", "daemon"]
@@ -77,21 +78,23 @@ class World:
         params: dict[str, str] | None = None,
         token: str | None = "admin",
         auth: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> requests.Response:
         """One real HTTP request; ``token="admin"`` sends the admin token, ``None`` none,
-        ``auth`` a whole Authorization header."""
-        headers = {}
+        ``auth`` a whole Authorization header; ``headers`` are sent as given (after those)."""
+        sent: dict[str, str] = {}
         if auth is not None:
-            headers["Authorization"] = auth
+            sent["Authorization"] = auth
         elif token is not None:
-            headers["Authorization"] = f"Bearer {self.admin if token == 'admin' else token}"
+            sent["Authorization"] = f"Bearer {self.admin if token == 'admin' else token}"
         data = raw
         if raw is None and body is not None:
             data = json.dumps(body).encode()
         if data is not None:
-            headers["Content-Type"] = "application/json"
+            sent["Content-Type"] = "application/json"
+        sent.update(headers or {})
         return self.session.request(
-            method, self.url + path, data=data, params=params, headers=headers, timeout=10
+            method, self.url + path, data=data, params=params, headers=sent, timeout=10
         )
 
 
@@ -421,6 +424,15 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | re.Pattern[str]
      {"body": {"command": ["x"], "pid": "{agent_pid}", "cwd": "/"}}, 422, "invalid",
      "No project contains /; pass --project NAME or create one with "
      "`stratavore new NAME --path DIR`."),
+    ("register-init", "POST", "/api/v1/runners/register",
+     {"body": {"command": ["x"], "pid": 1, "cwd": "{folder}"}}, 422, "invalid",
+     "Process 1 is the supervisor or one of its parents; register the agent's own process."),
+    ("register-nul-in-cwd", "POST", "/api/v1/runners/register",
+     {"body": {"command": ["x"], "pid": "{agent_pid}", "cwd": "/tmp/a\x00b"}}, 422, "invalid",
+     invalid("$.cwd")),
+    ("register-pid-huge", "POST", "/api/v1/runners/register",
+     {"body": {"command": ["x"], "pid": 10**20, "cwd": "{folder}"}}, 422, "invalid",
+     invalid("$.pid")),
     ("register-no-such-pid", "POST", "/api/v1/runners/register",
      {"body": {"command": ["x"], "pid": NOT_A_PID, "cwd": "{folder}"}}, 422, "invalid",
      f"No process with pid {NOT_A_PID} is running."),
@@ -695,10 +707,10 @@ def test_bad_input_is_refused_with_one_sentence_and_writes_nothing(
 
 
 def test_every_route_has_a_bad_input_case():
-    """Each route of schemas.ROUTES is exercised above: with its own method, or (routes that
+    """Each route of api.ROUTES is exercised above: with its own method, or (routes that
     take no input) with a wrong one."""
     uncovered = []
-    for route_method, route_path, *_ in sc.ROUTES:
+    for route_method, route_path, *_ in ((r.method, r.path) for r in ROUTES):
         template = re.sub(r"\\\{[a-z]+\\\}", "[^/]+", re.escape(route_path))
         if not any(
             re.fullmatch(template, path)
@@ -728,13 +740,25 @@ def test_bad_stop_body_does_not_stop_the_runner(world):
 
 
 # --- tokens --------------------------------------------------------------------------------------
-def route_request(w: World, method: str, path: str) -> tuple[str, dict[str, Any]]:
-    """A request to ``path`` that would succeed with the admin token (for auth tests)."""
-    concrete = path.replace("{name}", "demo").replace("{id}", str(w.id("busy")))
-    bodies = {
+def route_request(
+    w: World, method: str, path: str, name: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """A request to ``path`` that would succeed with the admin token (for auth tests); the
+    runner routes speak for runner ``agent``. ``name``: the value of every path parameter
+    but ids (the suffix hole reached routes whose last one was ``heartbeat``)."""
+    agent = str(w.id("agent"))
+    template = path
+    if name is not None:
+        path = re.sub(r"\{(name|key|report|scope|period)\}", name, path)
+    concrete = path.replace("{name}", "demo").replace("{key}", "stop_timeout")
+    concrete = concrete.replace("{id}/heartbeat", agent + "/heartbeat")
+    concrete = concrete.replace("{id}", str(w.id("busy")))
+    bodies: dict[str, Any] = {
         "/api/v1/projects": {"name": "authx", "path": str(w.folder)},
+        "/api/v1/projects/{name}": {"max_runners": None},
         "/api/v1/profiles": {"name": "authx", "command": ["true"]},
         "/api/v1/runners": {"project": "demo", "command": ["true"]},
+        "/api/v1/settings/{key}": {"value": 10.0},
         "/api/v1/budgets": {"scope": "global", "period": "daily", "limit_tokens": 10},
         "/api/v1/notify/channels/{name}": {"kind": "desktop"},
         "/api/v1/runners/register": {
@@ -742,16 +766,22 @@ def route_request(w: World, method: str, path: str) -> tuple[str, dict[str, Any]
             "pid": w.runners["agent"]["pid"],
             "cwd": str(w.folder),
         },
+        "/api/v1/hooks": {"hook_event_name": "Notification"},
+        "/api/v1/usage": {"records": [{"model": "m", "output_tokens": 1}], "runner_id": int(agent)},
     }
     if path == "/api/v1/profiles/{name}":
         concrete = "/api/v1/profiles/claude"
     concrete = concrete.replace("{report}", "daily").replace("{scope}/{period}", "global/daily")
-    body = bodies.get(path, {}) if method in ("post", "put") else None
+    body = bodies.get(template, {})
+    body = body if method in ("post", "put", "patch") else None
     concrete = concrete.replace("dead/" + str(w.id("busy")), "dead/1")
-    return concrete, {"body": body} if body is not None else {}
+    kwargs: dict[str, Any] = {"body": body} if body is not None else {}
+    if concrete == "/api/v1/hooks":
+        kwargs["headers"] = {"X-Stratavore-Runner": agent}
+    return concrete, kwargs
 
 
-ADMIN_ROUTES = [(m, p) for m, p, _, _, _, auth in sc.ROUTES if auth == "admin"]
+ADMIN_ROUTES = [(r.method, r.path) for r in ROUTES if r.audience is Audience.ADMIN]
 
 
 @pytest.mark.parametrize(
@@ -851,13 +881,16 @@ def test_openapi_document_lists_every_route(world):
     doc = json.loads(response.content)
     assert doc["openapi"] == "3.1.0"
     assert doc["info"]["version"] == __version__
-    assert set(doc["paths"]) == {path for _, path, *_ in sc.ROUTES}
-    for method, path, summary, body, _, auth in sc.ROUTES:
+    assert set(doc["paths"]) == {route.path for route in ROUTES}
+    statuses = {"200", "400", "401", "403", "404", "405", "408", "409", "413", "415", "421", "422"}
+    statuses.add("503")
+    for route in ROUTES:
+        method, path = route.method, route.path
         op = doc["paths"][path][method]
-        assert op["summary"] == summary
-        assert ("security" in op) == (auth != "none"), (method, path)
-        assert ("requestBody" in op) == (body is not None), (method, path)
-        assert set(op["responses"]) == {"200", "400", "401", "404", "405", "409", "422", "503"}
+        assert op["summary"] == route.summary
+        assert ("security" in op) == (route.audience is not Audience.OPEN), (method, path)
+        assert ("requestBody" in op) == (route.body is not None), (method, path)
+        assert set(op["responses"]) == statuses
     schemas = doc["components"]["schemas"]
     for name in ("Runner", "Launch", "Heartbeat", "Error", "ProjectCreate", "Register"):
         assert name in schemas

@@ -1,0 +1,151 @@
+"""Who may call what: every route of the API declares its audience, and a real daemon lets in
+that audience and nobody else (issue 11).
+
+Shares the cast of ``tests/test_api.py`` (its ``world`` fixture: one supervisor for this
+module, with the registered runners ``agent`` and ``other`` and their tokens).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from supervisor.api import ROUTES
+from supervisor.schemas import Audience, Route
+from tests import test_api
+from tests.test_api import World, route_request, snapshot
+
+world = test_api.world  # the same cast, started once for this module
+
+MISSING = "Missing bearer token; send 'Authorization: Bearer <token>'."
+WEBHOOK = {"kind": "webhook", "config": {"url": "http://127.0.0.1:9/stolen"}}
+
+
+# --- regression: any path ending in /heartbeat skipped the admin token ---------------------------
+@pytest.fixture(scope="module")
+def named_heartbeat(world: World) -> None:
+    """A project and a user profile named ``heartbeat``: what the suffix hole reached."""
+    world.daemon.project("heartbeat", world.folder)
+    world.daemon.api.post("/api/v1/profiles", {"name": "heartbeat", "command": ["true"]})
+
+
+SUFFIX_HOLE = [
+    ("PUT", "/api/v1/notify/channels/heartbeat", WEBHOOK),
+    ("DELETE", "/api/v1/notify/channels/heartbeat", None),
+    ("PATCH", "/api/v1/projects/heartbeat", {"max_runners": 3}),
+    ("GET", "/api/v1/projects/heartbeat", None),
+    ("PUT", "/api/v1/settings/heartbeat", {"value": 1}),
+    ("GET", "/api/v1/profiles/heartbeat", None),
+    ("DELETE", "/api/v1/profiles/heartbeat", None),
+    ("GET", "/api/v1/usage/heartbeat", None),
+    ("DELETE", "/api/v1/budgets/global/heartbeat", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"), SUFFIX_HOLE, ids=[f"{m} {p}" for m, p, _ in SUFFIX_HOLE]
+)
+def test_heartbeat_suffix_does_not_skip_the_admin_token(world, named_heartbeat, method, path, body):
+    before = snapshot(world)
+    response = world.request(method, path, body=body, token=None)
+    assert response.status_code == 401, response.text
+    assert response.json() == {"error": "unauthorized", "message": MISSING}
+    assert snapshot(world) == before
+    assert world.daemon.api.get("/api/v1/notify/channels") == []
+    assert world.daemon.api.get("/api/v1/projects/heartbeat")["max_runners"] is None
+    assert world.daemon.api.get("/api/v1/profiles/heartbeat")["command"] == ["true"]
+
+
+def test_heartbeat_suffix_with_a_text_plain_body_creates_no_channel(world):
+    """What a web page could send cross-site without a preflight."""
+    response = world.session.put(
+        world.url + "/api/v1/notify/channels/heartbeat",
+        data=b'{"kind":"webhook","config":{"url":"http://127.0.0.1:9/stolen"}}',
+        headers={"Content-Type": "text/plain"},
+        timeout=10,
+    )
+    assert response.status_code in (401, 415), response.text
+    assert world.daemon.api.get("/api/v1/notify/channels") == []
+
+
+# --- every route lets in its declared audience, and nobody else ----------------------------------
+def declared() -> dict[tuple[str, str], Audience]:
+    return {(route.method, route.path): route.audience for route in ROUTES}
+
+
+# who sends the request -> the audiences that may make it
+CALLERS: dict[str, set[Audience]] = {
+    "no token": {Audience.OPEN},
+    "a wrong token": {Audience.OPEN},
+    "another runner's token": {Audience.OPEN},
+    "the runner's own token": {Audience.OPEN, Audience.RUNNER, Audience.RUNNER_OR_ADMIN},
+    "the admin token": {Audience.OPEN, Audience.ADMIN, Audience.RUNNER_OR_ADMIN},
+}
+
+
+def auth_for(w: World, caller: str) -> str | None:
+    """The Authorization header ``caller`` sends; the runner routes speak for ``agent``."""
+    token = {
+        "no token": None,
+        "a wrong token": "x" * 43,
+        "another runner's token": w.tokens["other"],
+        "the runner's own token": w.tokens["agent"],
+        "the admin token": w.admin,
+    }[caller]
+    return None if token is None else f"Bearer {token}"
+
+
+def served_operations(w: World) -> list[tuple[str, str]]:
+    """Every (method, path) of the served OpenAPI document, GET ones also as HEAD."""
+    doc = w.request("GET", "/api/v1/openapi.json", token=None).json()
+    operations = [(m, p) for p, ops in doc["paths"].items() for m in ops]
+    return operations + [("head", p) for m, p in operations if m == "get"]
+
+
+def test_the_served_document_lists_exactly_the_declared_routes(world):
+    doc = world.request("GET", "/api/v1/openapi.json", token=None).json()
+    served = {(m, p): "security" in op for p, ops in doc["paths"].items() for m, op in ops.items()}
+    assert served == {key: aud is not Audience.OPEN for key, aud in declared().items()}
+
+
+@pytest.mark.parametrize("name", [None, "heartbeat"], ids=["names", "named-heartbeat"])
+def test_every_route_lets_in_its_declared_audience_and_nobody_else(world, named_heartbeat, name):
+    """Every operation of the served document, sent by each caller; ``named-heartbeat``:
+    every path parameter but ids is ``heartbeat`` (the suffix hole)."""
+    audiences = declared()
+    refused_before = snapshot(world)
+    let_in: list[tuple[str, str, str, dict[str, Any]]] = []
+    for method, path in served_operations(world):
+        audience = audiences[("get" if method == "head" else method, path)]
+        concrete, kwargs = route_request(world, "get" if method == "head" else method, path, name)
+        for caller, allowed in CALLERS.items():
+            if audience in allowed:
+                let_in.append((method, concrete, caller, kwargs))
+                continue
+            response = world.request(
+                method.upper(), concrete, token=None, auth=auth_for(world, caller), **kwargs
+            )
+            assert response.status_code == 401, (method, path, caller, response.text)
+            if method != "head":
+                assert response.json()["error"] == "unauthorized", (method, path, caller)
+    assert snapshot(world) == refused_before  # nothing refused wrote anything
+    for method, concrete, caller, kwargs in let_in:
+        response = world.request(
+            method.upper(), concrete, token=None, auth=auth_for(world, caller), **kwargs
+        )
+        assert response.status_code not in (401, 403) and response.status_code < 500, (
+            method, concrete, caller, response.text
+        )  # fmt: skip
+
+
+def test_a_route_cannot_be_declared_without_an_audience():
+    async def handler(api: Any, request: Any) -> Any:
+        raise AssertionError("never called")
+
+    with pytest.raises(TypeError):
+        Route("get", "/api/v1/new", handler, "A new route")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="audience must be an Audience"):
+        Route("get", "/api/v1/new", handler, "A new route", "admin")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="give runner_id exactly for the runner audiences"):
+        Route("post", "/api/v1/new", handler, "A new route", Audience.RUNNER)
