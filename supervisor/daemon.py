@@ -33,7 +33,7 @@ from supervisor.api import Api
 from supervisor.errors import KnownError
 from supervisor.metrics import Metrics
 from supervisor.notify.outbox import Dispatcher
-from supervisor.process import ProcessOps, raise_fd_limit
+from supervisor.process import ProcessOps, raise_fd_limit, restrict_umask
 from supervisor.runners import RunnerManager
 from supervisor.settings import Settings, load_settings
 from supervisor.usage import budgets
@@ -54,7 +54,8 @@ class DataDirLock:
         self.handle: IO[str] | None = None
 
     def acquire(self) -> None:
-        handle = open(self.path, "a+")  # noqa: SIM115 (held for the supervisor's lifetime)
+        # held for the supervisor's lifetime
+        handle = open(self.path, "a+", opener=paths.private_opener)  # noqa: SIM115
         try:
             if os.name == "nt":
                 import msvcrt
@@ -119,6 +120,12 @@ class Supervisor:
     async def _start(self) -> None:
         started_at = self.clock()
         raise_fd_limit()
+        if paths.tighten(self.root):
+            log.warning(
+                "tightened: the data dir %s could be read by other users; "
+                "made its folders 0700 and its files 0600",
+                self.root,
+            )
         try:
             store.init_db(paths.db_path(self.root))
         except store.SchemaTooNew as exc:
@@ -279,11 +286,24 @@ class Supervisor:
         self.lock.release()
 
 
+class PrivateLog(logging.handlers.RotatingFileHandler):
+    """A rotating log whose files are 0600 from their first byte: each rotation starts a new
+    file through :meth:`_open`, and the umask must not decide its mode."""
+
+    def _open(self) -> IO[str]:
+        return open(
+            self.baseFilename,
+            self.mode,
+            encoding=self.encoding,
+            errors=self.errors,
+            opener=paths.private_opener,
+        )
+
+
 def setup_logging(root: Path, verbose: bool = True) -> None:
     """Rotating supervisor log in the data dir, and lifecycle lines on stderr."""
-    log_dir = paths.logs_dir(root)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(
+    log_dir = paths.private_dir(paths.logs_dir(root))
+    handler = PrivateLog(
         log_dir / "supervisor.log",
         maxBytes=LOG_MAX_BYTES,
         backupCount=LOG_BACKUPS,
@@ -327,6 +347,7 @@ def run_daemon(
 ) -> int:
     """``stratavore daemon``: the headless supervisor in the foreground; returns an exit
     status (0 after Ctrl-C, 1 when the environment is in the way)."""
+    restrict_umask()
     root = paths.data_dir()
     setup_logging(root)
     supervisor = Supervisor(

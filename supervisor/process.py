@@ -29,13 +29,15 @@ from supervisor import commands
 
 WINDOWS = os.name == "nt"
 
-# $1 is the exit-status file, $2 the working directory, the rest the command. Trapping the
-# signals (rather than ignoring them) keeps the trampoline alive through a group signal while
-# the command, which gets the default dispositions back on exec, receives it. The status is
-# 128+N when the command died of signal N.
+# $1 is the exit-status file, $2 the command's umask, $3 the working directory, the rest the
+# command. Trapping the signals (rather than ignoring them) keeps the trampoline alive through a
+# group signal while the command, which gets the default dispositions back on exec, receives
+# it. The status is 128+N when the command died of signal N. The command runs with the user's
+# umask (its files are the user's), the status file is written private (umask 077).
 TRAMPOLINE = (
-    'f=$1; cd -- "$2" || { printf "126\\n" > "$f"; exit 126; }; shift 2; trap : HUP INT TERM; '
-    '"$@"; rc=$?; printf "%d\\n" "$rc" > "$f"; exit "$rc"'
+    'f=$1; cd -- "$3" || { umask 077; printf "126\\n" > "$f"; exit 126; }; u=$2; shift 3; '
+    'trap : HUP INT TERM; umask "$u"; "$@"; rc=$?; umask 077; printf "%d\\n" "$rc" > "$f"; '
+    'exit "$rc"'
 )
 CREATE_TIME_TOLERANCE = 0.01  # psutil's create time is stable to this within one boot
 # Linux lists each task's children in /proc (CONFIG_PROC_CHILDREN): walking a runner's tree
@@ -98,6 +100,7 @@ class ProcessOps:
     def __init__(self) -> None:
         self._cpu_prev: dict[Identity, tuple[float, float]] = {}
         self._popens: dict[int, subprocess.Popen[bytes]] = {}  # Windows children only
+        self.runner_umask = _user_umask if _user_umask is not None else current_umask()
 
     # --- spawning -------------------------------------------------------------------------
     def spawn(
@@ -125,10 +128,11 @@ class ProcessOps:
         else:
             out = os.open(spool, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
             null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            args = [str(exit_file), f"{self.runner_umask:03o}", cwd, *argv]
             try:
                 pid = os.posix_spawn(
                     "/bin/sh",
-                    ["/bin/sh", "-c", TRAMPOLINE, "stratavore-runner", str(exit_file), cwd, *argv],
+                    ["/bin/sh", "-c", TRAMPOLINE, "stratavore-runner", *args],
                     env,
                     file_actions=[
                         (os.POSIX_SPAWN_DUP2, null, 0),
@@ -327,6 +331,33 @@ def _children_map() -> defaultdict[int, list[int]]:
         if proc.info["ppid"] is not None:
             children[proc.info["ppid"]].append(proc.pid)
     return children
+
+
+_user_umask: int | None = None  # the umask this process had before restrict_umask()
+
+
+def restrict_umask() -> None:
+    """Make files this process creates private by default (umask 077), as a second guard
+    behind the explicit modes of the data dir's files (SQLite's, a library's, a temp file).
+
+    Only for a process that is the supervisor alone (``stratavore daemon``): the umask is
+    process-wide and inherited, and an app that embeds the supervisor (the tray) starts
+    terminals and other programs for the user. Runners get the previous umask back through the
+    trampoline, so the files agents make in the user's projects have the user's usual modes."""
+    global _user_umask
+    if _user_umask is None:
+        _user_umask = os.umask(0o077)
+
+
+def current_umask() -> int:
+    """This process's umask, read without changing it where the OS tells (Linux 4.7+)."""
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        with open("/proc/self/status") as f:
+            line = next(line for line in f if line.startswith("Umask:"))
+        return int(line.split()[1], 8)
+    mask = os.umask(0o077)  # elsewhere only by setting it: put it straight back
+    os.umask(mask)
+    return mask
 
 
 def raise_fd_limit(wanted: int = 65536) -> None:

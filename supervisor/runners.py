@@ -289,9 +289,7 @@ class RunnerManager:
     def _write_hooks_file(self) -> None:
         text = json.dumps(profiles.hooks_settings(self.api_url), indent=2)
         if not self.hooks_file.exists() or self.hooks_file.read_text() != text:
-            tmp = self.hooks_file.with_suffix(".tmp")
-            tmp.write_text(text)
-            os.replace(tmp, self.hooks_file)
+            paths.write_private(self.hooks_file, text)
 
     def _plan(self, profile: Profile, **how: Any) -> profiles.Plan:
         """One start of ``profile`` (see :func:`profiles.plan`); the hooks file it may name
@@ -683,8 +681,7 @@ class RunnerManager:
     # --- spawning ---------------------------------------------------------------------------
     def _spawn(self, runner: Runner, now: float) -> None:
         """Start the runner's process (it is already in ``starting``)."""
-        run_dir = self.run_dir(runner.id)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = paths.private_dir(self.run_dir(runner.id))
         token = secrets.token_urlsafe(24)
         env = {
             **os.environ,

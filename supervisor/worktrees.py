@@ -173,7 +173,7 @@ def create(project_path: str, root: Path, name: str, setup_files: Sequence[str] 
         )
     base = head.stdout.strip()
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)  # the data dir's, kept private
     except OSError as exc:
         raise WorktreeError(
             f"could not create the worktree folder {root}: {exc.strerror}."
