@@ -9,12 +9,22 @@ the command and its children while the trampoline (which traps the signal) lives
 the status. On Windows the command is started directly in a new process group; there an exit
 that happens while the supervisor is down is reported as ``lost``.
 
-Identity is (pid, create time): a pid alone is never trusted, because pids are reused.
+Identity is (pid, create time): a pid alone is never trusted, because pids are reused. Create
+times count clock ticks (10 ms on Linux), so a process is told apart from an earlier holder of
+its pid that started at least a tick before it.
+
+Signals go only to what is provably a runner's own. A process is signalled by identity (its
+create time checked, then psutil refuses if the pid was reused in between). A runner's process
+group, whose id is its root's pid, is signalled whole only while it is provably the runner's
+(see :meth:`ProcessOps.group_verdict`): the root may have ended long ago, its pid given to a
+stranger who leads a group of the same id.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 import os
 import signal
 import subprocess
@@ -27,6 +37,7 @@ import psutil
 
 from supervisor import commands
 
+log = logging.getLogger("stratavore.process")
 WINDOWS = os.name == "nt"
 
 # $1 is the exit-status file, $2 the command's umask, $3 the working directory, the rest the
@@ -65,6 +76,28 @@ def _proc_children(pid: int) -> list[int]:
 class Identity:
     pid: int
     create_time: float
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """What proves that a process is one of a runner's: its root (whose pid is the runner's
+    process-group id), the descendants seen in the root's tree (at a stop), and a mark every
+    process started from the runner inherits in its environment, (variable, SHA-256 hex of its
+    value): the runner's own secret token, which no stranger knows."""
+
+    root: Identity
+    seen: frozenset[Identity] = frozenset()
+    env_mark: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class GroupVerdict:
+    """Whether a runner's process group may be signalled whole; if not, which of its members
+    are proven the runner's (signalled one by one), and why the group is refused."""
+
+    whole: bool
+    members: tuple[Identity, ...] = ()
+    refusal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,28 +233,146 @@ class ProcessOps:
             return None
 
     # --- signals --------------------------------------------------------------------------
-    def signal_polite(self, ident: Identity, group: bool) -> None:
-        """SIGTERM to the runner's process group (or just its root), CTRL_BREAK on Windows."""
-        with contextlib.suppress(OSError):  # already gone, or not ours any more
-            if WINDOWS:
-                os.kill(ident.pid, signal.CTRL_BREAK_EVENT)
-            elif group:
-                os.killpg(ident.pid, signal.SIGTERM)
-            else:
-                os.kill(ident.pid, signal.SIGTERM)
+    def signal_polite(self, lineage: Lineage, group: bool) -> None:
+        """SIGTERM to the runner's process group while it is provably the runner's (or to just
+        its root), CTRL_BREAK to the root's group on Windows."""
+        if WINDOWS:
+            if self.is_alive(lineage.root):
+                with contextlib.suppress(OSError):  # ended meanwhile
+                    os.kill(lineage.root.pid, signal.CTRL_BREAK_EVENT)
+        elif group:
+            self._signal_group(lineage, signal.SIGTERM)
+        else:
+            self.signal_one(lineage.root, signal.SIGTERM)
 
-    def kill(self, idents: list[Identity], group: int | None = None) -> int:
-        """SIGKILL each process still matching its identity, and the process group; count."""
-        killed = 0
-        for ident in idents:
-            if self.is_alive(ident):
-                with contextlib.suppress(psutil.Error):
-                    psutil.Process(ident.pid).kill()
-                    killed += 1
+    def kill(self, idents: list[Identity], group: Lineage | None = None) -> int:
+        """SIGKILL the runner's process group while it is provably the runner's (``idents``,
+        recorded in its tree, count as proof), then each process of ``idents`` still matching
+        its identity; how many of those were alive. The group goes first: killing its leader
+        first could free the group's id for a stranger before the group signal."""
+        alive = [ident for ident in idents if self.is_alive(ident)]
         if group is not None and not WINDOWS:
-            with contextlib.suppress(OSError):
-                os.killpg(group, signal.SIGKILL)
-        return killed
+            seen = group.seen.union(idents)
+            self._signal_group(Lineage(group.root, seen, group.env_mark), signal.SIGKILL)
+        for ident in alive:
+            self.signal_one(ident, signal.SIGKILL)
+        return len(alive)
+
+    def signal_one(self, ident: Identity, sig: int) -> bool:
+        """Send ``sig`` to the process with this exact identity; whether it was there."""
+        try:
+            proc = psutil.Process(ident.pid)
+            if abs(proc.create_time() - ident.create_time) > CREATE_TIME_TOLERANCE:
+                return False
+            proc.send_signal(sig)  # psutil refuses if the pid was reused since Process()
+        except psutil.Error:
+            return False
+        return True
+
+    def _signal_group(self, lineage: Lineage, sig: int) -> None:
+        verdict = self.group_verdict(lineage)
+        if verdict.whole:
+            with contextlib.suppress(OSError):  # ended meanwhile
+                os.killpg(lineage.root.pid, sig)
+            return
+        for ident in verdict.members:
+            self.signal_one(ident, sig)
+        if verdict.refusal:
+            log.warning("not signalling process group %d: %s", lineage.root.pid, verdict.refusal)
+
+    def group_verdict(self, lineage: Lineage) -> GroupVerdict:
+        """Whether the process group whose id is the runner's root pid is provably the
+        runner's, so that one ``killpg`` may reach all of it.
+
+        - Its leader lives (or is a zombie not yet reaped) with the root's exact identity: the
+          group is the root's. A group's id is its leader's pid, and a session leader (the
+          trampoline) cannot leave its group.
+        - Another process has that pid: the root has ended and its pid was reused, which the
+          kernel allows only once no process is left in the root's group (a pid is not handed
+          out while it names a live group or session). Nothing of the runner's is in that
+          group now: refused.
+        - No process has that pid: the group, if any process is left in it, may still be the
+          runner's (the root ended, its command's children live on), or a stranger's whose
+          leader has ended. Every live member must then be proven the runner's: recorded in
+          its tree (``lineage.seen``), carrying the runner's token in its environment, or a
+          child of a member proven so. If all are, the group is signalled whole (which also
+          reaches a child forked meanwhile); if not, only the proven members are, one by one,
+          and the others are named in the refusal.
+
+        What remains is the instant between this check and the signal: for the group to change
+        hands in it, all its members would have to end and the kernel hand out that exact pid
+        again, which it does only after cycling through every other free pid (or when root
+        chooses it, as the test of this does). Kernels with ``PIDFD_SIGNAL_PROCESS_GROUP``
+        could close even that; the group's id cannot be pinned otherwise."""
+        root = lineage.root
+        holder = proc_info(root.pid)
+        if holder is not None:
+            if holder.matches(root):
+                return GroupVerdict(True)
+            return GroupVerdict(
+                False, refusal=f"pid {root.pid} now belongs to another program (pid reused)"
+            )
+        members = [(ident, info) for ident, info in self.group_members(root.pid) if not info.zombie]
+        proven = {
+            ident.pid
+            for ident, _ in members
+            if ident in lineage.seen or self._marked(ident, lineage)
+        }
+        grown = True
+        while grown:  # children of proven members, and theirs
+            grown = False
+            for ident, info in members:
+                if ident.pid not in proven and info.ppid in proven:
+                    proven.add(ident.pid)
+                    grown = True
+        strangers = [ident.pid for ident, _ in members if ident.pid not in proven]
+        if not strangers:
+            return GroupVerdict(bool(members))
+        names = ", ".join(map(str, strangers))
+        return GroupVerdict(
+            False,
+            tuple(ident for ident, _ in members if ident.pid in proven),
+            f"process{'es' if len(strangers) > 1 else ''} {names} in it cannot be proven to be "
+            "the runner's (not in its recorded tree, without its token, no proven parent)",
+        )
+
+    def _marked(self, ident: Identity, lineage: Lineage) -> bool:
+        """``ident`` carries the lineage's environment mark (unreadable: not proven)."""
+        if lineage.env_mark is None:
+            return False
+        name, digest = lineage.env_mark
+        try:
+            value = self.env_value(ident, name)
+        except (OSError, psutil.Error):
+            return False
+        return value is not None and hashlib.sha256(value.encode()).hexdigest() == digest
+
+    def env_value(self, ident: Identity, name: str) -> str | None:
+        """Environment variable ``name`` of the process with this identity, as it was started
+        (None when it has none, or the pid changed hands while it was read)."""
+        value = psutil.Process(ident.pid).environ().get(name)
+        return value if self.is_alive(ident) else None
+
+    def group_members(self, pgid: int) -> list[tuple[Identity, ProcInfo]]:
+        """Every process in process group ``pgid`` (zombies too): nothing when ``killpg`` with
+        signal 0 finds no one, else from one pass over the process table."""
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return []
+        except OSError:  # someone else's process is in it: look
+            pass
+        pids = (
+            [int(name) for name in os.listdir("/proc") if name.isdigit()]
+            if _PROC_STAT
+            else psutil.pids()
+        )
+        found = []
+        for pid in pids:
+            info = proc_info(pid)
+            if info is not None and info.pgid == pgid:
+                found.append((Identity(pid, info.create_time), info))
+        return found
 
     # --- trees and sampling -----------------------------------------------------------------
     def _walk(self, roots: list[Identity]) -> dict[Identity, list[tuple[Identity, ProcInfo]]]:
@@ -272,6 +423,7 @@ class ProcInfo:
     """What the supervisor needs to know about one process."""
 
     ppid: int
+    pgid: int
     create_time: float
     cpu_seconds: float
     rss_bytes: int
@@ -302,6 +454,7 @@ def proc_info(pid: int) -> ProcInfo | None:
         state = fields[0]
         return ProcInfo(
             ppid=int(fields[1]),
+            pgid=int(fields[2]),
             create_time=int(fields[19]) / _CLOCK_TICKS + _BOOT_TIME,
             cpu_seconds=(int(fields[11]) + int(fields[12])) / _CLOCK_TICKS,
             rss_bytes=int(fields[21]) * _PAGE_SIZE,
@@ -314,13 +467,14 @@ def proc_info(pid: int) -> ProcInfo | None:
             times, status = proc.cpu_times(), proc.status()
             return ProcInfo(
                 ppid=proc.ppid(),
+                pgid=os.getpgid(pid) if hasattr(os, "getpgid") else pid,
                 create_time=proc.create_time(),
                 cpu_seconds=times.user + times.system,
                 rss_bytes=proc.memory_info().rss,
                 stopped=status in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP),
                 zombie=status == psutil.STATUS_ZOMBIE,
             )
-    except psutil.Error:
+    except (psutil.Error, OSError):  # OSError: getpgid of a process that ended
         return None
 
 
