@@ -50,6 +50,7 @@ TRAMPOLINE = (
     'trap : HUP INT TERM; umask "$u"; "$@"; rc=$?; umask 077; printf "%d\\n" "$rc" > "$f"; '
     'exit "$rc"'
 )
+PIDFD_SIGNAL_PROCESS_GROUP = 4  # linux/pidfd.h (Linux 6.9): signal the pidfd's process group
 CREATE_TIME_TOLERANCE = 0.01  # psutil's create time is stable to this within one boot
 # Linux lists each task's children in /proc (CONFIG_PROC_CHILDREN): walking a runner's tree
 # then costs a few file reads instead of a scan of the whole process table.
@@ -270,6 +271,8 @@ class ProcessOps:
         return True
 
     def _signal_group(self, lineage: Lineage, sig: int) -> None:
+        if self._signal_group_by_pidfd(lineage.root, sig):
+            return
         verdict = self.group_verdict(lineage)
         if verdict.whole:
             with contextlib.suppress(OSError):  # ended meanwhile
@@ -279,6 +282,28 @@ class ProcessOps:
             self.signal_one(ident, sig)
         if verdict.refusal:
             log.warning("not signalling process group %d: %s", lineage.root.pid, verdict.refusal)
+
+    def _signal_group_by_pidfd(self, root: Identity, sig: int) -> bool:
+        """Signal the group of the root itself through a pidfd, where the kernel can (Linux
+        6.9+, ``PIDFD_SIGNAL_PROCESS_GROUP``); whether it was sent. The pidfd is opened, then
+        the root's identity checked, so it names that exact process: the signal reaches its
+        group even if, an instant later, the pid were someone else's."""
+        if not hasattr(os, "pidfd_open"):
+            return False
+        try:
+            fd = os.pidfd_open(root.pid)
+        except OSError:  # no such process (or no pidfds)
+            return False
+        try:
+            holder = proc_info(root.pid)
+            if holder is None or not holder.matches(root):
+                return False
+            signal.pidfd_send_signal(fd, sig, None, PIDFD_SIGNAL_PROCESS_GROUP)
+            return True
+        except OSError:  # EINVAL: a kernel without the flag; ESRCH: the root was reaped
+            return False
+        finally:
+            os.close(fd)
 
     def group_verdict(self, lineage: Lineage) -> GroupVerdict:
         """Whether the process group whose id is the runner's root pid is provably the
@@ -299,11 +324,11 @@ class ProcessOps:
           reaches a child forked meanwhile); if not, only the proven members are, one by one,
           and the others are named in the refusal.
 
-        What remains is the instant between this check and the signal: for the group to change
+        What remains is the instant between this check and ``killpg``: for the group to change
         hands in it, all its members would have to end and the kernel hand out that exact pid
         again, which it does only after cycling through every other free pid (or when root
-        chooses it, as the test of this does). Kernels with ``PIDFD_SIGNAL_PROCESS_GROUP``
-        could close even that; the group's id cannot be pinned otherwise."""
+        chooses it, as the test of this does). While the leader lives, Linux 6.9+ closes even
+        that instant: the signal goes through a pidfd of the leader (``_signal_group_by_pidfd``)."""
         root = lineage.root
         holder = proc_info(root.pid)
         if holder is not None:
