@@ -50,6 +50,8 @@ TRAMPOLINE = (
     'trap : HUP INT TERM; umask "$u"; "$@"; rc=$?; umask 077; printf "%d\\n" "$rc" > "$f"; '
     'exit "$rc"'
 )
+# Windows has no SIGKILL; there psutil answers SIGTERM with TerminateProcess, which is a kill
+KILL = signal.SIGTERM if WINDOWS else signal.SIGKILL
 PIDFD_SIGNAL_PROCESS_GROUP = 4  # linux/pidfd.h (Linux 6.9): signal the pidfd's process group
 CREATE_TIME_TOLERANCE = 0.01  # psutil's create time is stable to this within one boot
 # Linux lists each task's children in /proc (CONFIG_PROC_CHILDREN): walking a runner's tree
@@ -256,7 +258,7 @@ class ProcessOps:
             seen = group.seen.union(idents)
             self._signal_group(Lineage(group.root, seen, group.env_mark), signal.SIGKILL)
         for ident in alive:
-            self.signal_one(ident, signal.SIGKILL)
+            self.signal_one(ident, KILL)
         return len(alive)
 
     def signal_one(self, ident: Identity, sig: int) -> bool:
