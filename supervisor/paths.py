@@ -110,6 +110,7 @@ def tighten(root: Path) -> int:
     0700 parent folder keeps them private, and they are not walked."""
     if WINDOWS:
         return 0
+    root = root.resolve()  # a data dir reached through a symlink: its target's mode counts
     changed = 0
     stack = [root]
     while stack:
@@ -118,8 +119,8 @@ def tighten(root: Path) -> int:
         changed += loose
         if (folder != root and not loose) or folder == worktrees_dir(root):
             continue
-        with contextlib.suppress(OSError):  # gone meanwhile
-            for entry in os.scandir(folder):
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:  # OSError: gone
+            for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(Path(entry.path))
                 elif entry.is_file(follow_symlinks=False):

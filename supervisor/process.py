@@ -136,7 +136,7 @@ class ProcessOps:
     def __init__(self) -> None:
         self._cpu_prev: dict[Identity, tuple[float, float]] = {}
         self._popens: dict[int, subprocess.Popen[bytes]] = {}  # Windows children only
-        self.runner_umask = _user_umask if _user_umask is not None else current_umask()
+        self.runner_umask = user_umask()
 
     # --- spawning -------------------------------------------------------------------------
     def spawn(
@@ -528,6 +528,12 @@ def restrict_umask() -> None:
     global _user_umask
     if _user_umask is None:
         _user_umask = os.umask(0o077)
+
+
+def user_umask() -> int:
+    """The umask for what the supervisor runs in the user's own folders (runners, git): the
+    one this process had before :func:`restrict_umask`, else its current one."""
+    return _user_umask if _user_umask is not None else current_umask()
 
 
 def current_umask() -> int:

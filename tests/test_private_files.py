@@ -36,10 +36,13 @@ CHATTY = [PY, "-c", "for i in range(2000): print(f'line {i:05d} ' + 'x' * 29)"]
 
 def loose(root: Path) -> list[str]:
     """Everything under ``root`` (``root`` too) that a group or other user may read, write or
-    enter, as 'path mode' strings; files the test harness made itself are left out."""
+    enter, as 'path mode' strings. Left out: files the test harness made itself, and what is
+    inside a runner's worktree (the user's checkout, with the user's umask; its 0700 parent
+    ``worktrees/`` is checked)."""
     found = []
     for entry in [root, *root.rglob("*")]:
-        if entry.name in HARNESS_FILES or entry.is_symlink():
+        inside_worktree = paths.worktrees_dir(root) in entry.parents
+        if entry.name in HARNESS_FILES or entry.is_symlink() or inside_worktree:
             continue
         mode = stat.S_IMODE(entry.lstat().st_mode)
         if mode & 0o077:
@@ -104,7 +107,7 @@ def _git(cwd: Path, *args: str) -> None:
 
 
 def test_whole_data_dir_of_a_real_daemon_is_private(
-    daemon_factory, home, tmp_path, agent_logs, monkeypatch
+    daemon_factory, home, tmp_path, agent_logs, monkeypatch, loose_umask
 ) -> None:
     # an old-schema DB (migrated, so backed up, at start) whose settings rotate logs early
     _old_schema_db(paths.db_path(home))
@@ -141,6 +144,9 @@ def test_whole_data_dir_of_a_real_daemon_is_private(
     assert len(list(paths.backups_dir(home).iterdir())) == 1
     assert (home / "claude-hooks.json").exists() and paths.worktrees_dir(home).is_dir()
     assert loose(home) == []
+    # git wrote the runner's branch into the user's repository with the user's umask (022)
+    branch = project / ".git" / "refs" / "heads" / in_tree["branch"]
+    assert stat.S_IMODE(branch.stat().st_mode) == 0o644
 
 
 def test_loose_data_dir_is_tightened_at_start_with_one_log_line(daemon_factory, home) -> None:
