@@ -33,7 +33,7 @@ from supervisor.api import Api
 from supervisor.errors import KnownError
 from supervisor.metrics import Metrics
 from supervisor.notify.outbox import Dispatcher
-from supervisor.process import ProcessOps, raise_fd_limit
+from supervisor.process import ProcessOps, raise_fd_limit, restrict_umask
 from supervisor.runners import RunnerManager
 from supervisor.server import LoopbackSite
 from supervisor.settings import Settings, load_settings
@@ -56,7 +56,8 @@ class DataDirLock:
         self.handle: IO[str] | None = None
 
     def acquire(self) -> None:
-        handle = open(self.path, "a+")  # noqa: SIM115 (held for the supervisor's lifetime)
+        # held for the supervisor's lifetime
+        handle = open(self.path, "a+", opener=paths.private_opener)  # noqa: SIM115
         try:
             if os.name == "nt":
                 import msvcrt
@@ -125,6 +126,12 @@ class Supervisor:
     async def _start(self) -> None:
         started_at = self.clock()
         raise_fd_limit()
+        if paths.tighten(self.root):
+            log.warning(
+                "tightened: the data dir %s could be read by other users; "
+                "made its folders 0700 and its files 0600",
+                self.root,
+            )
         try:
             store.init_db(paths.db_path(self.root))
         except store.SchemaTooNew as exc:
@@ -304,10 +311,20 @@ def cannot_start(gate: Writes, exc: BaseException) -> KnownError | None:
     )
 
 
-class QuietFileLog(logging.handlers.RotatingFileHandler):
-    """The supervisor's log file. A line it cannot write because the data folder is full or
-    read-only is dropped, not followed by a traceback on stderr for every line (stderr has
-    the line itself, and ``status`` the problem)."""
+class PrivateLog(logging.handlers.RotatingFileHandler):
+    """The supervisor's log file: 0600 from its first byte (each rotation starts a new file
+    through :meth:`_open`, and the umask must not decide its mode). A line it cannot write
+    because the data folder is full or read-only is dropped, not followed by a traceback on
+    stderr for every line (stderr has the line itself, and ``status`` the problem)."""
+
+    def _open(self) -> IO[str]:
+        return open(
+            self.baseFilename,
+            self.mode,
+            encoding=self.encoding,
+            errors=self.errors,
+            opener=paths.private_opener,
+        )
 
     def handleError(self, record: logging.LogRecord) -> None:
         exc = sys.exc_info()[1]
@@ -317,9 +334,8 @@ class QuietFileLog(logging.handlers.RotatingFileHandler):
 
 def setup_logging(root: Path, verbose: bool = True) -> None:
     """Rotating supervisor log in the data dir, and lifecycle lines on stderr."""
-    log_dir = paths.logs_dir(root)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    handler = QuietFileLog(
+    log_dir = paths.private_dir(paths.logs_dir(root))
+    handler = PrivateLog(
         log_dir / "supervisor.log",
         maxBytes=LOG_MAX_BYTES,
         backupCount=LOG_BACKUPS,
@@ -363,6 +379,7 @@ def run_daemon(
 ) -> int:
     """``stratavore daemon``: the headless supervisor in the foreground; returns an exit
     status (0 after Ctrl-C, 1 when the environment is in the way)."""
+    restrict_umask()
     root = paths.data_dir()
     supervisor = Supervisor(
         root,

@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from supervisor.paths import private_opener
+
 SPOOL_NAME = "output"
 LOG_NAME = "runner.log"
 
@@ -194,7 +196,7 @@ class LogPump:
             return
         records = [stamp + _clean(line) + b"\n" for line in lines]
         while True:
-            with open(runner_log, "ab") as out:
+            with open(runner_log, "ab", opener=private_opener) as out:
                 size = os.fstat(out.fileno()).st_size
                 n = 0
                 while n < len(records) and (size == 0 or size + len(records[n]) <= self.max_bytes):

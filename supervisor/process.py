@@ -9,12 +9,22 @@ the command and its children while the trampoline (which traps the signal) lives
 the status. On Windows the command is started directly in a new process group; there an exit
 that happens while the supervisor is down is reported as ``lost``.
 
-Identity is (pid, create time): a pid alone is never trusted, because pids are reused.
+Identity is (pid, create time): a pid alone is never trusted, because pids are reused. Create
+times count clock ticks (10 ms on Linux), so a process is told apart from an earlier holder of
+its pid that started at least a tick before it.
+
+Signals go only to what is provably a runner's own. A process is signalled by identity (its
+create time checked, then psutil refuses if the pid was reused in between). A runner's process
+group, whose id is its root's pid, is signalled whole only while it is provably the runner's
+(see :meth:`ProcessOps.group_verdict`): the root may have ended long ago, its pid given to a
+stranger who leads a group of the same id.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 import os
 import signal
 import subprocess
@@ -27,16 +37,22 @@ import psutil
 
 from supervisor import commands
 
+log = logging.getLogger("stratavore.process")
 WINDOWS = os.name == "nt"
 
-# $1 is the exit-status file, $2 the working directory, the rest the command. Trapping the
-# signals (rather than ignoring them) keeps the trampoline alive through a group signal while
-# the command, which gets the default dispositions back on exec, receives it. The status is
-# 128+N when the command died of signal N.
+# $1 is the exit-status file, $2 the command's umask, $3 the working directory, the rest the
+# command. Trapping the signals (rather than ignoring them) keeps the trampoline alive through a
+# group signal while the command, which gets the default dispositions back on exec, receives
+# it. The status is 128+N when the command died of signal N. The command runs with the user's
+# umask (its files are the user's), the status file is written private (umask 077).
 TRAMPOLINE = (
-    'f=$1; cd -- "$2" || { printf "126\\n" > "$f"; exit 126; }; shift 2; trap : HUP INT TERM; '
-    '"$@"; rc=$?; printf "%d\\n" "$rc" > "$f"; exit "$rc"'
+    'f=$1; cd -- "$3" || { umask 077; printf "126\\n" > "$f"; exit 126; }; u=$2; shift 3; '
+    'trap : HUP INT TERM; umask "$u"; "$@"; rc=$?; umask 077; printf "%d\\n" "$rc" > "$f"; '
+    'exit "$rc"'
 )
+# Windows has no SIGKILL; there psutil answers SIGTERM with TerminateProcess, which is a kill
+KILL = signal.SIGTERM if WINDOWS else signal.SIGKILL
+PIDFD_SIGNAL_PROCESS_GROUP = 4  # linux/pidfd.h (Linux 6.9): signal the pidfd's process group
 CREATE_TIME_TOLERANCE = 0.01  # psutil's create time is stable to this within one boot
 # Linux lists each task's children in /proc (CONFIG_PROC_CHILDREN): walking a runner's tree
 # then costs a few file reads instead of a scan of the whole process table.
@@ -63,6 +79,28 @@ def _proc_children(pid: int) -> list[int]:
 class Identity:
     pid: int
     create_time: float
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """What proves that a process is one of a runner's: its root (whose pid is the runner's
+    process-group id), the descendants seen in the root's tree (at a stop), and a mark every
+    process started from the runner inherits in its environment, (variable, SHA-256 hex of its
+    value): the runner's own secret token, which no stranger knows."""
+
+    root: Identity
+    seen: frozenset[Identity] = frozenset()
+    env_mark: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class GroupVerdict:
+    """Whether a runner's process group may be signalled whole; if not, which of its members
+    are proven the runner's (signalled one by one), and why the group is refused."""
+
+    whole: bool
+    members: tuple[Identity, ...] = ()
+    refusal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +136,7 @@ class ProcessOps:
     def __init__(self) -> None:
         self._cpu_prev: dict[Identity, tuple[float, float]] = {}
         self._popens: dict[int, subprocess.Popen[bytes]] = {}  # Windows children only
+        self.runner_umask = user_umask()
 
     # --- spawning -------------------------------------------------------------------------
     def spawn(
@@ -125,10 +164,11 @@ class ProcessOps:
         else:
             out = os.open(spool, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
             null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            args = [str(exit_file), f"{self.runner_umask:03o}", cwd, *argv]
             try:
                 pid = os.posix_spawn(
                     "/bin/sh",
-                    ["/bin/sh", "-c", TRAMPOLINE, "stratavore-runner", str(exit_file), cwd, *argv],
+                    ["/bin/sh", "-c", TRAMPOLINE, "stratavore-runner", *args],
                     env,
                     file_actions=[
                         (os.POSIX_SPAWN_DUP2, null, 0),
@@ -196,28 +236,170 @@ class ProcessOps:
             return None
 
     # --- signals --------------------------------------------------------------------------
-    def signal_polite(self, ident: Identity, group: bool) -> None:
-        """SIGTERM to the runner's process group (or just its root), CTRL_BREAK on Windows."""
-        with contextlib.suppress(OSError):  # already gone, or not ours any more
-            if WINDOWS:
-                os.kill(ident.pid, signal.CTRL_BREAK_EVENT)
-            elif group:
-                os.killpg(ident.pid, signal.SIGTERM)
-            else:
-                os.kill(ident.pid, signal.SIGTERM)
+    def signal_polite(self, lineage: Lineage, group: bool) -> None:
+        """SIGTERM to the runner's process group while it is provably the runner's (or to just
+        its root), CTRL_BREAK to the root's group on Windows."""
+        if WINDOWS:
+            if self.is_alive(lineage.root):
+                with contextlib.suppress(OSError):  # ended meanwhile
+                    os.kill(lineage.root.pid, signal.CTRL_BREAK_EVENT)
+        elif group:
+            self._signal_group(lineage, signal.SIGTERM)
+        else:
+            self.signal_one(lineage.root, signal.SIGTERM)
 
-    def kill(self, idents: list[Identity], group: int | None = None) -> int:
-        """SIGKILL each process still matching its identity, and the process group; count."""
-        killed = 0
-        for ident in idents:
-            if self.is_alive(ident):
-                with contextlib.suppress(psutil.Error):
-                    psutil.Process(ident.pid).kill()
-                    killed += 1
+    def kill(self, idents: list[Identity], group: Lineage | None = None) -> int:
+        """SIGKILL the runner's process group while it is provably the runner's (``idents``,
+        recorded in its tree, count as proof), then each process of ``idents`` still matching
+        its identity; how many of those were alive. The group goes first: killing its leader
+        first could free the group's id for a stranger before the group signal."""
+        alive = [ident for ident in idents if self.is_alive(ident)]
         if group is not None and not WINDOWS:
-            with contextlib.suppress(OSError):
-                os.killpg(group, signal.SIGKILL)
-        return killed
+            seen = group.seen.union(idents)
+            self._signal_group(Lineage(group.root, seen, group.env_mark), signal.SIGKILL)
+        for ident in alive:
+            self.signal_one(ident, KILL)
+        return len(alive)
+
+    def signal_one(self, ident: Identity, sig: int) -> bool:
+        """Send ``sig`` to the process with this exact identity; whether it was there."""
+        try:
+            proc = psutil.Process(ident.pid)
+            if abs(proc.create_time() - ident.create_time) > CREATE_TIME_TOLERANCE:
+                return False
+            proc.send_signal(sig)  # psutil refuses if the pid was reused since Process()
+        except psutil.Error:
+            return False
+        return True
+
+    def _signal_group(self, lineage: Lineage, sig: int) -> None:
+        if self._signal_group_by_pidfd(lineage.root, sig):
+            return
+        verdict = self.group_verdict(lineage)
+        if verdict.whole:
+            with contextlib.suppress(OSError):  # ended meanwhile
+                os.killpg(lineage.root.pid, sig)
+            return
+        for ident in verdict.members:
+            self.signal_one(ident, sig)
+        if verdict.refusal:
+            log.warning("not signalling process group %d: %s", lineage.root.pid, verdict.refusal)
+
+    def _signal_group_by_pidfd(self, root: Identity, sig: int) -> bool:
+        """Signal the group of the root itself through a pidfd, where the kernel can (Linux
+        6.9+, ``PIDFD_SIGNAL_PROCESS_GROUP``); whether it was sent. The pidfd is opened, then
+        the root's identity checked, so it names that exact process: the signal reaches its
+        group even if, an instant later, the pid were someone else's."""
+        if not hasattr(os, "pidfd_open"):
+            return False
+        try:
+            fd = os.pidfd_open(root.pid)
+        except OSError:  # no such process (or no pidfds)
+            return False
+        try:
+            holder = proc_info(root.pid)
+            if holder is None or not holder.matches(root):
+                return False
+            signal.pidfd_send_signal(fd, sig, None, PIDFD_SIGNAL_PROCESS_GROUP)
+            return True
+        except OSError:  # EINVAL: a kernel without the flag; ESRCH: the root was reaped
+            return False
+        finally:
+            os.close(fd)
+
+    def group_verdict(self, lineage: Lineage) -> GroupVerdict:
+        """Whether the process group whose id is the runner's root pid is provably the
+        runner's, so that one ``killpg`` may reach all of it.
+
+        - Its leader lives (or is a zombie not yet reaped) with the root's exact identity: the
+          group is the root's. A group's id is its leader's pid, and a session leader (the
+          trampoline) cannot leave its group.
+        - Another process has that pid: the root has ended and its pid was reused, which the
+          kernel allows only once no process is left in the root's group (a pid is not handed
+          out while it names a live group or session). Nothing of the runner's is in that
+          group now: refused.
+        - No process has that pid: the group, if any process is left in it, may still be the
+          runner's (the root ended, its command's children live on), or a stranger's whose
+          leader has ended. Every live member must then be proven the runner's: recorded in
+          its tree (``lineage.seen``), carrying the runner's token in its environment, or a
+          child of a member proven so. If all are, the group is signalled whole (which also
+          reaches a child forked meanwhile); if not, only the proven members are, one by one,
+          and the others are named in the refusal.
+
+        What remains is the instant between this check and ``killpg``: for the group to change
+        hands in it, all its members would have to end and the kernel hand out that exact pid
+        again, which it does only after cycling through every other free pid (or when root
+        chooses it, as the test of this does). While the leader lives, Linux 6.9+ closes even
+        that instant: the signal goes through a pidfd of the leader (``_signal_group_by_pidfd``)."""
+        root = lineage.root
+        holder = proc_info(root.pid)
+        if holder is not None:
+            if holder.matches(root):
+                return GroupVerdict(True)
+            return GroupVerdict(
+                False, refusal=f"pid {root.pid} now belongs to another program (pid reused)"
+            )
+        members = [(ident, info) for ident, info in self.group_members(root.pid) if not info.zombie]
+        proven = {
+            ident.pid
+            for ident, _ in members
+            if ident in lineage.seen or self._marked(ident, lineage)
+        }
+        grown = True
+        while grown:  # children of proven members, and theirs
+            grown = False
+            for ident, info in members:
+                if ident.pid not in proven and info.ppid in proven:
+                    proven.add(ident.pid)
+                    grown = True
+        strangers = [ident.pid for ident, _ in members if ident.pid not in proven]
+        if not strangers:
+            return GroupVerdict(bool(members))
+        names = ", ".join(map(str, strangers))
+        return GroupVerdict(
+            False,
+            tuple(ident for ident, _ in members if ident.pid in proven),
+            f"process{'es' if len(strangers) > 1 else ''} {names} in it cannot be proven to be "
+            "the runner's (not in its recorded tree, without its token, no proven parent)",
+        )
+
+    def _marked(self, ident: Identity, lineage: Lineage) -> bool:
+        """``ident`` carries the lineage's environment mark (unreadable: not proven)."""
+        if lineage.env_mark is None:
+            return False
+        name, digest = lineage.env_mark
+        try:
+            value = self.env_value(ident, name)
+        except (OSError, psutil.Error):
+            return False
+        return value is not None and hashlib.sha256(value.encode()).hexdigest() == digest
+
+    def env_value(self, ident: Identity, name: str) -> str | None:
+        """Environment variable ``name`` of the process with this identity, as it was started
+        (None when it has none, or the pid changed hands while it was read)."""
+        value = psutil.Process(ident.pid).environ().get(name)
+        return value if self.is_alive(ident) else None
+
+    def group_members(self, pgid: int) -> list[tuple[Identity, ProcInfo]]:
+        """Every process in process group ``pgid`` (zombies too): nothing when ``killpg`` with
+        signal 0 finds no one, else from one pass over the process table."""
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return []
+        except OSError:  # someone else's process is in it: look
+            pass
+        pids = (
+            [int(name) for name in os.listdir("/proc") if name.isdigit()]
+            if _PROC_STAT
+            else psutil.pids()
+        )
+        found = []
+        for pid in pids:
+            info = proc_info(pid)
+            if info is not None and info.pgid == pgid:
+                found.append((Identity(pid, info.create_time), info))
+        return found
 
     # --- trees and sampling -----------------------------------------------------------------
     def _walk(self, roots: list[Identity]) -> dict[Identity, list[tuple[Identity, ProcInfo]]]:
@@ -268,6 +450,7 @@ class ProcInfo:
     """What the supervisor needs to know about one process."""
 
     ppid: int
+    pgid: int
     create_time: float
     cpu_seconds: float
     rss_bytes: int
@@ -298,6 +481,7 @@ def proc_info(pid: int) -> ProcInfo | None:
         state = fields[0]
         return ProcInfo(
             ppid=int(fields[1]),
+            pgid=int(fields[2]),
             create_time=int(fields[19]) / _CLOCK_TICKS + _BOOT_TIME,
             cpu_seconds=(int(fields[11]) + int(fields[12])) / _CLOCK_TICKS,
             rss_bytes=int(fields[21]) * _PAGE_SIZE,
@@ -310,13 +494,14 @@ def proc_info(pid: int) -> ProcInfo | None:
             times, status = proc.cpu_times(), proc.status()
             return ProcInfo(
                 ppid=proc.ppid(),
+                pgid=os.getpgid(pid) if hasattr(os, "getpgid") else pid,
                 create_time=proc.create_time(),
                 cpu_seconds=times.user + times.system,
                 rss_bytes=proc.memory_info().rss,
                 stopped=status in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP),
                 zombie=status == psutil.STATUS_ZOMBIE,
             )
-    except psutil.Error:
+    except (psutil.Error, OSError):  # OSError: getpgid of a process that ended
         return None
 
 
@@ -327,6 +512,39 @@ def _children_map() -> defaultdict[int, list[int]]:
         if proc.info["ppid"] is not None:
             children[proc.info["ppid"]].append(proc.pid)
     return children
+
+
+_user_umask: int | None = None  # the umask this process had before restrict_umask()
+
+
+def restrict_umask() -> None:
+    """Make files this process creates private by default (umask 077), as a second guard
+    behind the explicit modes of the data dir's files (SQLite's, a library's, a temp file).
+
+    Only for a process that is the supervisor alone (``stratavore daemon``): the umask is
+    process-wide and inherited, and an app that embeds the supervisor (the tray) starts
+    terminals and other programs for the user. Runners get the previous umask back through the
+    trampoline, so the files agents make in the user's projects have the user's usual modes."""
+    global _user_umask
+    if _user_umask is None:
+        _user_umask = os.umask(0o077)
+
+
+def user_umask() -> int:
+    """The umask for what the supervisor runs in the user's own folders (runners, git): the
+    one this process had before :func:`restrict_umask`, else its current one."""
+    return _user_umask if _user_umask is not None else current_umask()
+
+
+def current_umask() -> int:
+    """This process's umask, read without changing it where the OS tells (Linux 4.7+)."""
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        with open("/proc/self/status") as f:
+            line = next(line for line in f if line.startswith("Umask:"))
+        return int(line.split()[1], 8)
+    mask = os.umask(0o077)  # elsewhere only by setting it: put it straight back
+    os.umask(mask)
+    return mask
 
 
 def raise_fd_limit(wanted: int = 65536) -> None:

@@ -36,7 +36,7 @@ from typing import Any
 from supervisor import commands, events, limits, paths, profiles, queries, sessions, worktrees
 from supervisor.errors import ApiError, ErrorCode
 from supervisor.logpump import LOG_NAME, SPOOL_NAME, LogPump
-from supervisor.process import Identity, ProcessOps, Sample, describe_exit
+from supervisor.process import Identity, Lineage, ProcessOps, Sample, describe_exit
 from supervisor.schemas import Heartbeat, HookIn, Launch, ProjectCreate, Register
 from supervisor.settings import LIVE, Settings, check_setting, save_setting
 from supervisor.states import (
@@ -60,6 +60,7 @@ BACKOFF_FACTOR = 1.5  # PM2's exp_backoff_restart_delay growth
 BUSY_CPU = 2.0  # percent of a core: above it, an agent without hooks counts as working
 HOOKS_FILE = "claude-hooks.json"
 RETRY_INTERVAL = 1.0  # seconds between tries to write what the DB refused
+TOKEN_VARIABLE = "STRATAVORE_RUNNER_TOKEN"  # the runner's secret, inherited by its processes
 
 
 def backoff_delay(early_exits: int, initial: float, maximum: float) -> float:
@@ -331,9 +332,7 @@ class RunnerManager:
     def _write_hooks_file(self) -> None:
         text = json.dumps(profiles.hooks_settings(self.api_url), indent=2)
         if not self.hooks_file.exists() or self.hooks_file.read_text() != text:
-            tmp = self.hooks_file.with_suffix(".tmp")
-            tmp.write_text(text)
-            os.replace(tmp, self.hooks_file)
+            paths.write_private(self.hooks_file, text)
 
     def _plan(self, profile: Profile, **how: Any) -> profiles.Plan:
         """One start of ``profile`` (see :func:`profiles.plan`); the hooks file it may name
@@ -766,12 +765,12 @@ class RunnerManager:
             "PATH": self.search_path,
             **runner.env,
             "STRATAVORE_RUNNER_ID": str(runner.id),
-            "STRATAVORE_RUNNER_TOKEN": token,
+            TOKEN_VARIABLE: token,
             "STRATAVORE_API": self.api_url,
         }
         live = self.live[runner.id]
         try:
-            run_dir.mkdir(parents=True, exist_ok=True)
+            paths.private_dir(run_dir)
             ident = self.ops.spawn(
                 runner.command, runner.cwd, env, run_dir / SPOOL_NAME, run_dir / EXIT_FILE
             )
@@ -1264,7 +1263,7 @@ class RunnerManager:
             return
         root = live.identity
         live.stop_tree = await self._descendants(root)
-        self.ops.signal_polite(root, group=live.row.supervised)
+        self.ops.signal_polite(self._lineage(live), group=live.row.supervised)
         await asyncio.sleep(timeout)
         live = self.live.get(runner_id)
         if live is None or (live.state is not S.STOPPING and live.stop_unrecorded is None):
@@ -1276,8 +1275,16 @@ class RunnerManager:
         self.reap()
 
     def _kill_all(self, idents: list[Identity], live: Live) -> int:
-        group = live.identity.pid if live.row.supervised and live.identity else None
+        group = self._lineage(live) if live.row.supervised and live.identity else None
         return self.ops.kill(list(dict.fromkeys(idents)), group)
+
+    @staticmethod
+    def _lineage(live: Live) -> Lineage:
+        """What proves a process is this runner's before its group is signalled: its root,
+        the tree taken at the stop, and its token in the environment (see ProcessOps)."""
+        assert live.identity is not None
+        mark = (TOKEN_VARIABLE, live.row.token_hash)
+        return Lineage(live.identity, frozenset(live.stop_tree), mark)
 
     async def _descendants(self, root: Identity) -> list[Identity]:
         """``root``'s descendants; concurrent requests share one process-table scan."""

@@ -34,10 +34,7 @@ class RuntimeInfo:
 
 
 def write_runtime(root: Path, info: RuntimeInfo) -> None:
-    target = paths.runtime_file(root)
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(info)))
-    os.replace(tmp, target)
+    paths.write_private(paths.runtime_file(root), json.dumps(asdict(info)))
 
 
 def read_runtime(root: Path) -> RuntimeInfo | None:

@@ -9,7 +9,6 @@ an existing database is migrated.
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 import time
 from collections.abc import Callable
@@ -453,8 +452,11 @@ class SchemaTooNew(Exception):
 
 def init_db(path: Path) -> pw.SqliteDatabase:
     """Open (creating or migrating) the database at ``path`` and bind :data:`DB` to it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    paths.private_dir(path.parent)
     existed = path.exists() and path.stat().st_size > 0
+    # 0600 before SQLite opens it: SQLite gives the WAL and its index the DB file's mode
+    for private in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        paths.private_file(private, create=private == path)
     db = pw.SqliteDatabase(
         str(path),
         pragmas={
@@ -514,15 +516,14 @@ def sync_builtin_profiles(now: float | None = None) -> int:
 
 def _backup(db: pw.SqliteDatabase, path: Path, version: int) -> None:
     """Copy the live DB (consistently, through SQLite's backup API) before migrating it."""
-    target_dir = paths.backups_dir(path.parent)
-    target_dir.mkdir(exist_ok=True)
+    target_dir = paths.private_dir(paths.backups_dir(path.parent))
     target = target_dir / f"{path.stem}-v{version}-{time.strftime('%Y%m%d-%H%M%S')}.db"
+    paths.private_file(target)  # 0600 before the first byte is copied
     dest = sqlite3.connect(target)
     try:
         db.connection().backup(dest)
     finally:
         dest.close()
-    shutil.copymode(path, target)
 
 
 def close_db() -> None:

@@ -15,6 +15,8 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path, PurePath
 
+from supervisor.process import user_umask
+
 GIT_TIMEOUT = 60.0
 # Set when we run inside a git hook: they would point git at that repository, not at our cwd.
 _REPO_LOCATING_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX")
@@ -76,6 +78,8 @@ def _run(args: Sequence[str], cwd: str | Path) -> subprocess.CompletedProcess[st
             encoding="utf-8",
             errors="replace",
             timeout=GIT_TIMEOUT,
+            # git writes into the user's repository: with the user's umask, not the daemon's
+            umask=-1 if os.name == "nt" else user_umask(),
         )
     except subprocess.TimeoutExpired as exc:
         raise WorktreeError(
@@ -173,7 +177,7 @@ def create(project_path: str, root: Path, name: str, setup_files: Sequence[str] 
         )
     base = head.stdout.strip()
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)  # the data dir's, kept private
     except OSError as exc:
         raise WorktreeError(
             f"could not create the worktree folder {root}: {exc.strerror}."

@@ -3,13 +3,14 @@ adopted or finished with their real exit status, and no event is lost."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 
 import psutil
 import pytest
 
-from supervisor.process import ProcessOps
 from tests.conftest import SLEEP, wait_for
 
 PY = sys.executable
@@ -106,7 +107,7 @@ def test_runner_left_starting_without_a_pid_is_lost(daemon_factory, project_dir)
         ).execute()
     finally:
         store.close_db()
-    ProcessOps().kill([], group=pid)
+    os.killpg(pid, signal.SIGKILL)  # the whole runner, as if it had never started
     second = daemon_factory()
     runner = second.runner(rid)
     assert runner["state"] == "lost"

@@ -355,8 +355,14 @@ def test_worktree_per_runner_copied_setup_files_removed_unless_it_holds_work(wor
     assert idle["worktree"].startswith(str(world.daemon.root / "worktrees" / "demo-"))
     assert idle["cwd"] == idle["worktree"] and idle["branch"].startswith("stratavore/demo-")
     world.daemon.wait_state(idle["id"], "exited")
-    wait_for(lambda: not Path(idle["worktree"]).exists(), what="the empty worktree removed")
-    assert idle["branch"] not in _git("branch", "--list", cwd=world.folder)
+    # the folder goes first, then the branch (two git commands): wait for both
+    wait_for(
+        lambda: (
+            not Path(idle["worktree"]).exists()
+            and idle["branch"] not in _git("branch", "--list", cwd=world.folder)
+        ),
+        what="the empty worktree and its branch removed",
+    )
     busy = world.launch(
         "sh-tree",
         prompt="echo y > work && git add work && git -c user.name=a -c user.email=a@b "
