@@ -622,7 +622,7 @@ class Api:
     async def usage_report(self, request: web.Request) -> web.Response:
         kind = request.match_info["report"]
         q = request.query
-        allowed = {"since", "until", "project", "agent", "timezone", "by_project"}
+        allowed = {"since", "until", "project", "agent", "timezone", "by_project", "mode"}
         unknown = sorted(set(q) - allowed)
         if unknown:
             raise ApiError(
@@ -637,6 +637,7 @@ class Api:
             project=q.get("project"),
             agent=q.get("agent"),
             week_start=periods.WEEKDAYS.index(settings.week_start),
+            mode=reports.parse_mode(q.get("mode") or settings.cost_mode, "mode"),
         )
         by_project = flag_param(request, "by_project")
         return json_response(reports.report(kind, query, self.manager.clock(), by_project))

@@ -563,7 +563,8 @@ ROUTES: list[Route] = [
         "get",
         "/api/v1/usage/{report}",
         "Usage report: daily|weekly|monthly|session|blocks (?since, ?until as YYYY-MM-DD, "
-        "?project, ?agent, ?timezone, ?by_project=1 for a row per project)",
+        "?project, ?agent, ?timezone, ?by_project=1 for a row per project, ?mode=vendor|ccusage "
+        "for the costs; default: the cost_mode setting)",
         None,
         None,
         "admin",

@@ -91,7 +91,7 @@ def lines(path: Path) -> list[dict[str, Any]]:
 
 def imported(agent_logs: dict[str, Path]) -> tuple[ImportReport, list[Usage]]:
     env = {"CLAUDE_CONFIG_DIR": str(agent_logs["claude"]), "CODEX_HOME": str(agent_logs["codex"])}
-    report = run_import(PriceTable.bundled(), "auto", env=env)
+    report = run_import(PriceTable.bundled(), env=env)
     return report, list(Usage.select().order_by(Usage.ts, Usage.id))
 
 

@@ -27,6 +27,7 @@ from supervisor.usage.ledger import (
     reattribute,
     rebuild_buckets,
     refresh_runner_tokens,
+    reprice,
 )
 from supervisor.usage.pricing import PriceTable
 from supervisor.usage.records import UsageRow
@@ -34,6 +35,7 @@ from supervisor.usage.scan import FileMark, Parsed, iter_new
 
 BATCH_ROWS = 20_000
 DIRTY = "usage.dirty_buckets"  # bucket span written but not yet summed (survives a crash)
+REPRICE = "usage.reprice"  # set by a migration: every row is priced again at the next import
 Progress = Callable[[int, int], None]  # (bytes done, bytes to read)
 Parser = Callable[[bytes, int, str, dict[str, Any]], Parsed]
 
@@ -94,7 +96,6 @@ class _Batch:
 
 def run_import(
     prices: PriceTable,
-    cost_mode: str,
     env: Mapping[str, str] | None = None,
     home: Path | None = None,
     progress: Progress | None = None,
@@ -115,9 +116,14 @@ def run_import(
         )
     }
     attribution = Attribution.load()
-    ledger = Ledger(prices, cost_mode, attribution)
+    ledger = Ledger(prices, attribution)
     with DB.atomic():
         if reattribute(attribution):
+            _set_dirty((float("-inf"), float("inf")))
+        flag = Setting.get_or_none(Setting.key == REPRICE)
+        if flag is not None:  # the schema gained a cost mode: price the old rows in it
+            reprice(prices)
+            flag.delete_instance()
             _set_dirty((float("-inf"), float("inf")))
     todo = []
     for agent, path in files:

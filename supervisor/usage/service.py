@@ -113,9 +113,9 @@ class UsageService:
         """Read what is new in the agents' logs (in a worker thread), then apply budgets."""
         async with self._import_lock:
             loop = asyncio.get_running_loop()
-            prices, mode = self.prices, self.manager.settings.cost_mode
+            prices = self.prices
             report = await loop.run_in_executor(
-                None, lambda: run_import(prices, mode, self.env, self.home, clock=self.clock)
+                None, lambda: run_import(prices, self.env, self.home, clock=self.clock)
             )
         self._after(report.runner_tokens)
         self.manager.learn_sessions()  # Codex runs learn their session id from its log
@@ -159,7 +159,7 @@ class UsageService:
     # --- usage reported by agents --------------------------------------------------------------
     def record(self, rows: list[UsageRow]) -> int:
         """Write usage reported over the API; how many rows were new or better."""
-        ledger = Ledger(self.prices, self.manager.settings.cost_mode, Attribution.load())
+        ledger = Ledger(self.prices, Attribution.load())
         with DB.atomic():
             result = ledger.write(rows)
             if result.span is not None:
