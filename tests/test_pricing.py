@@ -179,11 +179,18 @@ def test_ccusage_tier_prices_only_the_tokens_above_200k_of_each_kind(table):
     assert table.cost(row, "ccusage") == pytest.approx(2.49, rel=1e-12)
 
 
-def test_ccusage_gemini_tier_prices_reads_above_200k_higher(table):
-    # Gemini 2.5 Pro: $0.125 per M cached read, $0.25 above 200k.
-    row = usage("gemini-2.5-pro", cache_read=250_000)
-    expected = (200_000 * 0.125 + 50_000 * 0.25) / M
-    assert table.cost(row, "ccusage") == pytest.approx(expected, rel=1e-12)
+@pytest.mark.parametrize(
+    ("fresh", "cached", "output", "ccusage"),
+    [
+        (0, 250_000, 0, 0.0625),  # all of it at the >200k $0.25 per M cached
+        (190_000, 0, 20_000, 0.4375),  # the prompt decides: 190k is below, whatever the output
+        (201_000, 0, 1000, 0.5175),  # $2.50 in and $15 out for every token
+    ],
+)
+def test_ccusage_prices_gemini_prompts_over_200k_whole(table, fresh, cached, output, ccusage):
+    # The figures of the ccusage 20.0.24 binary (`ccusage gemini daily`) on these tokens.
+    row = usage("gemini-2.5-pro", fresh, output, 0, cached, agent="gemini")
+    assert both(table, row) == pytest.approx((ccusage, ccusage), rel=1e-12)
 
 
 def test_exactly_200k_tokens_stay_at_the_base_price(table):
@@ -288,12 +295,12 @@ def test_rule_openai_long_context_reprices_the_whole_response_past_272k_in_both_
     assert both(table, past) == pytest.approx((above, above), rel=1e-12)
 
 
-def test_rule_gemini_long_prompts_price_the_whole_request_at_the_tier(table):
+def test_rule_gemini_long_prompts_price_the_whole_request_at_the_tier_in_both_modes(table):
     # Gemini 2.5 Pro: $1.25 in, $0.125 cached, $10 out; prompts over 200k: $2.50, $0.25, $15.
+    # No kind is above 200k on its own: the prompt (input with cached) is.
     row = usage("gemini-2.5-pro", 60_000, 4000, 0, 150_000, agent="gemini")
-    vendor, ccusage = both(table, row)
-    assert vendor == pytest.approx((60_000 * 2.5 + 150_000 * 0.25 + 4000 * 15) / M, rel=1e-12)
-    assert ccusage == pytest.approx((60_000 * 1.25 + 150_000 * 0.125 + 4000 * 10) / M, rel=1e-12)
+    expected = (60_000 * 2.5 + 150_000 * 0.25 + 4000 * 15) / M
+    assert both(table, row) == pytest.approx((expected, expected), rel=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,11 @@ was taken and its source. Every row is priced twice, and the ledger keeps both f
 ``vendor`` (the default) prices as the provider bills (docs/usage.md has the rules, each with
 the vendor's page):
 
-* A model with a 200k tier (Anthropic's long context, Gemini's >200k prompts) prices the
-  *whole* request at the tier prices once its input side (input, cache reads and cache
-  writes) exceeds 200,000 tokens; output included.
-* A model with a ``long_context_threshold`` (OpenAI's 272k) does the same past its threshold.
+* A model with a 200k tier (Anthropic's long context) prices the *whole* request at the tier
+  prices once its input side (input, cache reads and cache writes) exceeds 200,000 tokens;
+  output included.
+* A model with a ``long_context_threshold`` (OpenAI's 272k, Gemini 2.5 Pro's 200k) does the
+  same past its threshold.
 * Cache writes are priced per duration: the 1-hour part at ``cache_write_1h`` (2 x input),
   the rest at ``cache_write_5m`` (1.25 x input); reads at ``cache_read`` (0.1 x input).
 * A fast-mode response (``speed == "fast"``) costs the model's fast multiplier times its
@@ -22,7 +23,8 @@ the vendor's page):
 
 ``ccusage`` reproduces ccusage 20.0.24 (github.com/ccusage/ccusage, ``rust/crates/ccusage/src/
 cost.rs`` and ``pricing.rs``; checked against its binary): the 200k tier applies per response
-and per token kind (only the tokens of a kind above 200,000 cost the tier price), fast mode
+and per token kind (only the tokens of a kind above 200,000 cost the tier price), a
+``long_context_threshold`` prices the whole response as in vendor mode, fast mode
 multiplies that whole figure, web searches are free, and an agent's logged ``costUSD`` wins
 over the computed cost (ccusage's default ``--mode auto``).
 
