@@ -328,6 +328,7 @@ BUILTIN_PROFILES: list[dict[str, Any]] = [  # the row each built-in profile is k
         "command": ["{binary}", "{args}"],
         "batch": ["{binary}", "{args}", "--prompt={prompt}"],
         "resume": ["{binary}", "--resume", "{session_id}", "{args}"],
+        "resume_batch": ["{binary}", "--resume", "{session_id}", "{args}", "--prompt={prompt}"],
         "setup_files": [".env"],
     },
     {

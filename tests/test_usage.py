@@ -29,7 +29,11 @@ def db(tmp_path: Path) -> Iterator[None]:
 
 
 def do_import(agent_logs: dict[str, Path]) -> Any:
-    env = {"CLAUDE_CONFIG_DIR": str(agent_logs["claude"]), "CODEX_HOME": str(agent_logs["codex"])}
+    env = {
+        "CLAUDE_CONFIG_DIR": str(agent_logs["claude"]),
+        "CODEX_HOME": str(agent_logs["codex"]),
+        "GEMINI_CLI_HOME": str(agent_logs["gemini"]),
+    }
     return run_import(PRICES, env=env)
 
 

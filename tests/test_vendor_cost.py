@@ -4,6 +4,7 @@ an older ledger once."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,7 +82,7 @@ def test_rows_carry_both_costs_and_reports_show_the_one_asked_for(db, agent_logs
     search = '"server_tool_use":{"web_search_requests":2}'
     lines = [long_context_line("m1", T), with_usage(claude_line("m2", T + 60), search)]
     write_transcript(agent_logs["claude"], "p", "s1", lines)
-    run_import(PRICES, env={"CLAUDE_CONFIG_DIR": str(agent_logs["claude"])})
+    run_import(PRICES, env=os.environ)
     small = (10 * 3 + 20 * 15) / M
     first, second = Usage.select().order_by(Usage.ts)
     assert (first.cost_usd, first.ccusage_cost_usd) == pytest.approx((VENDOR, CCUSAGE), 1e-12)
@@ -130,7 +131,7 @@ def test_a_version_5_ledger_keeps_its_figures_as_ccusage_and_is_repriced_once(
         assert (row.cost_usd, row.ccusage_cost_usd) == (CCUSAGE, CCUSAGE)
         assert Setting.get_or_none(Setting.key == "cost_mode") is None  # vendor, the default
         assert Setting.get(Setting.key == "usage.reprice").value is True
-        run_import(PRICES, env={"CLAUDE_CONFIG_DIR": str(agent_logs["claude"])})
+        run_import(PRICES, env=os.environ)
         (row,) = Usage.select()
         assert (row.cost_usd, row.ccusage_cost_usd) == pytest.approx((VENDOR, CCUSAGE), 1e-12)
         (bucket,) = UsageBucket.select()
