@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from supervisor.usage.pricing import COST_MODES, PRICE_KEYS, PriceTable, row_cost
+from supervisor.usage.pricing import COST_MODES, PRICE_KEYS, PriceTable, row_cost, row_costs
 from supervisor.usage.records import UsageRow
 
 M = 1_000_000
@@ -461,6 +461,20 @@ def test_aiders_own_cost_wins_in_both_modes(table):
     assert [row_cost(table, row, mode) for mode in COST_MODES] == [0.02, 0.02]
     unpriced = usage("claude-sonnet-4-5", 12_000, 1200, agent="aider")
     assert row_cost(table, unpriced, "vendor") == pytest.approx((36_000 + 18_000) / M)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        usage("claude-opus-4-6", 1000, 2000, 5000, 90000, one_hour=3000),  # flat
+        usage("claude-opus-4-6", 300_000, 2000, speed="fast", web_searches=2),  # flat, searched
+        usage("claude-sonnet-4-5", 150_000, 2000, 50_000, 150_000),  # per-kind tier
+        usage("gpt-5.4", 300_000, 1000, 0, 250_000, agent="codex", speed="fast"),  # threshold
+        usage("gemini-2.5-pro", 210_000, 1000, agent="gemini"),  # threshold
+    ],
+)
+def test_row_costs_prices_once_only_where_both_modes_agree(table, row):
+    assert row_costs(table, row) == pytest.approx(both(table, row), rel=1e-12)
 
 
 def test_an_unknown_model_costs_none_unless_a_cost_was_logged(table):

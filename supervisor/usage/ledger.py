@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from supervisor.store import DB, Project, Runner
-from supervisor.usage.pricing import PriceTable, row_cost
+from supervisor.usage.pricing import PriceTable, row_costs
 from supervisor.usage.records import UsageRow
 
 BUCKET = 900  # seconds; every time zone's midnight is on a quarter hour
@@ -166,7 +166,7 @@ class Ledger:
                 runner_id = self.attribution.runner_for(row.session_id, project_id, row.ts)
             if runner_id is not None:
                 runners.add(runner_id)
-            cost = row_cost(self.prices, row, "vendor")
+            cost, ccusage_cost = row_costs(self.prices, row)
             if cost is None:
                 unknown.add(row.model)
             if row.session_id is not None and row.session_id not in sessions:
@@ -174,7 +174,7 @@ class Ledger:
             params.append((
                 row.ts, row.agent, row.model, row.input_tokens, row.output_tokens,
                 row.cache_creation_tokens, row.cache_creation_1h_tokens, row.cache_read_tokens,
-                cost, row_cost(self.prices, row, "ccusage"), row.logged_cost, row.speed,
+                cost, ccusage_cost, row.logged_cost, row.speed,
                 row.web_search_requests, project_id, runner_id, row.session_id, file_id,
                 dedupe_hash(row.key), row.rank,
             ))  # fmt: skip
@@ -278,7 +278,7 @@ def reprice(prices: PriceTable) -> int:
             cache_creation_1h_tokens=writes_1h, logged_cost=logged, speed=speed,
             web_search_requests=searches,
         )  # fmt: skip
-        updates.append((row_cost(prices, row, "vendor"), row_cost(prices, row, "ccusage"), row_id))
+        updates.append((*row_costs(prices, row), row_id))
     DB.connection().executemany(
         'UPDATE "usage" SET cost_usd = ?, ccusage_cost_usd = ? WHERE id = ?', updates
     )

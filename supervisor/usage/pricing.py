@@ -280,13 +280,31 @@ def row_cost(table: PriceTable, row: UsageRow, mode: str) -> float | None:
     """
     if mode not in COST_MODES:
         raise ValueError(f"Cost mode {mode!r} is not one of {', '.join(COST_MODES)}.")
+    return row_costs(table, row)[COST_MODES.index(mode)]
+
+
+def row_costs(table: PriceTable, row: UsageRow) -> tuple[float | None, float | None]:
+    """``row_cost`` in each mode, (vendor, ccusage), working out what both share once: the
+    two agree for every model without Anthropic's per-kind tier unless the row ran web
+    searches or logged its own cost, so most rows are priced once."""
     logged = row.logged_cost
     if logged is not None and not (math.isfinite(logged) and logged >= 0):
         logged = None
-    if logged is not None and (mode == "ccusage" or row.agent in OWN_COST_AGENTS):
-        return logged
-    computed = table.cost(row, mode)
-    return logged if computed is None else computed
+    if logged is not None and row.agent in OWN_COST_AGENTS:
+        return logged, logged
+    try:
+        price = table._cache[row.model]
+    except KeyError:
+        price = table.lookup(row.model)
+    if price is None:
+        nothing = row.total_tokens == 0 and not row.web_search_requests
+        return (0.0, 0.0) if nothing else (logged, logged)
+    vendor = price.cost(row)
+    if logged is not None:
+        return vendor, logged
+    if row.web_search_requests or not (price._flat or price.long_context_threshold is not None):
+        return vendor, price.ccusage_cost(row)
+    return vendor, vendor
 
 
 def _linear(row: UsageRow, five_minute: int, one_hour: int, rates: tuple[float, ...]) -> float:
