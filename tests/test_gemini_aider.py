@@ -179,7 +179,7 @@ def test_gemini_copies_from_the_slug_migration_and_a_resumed_json_count_once(
 
 
 def test_gemini_subagent_usage_belongs_to_its_parent_session(db, agent_logs, tmp_path) -> None:
-    chats = slug_project(agent_logs, tmp_path / "p", "p")
+    chats = slug_project(agent_logs, tmp_path / "chats", "chats")  # a project named "chats"
     write_jsonl(chats / "session-2026-05-02T10-00-8b1f2d7e.jsonl", [
         {"sessionId": SESSION, "projectHash": "h"},
         message("g1", "2026-05-02T10:00:05.000Z", tokens(100, 10)),

@@ -456,6 +456,16 @@ def test_ccusage_prefers_a_logged_cost_and_vendor_computes_it(table):
     assert row_cost(table, bare, "ccusage") == pytest.approx(computed, rel=1e-12)
 
 
+def test_a_cost_reported_over_the_api_wins_in_both_modes(table):
+    for source in ("api", "heartbeat"):
+        row = usage("claude-sonnet-4-5", 1_500_000, logged_cost=2.5)
+        row.source = source
+        assert [row_cost(table, row, mode) for mode in COST_MODES] == [2.5, 2.5]
+    unpriced = usage("claude-sonnet-4-5", 1_500_000)
+    unpriced.source = "api"
+    assert row_cost(table, unpriced, "vendor") == pytest.approx(1_500_000 * 6 / M)
+
+
 def test_aiders_own_cost_wins_in_both_modes(table):
     row = usage("claude-sonnet-4-5", 12_000, 1200, agent="aider", logged_cost=0.02)
     assert [row_cost(table, row, mode) for mode in COST_MODES] == [0.02, 0.02]

@@ -95,7 +95,7 @@ class Places:
     def __init__(self, folders: Iterable[str], runs: Iterable[tuple[str, list[str]]]) -> None:
         self._models: dict[str, str | None] = {}
         for folder in folders:
-            self._models.setdefault(os.path.join(folder, HISTORY), None)
+            self._models.setdefault(os.path.normpath(os.path.join(folder, HISTORY)), None)
         for cwd, argv in runs:  # oldest first: the latest run's model is kept
             named = option(argv, "--chat-history-file")
             if named is not None:

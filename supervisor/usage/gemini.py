@@ -210,9 +210,11 @@ def parse(chunk: bytes, base_offset: int, source: str, context: dict[str, Any]) 
 
 
 def _parent_session(source: str) -> str | None:
-    """A sub-agent's recording (``chats/<parent>/<file>``): the parent session's id."""
-    path = Path(source)
-    return path.parent.name if path.parent.parent.name == "chats" else None
+    """A sub-agent's recording (``tmp/<id>/chats/<parent>/<file>``): the parent session's
+    id; None for a session's own (``tmp/<id>/chats/<file>``, whatever ``<id>`` is called)."""
+    parts = Path(source).parts
+    sub = len(parts) >= 5 and parts[-3] == "chats" and parts[-5] == "tmp"
+    return parts[-2] if sub else None
 
 
 def _metadata(context: dict[str, Any], record: dict[str, Any]) -> None:

@@ -267,14 +267,15 @@ def reprice(prices: PriceTable) -> int:
     the vendor cost, and whenever the prices of past rows must follow a new table."""
     cursor = DB.execute_sql(
         "SELECT id, ts, agent, model, input_tokens, output_tokens, cache_creation_tokens, "
-        "cache_creation_1h_tokens, cache_read_tokens, logged_cost, speed, web_search_requests "
-        'FROM "usage"'
+        "cache_creation_1h_tokens, cache_read_tokens, logged_cost, speed, web_search_requests, "
+        'file_id FROM "usage"'
     )
     updates = []
     for (row_id, ts, agent, model, tokens_in, tokens_out, writes, writes_1h, reads, logged,
-         speed, searches) in cursor.fetchall():  # fmt: skip
+         speed, searches, file_id) in cursor.fetchall():  # fmt: skip
         row = UsageRow(
-            ts, agent, model, tokens_in, tokens_out, writes, reads, "", "",
+            ts, agent, model, tokens_in, tokens_out, writes, reads, "",
+            "api" if file_id is None else "",  # no file: reported over the API or a heartbeat
             cache_creation_1h_tokens=writes_1h, logged_cost=logged, speed=speed,
             web_search_requests=searches,
         )  # fmt: skip

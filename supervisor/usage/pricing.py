@@ -19,7 +19,8 @@ the vendor's page):
   top of fast mode); caching multipliers stack.
 * Web search requests (``server_tool_use.web_search_requests``) cost $10 per thousand.
 * An agent that logs its own cost from exact tokens while its log keeps only rounded ones
-  (Aider, ``OWN_COST_AGENTS``) is priced by its own figure.
+  (Aider, ``OWN_COST_AGENTS``) is priced by its own figure, and so is usage an agent reports
+  over the API with a cost (``REPORTED_SOURCES``); Claude Code's logged ``costUSD`` is not.
 
 ``ccusage`` reproduces ccusage 20.0.24 (github.com/ccusage/ccusage, ``rust/crates/ccusage/src/
 cost.rs`` and ``pricing.rs``; checked against its binary): the 200k tier applies per response
@@ -54,6 +55,10 @@ WEB_SEARCH_USD = 0.01
 # Agents whose own logged cost is priced from exact tokens while their log keeps only rounded
 # ones: in vendor mode their figure beats repricing the rounded tokens (docs/usage.md).
 OWN_COST_AGENTS = frozenset({"aider"})
+# Rows an agent reported itself (POST /usage, heartbeats): a cost it sends is what it was
+# billed, with what we cannot see (cache durations, searches, its own rates); vendor mode
+# takes it as given.
+REPORTED_SOURCES = frozenset({"api", "heartbeat"})
 
 # Tokens of one kind in one response above which a marginal tier price applies (ccusage
 # DEFAULT_LONG_CONTEXT_THRESHOLD_TOKENS, for LiteLLM's *_above_200k_tokens prices).
@@ -275,8 +280,8 @@ def row_cost(table: PriceTable, row: UsageRow, mode: str) -> float | None:
 
     ``ccusage`` takes the logged cost when there is one, else computes it (ccusage's ``--mode
     auto``). ``vendor`` computes it, except for agents whose own figure is the better one
-    (``OWN_COST_AGENTS``); a logged cost stands in for an unknown model in both. None only
-    when the model is unknown and there is no usable logged cost.
+    (``OWN_COST_AGENTS``, ``REPORTED_SOURCES``); a logged cost stands in for an unknown model
+    in both. None only when the model is unknown and there is no usable logged cost.
     """
     if mode not in COST_MODES:
         raise ValueError(f"Cost mode {mode!r} is not one of {', '.join(COST_MODES)}.")
@@ -290,7 +295,7 @@ def row_costs(table: PriceTable, row: UsageRow) -> tuple[float | None, float | N
     logged = row.logged_cost
     if logged is not None and not (math.isfinite(logged) and logged >= 0):
         logged = None
-    if logged is not None and row.agent in OWN_COST_AGENTS:
+    if logged is not None and (row.agent in OWN_COST_AGENTS or row.source in REPORTED_SOURCES):
         return logged, logged
     try:
         price = table._cache[row.model]
