@@ -94,6 +94,10 @@ def ensure_ccusage() -> str:
                 f"npm installed ccusage@{VERSION} without a native build for this platform "
                 f"({binary.parent.parent.name} missing)"
             )
+    if not os.access(binary, os.X_OK):
+        # npm left the platform package's binary without its execute bit on these machines;
+        # we run the binary directly, not through ccusage's Node launcher.
+        binary.chmod(binary.stat().st_mode | 0o111)
     done = subprocess.run([str(binary), "--version"], capture_output=True, text=True, check=True)
     return done.stdout.strip()
 

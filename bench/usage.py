@@ -7,9 +7,10 @@ For each size (``--lines 100000,1000000``), in one run, on the same machine:
   writes it, and the first timed run of either side would warm it anyway);
 * side by side, alternating, ``--repeat`` times each (medians reported): our first import into
   a fresh data dir (``stratavore usage import``) then ``stratavore usage daily --json
-  --timezone UTC``, each timed on its own, vs ``ccusage claude daily --json --offline
-  --timezone UTC`` (its native binary: ``_ccusage.py``). Both run as child processes, timed
-  the same way (wall clock, and CPU and peak RSS from ``wait4``), with an empty ``HOME``;
+  --timezone UTC --mode ccusage``, each timed on its own, vs ``ccusage claude daily --json
+  --offline --timezone UTC`` (its native binary: ``_ccusage.py``). Both run as child
+  processes, timed the same way (wall clock, and CPU and peak RSS from ``wait4``), with an
+  empty ``HOME``;
 * the per-day totals (input, output, cache creation, cache read, total) of both daily reports
   are compared: every differing day is listed;
 * incremental refresh: ``--grow`` % more lines are generated (new sessions of the last two
@@ -138,7 +139,8 @@ class Ours:
         return self.run("usage", "import", "--json")
 
     def daily(self) -> tuple[dict[str, float], dict[str, Any]]:
-        return self.run("usage", "daily", "--json", "--timezone", "UTC")
+        """The daily report in ccusage's cost mode, so that its costs compare too."""
+        return self.run("usage", "daily", "--json", "--timezone", "UTC", "--mode", "ccusage")
 
 
 def our_days(daily: dict[str, Any]) -> dict[str, DayTokens]:

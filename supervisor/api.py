@@ -766,7 +766,7 @@ class Api:
     async def usage_report(self, request: web.Request) -> web.Response:
         kind = request.match_info["report"]
         q = request.query
-        allowed = {"since", "until", "project", "agent", "timezone", "by_project"}
+        allowed = {"since", "until", "project", "agent", "timezone", "by_project", "mode"}
         unknown = sorted(set(q) - allowed)
         if unknown:
             raise ApiError(
@@ -781,6 +781,7 @@ class Api:
             project=q.get("project"),
             agent=q.get("agent"),
             week_start=periods.WEEKDAYS.index(settings.week_start),
+            mode=reports.parse_mode(q.get("mode") or settings.cost_mode, "mode"),
         )
         by_project = flag_param(request, "by_project")
         return json_response(reports.report(kind, query, self.manager.clock(), by_project))
@@ -924,7 +925,8 @@ ROUTES: tuple[Route, ...] = (
           "Import new usage from the agents' logs now", ADMIN, response=sc.UsageImport),
     Route("get", "/api/v1/usage/{report}", Api.usage_report,
           "Usage report: daily|weekly|monthly|session|blocks (?since, ?until as YYYY-MM-DD, "
-          "?project, ?agent, ?timezone, ?by_project=1 for a row per project)", ADMIN),
+          "?project, ?agent, ?timezone, ?by_project=1 for a row per project, ?mode=vendor|ccusage "
+          "for the costs; default: the cost_mode setting)", ADMIN),
     Route("get", "/api/v1/budgets", Api.list_budgets, "Budgets with their current periods",
           ADMIN, response=list[sc.BudgetStatus]),
     Route("put", "/api/v1/budgets", Api.put_budget,

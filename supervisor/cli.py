@@ -725,6 +725,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
         project=args.project,
         agent=args.agent,
         week_start=periods.WEEKDAYS.index(settings.week_start),
+        mode=reports.parse_mode(args.mode or settings.cost_mode, "--mode"),
     )
     report = reports.report(args.report, query, time.time())
     if args.json:
@@ -793,7 +794,7 @@ def import_here() -> dict[str, Any]:
             print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr)
 
     prices = PriceTable.bundled(settings.price_overrides)
-    report = run_import(prices, settings.cost_mode, progress=progress).as_json()
+    report = run_import(prices, progress=progress).as_json()
     if tty and shown[0] > began:  # end the progress line
         print(file=sys.stderr)
     return report
@@ -1053,6 +1054,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project", metavar="NAME", help="only this project's usage")
     p.add_argument("--agent", metavar="NAME", help="only this agent's (claude, codex, ...)")
     p.add_argument("--timezone", metavar="TZ", help="IANA zone for days (default: settings)")
+    p.add_argument(
+        "--mode",
+        metavar="MODE",
+        help="costs as the vendor bills (vendor) or as ccusage 20.0.24 works them out (ccusage);"
+        " default: the cost_mode setting",
+    )
 
     p = add("budget", cmd_budget, "set or remove a budget")
     p.add_argument("action", choices=("set", "rm"))

@@ -1,9 +1,10 @@
 """Agent sessions: where their logs are, whether a run ended at a usage limit, and the list
 of sessions per project with what they cost and whether they can be resumed.
 
-A session is the agent's own conversation (Claude Code's ``sessionId``, Codex's thread id).
-The usage import learns every session from the logs (``usage_session``); runners know theirs
-up front (Claude Code) or from that import (Codex).
+A session is the agent's own conversation (Claude Code's ``sessionId``, Codex's thread id,
+Gemini CLI's ``sessionId``). The usage import learns every session from the logs
+(``usage_session``); runners know theirs up front (Claude Code) or from that import (Codex,
+Gemini CLI).
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from pathlib import Path
 
 from supervisor import limits, queries, schemas
 from supervisor.store import Profile
-from supervisor.usage import claude, codex
+from supervisor.usage import claude, codex, gemini
 
 LIMIT_AGENTS = frozenset({"claude", "codex"})  # agents whose limit messages we recognise
-LOG_AGENTS = frozenset({"claude", "codex"})  # agents whose session logs we read
+LOG_AGENTS = frozenset({"claude", "codex", "gemini"})  # agents whose session logs we read
 
 
 def session_file(agent: str, session_id: str) -> Path | None:
-    """The agent's own log of ``session_id`` (a Claude transcript, a Codex rollout)."""
+    """The agent's own log of ``session_id`` (a Claude transcript, a Codex rollout, a Gemini
+    chat recording)."""
     if agent == "claude":
         for root in claude.claude_roots():
             for path in (root / "projects").glob(f"*/{session_id}.jsonl"):
@@ -32,6 +34,11 @@ def session_file(agent: str, session_id: str) -> Path | None:
             for folder in ("sessions", "archived_sessions"):
                 for path in (home / folder).glob(f"**/rollout-*-{session_id}.jsonl"):
                     return path
+    elif agent == "gemini":
+        # gemini-cli names a recording after the first 8 characters of its session id
+        tmp = gemini.gemini_dir() / "tmp"
+        for path in sorted(tmp.glob(f"*/chats/session-*-{session_id[:8]}.json*")):
+            return path
     return None
 
 

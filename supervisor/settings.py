@@ -31,7 +31,7 @@ class Settings:
     usage_import_interval: float = 60.0  # seconds between imports of the agents' logs
     timezone: str = ""  # IANA name for days, weeks and months; "" = the system's
     week_start: str = "monday"
-    cost_mode: str = "auto"  # auto: the agent's logged cost, else computed | calculate | display
+    cost_mode: str = "vendor"  # reports' costs: as the vendor bills (vendor) | as ccusage does
     price_overrides: dict = field(default_factory=dict)  # model -> {price key: USD per token}
     limit_resume_delay: float = 60.0  # resume this long after a provider limit's reset
     limit_retry: float = 3600.0  # a limit without a reset time: try again after this long

@@ -162,9 +162,11 @@ class Usage(BaseModel):
     cache_creation_tokens = pw.IntegerField()
     cache_creation_1h_tokens = pw.IntegerField(default=0)
     cache_read_tokens = pw.IntegerField()
-    cost_usd = pw.FloatField(null=True)  # None: the model has no known price
-    logged_cost = pw.FloatField(null=True)  # the agent's own figure, for cost mode auto/display
+    cost_usd = pw.FloatField(null=True)  # as the vendor bills it; None: no known price
+    ccusage_cost_usd = pw.FloatField(null=True)  # as ccusage 20.0.24 works it out
+    logged_cost = pw.FloatField(null=True)  # the agent's own figure
     speed = pw.CharField(null=True)
+    web_search_requests = pw.IntegerField(default=0)
     project_id = pw.IntegerField(null=True)
     runner_id = pw.IntegerField(null=True, index=True)
     session_id = pw.CharField(null=True, index=True)
@@ -195,6 +197,7 @@ class UsageBucket(BaseModel):
     cache_creation_tokens = pw.IntegerField(default=0)
     cache_read_tokens = pw.IntegerField(default=0)
     cost_usd = pw.FloatField(default=0.0)
+    ccusage_cost_usd = pw.FloatField(default=0.0)
     responses = pw.IntegerField(default=0)
 
     class Meta:
@@ -324,6 +327,7 @@ BUILTIN_PROFILES: list[dict[str, Any]] = [  # the row each built-in profile is k
         "command": ["{binary}", "{args}"],
         "batch": ["{binary}", "{args}", "--prompt={prompt}"],
         "resume": ["{binary}", "--resume", "{session_id}", "{args}"],
+        "resume_batch": ["{binary}", "--resume", "{session_id}", "{args}", "--prompt={prompt}"],
         "setup_files": [".env"],
     },
     {
@@ -439,9 +443,29 @@ def _migration_5(db: pw.Database) -> None:
     _run_sql(db, _V5)
 
 
+_V6 = """
+ALTER TABLE "usage" ADD COLUMN "ccusage_cost_usd" REAL;
+ALTER TABLE "usage" ADD COLUMN "web_search_requests" INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE "usage_bucket" ADD COLUMN "ccusage_cost_usd" REAL NOT NULL DEFAULT 0;
+UPDATE "usage" SET "ccusage_cost_usd" = "cost_usd";
+UPDATE "usage_bucket" SET "ccusage_cost_usd" = "cost_usd";
+DELETE FROM "setting" WHERE "key" = 'cost_mode' AND "value" IN ('"auto"', '"calculate"', '"display"');
+INSERT OR REPLACE INTO "setting" ("key", "value") SELECT 'usage.reprice', 'true' WHERE EXISTS (SELECT 1 FROM "usage")
+"""  # noqa: E501
+
+
+def _migration_6(db: pw.Database) -> None:
+    """Two costs per ledger row, as the vendor bills (``cost_usd``) and as ccusage does, and
+    the web searches vendor prices need. The old figures become the ccusage ones; the next
+    import reprices every row (the ``usage.reprice`` flag: pricing lives above the store).
+    The old cost modes (auto, calculate, display) are gone: a saved one gives way to the
+    new default, vendor."""
+    _run_sql(db, _V6)
+
+
 # Ordered; MIGRATIONS[i] takes the schema from version i to i + 1. Never edit a released one.
 MIGRATIONS: list[Callable[[pw.Database], None]] = [
-    _migration_1, _migration_2, _migration_3, _migration_4, _migration_5,
+    _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -29,10 +29,16 @@ FINISHED = {"stopped", "exited", "failed", "fatal", "lost"}
 
 @pytest.fixture(autouse=True)
 def agent_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    """Where Claude Code and Codex logs are looked for, in this test: its own temp dirs."""
-    dirs = {"claude": tmp_path / "claude-config", "codex": tmp_path / "codex-home"}
+    """Where Claude Code, Codex and Gemini CLI logs are looked for, in this test: its own temp
+    dirs (``gemini`` is ``$GEMINI_CLI_HOME``, which holds ``.gemini``)."""
+    dirs = {
+        "claude": tmp_path / "claude-config",
+        "codex": tmp_path / "codex-home",
+        "gemini": tmp_path / "gemini-home",
+    }
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(dirs["claude"]))
     monkeypatch.setenv("CODEX_HOME", str(dirs["codex"]))
+    monkeypatch.setenv("GEMINI_CLI_HOME", str(dirs["gemini"]))
     return dirs
 
 

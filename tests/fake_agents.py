@@ -1,9 +1,15 @@
-"""Fake ``claude`` and ``codex`` programs for tests (the real CLIs are not installed on CI).
+"""Fake ``claude``, ``codex``, ``gemini`` and ``aider`` programs for tests (the real CLIs are
+not installed on CI).
 
 ``install(bin_dir, "claude")`` writes an executable that behaves, as far as the supervisor can
-see, like Claude Code 2.x (``codex``: Codex CLI 0.x): version line, batch and interactive
-modes, session ids, ``--resume``, the transcript or rollout file our usage importers read,
-Claude's http and command hooks, SIGTERM. Put ``bin_dir`` first on ``PATH``.
+see, like Claude Code 2.x (``codex``: Codex CLI 0.x; ``gemini``: Gemini CLI 0.x; ``aider``:
+Aider 0.86): version line, batch and interactive modes, session ids, ``--resume``, the
+transcript, rollout, chat recording or chat history our usage importers read, Claude's http
+and command hooks, SIGTERM. Put ``bin_dir`` first on ``PATH``.
+
+Gemini writes its JSONL recordings in a slug directory with ``projects.json``; with
+``FAKE_GEMINI_LEGACY`` set, the older whole-JSON recording in a SHA-256 directory. Aider
+prices replies of the models it knows (``AIDER_PRICES``) and shows only tokens for others.
 
 What a run does is scripted by the environment variable ``FAKE_AGENT_SCRIPT`` (build it with
 :func:`script`), a JSON list of steps:
@@ -12,7 +18,8 @@ What a run does is scripted by the environment variable ``FAKE_AGENT_SCRIPT`` (b
 - ``["turn", {"input_tokens": 10, "output_tokens": 5, ...}]``: log one model turn (claude:
   also ``cache_creation_input_tokens``, ``cache_read_input_tokens``; codex: also
   ``cached_input_tokens``, part of its input, and ``reasoning_output_tokens``; both:
-  ``model``);
+  ``model``; aider: the same four as claude, uncached input first; gemini: Gemini's own
+  ``input`` (cached included), ``output``, ``cached``, ``thoughts``, ``tool``, ``model``);
 - ``["limit", TEXT]``: log a usage-limit refusal (claude: the synthetic ``isApiErrorMessage``
   line; codex: a ``rate_limits`` update at 100% resetting at ``$FAKE_LIMIT_RESETS_AT``, and an
   error event) and print TEXT;
@@ -39,12 +46,12 @@ from typing import Any
 
 from tests.fake_agents_main import find_rollout, project_key
 
-AGENTS = ("claude", "codex")
+AGENTS = ("claude", "codex", "gemini", "aider")
 PROGRAM = Path(__file__).with_name("fake_agents_main.py")
 
 
 def install(bin_dir: Path, agent: str) -> Path:
-    """Write the fake ``agent`` ("claude" or "codex") into ``bin_dir``; returns its path."""
+    """Write the fake ``agent`` (one of ``AGENTS``) into ``bin_dir``; returns its path."""
     if agent not in AGENTS:
         raise ValueError(f"no fake for {agent!r}: one of {', '.join(AGENTS)}")
     if any(c.isspace() for c in sys.executable):
@@ -71,6 +78,11 @@ def claude_transcript(config_dir: Path, cwd: str, session_id: str) -> Path:
 def codex_rollout(codex_home: Path, session_id: str) -> Path | None:
     """The rollout file of ``session_id`` under ``codex_home/sessions``, or None."""
     return find_rollout(codex_home, session_id)
+
+
+def gemini_recordings(gemini_home: Path) -> list[Path]:
+    """Every chat recording the fake gemini wrote under ``$GEMINI_CLI_HOME``."""
+    return sorted((gemini_home / ".gemini" / "tmp").glob("*/chats/session-*.json*"))
 
 
 def script(*steps: list[Any]) -> str:

@@ -1,4 +1,5 @@
-"""The fake ``claude`` and ``codex`` programs (``tests/fake_agents.py`` installs this file).
+"""The fake ``claude``, ``codex``, ``gemini`` and ``aider`` programs (``tests/fake_agents.py``
+installs this file).
 
 What the supervisor can see of the real CLIs, and nothing more: their command lines, version
 lines, session ids, the transcripts and rollout files they write (in the formats
@@ -13,7 +14,9 @@ Standard library only, and nothing from this repository: the program runs as
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import math
 import os
 import re
 import secrets
@@ -26,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-INSTALLED_AS = ""  # install() writes "claude" or "codex" here; else the program's file name
+INSTALLED_AS = ""  # install() writes the agent's name here; else the program's file name
 
 CLAUDE_VERSION = "2.1.999"
 CODEX_VERSION = "0.99.0"
@@ -198,6 +201,46 @@ def record_invocation(agent: str, argv: list[str], session_id: str | None) -> No
     )
 
 
+def split_options(
+    argv: list[str],
+    takes_value: frozenset[str],
+    missing: str,
+    status: int,
+    maybe_value: frozenset[str] = frozenset({"-r", "--resume"}),
+) -> tuple[dict[str, str], set[str], list[str]]:
+    """A yargs/argparse-like command line: ``--name=value`` and the options of
+    ``takes_value`` followed by their value; those of ``maybe_value`` take the next argument
+    only if it is not an option (else they are flags). (values, flags, positionals); a value
+    missing at the end raises ``missing`` (``{name}``, or ``{bare}`` without its dashes, filled
+    in) with ``status``."""
+    values: dict[str, str] = {}
+    flags: set[str] = set()
+    positionals: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        name, has_value, inline = arg.partition("=")
+        if has_value and name.startswith("--"):
+            values[name] = inline
+        elif arg in maybe_value:
+            if i < len(argv) and not argv[i].startswith("-"):
+                values[arg] = argv[i]
+                i += 1
+            else:
+                flags.add(arg)
+        elif arg in takes_value:
+            if i >= len(argv):
+                raise UsageError(missing.format(name=arg, bare=arg.lstrip("-")), status)
+            values[arg] = argv[i]
+            i += 1
+        elif arg.startswith("-") and arg != "-":
+            flags.add(arg)
+        else:
+            positionals.append(arg)
+    return values, flags, positionals
+
+
 def load_script() -> list[list[Any]] | None:
     raw = os.environ.get("FAKE_AGENT_SCRIPT")
     if raw is None:
@@ -258,8 +301,14 @@ class Agent:
     def terminate(self) -> None:
         """A signal arrived: what the real CLI does on its way out."""
 
+    default_turn: dict[str, int] = {}  # the tokens of the one turn of a run without a script
+
     def default_script(self) -> list[list[Any]]:
-        raise NotImplementedError
+        return [
+            ["turn", dict(self.default_turn)],
+            ["print", f"ok: {self.prompt or 'continue'}"],
+            ["exit", 0],
+        ]
 
     def run(self, steps: list[list[Any]]) -> int:
         queue = list(steps)
@@ -725,6 +774,7 @@ class Codex(Agent):
     """Codex CLI 0.x: one rollout file per thread under ``$CODEX_HOME/sessions``."""
 
     name = "codex"
+    default_turn = {"input_tokens": 100, "output_tokens": 20}
 
     def __init__(self, prompt: str, batch: bool, model: str | None) -> None:
         super().__init__(prompt, batch)
@@ -821,13 +871,6 @@ class Codex(Agent):
         self.write("event_msg", {"type": "token_count", "info": None, "rate_limits": limits})
         self.write("event_msg", {"type": "error", "message": text})
         out(text)
-
-    def default_script(self) -> list[list[Any]]:
-        return [
-            ["turn", {"input_tokens": 100, "output_tokens": 20}],
-            ["print", f"ok: {self.prompt or 'continue'}"],
-            ["exit", 0],
-        ]
 
 
 TOKEN_FIELDS = (
@@ -945,6 +988,297 @@ def codex_main(argv: list[str]) -> int:
     return run_agent(agent)
 
 
+# --- gemini ---------------------------------------------------------------------------------
+
+GEMINI_VERSION = "0.99.0"
+GEMINI_MODEL = "gemini-2.5-pro"
+GEMINI_VALUE_OPTIONS = frozenset({
+    "-m", "--model", "-p", "--prompt", "-i", "--prompt-interactive", "-o", "--output-format",
+    "--approval-mode", "--include-directories", "-e", "--extensions",
+})  # fmt: skip
+
+
+def gemini_home() -> Path:
+    """``$GEMINI_CLI_HOME/.gemini``, else ``~/.gemini`` (gemini-cli ``utils/paths.ts``)."""
+    raw = os.environ.get("GEMINI_CLI_HOME")
+    return (expand_home(raw) if raw else Path.home()) / ".gemini"
+
+
+def gemini_slug(folder: str) -> str:
+    """The ProjectRegistry's short id of a folder (no collision handling: tests use one)."""
+    slug = re.sub(r"-+", "-", re.sub(r"[^a-z0-9]", "-", os.path.basename(folder).lower()))
+    return slug.strip("-") or "project"
+
+
+class Gemini(Agent):
+    """Gemini CLI 0.x: a chat recording per session under ``~/.gemini/tmp/<project>/chats``:
+    JSONL in a slug directory (projects.json, .project_root), or, with ``FAKE_GEMINI_LEGACY``
+    set, the older whole JSON document in a SHA-256 directory."""
+
+    name = "gemini"
+    default_turn = {"input": 1200, "output": 40, "cached": 800, "thoughts": 12}
+
+    def __init__(self, prompt: str, batch: bool, model: str | None) -> None:
+        super().__init__(prompt, batch)
+        self.cwd = os.getcwd()
+        self.model = model or GEMINI_MODEL
+        self.legacy = bool(os.environ.get("FAKE_GEMINI_LEGACY"))
+        self.session_id = ""
+        self.recording = Path()
+        self.document: dict[str, Any] = {}
+
+    def chats(self) -> Path:
+        home = gemini_home()
+        if self.legacy:
+            project = hashlib.sha256(self.cwd.encode()).hexdigest()
+        else:
+            project = gemini_slug(self.cwd)
+            registry = home / "projects.json"
+            try:
+                known = json.loads(registry.read_text(encoding="utf-8"))["projects"]
+            except (OSError, ValueError, KeyError):
+                known = {}
+            known[self.cwd] = project
+            registry.parent.mkdir(parents=True, exist_ok=True)
+            registry.write_text(json.dumps({"projects": known}, indent=2), encoding="utf-8")
+            (home / "tmp" / project).mkdir(parents=True, exist_ok=True)
+            (home / "tmp" / project / ".project_root").write_text(self.cwd, encoding="utf-8")
+        return home / "tmp" / project / "chats"
+
+    def open(self, resume: str | None) -> None:
+        """Resume the session ``--resume`` names, or start a new one."""
+        if resume is not None:
+            self.resume(resume)
+        else:
+            self.new_session()
+
+    def new_session(self) -> None:
+        self.session_id = str(uuid.uuid4())
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M")
+        suffix = ".json" if self.legacy else ".jsonl"
+        self.recording = self.chats() / f"session-{stamp}-{self.session_id[:8]}{suffix}"
+        meta = {
+            "sessionId": self.session_id,
+            "projectHash": hashlib.sha256(self.cwd.encode()).hexdigest(),
+            "startTime": iso_now(),
+            "lastUpdated": iso_now(),
+        }
+        if self.legacy:
+            self.document = {**meta, "messages": []}
+        else:
+            append_json(self.recording, meta)
+
+    def resume(self, wanted: str) -> None:
+        """``--resume latest|<index>|<uuid>``, as gemini-cli's SessionSelector resolves it."""
+        found = []
+        for path in sorted(self.chats().glob("session-*.json*"), key=lambda p: p.stat().st_mtime):
+            session = gemini_session_of(path)
+            if session:
+                found.append((session, path))
+        if not found:
+            raise UsageError("No previous sessions found for this project.")
+        if wanted == "latest":
+            session, path = found[-1]
+        elif wanted.isdigit() and 0 < int(wanted) <= len(found):
+            session, path = found[int(wanted) - 1]
+        else:
+            matches = [(s, p) for s, p in found if s == wanted]
+            if not matches:
+                raise UsageError(f'Invalid session identifier "{wanted}".')
+            session, path = matches[-1]
+        self.session_id, self.recording = session, path
+        if path.suffix == ".json":
+            self.document = json.loads(path.read_text(encoding="utf-8"))
+
+    def record(self, message: dict[str, Any]) -> None:
+        if self.recording.suffix == ".json":
+            messages = self.document["messages"]
+            messages[:] = [m for m in messages if m.get("id") != message["id"]] + [message]
+            self.document["lastUpdated"] = iso_now()
+            self.recording.parent.mkdir(parents=True, exist_ok=True)
+            self.recording.write_text(json.dumps(self.document, indent=2), encoding="utf-8")
+        else:
+            append_json(self.recording, message)
+            append_json(self.recording, {"$set": {"lastUpdated": iso_now()}})
+
+    def turn(self, fields: dict[str, Any]) -> None:
+        self.record({
+            "id": str(uuid.uuid4()), "timestamp": iso_now(), "type": "user",
+            "content": [{"text": self.prompt or "continue"}],
+        })  # fmt: skip
+        reply = {
+            "id": str(uuid.uuid4()),
+            "timestamp": iso_now(),
+            "type": "gemini",
+            "content": f"ok: {self.prompt or 'continue'}",
+            "thoughts": [],
+            "model": str(fields.get("model") or self.model),
+        }
+        self.record(dict(reply))  # the tokens arrive after the message (recordMessageTokens)
+        usage = {key: int(fields.get(key, 0)) for key in ("input", "output", "cached",
+                                                          "thoughts", "tool")}  # fmt: skip
+        usage["total"] = usage["input"] + usage["output"] + usage["thoughts"] + usage["tool"]
+        self.record({**reply, "tokens": usage})
+
+    def limit(self, text: str) -> None:
+        out(text)
+
+
+def gemini_session_of(path: Path) -> str | None:
+    """The session id a recording names (its metadata line or document)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        first = json.loads(text if path.suffix == ".json" else text.split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    session = first.get("sessionId") if isinstance(first, dict) else None
+    return session if isinstance(session, str) else None
+
+
+def gemini_main(argv: list[str]) -> int:
+    if argv[:1] in (["--version"], ["-v"]):
+        record_invocation("gemini", argv, None)
+        out(GEMINI_VERSION)
+        return 0
+    values, flags, positionals = split_options(
+        argv, GEMINI_VALUE_OPTIONS, "Not enough arguments following: {bare}", 1
+    )
+    for name in ("-r", "--resume"):  # a value only if one follows: else the latest session
+        if name in flags:
+            values["--resume"] = "latest"
+        elif name in values:
+            values["--resume"] = values[name]
+    if flags & {"-h", "--help"}:
+        out("Usage: gemini [options] [query..]  (fake)")
+        return 0
+    prompt = values.get("-p") or values.get("--prompt") or " ".join(positionals)
+    model = values.get("-m") or values.get("--model")
+    agent = Gemini(prompt, bool(prompt), model)
+    try:
+        agent.open(values.get("--resume"))
+    except UsageError:
+        record_invocation("gemini", argv, None)
+        raise
+    record_invocation("gemini", argv, agent.session_id)
+    return run_agent(agent)
+
+
+# --- aider ----------------------------------------------------------------------------------
+
+AIDER_VERSION = "0.86.1"
+AIDER_VALUE_OPTIONS = frozenset({"--model", "--message", "-m", "--chat-history-file"})
+AIDER_ALIASES = {"sonnet": "anthropic/claude-sonnet-4-5-20250929", "4o": "gpt-4o"}
+# USD per token (input, output), as Aider's model metadata has them; a model not listed here
+# has no price in Aider: it shows tokens only.
+AIDER_PRICES = {
+    "anthropic/claude-sonnet-4-5-20250929": (3e-06, 1.5e-05),
+    "gpt-4o": (2.5e-06, 1e-05),
+}
+
+
+def aider_tokens(count: int) -> str:
+    """Aider's ``format_tokens``."""
+    if count < 1000:
+        return str(count)
+    if count < 10000:
+        return f"{count / 1000:.1f}k"
+    return f"{round(count / 1000)}k"
+
+
+def aider_cost(value: float) -> str:
+    """Aider's ``format_cost``."""
+    if value == 0:
+        return "0.00"
+    if abs(value) >= 0.01:
+        return f"{value:.2f}"
+    return f"{value:.{max(2, 2 - int(math.log10(abs(value))))}f}"
+
+
+def git_root(folder: Path) -> Path | None:
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
+
+
+class Aider(Agent):
+    """Aider 0.86: its chat history, ``.aider.chat.history.md`` in the git root (else here)
+    or ``--chat-history-file``, with the announcements, the prompts and a usage report after
+    each reply (tokens rounded as Aider rounds them, its own cost of the exact ones)."""
+
+    name = "aider"
+    default_turn = {"input_tokens": 12400, "output_tokens": 1180}
+
+    def __init__(self, prompt: str, batch: bool, model: str, history: Path) -> None:
+        super().__init__(prompt, batch)
+        self.model = model
+        self.history = history
+        self.session_cost = 0.0
+
+    def write(self, text: str) -> None:
+        self.history.parent.mkdir(parents=True, exist_ok=True)
+        with self.history.open("a", encoding="utf-8") as handle:
+            handle.write(text)
+
+    def tool_output(self, text: str) -> None:
+        """``InputOutput.tool_output``: a blockquote ending in a Markdown line break."""
+        self.write(f"> {text.strip()}  \n")
+
+    def start(self, argv: list[str]) -> None:
+        self.write(f"\n# aider chat started at {datetime.now().strftime('%Y-%m-%d %H:%M:%S')}\n\n")
+        self.tool_output(" ".join(["aider", *argv]))
+        self.tool_output(f"Aider v{AIDER_VERSION}")
+        self.tool_output(f"Model: {self.model} with diff edit format")
+        self.tool_output("Git repo: none" if git_root(Path.cwd()) is None else "Git repo: .git")
+
+    def turn(self, fields: dict[str, Any]) -> None:
+        self.write(f"#### {self.prompt or 'continue'}  \n\nok: {self.prompt or 'continue'}\n\n")
+        sent = int(fields.get("input_tokens", 0))
+        write = int(fields.get("cache_creation_input_tokens", 0))
+        hit = int(fields.get("cache_read_input_tokens", 0))
+        received = int(fields.get("output_tokens", 0))
+        report = f"Tokens: {aider_tokens(sent + write + hit)} sent"
+        if write:
+            report += f", {aider_tokens(write)} cache write"
+        if hit:
+            report += f", {aider_tokens(hit)} cache hit"
+        report += f", {aider_tokens(received)} received."
+        price = AIDER_PRICES.get(self.model)
+        if price is not None:
+            cost = (sent + 1.25 * write + 0.1 * hit) * price[0] + received * price[1]
+            self.session_cost += cost
+            separator = "\n" if write and hit else " "
+            report += (
+                f"{separator}Cost: ${aider_cost(cost)} message, "
+                f"${aider_cost(self.session_cost)} session."
+            )
+        self.tool_output(report)
+
+    def limit(self, text: str) -> None:
+        self.tool_output(text)
+        out(text)
+
+
+def aider_main(argv: list[str]) -> int:
+    if argv[:1] == ["--version"]:
+        record_invocation("aider", argv, None)
+        out(f"aider {AIDER_VERSION}")
+        return 0
+    values, _, _ = split_options(
+        argv, AIDER_VALUE_OPTIONS, "aider: error: argument {name}: expected one argument", 2
+    )
+    model = values.get("--model") or "gpt-4o"
+    model = AIDER_ALIASES.get(model, model)
+    prompt = values.get("--message") or values.get("-m") or ""
+    named = values.get("--chat-history-file")
+    cwd = Path.cwd()
+    history = cwd / named if named else (git_root(cwd) or cwd) / ".aider.chat.history.md"
+    agent = Aider(prompt, bool(prompt), model, history)
+    record_invocation("aider", argv, None)
+    agent.start(argv)
+    return run_agent(agent)
+
+
 # --- entry ----------------------------------------------------------------------------------
 
 
@@ -955,9 +1289,11 @@ def main(agent: str, argv: list[str]) -> int:
             reconfigure(encoding="utf-8", errors="replace")  # as Node and Rust write
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    programs = {"claude": claude_main, "codex": codex_main}
+    programs = {
+        "claude": claude_main, "codex": codex_main, "gemini": gemini_main, "aider": aider_main,
+    }  # fmt: skip
     if agent not in programs:
-        err(f"fake agent: don't know how to be {agent!r} (claude or codex)")
+        err(f"fake agent: don't know how to be {agent!r} ({', '.join(programs)})")
         return BAD_USAGE
     try:
         return programs[agent](argv)

@@ -285,6 +285,38 @@ def test_codex_run_learns_its_session_from_its_log_and_resumes_it(world):
     assert world.runs()[-1]["argv"] == ["exec", "resume", learned, "more"]
 
 
+def test_gemini_run_learns_its_session_from_its_recording_and_resumes_it(world):
+    runner = world.launch("gemini", prompt="hello")
+    assert runner["session_id"] is None  # Gemini CLI picks its own
+    assert runner["command"][1:] == ["--prompt=hello"]
+    world.daemon.wait_state(runner["id"], "exited")
+    world.api.post(f"/api/v1/runners/{runner['id']}/resume", {"prompt": "more"})
+    learned = world.daemon.runner(runner["id"])["session_id"]
+    assert learned == world.runs()[0]["session_id"]
+    world.daemon.wait_state(runner["id"], "exited")
+    assert world.runs()[-1]["argv"] == ["--resume", learned, "--prompt=more"]
+    assert world.runs()[-1]["session_id"] == learned  # the very session, not the latest
+    world.api.post("/api/v1/usage/import")
+    (session,) = world.api.get("/api/v1/sessions", project="demo")
+    assert (session["session_id"], session["runner_id"]) == (learned, runner["id"])
+    assert session["resumable"] and session["tokens"] == 2 * (1200 + 40 + 12)
+    assert world.daemon.runner(runner["id"])["tokens"] == 2 * (1200 + 40 + 12)
+
+
+def test_aider_run_usage_is_its_own_with_aiders_cost(world):
+    runner = world.launch("aider", prompt="add a flag", command=["--model", "sonnet"])
+    assert runner["command"][1:] == ["--yes-always", "--model", "sonnet", "--message=add a flag"]
+    world.daemon.wait_state(runner["id"], "exited")
+    assert (world.folder / ".aider.chat.history.md").exists()
+    world.api.post("/api/v1/usage/import")
+    assert world.daemon.runner(runner["id"])["tokens"] == 12_000 + 1200  # as Aider rounds them
+    daily = world.api.get("/api/v1/usage/daily", agent="aider", project="demo")
+    exact = 12_400 * 3e-06 + 1180 * 1.5e-05  # what the fake Aider priced: $0.0549
+    assert daily["totals"]["cost_usd"] == pytest.approx(0.05)  # as it showed it: "$0.05"
+    assert abs(daily["totals"]["cost_usd"] - exact) < 0.005
+    assert daily["rows"][0]["models"] == ["anthropic/claude-sonnet-4-5-20250929"]
+
+
 def test_limit_in_codex_output_pauses_it_until_the_reset_it_names(world):
     started = time.time()
     runner = world.launch(

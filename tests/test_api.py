@@ -558,7 +558,7 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | re.Pattern[str]
      422, "invalid",
      "Unknown time zone 'Mars/Base'; use an IANA name such as Europe/Berlin or UTC."),
     ("setting-bad-choice", "PUT", "/api/v1/settings/cost_mode", {"body": {"value": "guess"}},
-     422, "invalid", "Setting cost_mode is one of auto, calculate, display."),
+     422, "invalid", "Setting cost_mode is one of vendor, ccusage."),
     ("setting-missing-value", "PUT", "/api/v1/settings/stop_timeout", {"body": {}}, 422,
      "invalid", invalid_top("missing required field `value`")),
     # GET /events
@@ -602,7 +602,8 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | re.Pattern[str]
      422, "invalid", "Unknown time zone 'Nowhere'; use an IANA name such as Europe/Berlin or UTC."),
     ("usage-report-unknown-param", "GET", "/api/v1/usage/daily", {"params": {"from": "x"}},
      400, "bad_request",
-     "Unknown query parameter from; use agent, by_project, project, since, timezone, until."),
+     "Unknown query parameter from; use agent, by_project, mode, project, since, timezone, "
+     "until."),
     ("usage-report-unknown-project", "GET", "/api/v1/usage/daily", {"params": {"project": "nope"}},
      404, "not_found", "Project 'nope' does not exist."),
     # GET, PUT /budgets; DELETE /budgets/{scope}/{period}

@@ -3,6 +3,7 @@ a real HTTP sink, and our own usage importer reading what they wrote."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -21,7 +22,14 @@ from supervisor import store
 from supervisor.store import Usage
 from supervisor.usage.importer import ImportReport, run_import
 from supervisor.usage.pricing import PriceTable
-from tests.fake_agents import claude_transcript, codex_rollout, install, script
+from tests.fake_agents import (
+    AGENTS,
+    claude_transcript,
+    codex_rollout,
+    gemini_recordings,
+    install,
+    script,
+)
 from tests.sink import Reply, Sink
 
 LIMIT_TEXT = "Claude AI usage limit reached|1763812800"
@@ -30,8 +38,8 @@ LIMIT_TEXT = "Claude AI usage limit reached|1763812800"
 @pytest.fixture
 def bin_dir(tmp_path: Path) -> Path:
     path = tmp_path / "bin"
-    install(path, "claude")
-    install(path, "codex")
+    for agent in AGENTS:
+        install(path, agent)
     return path
 
 
@@ -90,8 +98,12 @@ def lines(path: Path) -> list[dict[str, Any]]:
 
 
 def imported(agent_logs: dict[str, Path]) -> tuple[ImportReport, list[Usage]]:
-    env = {"CLAUDE_CONFIG_DIR": str(agent_logs["claude"]), "CODEX_HOME": str(agent_logs["codex"])}
-    report = run_import(PriceTable.bundled(), "auto", env=env)
+    env = {
+        "CLAUDE_CONFIG_DIR": str(agent_logs["claude"]),
+        "CODEX_HOME": str(agent_logs["codex"]),
+        "GEMINI_CLI_HOME": str(agent_logs["gemini"]),
+    }
+    report = run_import(PriceTable.bundled(), env=env)
     return report, list(Usage.select().order_by(Usage.ts, Usage.id))
 
 
@@ -512,3 +524,73 @@ def test_once_runs_its_steps_on_the_first_run_only(bin_dir: Path, workdir: Path)
                            capture_output=True, text=True)  # fmt: skip
     assert (first.returncode, first.stdout.splitlines()[-1]) == (7, "first")
     assert (again.returncode, again.stdout.splitlines()[-1]) == (0, "later")
+
+
+# --- gemini and aider: what the importers read --------------------------------------------------
+
+
+def test_gemini_recordings_are_counted_by_the_usage_importer_and_resumed_by_id(
+    bin_dir: Path, workdir: Path, agent_logs: dict[str, Path], db: None
+) -> None:
+    steps = [["turn", {"input": 15000, "output": 23, "cached": 11000, "thoughts": 900,
+                       "tool": 7}]]  # fmt: skip
+    log = workdir.parent / "agents.jsonl"
+    first = run(bin_dir, "gemini", "-m", "gemini-2.5-flash", "--prompt=fix it", cwd=workdir,
+                steps=steps, FAKE_AGENT_LOG=str(log))  # fmt: skip
+    assert (first.returncode, first.stderr) == (0, "")
+    (recording,) = gemini_recordings(agent_logs["gemini"])
+    assert recording.suffix == ".jsonl" and recording.parent.parent.name == "my-project-v2"
+    registry = json.loads((agent_logs["gemini"] / ".gemini" / "projects.json").read_text())
+    assert registry == {"projects": {str(workdir): "my-project-v2"}}
+    sid = lines(log)[0]["session_id"]
+    again = run(bin_dir, "gemini", "--resume", sid, "-p", "more", cwd=workdir, steps=steps[:1])
+    assert again.returncode == 0 and gemini_recordings(agent_logs["gemini"]) == [recording]
+    latest = run(bin_dir, "gemini", "--resume", "1", "-p", "more", cwd=workdir, steps=[])
+    assert latest.returncode == 0
+    missing = run(bin_dir, "gemini", "--resume", "nope", "-p", "x", cwd=workdir)
+    assert (missing.returncode, missing.stderr) == (1, 'Invalid session identifier "nope".\n')
+    report, rows = imported(agent_logs)
+    assert (report.files, report.skipped) == (1, 0)
+    got = [(r.model, r.input_tokens, r.cache_read_tokens, r.output_tokens) for r in rows]
+    # input - cached + tool, cached, output + thoughts; the resumed run's own (default) model
+    assert got == [("gemini-2.5-flash", 4007, 11000, 923), ("gemini-2.5-pro", 4007, 11000, 923)]
+    assert {r.session_id for r in rows} == {sid}
+
+
+def test_gemini_legacy_recordings_are_whole_json_in_a_hash_directory(
+    bin_dir: Path, workdir: Path, agent_logs: dict[str, Path], db: None
+) -> None:
+    steps = [["turn", {"input": 100, "output": 10}], ["turn", {"input": 200, "output": 20}]]
+    done = run(bin_dir, "gemini", "-p", "x", cwd=workdir, steps=steps, FAKE_GEMINI_LEGACY="1")
+    assert done.returncode == 0
+    (recording,) = gemini_recordings(agent_logs["gemini"])
+    document = json.loads(recording.read_text())
+    assert recording.parent.parent.name == hashlib.sha256(str(workdir).encode()).hexdigest()
+    assert [m["type"] for m in document["messages"]] == ["user", "gemini", "user", "gemini"]
+    _, rows = imported(agent_logs)
+    assert [(r.input_tokens, r.output_tokens) for r in rows] == [(100, 10), (200, 20)]
+
+
+def test_aider_history_is_counted_with_aiders_own_cost(
+    bin_dir: Path, workdir: Path, agent_logs: dict[str, Path], db: None
+) -> None:
+    from supervisor.store import Project
+
+    Project.create(name="demo", path=str(workdir), created_at=0)
+    steps = [["turn", {"input_tokens": 3000, "cache_creation_input_tokens": 9000,
+                       "cache_read_input_tokens": 3100, "output_tokens": 640}],
+             ["turn", {"input_tokens": 12400, "output_tokens": 1180}]]  # fmt: skip
+    done = run(bin_dir, "aider", "--model", "sonnet", "--yes-always", "--message=add a flag",
+               cwd=workdir, steps=steps)  # fmt: skip
+    assert done.returncode == 0
+    history = (workdir / ".aider.chat.history.md").read_text()
+    assert "> Main model" not in history and "> Model: anthropic/claude-sonnet-4-5" in history
+    assert "> Tokens: 15k sent, 9.0k cache write, 3.1k cache hit, 640 received.\nCost: $" in history
+    report, rows = imported(agent_logs)
+    assert (report.files, report.skipped) == (1, 0)
+    got = [(r.input_tokens, r.cache_creation_tokens, r.cache_read_tokens, r.output_tokens)
+           for r in rows]  # fmt: skip
+    assert got == [(15000 - 9000 - 3100, 9000, 3100, 640), (12000, 0, 0, 1200)]
+    exact = (3000 + 1.25 * 9000 + 0.1 * 3100 + 12400) * 3e-06 + (640 + 1180) * 1.5e-05
+    assert sum(r.logged_cost for r in rows) == pytest.approx(exact, abs=0.005)
+    assert sum(r.cost_usd for r in rows) == sum(r.logged_cost for r in rows)

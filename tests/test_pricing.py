@@ -1,8 +1,10 @@
-"""The bundled price table and row costs, checked against vendor list prices and ccusage.
+"""The bundled price table and row costs in both cost modes, checked against vendor list
+prices and ccusage.
 
 Expected costs are worked out by hand from the vendors' published prices per million tokens
 (``M``); the ccusage figures were produced by ccusage 20.0.24 ``--mode calculate`` on the same
-tokens.
+tokens. Each rule of docs/usage.md's table has a test saying where ``vendor`` and ``ccusage``
+differ, and by how much, or that they agree.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from supervisor.usage.pricing import COST_MODES, PRICE_KEYS, PriceTable, row_cost
+from supervisor.usage.pricing import COST_MODES, PRICE_KEYS, PriceTable, row_cost, row_costs
 from supervisor.usage.records import UsageRow
 
 M = 1_000_000
@@ -36,6 +38,7 @@ def usage(
     speed: str | None = None,
     agent: str = "claude",
     logged_cost: float | None = None,
+    web_searches: int = 0,
 ) -> UsageRow:
     return UsageRow(
         ts=0.0,
@@ -50,7 +53,13 @@ def usage(
         cache_creation_1h_tokens=one_hour,
         logged_cost=logged_cost,
         speed=speed,
+        web_search_requests=web_searches,
     )
+
+
+def both(table: PriceTable, row: UsageRow) -> tuple[float | None, float | None]:
+    """A row's computed cost in each mode: (vendor, ccusage)."""
+    return table.cost(row, "vendor"), table.cost(row, "ccusage")
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +111,10 @@ def test_required_models_are_priced(table, model):
 # --- costs of known models -----------------------------------------------------------------
 
 
-def test_sonnet_4_5_costs_what_ccusage_reports(table):
+def test_sonnet_4_5_costs_what_ccusage_reports_in_both_modes(table):
     # $3 in, $15 out, $3.75 5-minute write, $0.30 read per M.
     row = usage("claude-sonnet-4-5-20250929", 17, 301, 100, 1000)
-    assert table.cost(row) == pytest.approx(0.005241, rel=1e-12)
+    assert both(table, row) == pytest.approx((0.005241, 0.005241), rel=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -127,7 +136,7 @@ def test_sonnet_4_5_costs_what_ccusage_reports(table):
 )  # fmt: skip
 def test_claude_costs_match_list_prices(table, model, expected):
     row = usage(model, 1000, 2000, 5000, 90000, one_hour=3000)
-    assert table.cost(row) == pytest.approx(expected, rel=1e-12)
+    assert both(table, row) == pytest.approx((expected, expected), rel=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -144,24 +153,18 @@ def test_claude_costs_match_list_prices(table, model, expected):
 )
 def test_codex_and_gemini_costs_match_list_prices(table, model, expected):
     row = usage(model, 50000, 5000, 0, 150000, agent="codex")
-    assert table.cost(row) == pytest.approx(expected, rel=1e-12)
-
-
-def test_one_hour_cache_writes_cost_twice_the_input_price(table):
-    # Sonnet 4.5: 600 tokens at the 5-minute $3.75, 400 at the 1-hour $6.
-    row = usage("claude-sonnet-4-5", cache_write=1000, one_hour=400)
-    assert table.cost(row) == pytest.approx((600 * 3.75 + 400 * 6) / M, rel=1e-12)
+    assert both(table, row) == pytest.approx((expected, expected), rel=1e-12)
 
 
 def test_a_one_hour_part_larger_than_all_writes_is_capped_at_the_whole(table):
     row = usage("claude-sonnet-4-5", cache_write=1000, one_hour=5000)
-    assert table.cost(row) == pytest.approx(1000 * 6 / M, rel=1e-12)
+    assert both(table, row) == pytest.approx((1000 * 6 / M, 1000 * 6 / M), rel=1e-12)
 
 
-# --- the 200k tier and OpenAI's long context -----------------------------------------------
+# --- ccusage: the 200k tier per token kind -------------------------------------------------
 
 
-def test_tier_prices_only_the_tokens_above_200k_of_each_kind(table):
+def test_ccusage_tier_prices_only_the_tokens_above_200k_of_each_kind(table):
     # Sonnet 4.5 above 200k: $6 in, $22.50 out, $7.50 5m, $12 1h, $0.60 read.
     # 250k input, 1000 output, 300k writes (120k of them 1 h), 400k reads: ccusage says 2.49.
     row = usage("claude-sonnet-4-5-20250929", 250_000, 1000, 300_000, 400_000, one_hour=120_000)
@@ -172,46 +175,132 @@ def test_tier_prices_only_the_tokens_above_200k_of_each_kind(table):
         + 120_000 * 6  # 1-hour writes
         + 200_000 * 0.3 + 200_000 * 0.6  # reads
     ) / M  # fmt: skip
-    assert table.cost(row) == pytest.approx(expected, rel=1e-12)
-    assert table.cost(row) == pytest.approx(2.49, rel=1e-12)
+    assert table.cost(row, "ccusage") == pytest.approx(expected, rel=1e-12)
+    assert table.cost(row, "ccusage") == pytest.approx(2.49, rel=1e-12)
 
 
-def test_gemini_tier_prices_reads_above_200k_higher(table):
-    # Gemini 2.5 Pro: $0.125 per M cached read, $0.25 above 200k.
-    row = usage("gemini-2.5-pro", cache_read=250_000)
-    assert table.cost(row) == pytest.approx((200_000 * 0.125 + 50_000 * 0.25) / M, rel=1e-12)
+@pytest.mark.parametrize(
+    ("fresh", "cached", "output", "ccusage"),
+    [
+        (0, 250_000, 0, 0.0625),  # all of it at the >200k $0.25 per M cached
+        (190_000, 0, 20_000, 0.4375),  # the prompt decides: 190k is below, whatever the output
+        (201_000, 0, 1000, 0.5175),  # $2.50 in and $15 out for every token
+    ],
+)
+def test_ccusage_prices_gemini_prompts_over_200k_whole(table, fresh, cached, output, ccusage):
+    # The figures of the ccusage 20.0.24 binary (`ccusage gemini daily`) on these tokens.
+    row = usage("gemini-2.5-pro", fresh, output, 0, cached, agent="gemini")
+    assert both(table, row) == pytest.approx((ccusage, ccusage), rel=1e-12)
 
 
 def test_exactly_200k_tokens_stay_at_the_base_price(table):
     row = usage("claude-sonnet-4-20250514", 200_000)
-    assert table.cost(row) == pytest.approx(200_000 * 3 / M, rel=1e-12)
+    assert both(table, row) == pytest.approx((200_000 * 3 / M, 200_000 * 3 / M), rel=1e-12)
 
 
 def test_a_model_without_a_tier_is_priced_linearly(table):
     row = usage("claude-opus-4-5", 300_000)
-    assert table.cost(row) == pytest.approx(300_000 * 5 / M, rel=1e-12)
+    assert both(table, row) == pytest.approx((300_000 * 5 / M, 300_000 * 5 / M), rel=1e-12)
 
 
-def test_long_context_reprices_the_whole_openai_response_past_272k(table):
-    # gpt-5.4: $2.50 in, $0.25 cached, $15 out; past 272k of context $5, $0.50, $22.50.
-    at_threshold = usage("gpt-5.4", 22_000, 1000, 0, 250_000, agent="codex")
-    assert table.cost(at_threshold) == pytest.approx(
-        (22_000 * 2.5 + 250_000 * 0.25 + 1000 * 15) / M, rel=1e-12
+# --- vendor rules, one test each (docs/usage.md "Vendor-exact cost") ------------------------
+
+
+def test_rule_anthropic_long_context_prices_the_whole_request_past_200k_input(table):
+    # Sonnet 4.5: $3 / $15 / $3.75 5m / $6 1h / $0.30 read; past 200k of input side
+    # (input + reads + writes) $6 / $22.50 / $7.50 / $12 / $0.60 for every token.
+    # 150k reads + 50k writes + 1 input = 200,001: no kind is above 200k on its own.
+    row = usage("claude-sonnet-4-5", 1, 2000, 50_000, 150_000, one_hour=20_000)
+    vendor, ccusage = both(table, row)
+    assert vendor == pytest.approx(
+        (1 * 6 + 2000 * 22.5 + 30_000 * 7.5 + 20_000 * 12 + 150_000 * 0.6) / M, rel=1e-12
     )
-    past = usage("gpt-5.4", 22_001, 1000, 0, 250_000, agent="codex")
-    assert table.cost(past) == pytest.approx(
-        (22_001 * 5 + 250_000 * 0.5 + 1000 * 22.5) / M, rel=1e-12
+    assert ccusage == pytest.approx(
+        (1 * 3 + 2000 * 15 + 30_000 * 3.75 + 20_000 * 6 + 150_000 * 0.3) / M, rel=1e-12
     )
+    under = usage("claude-sonnet-4-5", 0, 2000, 50_000, 150_000, one_hour=20_000)  # 200,000
+    assert both(table, under)[0] == pytest.approx(both(table, under)[1], rel=1e-12)
 
 
-# --- fast mode -----------------------------------------------------------------------------
+def test_rule_anthropic_long_context_over_ccusages_own_tier_example(table):
+    # The ccusage test above (250k in, 1000 out, 300k writes, 120k of them 1 h, 400k reads):
+    # every token at the long-context rates.
+    row = usage("claude-sonnet-4-5-20250929", 250_000, 1000, 300_000, 400_000, one_hour=120_000)
+    expected = (250_000 * 6 + 1000 * 22.5 + 180_000 * 7.5 + 120_000 * 12 + 400_000 * 0.6) / M
+    assert table.cost(row, "vendor") == pytest.approx(expected, rel=1e-12)
+    assert table.cost(row, "vendor") == pytest.approx(4.5525, rel=1e-12)  # ccusage: 2.49
 
 
-def test_fast_mode_multiplies_the_whole_cost(table):
+def test_rule_cache_writes_are_priced_by_duration_in_both_modes(table):
+    # Sonnet 4.5: 600 tokens at the 5-minute $3.75 (1.25 x $3), 400 at the 1-hour $6 (2 x).
+    row = usage("claude-sonnet-4-5", cache_write=1000, one_hour=400)
+    expected = (600 * 3.75 + 400 * 6) / M
+    assert both(table, row) == pytest.approx((expected, expected), rel=1e-12)
+
+
+def test_rule_anthropic_cache_prices_are_the_documented_multiples_of_input():
+    # 1.25 x, 2 x and 0.1 x input, except where Anthropic's page lists rounded figures: Claude
+    # 3 Haiku's 5-minute write is $0.30 and its read $0.03 per MTok ($0.25 input).
+    page = {"claude-3-haiku": {"cache_write_5m": 3e-07, "cache_read": 3e-08}}
+    for name, entry in doc()["models"].items():
+        if name.startswith("claude-"):
+            listed = page.get(name, {})
+            for key, multiple in (("cache_write_5m", 1.25), ("cache_read", 0.1)):
+                wanted = listed.get(key, multiple * entry["input"])
+                assert entry[key] == pytest.approx(wanted, rel=1e-9), (name, key)
+            if "cache_write_1h" in entry:
+                assert entry["cache_write_1h"] == pytest.approx(2 * entry["input"]), name
+
+
+def test_rule_fast_mode_below_200k_multiplies_the_whole_cost_in_both_modes(table):
     standard = usage("claude-opus-4-6", 1000, 2000, 5000, 90000, one_hour=3000)
     fast = usage("claude-opus-4-6", 1000, 2000, 5000, 90000, one_hour=3000, speed="fast")
-    assert table.cost(standard) == pytest.approx(0.1425, rel=1e-12)  # ccusage: 0.1425
-    assert table.cost(fast) == pytest.approx(6 * 0.1425, rel=1e-12)  # ccusage: 0.855
+    assert both(table, standard) == pytest.approx((0.1425, 0.1425), rel=1e-12)  # ccusage: 0.1425
+    assert both(table, fast) == pytest.approx((0.855, 0.855), rel=1e-12)  # ccusage: 0.855
+
+
+def test_rule_fast_mode_has_no_long_context_premium():
+    # A model with both a 200k tier and fast mode (Sonnet 4.5's tier, a 6x fast price):
+    # fast mode prices the whole context at 6 x the standard rates; ccusage multiplies its
+    # tiered figure.
+    table = PriceTable.bundled({"claude-sonnet-4-5": {"fast_multiplier": 6}})
+    row = usage("claude-sonnet-4-5", 250_000, 1000, speed="fast")
+    vendor, ccusage = both(table, row)
+    assert vendor == pytest.approx(6 * (250_000 * 3 + 1000 * 15) / M, rel=1e-12)
+    assert ccusage == pytest.approx(6 * (200_000 * 3 + 50_000 * 6 + 1000 * 15) / M, rel=1e-12)
+
+
+def test_rule_web_searches_cost_ten_dollars_a_thousand(table):
+    plain = usage("claude-sonnet-4-5", 17, 301, 100, 1000)
+    searched = usage("claude-sonnet-4-5", 17, 301, 100, 1000, web_searches=3)
+    assert both(table, searched) == pytest.approx((0.005241 + 0.03, 0.005241), rel=1e-12)
+    assert both(table, plain) == pytest.approx((0.005241, 0.005241), rel=1e-12)
+
+
+def test_rule_codex_cached_input_is_part_of_input_and_reasoning_part_of_output(table):
+    # What the Codex parser makes of input 200k (150k of it cached) and output 5000 (4000 of
+    # it reasoning): 50k fresh input, 150k cached reads, 5000 output; both modes agree.
+    row = usage("gpt-5-codex", 50_000, 5000, 0, 150_000, agent="codex")
+    expected = (50_000 * 1.25 + 150_000 * 0.125 + 5000 * 10) / M
+    assert both(table, row) == pytest.approx((expected, expected), rel=1e-12)
+
+
+def test_rule_openai_long_context_reprices_the_whole_response_past_272k_in_both_modes(table):
+    # gpt-5.4: $2.50 in, $0.25 cached, $15 out; past 272k of context $5, $0.50, $22.50.
+    at_threshold = usage("gpt-5.4", 22_000, 1000, 0, 250_000, agent="codex")
+    below = (22_000 * 2.5 + 250_000 * 0.25 + 1000 * 15) / M
+    assert both(table, at_threshold) == pytest.approx((below, below), rel=1e-12)
+    past = usage("gpt-5.4", 22_001, 1000, 0, 250_000, agent="codex")
+    above = (22_001 * 5 + 250_000 * 0.5 + 1000 * 22.5) / M
+    assert both(table, past) == pytest.approx((above, above), rel=1e-12)
+
+
+def test_rule_gemini_long_prompts_price_the_whole_request_at_the_tier_in_both_modes(table):
+    # Gemini 2.5 Pro: $1.25 in, $0.125 cached, $10 out; prompts over 200k: $2.50, $0.25, $15.
+    # No kind is above 200k on its own: the prompt (input with cached) is.
+    row = usage("gemini-2.5-pro", 60_000, 4000, 0, 150_000, agent="gemini")
+    expected = (60_000 * 2.5 + 150_000 * 0.25 + 4000 * 15) / M
+    assert both(table, row) == pytest.approx((expected, expected), rel=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -227,7 +316,9 @@ def test_fast_mode_multiplies_the_whole_cost(table):
 def test_fast_multiplier_per_model(table, model, agent, multiplier):
     standard = usage(model, 1000, 2000, 0, 9000, agent=agent)
     fast = usage(model, 1000, 2000, 0, 9000, agent=agent, speed="fast")
-    assert table.cost(fast) == pytest.approx(multiplier * table.cost(standard), rel=1e-12)
+    for mode in COST_MODES:
+        expected = multiplier * table.cost(standard, mode)
+        assert table.cost(fast, mode) == pytest.approx(expected, rel=1e-12)
 
 
 # --- name matching -------------------------------------------------------------------------
@@ -352,41 +443,64 @@ def test_a_bad_override_is_refused_in_one_sentence(overrides, message):
 # --- cost modes ----------------------------------------------------------------------------
 
 
-def test_cost_modes_are_ccusages():
-    assert COST_MODES == ("auto", "calculate", "display")
+def test_cost_modes_are_vendor_then_ccusage():
+    assert COST_MODES == ("vendor", "ccusage")
 
 
-def test_auto_prefers_the_logged_cost_and_computes_without_one(table):
+def test_ccusage_prefers_a_logged_cost_and_vendor_computes_it(table):
     computed = table.cost(usage("claude-sonnet-4-5", 17, 301, 100, 1000))
     logged = usage("claude-sonnet-4-5", 17, 301, 100, 1000, logged_cost=0.5)
-    assert row_cost(table, logged, "auto") == 0.5
-    assert row_cost(table, usage("claude-sonnet-4-5", 17, 301, 100, 1000), "auto") == computed
+    assert row_cost(table, logged, "ccusage") == 0.5  # ccusage --mode auto
+    assert row_cost(table, logged, "vendor") == pytest.approx(computed, rel=1e-12)
+    bare = usage("claude-sonnet-4-5", 17, 301, 100, 1000)
+    assert row_cost(table, bare, "ccusage") == pytest.approx(computed, rel=1e-12)
 
 
-def test_calculate_ignores_the_logged_cost(table):
-    logged = usage("claude-sonnet-4-5", 17, 301, 100, 1000, logged_cost=0.5)
-    assert row_cost(table, logged, "calculate") == pytest.approx(0.005241, rel=1e-12)
+def test_a_cost_reported_over_the_api_wins_in_both_modes(table):
+    for source in ("api", "heartbeat"):
+        row = usage("claude-sonnet-4-5", 1_500_000, logged_cost=2.5)
+        row.source = source
+        assert [row_cost(table, row, mode) for mode in COST_MODES] == [2.5, 2.5]
+    unpriced = usage("claude-sonnet-4-5", 1_500_000)
+    unpriced.source = "api"
+    assert row_cost(table, unpriced, "vendor") == pytest.approx(1_500_000 * 6 / M)
 
 
-def test_display_shows_only_the_logged_cost(table):
-    assert row_cost(table, usage("claude-sonnet-4-5", 17, logged_cost=0.5), "display") == 0.5
-    assert row_cost(table, usage("claude-sonnet-4-5", 17), "display") == 0.0
+def test_aiders_own_cost_wins_in_both_modes(table):
+    row = usage("claude-sonnet-4-5", 12_000, 1200, agent="aider", logged_cost=0.02)
+    assert [row_cost(table, row, mode) for mode in COST_MODES] == [0.02, 0.02]
+    unpriced = usage("claude-sonnet-4-5", 12_000, 1200, agent="aider")
+    assert row_cost(table, unpriced, "vendor") == pytest.approx((36_000 + 18_000) / M)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        usage("claude-opus-4-6", 1000, 2000, 5000, 90000, one_hour=3000),  # flat
+        usage("claude-opus-4-6", 300_000, 2000, speed="fast", web_searches=2),  # flat, searched
+        usage("claude-sonnet-4-5", 150_000, 2000, 50_000, 150_000),  # per-kind tier
+        usage("gpt-5.4", 300_000, 1000, 0, 250_000, agent="codex", speed="fast"),  # threshold
+        usage("gemini-2.5-pro", 210_000, 1000, agent="gemini"),  # threshold
+    ],
+)
+def test_row_costs_prices_once_only_where_both_modes_agree(table, row):
+    assert row_costs(table, row) == pytest.approx(both(table, row), rel=1e-12)
 
 
 def test_an_unknown_model_costs_none_unless_a_cost_was_logged(table):
     bare = usage("claude-opus-9", 1000)
     logged = usage("claude-opus-9", 1000, logged_cost=0.25)
-    assert [row_cost(table, bare, mode) for mode in COST_MODES] == [None, None, 0.0]
-    assert [row_cost(table, logged, mode) for mode in COST_MODES] == [0.25, 0.25, 0.25]
+    assert [row_cost(table, bare, mode) for mode in COST_MODES] == [None, None]
+    assert [row_cost(table, logged, mode) for mode in COST_MODES] == [0.25, 0.25]
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -0.01])
 def test_an_unusable_logged_cost_counts_as_none(table, bad):
     row = usage("claude-sonnet-4-5", 17, 301, 100, 1000, logged_cost=bad)
-    assert row_cost(table, row, "auto") == pytest.approx(0.005241, rel=1e-12)
-    assert row_cost(table, row, "display") == 0.0
+    assert row_cost(table, row, "ccusage") == pytest.approx(0.005241, rel=1e-12)
+    assert row_cost(table, usage("claude-opus-9", 17, logged_cost=bad), "ccusage") is None
 
 
 def test_an_unknown_mode_is_refused(table):
-    with pytest.raises(ValueError, match="Cost mode 'estimate' is not one of auto, calculate"):
-        row_cost(table, usage("gpt-5", 1), "estimate")
+    with pytest.raises(ValueError, match="Cost mode 'auto' is not one of vendor, ccusage"):
+        row_cost(table, usage("gpt-5", 1), "auto")

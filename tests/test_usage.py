@@ -29,8 +29,12 @@ def db(tmp_path: Path) -> Iterator[None]:
 
 
 def do_import(agent_logs: dict[str, Path]) -> Any:
-    env = {"CLAUDE_CONFIG_DIR": str(agent_logs["claude"]), "CODEX_HOME": str(agent_logs["codex"])}
-    return run_import(PRICES, "auto", env=env)
+    env = {
+        "CLAUDE_CONFIG_DIR": str(agent_logs["claude"]),
+        "CODEX_HOME": str(agent_logs["codex"]),
+        "GEMINI_CLI_HOME": str(agent_logs["gemini"]),
+    }
+    return run_import(PRICES, env=env)
 
 
 def daily(zone: str = "UTC", **fields: Any) -> dict[str, Any]:
@@ -40,7 +44,7 @@ def daily(zone: str = "UTC", **fields: Any) -> dict[str, Any]:
 
 def add_rows(*rows: tuple[str, int], agent: str = "claude", **fields: Any) -> None:
     """Ledger rows of ``tokens`` output each at the given UTC times."""
-    ledger = Ledger(PRICES, "auto", Attribution.load())
+    ledger = Ledger(PRICES, Attribution.load())
     with store.DB.atomic():
         result = ledger.write([
             UsageRow(

@@ -85,6 +85,25 @@ class _Usage(msgspec.Struct):
     cache_read_input_tokens: U64 = 0
     speed: Literal["standard", "fast"] | None = None
     cache_creation: _CacheCreation | None = None
+    # Kept raw: ccusage ignores this field, so no shape of it may refuse the line, and most
+    # lines say 0 searches (decoded only when they might not).
+    server_tool_use: msgspec.Raw = msgspec.Raw()
+
+
+_NO_SEARCHES = b'"web_search_requests":0,'
+
+
+def _web_searches(server_tool_use: msgspec.Raw) -> int:
+    """``server_tool_use.web_search_requests`` when it is a count above 0, else 0."""
+    raw = bytes(server_tool_use)
+    if b"web_search_requests" not in raw or _NO_SEARCHES in raw:
+        return 0
+    try:
+        value = _any_decoder.decode(raw)
+    except _DECODE_ERRORS:
+        return 0
+    count = value.get("web_search_requests") if isinstance(value, dict) else None
+    return count if type(count) is int and count > 0 else 0
 
 
 # The exact shapes ccusage decodes, tried one after the other on a line the fast shape refused.
@@ -423,6 +442,7 @@ def parse(chunk: bytes, base_offset: int, source: str, context: dict[str, Any]) 
                 one_hour,
                 cost,
                 "fast" if usage.speed == "fast" else None,
+                _web_searches(usage.server_tool_use) if len(usage.server_tool_use) > 4 else 0,
                 entry.session_id or None,
                 entry.cwd,
                 sidechain is True,

@@ -36,14 +36,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from supervisor.usage.records import UsageRow
-from supervisor.usage.scan import Parsed, jsonl_files, parse_timestamp
+from supervisor.usage.scan import Parsed, iso_timestamp, jsonl_files
 
 AGENT = "codex"
 FALLBACK_MODEL = "gpt-5"  # ccusage's model for early sessions that never name theirs
@@ -153,17 +152,7 @@ def _model(value: Any) -> str | None:
 def _timestamp(value: Any) -> float | None:
     """An RFC 3339 string (any ISO form as a fallback), or epoch seconds or milliseconds."""
     if isinstance(value, str):
-        text = value.strip()
-        ts = parse_timestamp(text)
-        if ts is None and text:
-            try:
-                moment = datetime.fromisoformat(text)
-            except ValueError:
-                return None
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-            ts = moment.timestamp()
-        return ts
+        return iso_timestamp(value)
     if type(value) is int and value >= 0:
         return value / 1000 if value > 10_000_000_000 else float(value)
     return None

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from supervisor.store import DB, Setting, UsageFile
-from supervisor.usage import claude, codex
+from supervisor.store import DB, Runner, Setting, UsageFile
+from supervisor.usage import aider, claude, codex, gemini
+from supervisor.usage.budgets import runner_agent
 from supervisor.usage.ledger import (
     Attribution,
     Ledger,
@@ -27,13 +28,15 @@ from supervisor.usage.ledger import (
     reattribute,
     rebuild_buckets,
     refresh_runner_tokens,
+    reprice,
 )
 from supervisor.usage.pricing import PriceTable
 from supervisor.usage.records import UsageRow
-from supervisor.usage.scan import FileMark, Parsed, iter_new
+from supervisor.usage.scan import Chunk, FileMark, Parsed, iter_new, iter_whole
 
 BATCH_ROWS = 20_000
 DIRTY = "usage.dirty_buckets"  # bucket span written but not yet summed (survives a crash)
+REPRICE = "usage.reprice"  # set by a migration: every row is priced again at the next import
 Progress = Callable[[int, int], None]  # (bytes done, bytes to read)
 Parser = Callable[[bytes, int, str, dict[str, Any]], Parsed]
 
@@ -63,11 +66,31 @@ class ImportReport:
         }
 
 
-def sources(env: Mapping[str, str], home: Path | None) -> list[tuple[str, Path]]:
-    """Every log file of every agent we read, with its agent (the key of its parser)."""
-    claude_files = claude.claude_files(claude.claude_roots(env, home))
-    codex_files = codex.codex_files(codex.codex_homes(env, home))
-    return [("claude", path) for path in claude_files] + [("codex", path) for path in codex_files]
+def sources(
+    env: Mapping[str, str], home: Path | None, places: aider.Places | None = None
+) -> list[tuple[str, Path]]:
+    """Every log file of every agent we read, with its agent (the key of its parser). Aider's
+    files are only where ``places`` says (its history is a file per project, not a log)."""
+    found = [("claude", path) for path in claude.claude_files(claude.claude_roots(env, home))]
+    found += [("codex", path) for path in codex.codex_files(codex.codex_homes(env, home))]
+    found += [("gemini", path) for path in gemini.gemini_files(gemini.gemini_dir(env, home))]
+    found += [("aider", path) for path in (places.files() if places is not None else [])]
+    return found
+
+
+def known_places() -> tuple[list[str], aider.Places]:
+    """The folders Stratavore knows (its projects', and where its runners ran), and the
+    Aider history files among them with the model each run asked for."""
+    projects = [path for (path,) in DB.execute_sql('SELECT path FROM "project"').fetchall()]
+    folders = dict.fromkeys(projects)
+    runs = []
+    cursor = DB.execute_sql('SELECT cwd, command, profile FROM "runner" ORDER BY id')
+    for cwd, command, profile in cursor.fetchall():
+        folders.setdefault(cwd)
+        argv = Runner.command.python_value(command)
+        if isinstance(argv, list) and runner_agent(profile, argv) == "aider":
+            runs.append((cwd, [str(arg) for arg in argv]))
+    return list(folders), aider.Places(projects, runs)
 
 
 class _Batch:
@@ -94,7 +117,6 @@ class _Batch:
 
 def run_import(
     prices: PriceTable,
-    cost_mode: str,
     env: Mapping[str, str] | None = None,
     home: Path | None = None,
     progress: Progress | None = None,
@@ -104,8 +126,11 @@ def run_import(
     began = time.perf_counter()
     env = os.environ if env is None else env
     report = ImportReport()
-    files = sources(env, home)
+    folders, places = known_places()
+    files = sources(env, home, places)
     report.files = len(files)
+    hints = {"gemini": gemini.Folders(gemini.gemini_dir(env, home), folders).hint,
+             "aider": places.hint}  # fmt: skip
     # Plain tuples, and the parser state decoded only for files that changed: a refresh of
     # ten thousand unchanged files costs one stat() each.
     known = {
@@ -115,9 +140,14 @@ def run_import(
         )
     }
     attribution = Attribution.load()
-    ledger = Ledger(prices, cost_mode, attribution)
+    ledger = Ledger(prices, attribution)
     with DB.atomic():
         if reattribute(attribution):
+            _set_dirty((float("-inf"), float("inf")))
+        flag = Setting.get_or_none(Setting.key == REPRICE)
+        if flag is not None:  # the schema gained a cost mode: price the old rows in it
+            reprice(prices)
+            flag.delete_instance()
             _set_dirty((float("-inf"), float("inf")))
     todo = []
     for agent, path in files:
@@ -141,7 +171,10 @@ def run_import(
     done = 0
     result = WriteResult()
     batch = _Batch()
-    tasks = [(agent, str(path), mark) for agent, path, _, mark, _ in todo]
+    tasks = [
+        (agent, str(path), mark, hints[agent](path) if agent in hints else None)
+        for agent, path, _, mark, _ in todo
+    ]
     with _reader(total) as read:
         for (_, path, file_id, _, _), chunks in zip(todo, read(tasks), strict=True):
             file_id = file_id if file_id is not None else ids[str(path)]
@@ -212,17 +245,35 @@ def _commit(ledger: Ledger, batch: _Batch, now: float) -> WriteResult:
     return result
 
 
-PARSERS: dict[str, Parser] = {"claude": claude.parse, "codex": codex.parse}
+PARSERS: dict[str, Parser] = {
+    "claude": claude.parse,
+    "codex": codex.parse,
+    "gemini": gemini.parse,
+    "aider": aider.parse,
+}
 PARALLEL_BYTES = 256 << 20  # from this much new log, files are parsed in a second process
 Chunks = list[tuple[Parsed, FileMark, bool, int]]  # per chunk: parsed, mark, restarted, bytes
 
 
-def read_file(task: tuple[str, str, FileMark | None]) -> Chunks:
-    """Read and parse what is new in one file (in this process or a worker process)."""
-    agent, path, mark = task
+Task = tuple[str, str, FileMark | None, dict[str, Any] | None]  # agent, path, mark, hint
+
+
+def read_file(task: Task) -> Chunks:
+    """Read and parse what is new in one file (in this process or a worker process).
+
+    ``hint`` is what the importer knows about the file that the file does not say (Gemini's
+    project folder, the model of an Aider run): it starts the parser's context. A JSON
+    document (Gemini's older recordings) is read whole whenever it changed.
+    """
+    agent, path, mark, hint = task
     parse = PARSERS[agent]
+    reader: Callable[[Path, FileMark | None], Iterator[Chunk]] = (
+        iter_whole if path.endswith(".json") else iter_new
+    )
     chunks = []
-    for chunk in iter_new(Path(path), mark):
+    for chunk in reader(Path(path), mark):
+        if hint:
+            chunk.mark.context.update(hint)
         parsed = parse(chunk.data, chunk.start, path, chunk.mark.context)
         chunks.append((parsed, chunk.mark, chunk.restarted, len(chunk.data)))
     return chunks

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from supervisor.store import DB, Project, Runner
-from supervisor.usage.pricing import PriceTable, row_cost
+from supervisor.usage.pricing import PriceTable, row_costs
 from supervisor.usage.records import UsageRow
 
 BUCKET = 900  # seconds; every time zone's midnight is on a quarter hour
@@ -108,16 +108,17 @@ class WriteResult:
 
 _UPSERT = (
     'INSERT INTO "usage" (ts, agent, model, input_tokens, output_tokens, cache_creation_tokens, '
-    "cache_creation_1h_tokens, cache_read_tokens, cost_usd, logged_cost, speed, project_id, "
-    "runner_id, session_id, file_id, dedupe, rank) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "cache_creation_1h_tokens, cache_read_tokens, cost_usd, ccusage_cost_usd, logged_cost, "
+    "speed, web_search_requests, project_id, runner_id, session_id, file_id, dedupe, rank) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT(dedupe) DO UPDATE SET ts = excluded.ts, agent = excluded.agent, "
     "model = excluded.model, input_tokens = excluded.input_tokens, "
     "output_tokens = excluded.output_tokens, "
     "cache_creation_tokens = excluded.cache_creation_tokens, "
     "cache_creation_1h_tokens = excluded.cache_creation_1h_tokens, "
     "cache_read_tokens = excluded.cache_read_tokens, cost_usd = excluded.cost_usd, "
-    "logged_cost = excluded.logged_cost, speed = excluded.speed, "
+    "ccusage_cost_usd = excluded.ccusage_cost_usd, logged_cost = excluded.logged_cost, "
+    "speed = excluded.speed, web_search_requests = excluded.web_search_requests, "
     "project_id = excluded.project_id, runner_id = excluded.runner_id, "
     "session_id = excluded.session_id, file_id = excluded.file_id, rank = excluded.rank "
     "WHERE excluded.rank > usage.rank"
@@ -131,11 +132,11 @@ _SESSION_UPSERT = (
 
 
 class Ledger:
-    """Writes rows with one price table, cost mode and attribution (load them once per import)."""
+    """Writes rows with one price table and attribution (load them once per import); each row
+    is priced in both cost modes."""
 
-    def __init__(self, prices: PriceTable, cost_mode: str, attribution: Attribution) -> None:
+    def __init__(self, prices: PriceTable, attribution: Attribution) -> None:
         self.prices = prices
-        self.cost_mode = cost_mode
         self.attribution = attribution
         self._projects: dict[str | None, int | None] = {}  # by cwd
 
@@ -165,7 +166,7 @@ class Ledger:
                 runner_id = self.attribution.runner_for(row.session_id, project_id, row.ts)
             if runner_id is not None:
                 runners.add(runner_id)
-            cost = row_cost(self.prices, row, self.cost_mode)
+            cost, ccusage_cost = row_costs(self.prices, row)
             if cost is None:
                 unknown.add(row.model)
             if row.session_id is not None and row.session_id not in sessions:
@@ -173,8 +174,9 @@ class Ledger:
             params.append((
                 row.ts, row.agent, row.model, row.input_tokens, row.output_tokens,
                 row.cache_creation_tokens, row.cache_creation_1h_tokens, row.cache_read_tokens,
-                cost, row.logged_cost, row.speed, project_id, runner_id, row.session_id,
-                file_id, dedupe_hash(row.key), row.rank,
+                cost, ccusage_cost, row.logged_cost, row.speed,
+                row.web_search_requests, project_id, runner_id, row.session_id, file_id,
+                dedupe_hash(row.key), row.rank,
             ))  # fmt: skip
             if low is None or row.ts < low:
                 low = row.ts
@@ -212,10 +214,11 @@ def rebuild_buckets(span: tuple[int, int] | None = None) -> None:
         DB.execute_sql('DELETE FROM "usage_bucket"')
     DB.execute_sql(
         'INSERT INTO "usage_bucket" (start, agent, model, project_id, input_tokens, '
-        "output_tokens, cache_creation_tokens, cache_read_tokens, cost_usd, responses) "
-        f"SELECT CAST(ts / {BUCKET} AS INTEGER) * {BUCKET}, agent, model, "
+        "output_tokens, cache_creation_tokens, cache_read_tokens, cost_usd, ccusage_cost_usd, "
+        f"responses) SELECT CAST(ts / {BUCKET} AS INTEGER) * {BUCKET}, agent, model, "
         "COALESCE(project_id, 0), SUM(input_tokens), SUM(output_tokens), "
-        "SUM(cache_creation_tokens), SUM(cache_read_tokens), TOTAL(cost_usd), COUNT(*) "
+        "SUM(cache_creation_tokens), SUM(cache_read_tokens), TOTAL(cost_usd), "
+        "TOTAL(ccusage_cost_usd), COUNT(*) "
         f'FROM "usage"{where} GROUP BY 1, 2, 3, 4',
         args,
     )
@@ -256,3 +259,28 @@ def reattribute(attribution: Attribution) -> bool:
     conn.executemany('UPDATE "usage_session" SET project_id = ? WHERE session_id = ?', moved)
     conn.executemany('UPDATE "usage" SET project_id = ? WHERE session_id = ?', moved)
     return True
+
+
+def reprice(prices: PriceTable) -> int:
+    """Price every row again in both cost modes from what it stored (call inside a
+    transaction, then rebuild all buckets); how many rows. Used once after the schema gained
+    the vendor cost, and whenever the prices of past rows must follow a new table."""
+    cursor = DB.execute_sql(
+        "SELECT id, ts, agent, model, input_tokens, output_tokens, cache_creation_tokens, "
+        "cache_creation_1h_tokens, cache_read_tokens, logged_cost, speed, web_search_requests, "
+        'file_id FROM "usage"'
+    )
+    updates = []
+    for (row_id, ts, agent, model, tokens_in, tokens_out, writes, writes_1h, reads, logged,
+         speed, searches, file_id) in cursor.fetchall():  # fmt: skip
+        row = UsageRow(
+            ts, agent, model, tokens_in, tokens_out, writes, reads, "",
+            "api" if file_id is None else "",  # no file: reported over the API or a heartbeat
+            cache_creation_1h_tokens=writes_1h, logged_cost=logged, speed=speed,
+            web_search_requests=searches,
+        )  # fmt: skip
+        updates.append((*row_costs(prices, row), row_id))
+    DB.connection().executemany(
+        'UPDATE "usage" SET cost_usd = ?, ccusage_cost_usd = ? WHERE id = ?', updates
+    )
+    return len(updates)

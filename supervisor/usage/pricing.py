@@ -1,21 +1,36 @@
-"""Model prices and the cost of one counted response, worked out the way ccusage does it.
+"""Model prices and the cost of one counted response, in two cost modes.
 
 The bundled table, ``prices.json`` (package data next to this module), is a copy of LiteLLM's
 ``model_prices_and_context_window.json``, the table ccusage prices with; it records the date it
-was taken and its source. Costs follow ccusage's rules (github.com/ccusage/ccusage,
-``rust/crates/ccusage-core/src/cost.rs`` and ``pricing.rs``, ``rust/adapters/codex/src/report.rs``;
-checked against the ccusage 20.0.24 binary) so that our totals match ccusage's for the same tokens:
+was taken and its source. Every row is priced twice, and the ledger keeps both figures:
 
-* The 200k tier (Anthropic, Gemini) applies per response and per token kind: the first 200,000
-  tokens of a kind cost the base price and only the tokens above that cost the tier price.
-  (Anthropic reprices the whole request; ccusage does not, and we match ccusage.)
-* A model with a ``long_context_threshold`` (OpenAI's 272k) instead prices the whole response
-  at its tier prices once the response's context (input, cache reads and writes) exceeds it.
-* Cache writes are priced per duration: the 1-hour part at ``cache_write_1h`` (2 x input), the
-  rest at ``cache_write_5m``.
-* A fast-mode response (``speed == "fast"``) costs the model's fast multiplier times the whole.
-* A price the table leaves out defaults to what ccusage uses: 5-minute cache write 1.25 x input,
-  cache read 0.1 x input, 1-hour cache write 2 x input (and 2 x the input tier).
+``vendor`` (the default) prices as the provider bills (docs/usage.md has the rules, each with
+the vendor's page):
+
+* A model with a 200k tier (Anthropic's long context) prices the *whole* request at the tier
+  prices once its input side (input, cache reads and cache writes) exceeds 200,000 tokens;
+  output included.
+* A model with a ``long_context_threshold`` (OpenAI's 272k, Gemini 2.5 Pro's 200k) does the
+  same past its threshold.
+* Cache writes are priced per duration: the 1-hour part at ``cache_write_1h`` (2 x input),
+  the rest at ``cache_write_5m`` (1.25 x input); reads at ``cache_read`` (0.1 x input).
+* A fast-mode response (``speed == "fast"``) costs the model's fast multiplier times its
+  standard prices, over the full context window (Anthropic has no long-context premium on
+  top of fast mode); caching multipliers stack.
+* Web search requests (``server_tool_use.web_search_requests``) cost $10 per thousand.
+* An agent that logs its own cost from exact tokens while its log keeps only rounded ones
+  (Aider, ``OWN_COST_AGENTS``) is priced by its own figure, and so is usage an agent reports
+  over the API with a cost (``REPORTED_SOURCES``); Claude Code's logged ``costUSD`` is not.
+
+``ccusage`` reproduces ccusage 20.0.24 (github.com/ccusage/ccusage, ``rust/crates/ccusage/src/
+cost.rs`` and ``pricing.rs``; checked against its binary): the 200k tier applies per response
+and per token kind (only the tokens of a kind above 200,000 cost the tier price), a
+``long_context_threshold`` prices the whole response as in vendor mode, fast mode
+multiplies that whole figure, web searches are free, and an agent's logged ``costUSD`` wins
+over the computed cost (ccusage's default ``--mode auto``).
+
+A price the table leaves out defaults to what ccusage uses: 5-minute cache write 1.25 x input,
+cache read 0.1 x input, 1-hour cache write 2 x input (and 2 x the input tier).
 """
 
 from __future__ import annotations
@@ -31,7 +46,19 @@ from typing import Any
 
 from supervisor.usage.records import UsageRow
 
-COST_MODES = ("auto", "calculate", "display")
+COST_MODES = ("vendor", "ccusage")
+
+# Anthropic's web search tool: $10 per 1,000 searches, on top of the tokens
+# (platform.claude.com/docs/en/about-claude/pricing, "Web search tool").
+WEB_SEARCH_USD = 0.01
+
+# Agents whose own logged cost is priced from exact tokens while their log keeps only rounded
+# ones: in vendor mode their figure beats repricing the rounded tokens (docs/usage.md).
+OWN_COST_AGENTS = frozenset({"aider"})
+# Rows an agent reported itself (POST /usage, heartbeats): a cost it sends is what it was
+# billed, with what we cannot see (cache durations, searches, its own rates); vendor mode
+# takes it as given.
+REPORTED_SOURCES = frozenset({"api", "heartbeat"})
 
 # Tokens of one kind in one response above which a marginal tier price applies (ccusage
 # DEFAULT_LONG_CONTEXT_THRESHOLD_TOKENS, for LiteLLM's *_above_200k_tokens prices).
@@ -130,19 +157,34 @@ class ModelPrice:
         )
 
     def cost(self, row: UsageRow) -> float:
-        """The USD cost of one response's tokens at these prices."""
-        one_hour = row.cache_creation_1h_tokens
-        five_minute = row.cache_creation_tokens - one_hour
-        if five_minute < 0:  # a 1 h part larger than the whole: trust the whole
-            five_minute, one_hour = 0, row.cache_creation_tokens
+        """The USD cost of one response's tokens at these prices, as the vendor bills it."""
+        one_hour, five_minute = _cache_writes(row)
         if self._flat:
-            total = (
-                row.input_tokens * self.input
-                + row.output_tokens * self.output
-                + five_minute * self.cache_write_5m
-                + one_hour * self.cache_write_1h
-                + row.cache_read_tokens * self.cache_read
-            )
+            rates = self._base
+        else:
+            context = row.input_tokens + row.cache_read_tokens + row.cache_creation_tokens
+            if self.long_context_threshold is not None:
+                threshold = self.long_context_threshold
+            elif row.speed == "fast":
+                threshold = None  # fast mode has one price across the full context window
+            else:
+                threshold = TIER_THRESHOLD
+            # Past the threshold the whole request is priced at the long-context rates.
+            long = threshold is not None and context > threshold
+            rates = self._long if long else self._base
+        total = _linear(row, five_minute, one_hour, rates)
+        if row.speed == "fast":
+            total *= self.fast_multiplier
+        if row.web_search_requests:
+            total += row.web_search_requests * WEB_SEARCH_USD
+        return total
+
+    def ccusage_cost(self, row: UsageRow) -> float:
+        """The USD cost of one response's tokens at these prices, as ccusage 20.0.24 works it
+        out: the 200k tier per token kind, web searches free."""
+        one_hour, five_minute = _cache_writes(row)
+        if self._flat:
+            total = _linear(row, five_minute, one_hour, self._base)
         elif self.long_context_threshold is not None:
             context = row.input_tokens + row.cache_read_tokens + row.cache_creation_tokens
             # OpenAI prices the whole response at the long-context rates past the threshold.
@@ -159,6 +201,16 @@ class ModelPrice:
         if row.speed == "fast":
             total *= self.fast_multiplier
         return total
+
+
+def _cache_writes(row: UsageRow) -> tuple[int, int]:
+    """A row's 1-hour and 5-minute cache writes (a 1-hour part larger than the whole: the
+    whole, all of it 1-hour)."""
+    one_hour = row.cache_creation_1h_tokens
+    five_minute = row.cache_creation_tokens - one_hour
+    if five_minute < 0:
+        return row.cache_creation_tokens, 0
+    return one_hour, five_minute
 
 
 class PriceTable:
@@ -211,36 +263,53 @@ class PriceTable:
         self._cache[model] = price
         return price
 
-    def cost(self, row: UsageRow) -> float | None:
-        """The computed USD cost of a row: None if its model is unknown (0 if it has no tokens)."""
+    def cost(self, row: UsageRow, mode: str = "vendor") -> float | None:
+        """The USD cost of a row's tokens in a cost mode: None if its model is unknown (0 if it
+        has no tokens)."""
         try:
             price = self._cache[row.model]
         except KeyError:
             price = self.lookup(row.model)
         if price is None:
-            return 0.0 if row.total_tokens == 0 else None
-        return price.cost(row)
+            return 0.0 if row.total_tokens == 0 and not row.web_search_requests else None
+        return price.cost(row) if mode == "vendor" else price.ccusage_cost(row)
 
 
 def row_cost(table: PriceTable, row: UsageRow, mode: str) -> float | None:
-    """A row's cost in one of COST_MODES, as ccusage's ``--mode`` chooses it.
+    """A row's cost in one of COST_MODES, the agent's own logged cost included.
 
-    ``auto`` takes the agent's own logged cost when there is one, else computes it;
-    ``calculate`` always computes it (the logged cost only stands in for an unknown model);
-    ``display`` takes only the logged cost, 0 when there is none. None only when the model is
-    unknown and there is no usable logged cost.
+    ``ccusage`` takes the logged cost when there is one, else computes it (ccusage's ``--mode
+    auto``). ``vendor`` computes it, except for agents whose own figure is the better one
+    (``OWN_COST_AGENTS``, ``REPORTED_SOURCES``); a logged cost stands in for an unknown model
+    in both. None only when the model is unknown and there is no usable logged cost.
     """
     if mode not in COST_MODES:
         raise ValueError(f"Cost mode {mode!r} is not one of {', '.join(COST_MODES)}.")
+    return row_costs(table, row)[COST_MODES.index(mode)]
+
+
+def row_costs(table: PriceTable, row: UsageRow) -> tuple[float | None, float | None]:
+    """``row_cost`` in each mode, (vendor, ccusage), working out what both share once: the
+    two agree for every model without Anthropic's per-kind tier unless the row ran web
+    searches or logged its own cost, so most rows are priced once."""
     logged = row.logged_cost
     if logged is not None and not (math.isfinite(logged) and logged >= 0):
         logged = None
-    if mode == "display":
-        return 0.0 if logged is None else logged
-    if mode == "auto" and logged is not None:
-        return logged
-    computed = table.cost(row)
-    return logged if computed is None else computed
+    if logged is not None and (row.agent in OWN_COST_AGENTS or row.source in REPORTED_SOURCES):
+        return logged, logged
+    try:
+        price = table._cache[row.model]
+    except KeyError:
+        price = table.lookup(row.model)
+    if price is None:
+        nothing = row.total_tokens == 0 and not row.web_search_requests
+        return (0.0, 0.0) if nothing else (logged, logged)
+    vendor = price.cost(row)
+    if logged is not None:
+        return vendor, logged
+    if row.web_search_requests or not (price._flat or price.long_context_threshold is not None):
+        return vendor, price.ccusage_cost(row)
+    return vendor, vendor
 
 
 def _linear(row: UsageRow, five_minute: int, one_hour: int, rates: tuple[float, ...]) -> float:

@@ -12,7 +12,7 @@ MAIN_CHAIN = 1 << 48
 @dataclass(slots=True)
 class UsageRow:
     ts: float  # UTC epoch seconds
-    agent: str  # "claude", "codex", or a generic agent's name
+    agent: str  # "claude", "codex", "gemini", "aider", or a generic agent's name
     model: str
     input_tokens: int  # excluding cached input
     output_tokens: int  # including reasoning
@@ -23,6 +23,7 @@ class UsageRow:
     cache_creation_1h_tokens: int = 0  # the part of cache_creation_tokens written for 1 h
     logged_cost: float | None = None  # the agent's own costUSD, when it logs one
     speed: str | None = None  # "fast" for fast-mode responses
+    web_search_requests: int = 0  # server-side web searches the response ran (billed apart)
     session_id: str | None = None
     cwd: str | None = None
     sidechain: bool = False

@@ -27,10 +27,14 @@ EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
 
 
-def _sums(at: str = "") -> str:
+# The cost column of each cost mode (pricing.COST_MODES), in the rows and the buckets.
+COST_COLUMNS = {"vendor": "cost_usd", "ccusage": "ccusage_cost_usd"}
+
+
+def _sums(mode: str, at: str = "") -> str:
     return (
         f"SUM({at}input_tokens), SUM({at}output_tokens), SUM({at}cache_creation_tokens), "
-        f"SUM({at}cache_read_tokens), TOTAL({at}cost_usd)"
+        f"SUM({at}cache_read_tokens), TOTAL({at}{COST_COLUMNS[mode]})"
     )
 
 
@@ -42,6 +46,7 @@ class Query:
     project: str | None = None
     agent: str | None = None
     week_start: int = 0  # 0 = Monday
+    mode: str = "vendor"  # which cost: one of pricing.COST_MODES
 
     def window(self) -> tuple[float, float]:
         low = periods.midnight(self.since, self.zone) if self.since else float("-inf")
@@ -66,6 +71,15 @@ class Query:
             clauses.append(f"{at}agent = ?")
             args.append(self.agent)
         return " WHERE " + " AND ".join(clauses), args
+
+
+def parse_mode(text: str, flag: str) -> str:
+    """A --mode value: one of the cost modes."""
+    if text not in COST_COLUMNS:
+        raise ApiError(
+            ErrorCode.INVALID, f"{flag} is one of {', '.join(COST_COLUMNS)}, not '{text}'."
+        )
+    return text
 
 
 def parse_day(text: str, flag: str) -> date:
@@ -141,7 +155,7 @@ def calendar_report(kind: str, query: Query, by_project: bool = False) -> dict[s
     offset = f"CASE {offset} ELSE {segments[-1][1]} END" if offset else str(segments[0][1])
     group = ", project_id" if by_project else ""
     cursor = DB.execute_sql(
-        f"SELECT (start + {offset}) / 86400 AS day, model, {_sums()}{group} "
+        f"SELECT (start + {offset}) / 86400 AS day, model, {_sums(query.mode)}{group} "
         f'FROM "usage_bucket"{where} GROUP BY day, model{group}',
         args,
     )
@@ -181,7 +195,8 @@ def session_report(query: Query) -> dict[str, Any]:
     """One row per agent session: where it ran, when, and what it used."""
     where, args = query.where("ts", "u")
     cursor = DB.execute_sql(
-        f"SELECT u.session_id, u.agent, p.name, MIN(u.ts), MAX(u.ts), u.model, {_sums('u.')} "
+        f"SELECT u.session_id, u.agent, p.name, MIN(u.ts), MAX(u.ts), u.model, "
+        f"{_sums(query.mode, 'u.')} "
         f'FROM "usage" u LEFT JOIN "project" p ON p.id = u.project_id{where} '
         "AND u.session_id IS NOT NULL GROUP BY u.session_id, u.model",
         args,
@@ -216,7 +231,7 @@ def block_report(query: Query, now: float) -> dict[str, Any]:
     where, args = query.where("ts")
     rows = DB.execute_sql(
         "SELECT ts, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, "
-        f'cost_usd, model FROM "usage"{where} ORDER BY ts',
+        f'{COST_COLUMNS[query.mode]}, model FROM "usage"{where} ORDER BY ts',
         args,
     ).fetchall()
     out = []

@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -69,6 +69,22 @@ def parse_timestamp(text: str) -> float | None:
     offset = 0 if sign is None else (int(off_h) * 60 + int(off_m)) * (1 if sign == "+" else -1)
     seconds = days * 86400 + int(hour) * 3600 + int(minute) * 60 + int(second) - offset * 60
     return seconds + (int(millis) / 1000 if millis else 0.0)
+
+
+def iso_timestamp(text: str) -> float | None:
+    """UTC epoch seconds of an ISO 8601 timestamp: ``parse_timestamp``'s shapes, then any form
+    ``datetime.fromisoformat`` takes (a time without a zone is UTC); None if neither."""
+    text = text.strip()
+    ts = parse_timestamp(text)
+    if ts is None and text:
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        ts = moment.timestamp()
+    return ts
 
 
 def head_hash(data: bytes) -> str:
@@ -161,6 +177,15 @@ def _complete_tail(tail: bytes) -> bool:
         return False
 
 
+def _changed(path: Path, mark: FileMark | None) -> bool:
+    """Whether ``path`` exists and its size or mtime differs from ``mark`` (one stat)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return mark is None or st.st_size != mark.size or st.st_mtime_ns != mark.mtime_ns
+
+
 def iter_new(path: Path, mark: FileMark | None, block: int = BLOCK) -> Iterator[Chunk]:
     """The complete lines appended to ``path`` since ``mark``, in blocks of about ``block``.
 
@@ -171,11 +196,7 @@ def iter_new(path: Path, mark: FileMark | None, block: int = BLOCK) -> Iterator[
     the bytes present when the file was opened are read, so a writer racing us is caught up
     with on the next refresh.
     """
-    try:
-        st = path.stat()
-    except OSError:
-        return
-    if mark is not None and st.st_size == mark.size and st.st_mtime_ns == mark.mtime_ns:
+    if not _changed(path, mark):
         return
     try:
         handle = path.open("rb")
@@ -216,6 +237,25 @@ def iter_new(path: Path, mark: FileMark | None, block: int = BLOCK) -> Iterator[
             if at_end:
                 return
             pos, want = end, block
+
+
+def iter_whole(path: Path, mark: FileMark | None) -> Iterator[Chunk]:
+    """A file rewritten whole on every change (a JSON document, not a log): all of it, as one
+    chunk, when its size or mtime changed since ``mark``; nothing when unchanged or gone.
+
+    The chunk says ``restarted`` whenever an earlier version was read: its rows are read again
+    (their dedupe keys make that harmless) and the file's counts start over.
+    """
+    if not _changed(path, mark):
+        return
+    try:
+        with path.open("rb") as handle:
+            st = os.fstat(handle.fileno())
+            data = handle.read()
+    except OSError:
+        return
+    head = head_hash(data[:HEAD_BYTES])
+    yield Chunk(data, 0, mark is not None, FileMark(st.st_size, st.st_mtime_ns, len(data), head))
 
 
 def _head_at(handle: BinaryIO, length: int) -> str:

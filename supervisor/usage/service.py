@@ -139,11 +139,11 @@ class UsageService:
         """Read what is new in the agents' logs (in a worker thread), then apply budgets."""
         async with self._import_lock:
             loop = asyncio.get_running_loop()
-            prices, mode = self.prices, self.manager.settings.cost_mode
+            prices = self.prices
             # each batch commits with its file marks: none is half-done
             with self._refusals(), self.manager.writes.worker_writing():
                 report = await loop.run_in_executor(
-                    None, lambda: run_import(prices, mode, self.env, self.home, clock=self.clock)
+                    None, lambda: run_import(prices, self.env, self.home, clock=self.clock)
                 )
         with self._refusals():
             self._after(report.runner_tokens)
@@ -188,7 +188,7 @@ class UsageService:
     # --- usage reported by agents --------------------------------------------------------------
     def record(self, rows: list[UsageRow]) -> int:
         """Write usage reported over the API; how many rows were new or better."""
-        ledger = Ledger(self.prices, self.manager.settings.cost_mode, Attribution.load())
+        ledger = Ledger(self.prices, Attribution.load())
         with self.manager.writes.transaction():
             result = ledger.write(rows)
             if result.span is not None:
