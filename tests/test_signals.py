@@ -47,8 +47,10 @@ def waits_for(marker: Path, then: str = "") -> list[str]:
 def start_at_pid(pid: int, argv: list[str]) -> subprocess.Popen[bytes]:
     """``argv`` started as a new session leader with exactly ``pid``: a stranger that now owns
     the process-group id ``pid``. Retried, as another process on the machine may take the pid
-    between the write and the fork."""
-    for _ in range(50):
+    between the write and the fork (often, while other test suites run on the machine: so for
+    up to 20 s rather than a number of tries)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
         NS_LAST_PID.write_text(str(pid - 1))
         proc = subprocess.Popen(argv, start_new_session=True)
         if proc.pid == pid:
