@@ -287,10 +287,12 @@ class RunnerManager:
         self._write_hooks_file()
 
     def _write_hooks_file(self) -> None:
-        text = json.dumps(profiles.hooks_settings(self.api_url), indent=2)
-        if not self.hooks_file.exists() or self.hooks_file.read_text() != text:
+        """Write the hooks settings unless the file holds exactly them (compared as bytes: a
+        damaged file, even one that is not UTF-8, is simply written again)."""
+        data = json.dumps(profiles.hooks_settings(self.api_url), indent=2).encode()
+        if not self.hooks_file.exists() or self.hooks_file.read_bytes() != data:
             tmp = self.hooks_file.with_suffix(".tmp")
-            tmp.write_text(text)
+            tmp.write_bytes(data)
             os.replace(tmp, self.hooks_file)
 
     def _plan(self, profile: Profile, **how: Any) -> profiles.Plan:
