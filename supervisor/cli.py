@@ -24,6 +24,7 @@ import json
 import math
 import os
 import shlex
+import sqlite3
 import sys
 import time
 import traceback
@@ -1216,6 +1217,20 @@ def fail(message: object) -> None:
     print("stratavore: " + " ".join(str(message).split("\n")), file=sys.stderr)
 
 
+def damaged_database(exc: Exception) -> str:
+    """One sentence for a database found damaged by a command that reads it directly (usage,
+    budgets; the supervisor checks every page at start, these commands only its header)."""
+    kinds = tuple(m.DatabaseError for m in (sqlite3, sys.modules.get("peewee")) if m)
+    if not isinstance(exc, kinds) or not any(
+        words in str(exc) for words in ("malformed", "not a database")
+    ):
+        return ""
+    from supervisor import backups, paths
+
+    root = paths.data_dir()
+    return f"The database {paths.db_path(root)} is damaged ({exc}): {backups.way_back(root)}."
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the exit status, with any error reported as one line on stderr."""
     try:
@@ -1245,6 +1260,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("STRATAVORE_DEBUG") == "1":
             traceback.print_exc()
+        damage = damaged_database(exc)
+        if damage:
+            fail(damage)
+            return ExitStatus.ERROR
         fail(
             f"internal error: {type(exc).__name__}: {exc} (this is a bug, please report it; "
             "STRATAVORE_DEBUG=1 shows the traceback)"

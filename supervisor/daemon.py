@@ -107,6 +107,7 @@ class Supervisor:
         self.settings: Settings | None = None
         self.url = ""
         self.port = 0
+        self.stopping = False  # a backup under way gives up at its next step
 
     async def start(self) -> None:
         """Lock the data dir, open the DB, take over earlier runners, serve the API."""
@@ -122,8 +123,8 @@ class Supervisor:
         raise_fd_limit()
         loop = asyncio.get_running_loop()
         db_file = paths.db_path(self.root)
-        # reads every page (about 1 s a GB, docs/benchmarks.md): off the loop, which in the
-        # tray app is the GUI thread
+        # reads every page (seconds for a GiB, docs/benchmarks.md): off the loop, which in
+        # the tray app is the GUI thread
         began = time.monotonic()
         await loop.run_in_executor(None, backups.check_db, db_file)
         took = time.monotonic() - began
@@ -205,14 +206,23 @@ class Supervisor:
 
     async def backup(self, kind: str = "scheduled") -> backups.Backup | None:
         """Back the database up now (in a worker thread), keeping the newest
-        ``backup_keep``; a failure is logged and reported as an event."""
+        ``backup_keep``; a failure is logged and reported as an event. A stop does not wait
+        for a long backup: it is abandoned at its next step."""
         assert self.manager is not None
         keep = self.manager.settings.backup_keep
         began = time.monotonic()
+
+        def unless_stopping(_done: int, _total: int) -> None:
+            if self.stopping:
+                raise backups.Abandoned
+
         try:
             made = await asyncio.get_running_loop().run_in_executor(
-                None, backups.take, paths.db_path(self.root), kind, keep
+                None, backups.take, paths.db_path(self.root), kind, keep, unless_stopping
             )
+        except backups.Abandoned:
+            log.info("backup abandoned: the supervisor is stopping")
+            return None
         except (OSError, sqlite3.Error, KnownError) as exc:
             log.warning("backup failed: %s", exc)
             with store.DB.atomic():
@@ -322,6 +332,7 @@ class Supervisor:
 
     async def stop(self, stop_runners: bool = False) -> None:
         """Stop serving; runners keep running for adoption unless ``stop_runners``."""
+        self.stopping = True
         if self.manager is not None and self.url:  # it had started: report the stop
             if stop_runners:  # each stopped as `kill` would: SIGTERM, SIGKILL at the timeout
                 await self.manager.stop_everything()

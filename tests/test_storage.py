@@ -126,6 +126,29 @@ def test_a_missing_db_in_a_used_data_dir_is_refused(daemon_factory, project_dir,
     assert not db.exists()
 
 
+def test_a_db_damaged_past_its_header_is_named_by_the_commands_that_read_it(daemon_factory, home):
+    """`budgets` reads the DB itself and checks only its header: damage found later is the
+    same one sentence, not "internal error: DatabaseError"."""
+    cli = Cli(home)
+    daemon = daemon_factory()
+    cli.ok("budget", "set", "global", "--period", "daily", "--tokens", "1000")
+    daemon.stop()
+    db = paths.db_path(home)
+    no_wal(db)
+    con = sqlite3.connect(db)
+    try:
+        [(page,)] = con.execute("SELECT rootpage FROM sqlite_master WHERE name = 'budget'")
+        [(size,)] = con.execute("PRAGMA page_size")
+    finally:
+        con.close()
+    with open(db, "r+b") as f:
+        f.seek((page - 1) * size)
+        f.write(os.urandom(size))
+    line = cli.fails("budgets", status=1)
+    assert line.startswith(f"stratavore: The database {db} is damaged ("), line
+    assert "`stratavore restore NAME` puts one back." in line
+
+
 def test_a_new_data_dir_starts_fresh(daemon_factory, home):
     (home / "logs").mkdir()  # what logging makes before the DB: not a trace of earlier use
     daemon = daemon_factory()
