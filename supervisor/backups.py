@@ -27,7 +27,7 @@ STEP_PAGES = 1024  # pages copied per backup step (4 MiB with 4 KiB pages): prog
 PART = ".part"  # a backup being written; renamed when complete and checked
 STALE_PART_S = 86400.0  # a part file this old was left by a killed backup
 NAME = re.compile(
-    r"stratavore-(?:(?P<stamp>\d{8}-\d{6})(?:-\d+)?-(?P<kind>[a-z0-9]+)"
+    r"stratavore-(?:(?P<stamp>\d{8}-\d{6})(?:\.\d+)?-(?P<kind>[a-z0-9]+)"
     r"|v(?P<legacy>\d+)-\d{8}-\d{6})\.db"
 )  # stratavore-20261207-210000-scheduled.db; before 0.2: stratavore-v4-20261207-210000.db
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
@@ -84,7 +84,7 @@ def problem(path: Path, thorough: bool = True, immutable: bool = False) -> str:
     """What is wrong with the SQLite file at ``path`` ("" when nothing was found): its header
     and schema must be readable; ``thorough`` also runs ``PRAGMA quick_check``, which reads
     every page. ``immutable`` for files nobody writes (backups): no locks, no WAL."""
-    uri = path.as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=rw")
+    uri = path.absolute().as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=rw")
     try:
         con = sqlite3.connect(uri, uri=True)
     except sqlite3.Error as exc:
@@ -212,7 +212,7 @@ def _copy(db_file: Path, target: Path, progress: Progress | None) -> None:
     """The backup API, step by step, from one read transaction: a write by the supervisor
     between steps would otherwise restart the copy from its first page (and, under steady
     writes, never let it end)."""
-    source = sqlite3.connect(db_file.as_uri() + "?mode=rw", uri=True)
+    source = sqlite3.connect(db_file.absolute().as_uri() + "?mode=rw", uri=True)
     try:
         source.execute("BEGIN")
         source.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot
@@ -234,11 +234,11 @@ def _copy(db_file: Path, target: Path, progress: Progress | None) -> None:
 
 
 def _unused(path_for: Callable[[str], Path], suffixes: tuple[str, ...]) -> Path:
-    """The first of ``path_for("")``, ``path_for("-2")``, ... that names no file, with or
-    without any of ``suffixes``."""
+    """The first of ``path_for("")``, ``path_for(".2")``, ... that names no file, with or
+    without any of ``suffixes`` (".N" sorts after "-", so names stay in time order)."""
     n = 1
     while True:
-        path = path_for("" if n == 1 else f"-{n}")
+        path = path_for("" if n == 1 else f".{n}")
         if not any(Path(f"{path}{suffix}").exists() for suffix in ("", *suffixes)):
             return path
         n += 1
@@ -247,7 +247,7 @@ def _unused(path_for: Callable[[str], Path], suffixes: tuple[str, ...]) -> Path:
 def prune(root: Path, keep: int) -> list[Path]:
     """Remove all but the newest ``keep`` backups (of every kind), and part files left by a
     killed backup; the paths removed."""
-    removed = [b.path for b in list_backups(root)[: -keep or None]] if keep > 0 else []
+    removed = [b.path for b in list_backups(root)[:-keep]] if keep > 0 else []
     folder = paths.backups_dir(root)
     now = time.time()
     for part in folder.glob("stratavore-*.db" + PART):
@@ -288,7 +288,7 @@ def find(root: Path, name: str) -> Backup:
 def check_backup(backup: Backup, newest_schema: int) -> None:
     """Refuse (422) a backup that is damaged (``PRAGMA integrity_check``: every page and
     index), not a Stratavore database, or from a newer Stratavore."""
-    uri = backup.path.as_uri() + "?mode=ro&immutable=1"
+    uri = backup.path.absolute().as_uri() + "?mode=ro&immutable=1"
     detail, tables, version = "", set(), 0
     try:
         con = sqlite3.connect(uri, uri=True)

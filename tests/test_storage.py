@@ -81,6 +81,7 @@ def no_wal(db: Path) -> None:
 
 
 def backups(home: Path) -> list[Path]:
+    """The backup files, oldest first by their names (which sort in time order)."""
     return sorted(paths.backups_dir(home).glob("stratavore-*.db"))
 
 
