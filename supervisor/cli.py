@@ -26,23 +26,28 @@ import json
 import math
 import os
 import shlex
+import sqlite3
 import sys
 import time
 import traceback
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from supervisor import __version__
 from supervisor.client import ApiClient, ClientError, NotRunning
 from supervisor.errors import ApiError, ErrorCode, KnownError
 from supervisor.states import FINISHED_STATES as FINISHED
 
+if TYPE_CHECKING:
+    from supervisor.backups import Backup
+
 Json = dict[str, Any]
 WIDTH = 100  # tables are fitted to this many columns
 LOG_POLL_S = 0.5
 DEFAULT_TIMEOUT_S = 10.0
+DAY_S = 86400.0  # the longest interval or timeout the CLI takes
 
 
 class ExitStatus(enum.IntEnum):
@@ -222,9 +227,50 @@ def runner_id(value: str) -> int:
     return int(value)
 
 
-def positive(option: str, value: float | None) -> None:
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise UsageError(f"{option} must be a number greater than 0, got {value:g}")
+def positive(option: str, value: float | None, high: float = DAY_S) -> None:
+    if value is not None and not 0 < value <= high:
+        raise UsageError(
+            f"{option} must be a number greater than 0 and at most {high:g}, got {value:g}"
+        )
+
+
+def finite(option: str) -> Callable[[str], float]:
+    """An argparse type: a number, refusing NaN and the infinities (which JSON cannot carry,
+    and no limit, interval or timeout means)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise UsageError(f"{option} takes a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise UsageError(f"{option} takes a finite number, got {text!r}")
+        return value
+
+    return parse
+
+
+class Progress:
+    """Progress of long work as a line on stderr, once it runs past a second: redrawn every
+    0.2 s on a terminal, a new line every 5 s into a log."""
+
+    def __init__(self, doing: str) -> None:
+        self.doing = doing
+        self.tty = sys.stderr.isatty()
+        self.began = self.shown = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if total and now - self.began > 1.0 and now - self.shown > (0.2 if self.tty else 5.0):
+            self.shown = now
+            line = f"{self.doing}: {100 * done // total}% "
+            line += f"({human_size(done)} of {human_size(total)})"
+            end = "" if self.tty else "\n"
+            print(("\r" + line) if self.tty else line, end=end, file=sys.stderr)
+
+    def end(self) -> None:
+        if self.tty and self.shown > self.began:  # end the progress line
+            print(file=sys.stderr)
 
 
 def connect(args: argparse.Namespace) -> ApiClient:
@@ -242,9 +288,12 @@ def say_waiting(message: str, seconds: float) -> None:
 def cmd_daemon(args: argparse.Namespace) -> int:
     if args.port is not None and not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
-    for option in ("heartbeat_interval", "heartbeat_ttl", "sweep_interval"):
-        positive("--" + option.replace("_", "-"), getattr(args, option))
     from supervisor.daemon import run_daemon  # lazily: the CLI works without the daemon deps
+    from supervisor.settings import check_setting
+
+    for option in ("heartbeat_interval", "heartbeat_ttl", "sweep_interval"):
+        if getattr(args, option) is not None:
+            check_setting(option, getattr(args, option))  # the settings' own bounds
 
     return run_daemon(
         port=args.port,
@@ -255,7 +304,11 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    folder = Path(args.path or os.getcwd()).expanduser()
+    if args.path == "":  # Path("") is the current folder: never take that by accident
+        raise UsageError(
+            "--path is empty; give the project's folder (leave --path out for the current one)"
+        )
+    folder = Path(os.getcwd() if args.path is None else args.path).expanduser()
     if not folder.exists():
         raise UsageError(f"folder {args.path} does not exist")
     if not folder.is_dir():
@@ -474,13 +527,27 @@ def cmd_set(args: argparse.Namespace) -> int:
         own = project["max_runners"]
         print(f"project {project['name']}: max_runners {own if own else 'follows the setting'}")
         return ExitStatus.OK
-    try:
-        value = json.loads(args.value)
-    except ValueError:
-        value = args.value  # the API says which type the setting takes
+    value = setting_value(args.key, args.value)
     setting = api.request("PUT", f"/api/v1/settings/{args.key}", body={"value": value})
     print(f"{setting['key']} = {setting['saved']} (applies {setting['applies']})")
     return ExitStatus.OK
+
+
+def setting_value(key: str, text: str) -> Any:
+    """``text`` as JSON (numbers, tables), or as the string it is; NaN and infinities are
+    refused here (JSON cannot carry them to the API)."""
+
+    def not_finite(_text: str) -> float:
+        raise UsageError(f"Setting {key} takes a finite number, got {text!r}")
+
+    def number(literal: str) -> float:
+        value = float(literal)
+        return value if math.isfinite(value) else not_finite(literal)
+
+    try:
+        return json.loads(text, parse_constant=not_finite, parse_float=number)
+    except (ValueError, RecursionError):
+        return text  # the API says which type the setting takes
 
 
 def whole(value: str, what: str) -> int:
@@ -780,23 +847,10 @@ def import_here() -> dict[str, Any]:
     from supervisor.usage.pricing import PriceTable
 
     settings = open_ledger()
-    tty = sys.stderr.isatty()
-    began = time.monotonic()
-    shown = [began]
-
-    def progress(done: int, total: int) -> None:
-        """A line on stderr once an import runs past a second: every 0.2 s on a terminal,
-        every 5 s into a log."""
-        now = time.monotonic()
-        if total and now - began > 1.0 and now - shown[0] > (0.2 if tty else 5.0):
-            shown[0] = now
-            line = f"importing: {100 * done // total}% ({human_size(done)} of {human_size(total)})"
-            print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr)
-
+    progress = Progress("importing")
     prices = PriceTable.bundled(settings.price_overrides)
     report = run_import(prices, progress=progress).as_json()
-    if tty and shown[0] > began:  # end the progress line
-        print(file=sys.stderr)
+    progress.end()
     return report
 
 
@@ -818,16 +872,97 @@ def cmd_budget(args: argparse.Namespace) -> int:
         try:
             warn = [float(part) for part in args.warn.split(",") if part.strip()]
         except ValueError:
-            raise UsageError(f"--warn takes percentages like 75,90, got {args.warn!r}") from None
+            warn = None
+        if warn is None or not all(map(math.isfinite, warn)):
+            raise UsageError(f"--warn takes percentages like 75,90, got {args.warn!r}")
     body = {"scope": args.scope, "period": args.period, "limit_tokens": args.tokens,
             "limit_usd": args.usd, "warn": warn, "action": args.budget_action}  # fmt: skip
     try:
         state = connect(args).request("PUT", "/api/v1/budgets", body=body)
     except NotRunning:
+        from supervisor.schemas import BudgetSet
+
+        checked(body, BudgetSet)  # the API's own checks, here where there is no API
         open_ledger()
         budget = budgets.set_budget(**{**body, "now": time.time()})
         state = budgets.status(budget, time.time(), budget_calendar()).as_json()
     print_budgets([state])
+    return ExitStatus.OK
+
+
+def checked(body: Json, struct: type) -> None:
+    """Refuse ``body`` as the API would: by the request schema ``struct`` (its limits)."""
+    import msgspec
+
+    try:
+        msgspec.convert(body, struct)
+    except msgspec.ValidationError as exc:
+        raise UsageError(f"Invalid request: {exc}.") from None
+
+
+# --- backups (these work on the data dir's files: no supervisor needed) ---------------------
+CHECK_NOTE_BYTES = 64 * 1024 * 1024  # a backup this big gets a line before its check
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from supervisor import backups, paths
+
+    settings = open_ledger()
+    progress = Progress("backing up")
+    made = backups.take(
+        paths.db_path(paths.data_dir()), "manual", settings.backup_keep, progress=progress
+    )
+    progress.end()
+    took = time.monotonic() - progress.began
+    print(f"backed up the database to {made.path} ({human_size(made.size)}, {took:.1f}s)")
+    return ExitStatus.OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from supervisor import backups, paths
+
+    if args.list == (args.name is not None):
+        raise UsageError("restore takes --list, or the NAME of a backup to put back")
+    root = paths.data_dir()
+    if args.list:
+        found = backups.list_backups(root)[::-1]
+        if not found:
+            print(f"no backups in {paths.backups_dir(root)} (`stratavore backup` makes one)")
+            return ExitStatus.OK
+        rows = [
+            [b.name, datetime.fromtimestamp(b.taken_at).strftime("%Y-%m-%d %H:%M"),
+             human_size(b.size), b.kind, b.schema]
+            for b in found
+        ]  # fmt: skip
+        print(render_table(["NAME", "TAKEN", "SIZE", "KIND", "SCHEMA"], rows, right={"SIZE"}))
+        return ExitStatus.OK
+    return restore(root, backups.find(root, args.name))
+
+
+def restore(root: Path, backup: Backup) -> int:
+    """Put ``backup`` back while holding the data dir's lock: no supervisor may start on a
+    half-restored database, and none may be running on the one replaced."""
+    from supervisor import backups, paths, store
+    from supervisor.daemon import DataDirLock
+
+    lock = DataDirLock(root)
+    try:
+        lock.acquire()
+    except KnownError as exc:
+        raise ApiError(
+            ErrorCode.CONFLICT,
+            f"{str(exc).rstrip('.')}; stop it first (Ctrl-C, or quit the tray app), then restore.",
+        ) from None
+    try:
+        if backup.size > CHECK_NOTE_BYTES:
+            print(f"checking {backup.name} ({human_size(backup.size)})...", file=sys.stderr)
+        backups.check_backup(backup, store.SCHEMA_VERSION)
+        db = paths.db_path(root)
+        aside = backups.restore(db, backup)
+    finally:
+        lock.release()
+    kept = f"; the database it replaced is kept as {aside}" if aside else ""
+    print(f"restored {backup.name} to {db}{kept}")
     return ExitStatus.OK
 
 
@@ -882,7 +1017,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--timeout",
-        type=float,
+        type=finite("--timeout"),
         default=argparse.SUPPRESS,
         metavar="S",
         help="seconds to wait for the supervisor's answer (default 10)",
@@ -912,7 +1047,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("daemon", cmd_daemon, "run the supervisor in the foreground")
     p.add_argument("--port", type=int, help="API port on 127.0.0.1 (0: any free port)")
     for option in ("--heartbeat-interval", "--heartbeat-ttl", "--sweep-interval"):
-        p.add_argument(option, type=float, metavar="S", help="seconds (default: from settings)")
+        p.add_argument(
+            option, type=finite(option), metavar="S", help="seconds (default: from settings)"
+        )
 
     p = add("new", cmd_new, "create a project for a folder")
     p.add_argument("name", metavar="NAME")
@@ -997,7 +1134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("watch", cmd_watch, "live view of the active runners")
     p.add_argument(
         "--interval",
-        type=float,
+        type=finite("--interval"),
         default=1.0,
         metavar="S",
         help="seconds between refreshes (default 1)",
@@ -1066,7 +1203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scope", metavar="SCOPE", help="global, project:NAME or agent:NAME")
     p.add_argument("--period", required=True, choices=("5h", "daily", "weekly", "monthly"))
     p.add_argument("--tokens", type=int, metavar="N", help="token limit")
-    p.add_argument("--usd", type=float, metavar="X", help="dollar limit")
+    p.add_argument("--usd", type=finite("--usd"), metavar="X", help="dollar limit")
     p.add_argument("--warn", metavar="PCTS", help="warn at these percentages (default 75,90)")
     p.add_argument(
         "--action",
@@ -1076,6 +1213,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     add("budgets", cmd_budgets, "list budgets: used, limit, reset, projected exhaustion", as_json)
+
+    add("backup", cmd_backup, "back the database up into the data dir's backups/ now")
+    p = add("restore", cmd_restore, "list the backups, or put one back in place of the database")
+    p.add_argument("name", nargs="?", metavar="NAME", help="the backup to put back")
+    p.add_argument("--list", action="store_true", help="list the backups, newest first")
     return parser
 
 
@@ -1102,6 +1244,20 @@ def run(args: argparse.Namespace) -> int:
 
 def fail(message: object) -> None:
     print("stratavore: " + " ".join(str(message).split("\n")), file=sys.stderr)
+
+
+def damaged_database(exc: Exception) -> str:
+    """One sentence for a database found damaged by a command that reads it directly (usage,
+    budgets; the supervisor checks every page at start, these commands only its header)."""
+    kinds = tuple(m.DatabaseError for m in (sqlite3, sys.modules.get("peewee")) if m)
+    if not isinstance(exc, kinds) or not any(
+        words in str(exc) for words in ("malformed", "not a database")
+    ):
+        return ""
+    from supervisor import backups, paths
+
+    root = paths.data_dir()
+    return f"The database {paths.db_path(root)} is damaged ({exc}): {backups.way_back(root)}."
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1133,6 +1289,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("STRATAVORE_DEBUG") == "1":
             traceback.print_exc()
+        damage = damaged_database(exc)
+        if damage:
+            fail(damage)
+            return ExitStatus.ERROR
         fail(
             f"internal error: {type(exc).__name__}: {exc} (this is a bug, please report it; "
             "STRATAVORE_DEBUG=1 shows the traceback)"

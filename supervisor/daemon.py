@@ -15,6 +15,7 @@ import logging
 import logging.handlers
 import os
 import signal
+import sqlite3
 import sys
 import time
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from supervisor import __version__, commands, events, paths, runtime, store, writes
+from supervisor import __version__, backups, commands, events, paths, runtime, store, writes
 from supervisor.api import Api
 from supervisor.errors import KnownError
 from supervisor.metrics import Metrics
@@ -36,7 +37,7 @@ from supervisor.notify.outbox import Dispatcher
 from supervisor.process import ProcessOps, raise_fd_limit, restrict_umask
 from supervisor.runners import RunnerManager
 from supervisor.server import LoopbackSite
-from supervisor.settings import Settings, load_settings
+from supervisor.settings import Settings, read_saved
 from supervisor.usage import budgets
 from supervisor.usage.service import UsageService
 from supervisor.writes import StorageError, Writes
@@ -110,6 +111,7 @@ class Supervisor:
         self.writes = Writes(self.root, clock)
         self.url = ""
         self.port = 0
+        self.stopping = False  # a backup under way gives up at its next step
 
     async def start(self) -> None:
         """Lock the data dir, open the DB, take over earlier runners, serve the API."""
@@ -132,14 +134,24 @@ class Supervisor:
                 "made its folders 0700 and its files 0600",
                 self.root,
             )
+        loop = asyncio.get_running_loop()
+        db_file = paths.db_path(self.root)
+        # reads every page (seconds for a GiB, docs/benchmarks.md): off the loop, which in
+        # the tray app is the GUI thread
+        began = time.monotonic()
+        await loop.run_in_executor(None, backups.check_db, db_file)
+        took = time.monotonic() - began
+        log.log(logging.INFO if took > 1 else logging.DEBUG, "checked: %s in %.1f s", db_file, took)
         try:
-            store.init_db(paths.db_path(self.root))
+            store.init_db(db_file)
         except store.SchemaTooNew as exc:
             raise KnownError(str(exc)) from None
         self.writes.attach()  # the loop's connection: short lock waits
-        self.settings = load_settings().with_overrides(**self.overrides)
+        saved = read_saved()
+        self.settings = Settings(**saved.values).with_overrides(**self.overrides)
+        self._report_bad_settings(saved.problems)
         # asks the user's login shell for its PATH: off the loop (in the tray, the GUI thread)
-        path = await asyncio.get_running_loop().run_in_executor(None, commands.search_path)
+        path = await loop.run_in_executor(None, commands.search_path)
         manager = self.manager = RunnerManager(
             self.root, self.settings, self.ops, self.clock, search_path=path, writes=self.writes
         )
@@ -188,6 +200,64 @@ class Supervisor:
             ),
         )
         log.info("started: supervisor %s on %s (data dir %s)", __version__, self.url, self.root)
+
+    def _report_bad_settings(self, problems: dict[str, str]) -> None:
+        """Saved settings that cannot be used: each named in a log line and an event, its
+        default used instead."""
+        defaults = Settings()
+        for key, why in problems.items():
+            default = getattr(defaults, key)
+            log.warning("ignored: the saved setting %s (%s) for its default %r", key, why, default)
+            with store.DB.atomic():
+                events.record(
+                    events.SETTING_INVALID,
+                    f"setting {key} is invalid: the default is used",
+                    ts=self.clock(),
+                    severity="warning",
+                    body=f"{why} The default, {default!r}, is used until "
+                    f"`stratavore set {key} VALUE` saves a good value.",
+                    data={"key": key},
+                )
+
+    async def backup(self, kind: str = "scheduled") -> backups.Backup | None:
+        """Back the database up now (in a worker thread), keeping the newest
+        ``backup_keep``; a failure is logged and reported as an event. A stop does not wait
+        for a long backup: it is abandoned at its next step."""
+        assert self.manager is not None
+        keep = self.manager.settings.backup_keep
+        began = time.monotonic()
+
+        def unless_stopping(_done: int, _total: int) -> None:
+            if self.stopping:
+                raise backups.Abandoned
+
+        try:
+            made = await asyncio.get_running_loop().run_in_executor(
+                None, backups.take, paths.db_path(self.root), kind, keep, unless_stopping
+            )
+        except backups.Abandoned:
+            log.info("backup abandoned: the supervisor is stopping")
+            return None
+        except (OSError, sqlite3.Error, KnownError) as exc:
+            log.warning("backup failed: %s", exc)
+            with store.DB.atomic():
+                events.record(
+                    events.BACKUP_FAILED,
+                    "the database backup failed",
+                    ts=self.clock(),
+                    severity="error",
+                    body=str(exc),
+                )
+            return None
+        log.info(
+            "backed up: %s (%d bytes) in %.1f s", made.path, made.size, time.monotonic() - began
+        )
+        return made
+
+    def _first_backup_at(self, now: float, interval: float) -> float:
+        """One interval after the newest backup of any kind, or now when that is past."""
+        found = backups.list_backups(self.root)
+        return max(now, found[-1].taken_at + interval) if found else now
 
     @staticmethod
     def _plan_resumes(manager: RunnerManager, scheduler: AsyncIOScheduler) -> None:
@@ -261,6 +331,14 @@ class Supervisor:
                 when = datetime.fromtimestamp(at + ROLLOVER_GRACE, UTC)
                 scheduler.add_job(rollover, DateTrigger(when), id="rollover", replace_existing=True)
 
+        scheduler.add_job(
+            self.backup,
+            IntervalTrigger(seconds=s.backup_interval),
+            id="backup",
+            next_run_time=datetime.fromtimestamp(
+                self._first_backup_at(time.time(), s.backup_interval), UTC
+            ),
+        )
         # the first import and the catch-up on rollovers missed while off run at once
         scheduler.add_job(
             import_usage,
@@ -272,22 +350,25 @@ class Supervisor:
 
     async def stop(self, stop_runners: bool = False) -> None:
         """Stop serving; runners keep running for adoption unless ``stop_runners``."""
+        self.stopping = True
         if self.manager is not None and self.url:  # it had started: report the stop
             if stop_runners:  # each stopped as `kill` would: SIGTERM, SIGKILL at the timeout
                 await self.manager.stop_everything()
-            self.manager.shutdown()
+            # counted before shutdown() lets go of their processes
             left = sum(1 for live in self.manager.live.values() if live.identity is not None)
+            self.manager.shutdown()
+            runners = f"{left} runner{'s' * (left != 1)} left running"
             try:
                 with self.writes.transaction():
                     events.record(
                         events.SUPERVISOR_STOPPED,
                         "supervisor stopped",
                         ts=self.clock(),
-                        body=f"{left} runners left running for adoption at next start",
+                        body=f"{runners} for adoption at next start",
                     )
             except StorageError as exc:
                 log.warning("stopped: supervisor; its event was not recorded: %s", exc.message)
-            log.info("stopped: supervisor (%d runners left running)", left)
+            log.info("stopped: supervisor (%s)", runners)
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         self.writes.close()

@@ -27,6 +27,8 @@ RUNNER_LIMIT = "runner.limit"  # a live session hit its provider's usage limit
 RUNNER_RESUME_FAILED = "runner.resume_failed"  # a paused runner could not resume at the reset
 WORKTREE_KEPT = "runner.worktree_kept"  # a finished runner's worktree holds work: where it is
 STORAGE_PROBLEM = "supervisor.storage_problem"  # the data folder was full or read-only (once)
+SETTING_INVALID = "settings.invalid"  # a saved setting cannot be used: its default is, at start
+BACKUP_FAILED = "backup.failed"  # a scheduled backup of the database could not be made
 
 STATE_TITLES = {
     RunnerState.QUEUED: "was queued",

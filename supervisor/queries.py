@@ -112,6 +112,13 @@ def total_restarts() -> int:
     return Runner.select(pw.fn.COALESCE(pw.fn.SUM(Runner.restarts), 0)).scalar()
 
 
+def setting_texts() -> list[tuple[str, str]]:
+    """Every saved setting as (key, its JSON text), not decoded: a value that is not JSON is
+    then reported by its name instead of failing the whole read."""
+    rows = DB.execute_sql('SELECT "key", "value" FROM "setting" ORDER BY "key"').fetchall()
+    return [(key, text if isinstance(text, str) else str(text)) for key, text in rows]
+
+
 def tokens_by_agent() -> dict[str, int]:
     """Tokens in the usage ledger per agent (summed over its buckets: cheap)."""
     rows = DB.execute_sql(

@@ -330,8 +330,10 @@ class RunnerManager:
         self._write_hooks_file()
 
     def _write_hooks_file(self) -> None:
+        """Write the hooks settings unless the file holds exactly them (compared as bytes: a
+        damaged file, even one that is not UTF-8, is simply written again)."""
         text = json.dumps(profiles.hooks_settings(self.api_url), indent=2)
-        if not self.hooks_file.exists() or self.hooks_file.read_text() != text:
+        if not self.hooks_file.exists() or self.hooks_file.read_bytes() != text.encode():
             paths.write_private(self.hooks_file, text)
 
     def _plan(self, profile: Profile, **how: Any) -> profiles.Plan:

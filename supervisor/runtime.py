@@ -8,7 +8,7 @@ is alive, so a file left by a killed supervisor is never mistaken for a live one
 from __future__ import annotations
 
 import json
-import os
+import logging
 import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,6 +16,9 @@ from pathlib import Path
 import psutil
 
 from supervisor import paths
+from supervisor.errors import KnownError
+
+log = logging.getLogger("stratavore.runtime")
 
 
 @dataclass(frozen=True)
@@ -50,16 +53,38 @@ def remove_runtime(root: Path) -> None:
     paths.runtime_file(root).unlink(missing_ok=True)
 
 
+MIN_TOKEN_BYTES = 32  # shorter admin tokens can be guessed: the supervisor replaces them
+TOKEN_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
+
+
 def admin_token(root: Path, create: bool = False) -> str | None:
-    """The admin bearer token; with ``create``, made (0600, random) when missing."""
+    """The admin bearer token. With ``create`` (the supervisor, at start) one that is missing,
+    not a bearer token's characters, or shorter than 32 bytes is replaced by a new random one
+    (0600), with one log line. Clients get None when there is none."""
     path = paths.token_file(root)
     try:
-        return path.read_text().strip()
+        token = path.read_bytes().strip()
     except FileNotFoundError:
-        if not create:
-            return None
+        return _new_token(path) if create else None
+    if not set(token) <= TOKEN_BYTES:
+        why = "not a bearer token (letters, digits and -._~+/= only)"
+    elif len(token) < MIN_TOKEN_BYTES:
+        why = f"{len(token)} bytes long, under {MIN_TOKEN_BYTES}"
+    else:
+        return token.decode()
+    if create:
+        log.warning("replaced: the admin token in %s (it was %s)", path, why)
+        return _new_token(path)
+    if not token.isascii():  # cannot go into a header; anything else, the supervisor judges
+        raise KnownError(
+            f"The admin token in {path} is {why}; restart the supervisor to write a new one."
+        )
+    return token.decode()
+
+
+def _new_token(path: Path) -> str:
+    """A new random token written to ``path`` (mode 0600, by an atomic rename: a client
+    reading meanwhile gets the old token or the new, never half of one)."""
     token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token)
+    paths.write_private(path, token)
     return token

@@ -50,6 +50,17 @@ SessionId = Annotated[
     ),
 ]
 Timestamp = Annotated[str, Meta(description="ISO 8601 UTC, e.g. 2026-11-21T21:30:00.123Z")]
+# Numbers are bounded, so NaN, infinities and values SQLite cannot store (its integers are
+# 64-bit) are refused at the edge with a 422 that names the field, never a 500 later.
+MAX_INT = 2**63 - 1  # SQLite's largest integer
+MAX_CAP = 10_000  # runners at once (also bounds the max_runners_* settings)
+MAX_PID = 2**32 - 1  # pids are 32-bit everywhere (Linux caps them at 2**22)
+MAX_TOKENS = 10**15  # a token limit or count: far above any real period's use
+MAX_USD = 1e9  # a dollar limit or cost
+MAX_EPOCH = 253402300799.0  # 9999-12-31T23:59:59Z: the last instant ISO 8601 can write
+Cap = Annotated[int, Meta(ge=1, le=MAX_CAP)]
+ExitCode = Annotated[int, Meta(ge=-(2**31), le=2**32 - 1)]  # Windows: 32-bit codes
+Id = Annotated[int, Meta(ge=1, le=MAX_INT)]
 
 
 def iso(ts: float | None) -> str | None:
@@ -72,13 +83,13 @@ class Input(Struct, forbid_unknown_fields=True, kw_only=True):
 class ProjectCreate(Input):
     name: Name
     path: Annotated[str, Meta(min_length=1, description="absolute path of an existing folder")]
-    max_runners: Annotated[int, Meta(ge=1, le=10_000)] | None = None
+    max_runners: Cap | None = None
 
 
 class ProjectUpdate(Input):
     """A project's own runner cap; null: follow the global max_runners_per_project."""
 
-    max_runners: Annotated[int, Meta(ge=1, le=10_000)] | None
+    max_runners: Cap | None
 
 
 class Project(Struct, kw_only=True):
@@ -101,7 +112,7 @@ class ProfileCreate(Input):
     command: Template | None = None  # interactive; required unless copied
     description: str | None = None
     restart: RestartPolicyName | None = None
-    expected_exit_codes: list[int] | None = None
+    expected_exit_codes: Annotated[list[ExitCode], Meta(max_length=256)] | None = None
     env: Environment | None = None
     agent: Literal["claude", "codex", "aider", "gemini", "shell"] | None = None
     binaries: list[Annotated[str, Meta(min_length=1, max_length=1000)]] | None = None
@@ -198,7 +209,7 @@ class Stop(Input):
 class StopMany(Input):
     """Which runners to stop: ``ids``, every active runner of ``project``, or ``all``."""
 
-    ids: list[Annotated[int, Meta(ge=1)]] | None = None
+    ids: list[Id] | None = None
     project: Name | None = None
     all: bool = False
     force: bool = False
@@ -209,7 +220,7 @@ class Register(Input):
     profile, the supervisor answers with the command line to run (session id, hooks)."""
 
     command: list[Argument]  # with a profile: extra arguments for its {args}
-    pid: Annotated[int, Meta(ge=1, le=2**31 - 1, description="a process id")]
+    pid: Annotated[int, Meta(ge=1, le=MAX_PID, description="a process id")]
     cwd: Annotated[
         str, Meta(min_length=1, max_length=4096, pattern=r"^[^\x00]+$", description="a folder")
     ]
@@ -258,7 +269,7 @@ class Registered(Struct, kw_only=True):
     command: list[str]  # what to run (the profile's, rendered; else the command sent)
 
 
-Tokens = Annotated[int, Meta(ge=0, le=10**12)]
+Tokens = Annotated[int, Meta(ge=0, le=10**12)]  # in one response
 
 
 class UsageIn(Input):
@@ -269,9 +280,9 @@ class UsageIn(Input):
     output_tokens: Tokens = 0
     cache_creation_tokens: Tokens = 0
     cache_read_tokens: Tokens = 0
-    cost_usd: Annotated[float, Meta(ge=0)] | None = None  # the agent's own figure, if any
+    cost_usd: Annotated[float, Meta(ge=0, le=MAX_USD)] | None = None  # the agent's own figure
     agent: Annotated[str, Meta(min_length=1, max_length=64)] | None = None  # default: runner's
-    ts: Annotated[float, Meta(ge=0)] | None = None  # UTC epoch seconds; default: now
+    ts: Annotated[float, Meta(ge=0, le=MAX_EPOCH)] | None = None  # UTC epoch s; default: now
     session_id: Annotated[str, Meta(max_length=200)] | None = None
     key: Annotated[str, Meta(min_length=1, max_length=200)] | None = None  # idempotency
 
@@ -280,7 +291,7 @@ class UsageReport(Input):
     """Usage for the ledger: with the admin token, or with a runner's own token and its id."""
 
     records: Annotated[list[UsageIn], Meta(min_length=1, max_length=10_000)]
-    runner_id: int | None = None
+    runner_id: Id | None = None
 
 
 class UsageAck(Struct, kw_only=True):
@@ -301,8 +312,8 @@ class UsageImport(Struct, kw_only=True):
 class BudgetSet(Input):
     scope: Annotated[str, Meta(min_length=1, max_length=200)]
     period: Literal["5h", "daily", "weekly", "monthly"]
-    limit_tokens: Annotated[int, Meta(ge=1)] | None = None
-    limit_usd: Annotated[float, Meta(gt=0)] | None = None
+    limit_tokens: Annotated[int, Meta(ge=1, le=MAX_TOKENS)] | None = None
+    limit_usd: Annotated[float, Meta(gt=0, le=MAX_USD)] | None = None
     warn: list[Annotated[float, Meta(gt=0, lt=100)]] | None = None
     action: Literal["warn", "block", "stop"] | None = None
 
@@ -358,11 +369,11 @@ class DeadLetter(Struct, kw_only=True):
 
 class Heartbeat(Input):
     state: Annotated[str, Meta(max_length=32)] | None = None
-    cpu_percent: Annotated[float, Meta(ge=0)] | None = None
-    rss_bytes: Annotated[int, Meta(ge=0)] | None = None
-    tokens: Annotated[int, Meta(ge=0)] | None = None
+    cpu_percent: Annotated[float, Meta(ge=0, le=100 * 4096)] | None = None  # 100 per core
+    rss_bytes: Annotated[int, Meta(ge=0, le=MAX_INT)] | None = None
+    tokens: Annotated[int, Meta(ge=0, le=MAX_INT)] | None = None
     usage: UsageIn | None = None  # cumulative counters since the runner started
-    exit_code: int | None = None  # present only in the final heartbeat
+    exit_code: ExitCode | None = None  # present only in the final heartbeat
 
 
 class HeartbeatAck(Struct, kw_only=True):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from supervisor import queries
 from supervisor.errors import ApiError, ErrorCode
+from supervisor.schemas import MAX_CAP  # a project's own cap has the same bound
 from supervisor.store import Setting
 from supervisor.usage import periods, pricing
 
@@ -35,6 +38,8 @@ class Settings:
     price_overrides: dict = field(default_factory=dict)  # model -> {price key: USD per token}
     limit_resume_delay: float = 60.0  # resume this long after a provider limit's reset
     limit_retry: float = 3600.0  # a limit without a reset time: try again after this long
+    backup_interval: float = 86400.0  # seconds between scheduled backups of the database
+    backup_keep: int = 7  # the newest backups kept (of every kind)
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the non-None ``overrides`` applied (e.g. command-line flags)."""
@@ -46,15 +51,34 @@ LIVE = frozenset({
     "heartbeat_interval", "heartbeat_ttl", "max_runners_per_project", "max_runners_global",
     "stop_timeout", "start_secs", "max_retries", "backoff_initial", "backoff_max",
     "timezone", "week_start", "cost_mode", "price_overrides", "limit_resume_delay", "limit_retry",
+    "backup_keep",
 })  # fmt: skip
+DAY = 86400
+# Inclusive bounds: NaN, infinities and anything outside are refused, whether the value comes
+# from the API, the command line or the settings table.
 RANGES: dict[str, tuple[float, float]] = {
-    "api_port": (0, 65535),
-    "max_retries": (0, 1000),
+    "api_port": (0, 65535),  # 0: any free port
+    "heartbeat_interval": (0.1, DAY),
+    "heartbeat_ttl": (0.1, 7 * DAY),
+    "sweep_interval": (0.1, DAY),
+    "reap_interval": (0.01, 60),
+    "log_pump_interval": (0.01, 60),
+    "heartbeat_flush_interval": (0.01, 60),
+    "max_runners_per_project": (1, MAX_CAP),
+    "max_runners_global": (1, MAX_CAP),
+    "stop_timeout": (0.1, DAY),
     "start_secs": (0, 3600),  # 0: running as soon as spawned
-    "limit_resume_delay": (0, 86400),
-    "limit_retry": (60, 7 * 86400),
+    "max_retries": (0, 1000),
+    "backoff_initial": (0.01, DAY),
+    "backoff_max": (0.01, DAY),
+    "log_max_bytes": (1024, 2**40),
+    "log_backups": (1, 1000),
+    "usage_import_interval": (1, DAY),
+    "limit_resume_delay": (0, DAY),
+    "limit_retry": (60, 7 * DAY),
+    "backup_interval": (60, 365 * DAY),
+    "backup_keep": (1, 1000),
 }
-DEFAULT_RANGE = (0.001, 10**9)  # everything else: positive
 
 
 def check_setting(key: str, value: Any) -> int | float:
@@ -74,20 +98,49 @@ def check_setting(key: str, value: Any) -> int | float:
         or (kind is int and not float(value).is_integer())
     ):
         raise ApiError(ErrorCode.INVALID, f"Setting {key} takes {kind.__name__} values.")
-    low, high = RANGES.get(key, DEFAULT_RANGE)
-    if not low <= value <= high:
+    low, high = RANGES[key]
+    if not low <= value <= high:  # also false for NaN
         raise ApiError(ErrorCode.INVALID, f"Setting {key} must be from {low:g} to {high:g}.")
     return kind(value)
 
 
-def saved_settings() -> dict[str, Any]:
-    """The values saved in the settings table (unknown keys ignored)."""
+@dataclass(frozen=True)
+class Saved:
+    """The settings table, checked: the usable values, and why each other one is not."""
+
+    values: dict[str, Any]
+    problems: dict[str, str]  # key -> one sentence
+
+
+def read_saved() -> Saved:
+    """The saved values, each checked as if it were set now (a hand-edited or damaged table
+    must not start a supervisor that queues every launch for ever); unknown keys ignored."""
     known = {f.name for f in fields(Settings)}
-    return {row.key: row.value for row in Setting.select() if row.key in known}
+    values: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    for key, text in queries.setting_texts():
+        if key not in known:
+            continue
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
+            problems[key] = f"The saved value {shown!r} is not JSON."
+            continue
+        try:
+            values[key] = check_setting(key, value)
+        except ApiError as exc:
+            problems[key] = f"The saved value {shown} is refused: {exc.message}"
+    return Saved(values, problems)
+
+
+def saved_settings() -> dict[str, Any]:
+    """The usable values saved in the settings table."""
+    return read_saved().values
 
 
 def load_settings() -> Settings:
-    """Defaults updated with the saved values."""
+    """Defaults updated with the usable saved values."""
     return Settings(**saved_settings())
 
 

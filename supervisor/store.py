@@ -2,14 +2,13 @@
 
 ``DB`` is a proxy bound by :func:`init_db` (tests pass a temp file). SQLite runs in WAL mode
 with foreign keys on and a busy timeout, so the CLI can read while the supervisor writes.
-Each migration runs inside one transaction, and the DB file is copied to ``backups/`` before
-an existing database is migrated.
+Each migration runs inside one transaction, and the DB is backed up (``supervisor.backups``)
+before an existing database is migrated.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import peewee as pw
 
-from supervisor import paths
+from supervisor import backups, paths
 
 DB = pw.DatabaseProxy()
 
@@ -475,8 +474,12 @@ class SchemaTooNew(Exception):
 
 
 def init_db(path: Path) -> pw.SqliteDatabase:
-    """Open (creating or migrating) the database at ``path`` and bind :data:`DB` to it."""
+    """Open (creating or migrating) the database at ``path`` and bind :data:`DB` to it. A file
+    that is not a readable database, or one emptied in a used data dir, is refused
+    (:class:`backups.DamagedDatabase`) before anything is written; the supervisor runs the
+    thorough check (:func:`backups.check_db`) first."""
     paths.private_dir(path.parent)
+    backups.check_db(path, thorough=False)
     existed = path.exists() and path.stat().st_size > 0
     # 0600 before SQLite opens it: SQLite gives the WAL and its index the DB file's mode
     for private in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
@@ -500,7 +503,7 @@ def init_db(path: Path) -> pw.SqliteDatabase:
             f"understands ({SCHEMA_VERSION}); upgrade Stratavore."
         )
     if version < SCHEMA_VERSION and existed:
-        _backup(db, path, version)
+        backups.take(path, f"v{version}")
     for target in range(version, SCHEMA_VERSION):
         with db.atomic():
             MIGRATIONS[target](db)
@@ -536,18 +539,6 @@ def sync_builtin_profiles(now: float | None = None) -> int:
                 Profile.update(**wanted).where(Profile.id == row.id).execute()
         written += 1
     return written
-
-
-def _backup(db: pw.SqliteDatabase, path: Path, version: int) -> None:
-    """Copy the live DB (consistently, through SQLite's backup API) before migrating it."""
-    target_dir = paths.private_dir(paths.backups_dir(path.parent))
-    target = target_dir / f"{path.stem}-v{version}-{time.strftime('%Y%m%d-%H%M%S')}.db"
-    paths.private_file(target)  # 0600 before the first byte is copied
-    dest = sqlite3.connect(target)
-    try:
-        db.connection().backup(dest)
-    finally:
-        dest.close()
 
 
 def close_db() -> None:

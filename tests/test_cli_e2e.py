@@ -423,9 +423,9 @@ BAD = [
     (["events", "--since", "-1"], 2,
      "stratavore: Query parameter since must be a whole number >= 0, got '-1'."),
     (["--timeout", "0", "status"], 2,
-     "stratavore: --timeout must be a number greater than 0, got 0"),
+     "stratavore: --timeout must be a number greater than 0 and at most 86400, got 0"),
     (["watch", "--interval", "0"], 2,
-     "stratavore: --interval must be a number greater than 0, got 0"),
+     "stratavore: --interval must be a number greater than 0 and at most 86400, got 0"),
 ]  # fmt: skip
 
 

@@ -120,10 +120,13 @@ def test_invalid_runner_id_is_a_usage_error(argv, api, capsys):
     ("argv", "message"),
     [
         (["daemon", "--port", "70000"], "--port must be between 0 and 65535, got 70000"),
-        (["daemon", "--heartbeat-ttl", "0"], "--heartbeat-ttl must be a number greater than 0"),
-        (["daemon", "--sweep-interval", "nan"], "--sweep-interval must be a number greater"),
-        (["watch", "--interval", "-1"], "--interval must be a number greater than 0, got -1"),
-        (["--timeout", "0", "status"], "--timeout must be a number greater than 0, got 0"),
+        (["daemon", "--heartbeat-ttl", "0"], "Setting heartbeat_ttl must be from 0.1 to 604800."),
+        (
+            ["daemon", "--sweep-interval", "nan"],
+            "--sweep-interval takes a finite number, got 'nan'",
+        ),
+        (["watch", "--interval", "-1"], "--interval must be a number greater than 0 and at most"),
+        (["--timeout", "0", "status"], "--timeout must be a number greater than 0 and at most"),
     ],
 )
 def test_invalid_numbers_are_one_line_usage_errors(argv, message, capsys):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from supervisor.errors import ApiError, ErrorCode
-from supervisor.settings import LIVE, Settings, check_setting
+from supervisor.settings import LIVE, RANGES, Settings, check_setting
 
 
 @pytest.mark.parametrize(
@@ -27,7 +27,13 @@ def test_accepted_values_are_stored_as_the_setting_type(key, value, stored):
          "Setting max_runners_global takes int values."),
         ("stop_timeout", True, ErrorCode.INVALID, "Setting stop_timeout takes float values."),
         ("stop_timeout", 0, ErrorCode.INVALID,
-         "Setting stop_timeout must be from 0.001 to 1e+09."),
+         "Setting stop_timeout must be from 0.1 to 86400."),
+        ("stop_timeout", float("nan"), ErrorCode.INVALID,
+         "Setting stop_timeout must be from 0.1 to 86400."),
+        ("heartbeat_ttl", float("inf"), ErrorCode.INVALID,
+         "Setting heartbeat_ttl must be from 0.1 to 604800."),
+        ("max_runners_global", -5, ErrorCode.INVALID,
+         "Setting max_runners_global must be from 1 to 10000."),
         ("start_secs", -1, ErrorCode.INVALID, "Setting start_secs must be from 0 to 3600."),
     ],
 )  # fmt: skip
@@ -39,3 +45,10 @@ def test_refused_values_say_what_is_wrong(key, value, code, message):
 
 def test_live_settings_exist():
     assert set(Settings.__dataclass_fields__) >= LIVE
+
+
+def test_every_number_setting_has_its_bounds():
+    numbers = {
+        name for name, f in Settings.__dataclass_fields__.items() if f.type in ("int", "float")
+    }
+    assert numbers == set(RANGES)

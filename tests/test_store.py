@@ -54,7 +54,7 @@ def test_migration_copies_the_db_first_and_runs_in_one_transaction(db_path, monk
     db = store.init_db(db_path)
     assert db.execute_sql("PRAGMA user_version").fetchone()[0] == base + 1
     backups = list((db_path.parent / "backups").iterdir())
-    assert [b.name.startswith(f"stratavore-v{base}-") for b in backups] == [True]
+    assert [b.name.endswith(f"-v{base}.db") for b in backups] == [True]
     copy = sqlite3.connect(backups[0])
     try:
         assert copy.execute("PRAGMA user_version").fetchone()[0] == base
@@ -143,4 +143,4 @@ def test_a_version_1_db_is_upgraded_keeping_its_runners(db_path, monkeypatch) ->
     runner = store.Runner.get_by_id(1)
     assert (runner.state, runner.session_id) == ("exited", None)
     assert store.Usage.select().count() == 0
-    assert [b.name[:14] for b in (db_path.parent / "backups").iterdir()] == ["stratavore-v1-"]
+    assert [b.name[-6:] for b in (db_path.parent / "backups").iterdir()] == ["-v1.db"]

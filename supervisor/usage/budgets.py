@@ -236,7 +236,7 @@ def set_budget(
     check_period(period)
     if limit_tokens is None and limit_usd is None:
         raise ApiError(ErrorCode.INVALID, "A budget needs a limit: give --tokens N and/or --usd X.")
-    if any(limit is not None and limit <= 0 for limit in (limit_tokens, limit_usd)):
+    if any(limit is not None and not limit > 0 for limit in (limit_tokens, limit_usd)):  # NaN
         raise ApiError(ErrorCode.INVALID, "Budget limits must be greater than zero.")
     thresholds = sorted(set(warn)) if warn is not None else list(DEFAULT_WARN)
     if any(not 0 < t < 100 for t in thresholds):
