@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from supervisor import paths
-from supervisor.errors import ApiError, ErrorCode, KnownError
+from supervisor.errors import ApiError, ErrorCode, KnownError, problem_of
 
 STEP_PAGES = 1024  # pages copied per backup step (4 MiB with 4 KiB pages): progress between
 PART = ".part"  # a backup being written; renamed when complete and checked
@@ -97,6 +97,8 @@ def problem(path: Path, thorough: bool = True, immutable: bool = False) -> str:
             if rows != [("ok",)]:
                 return _one_line(rows)
     except (OSError, sqlite3.Error) as exc:
+        if problem_of(exc) is not None:  # a full, read-only or locked data dir: not damage
+            raise
         return str(exc)
     finally:
         con.close()

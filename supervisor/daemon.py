@@ -29,9 +29,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from supervisor import __version__, backups, commands, events, paths, runtime, store, writes
+from supervisor import __version__, backups, commands, events, paths, runtime, store
 from supervisor.api import Api
-from supervisor.errors import KnownError
+from supervisor.errors import KnownError, problem_of
 from supervisor.metrics import Metrics
 from supervisor.notify.outbox import Dispatcher
 from supervisor.process import ProcessOps, raise_fd_limit, restrict_umask
@@ -409,7 +409,7 @@ class PrivateLog(logging.handlers.RotatingFileHandler):
 
     def handleError(self, record: logging.LogRecord) -> None:
         exc = sys.exc_info()[1]
-        if exc is None or writes.problem_of(exc) is None:
+        if exc is None or problem_of(exc) is None:
             super().handleError(record)
 
 

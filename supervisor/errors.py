@@ -8,6 +8,8 @@ same codes to its exit statuses. Nothing else decides a status code.
 from __future__ import annotations
 
 import enum
+import errno
+import sqlite3
 
 
 class ErrorCode(enum.Enum):
@@ -65,3 +67,30 @@ def not_found(what: str) -> ApiError:
 class KnownError(Exception):
     """The environment is in the way (port in use, data dir locked, DB too new): shown to the
     user as one sentence, never as a traceback."""
+
+
+# --- storage problems ------------------------------------------------------------------------
+LOCKED, FULL, READ_ONLY, FAILING = "locked", "full", "read_only", "failing"
+# SQLite's primary result codes (the low byte of an extended code) and errnos, by problem
+_SQLITE_PROBLEMS = {5: LOCKED, 6: LOCKED, 8: READ_ONLY, 10: FAILING, 13: FULL, 14: FAILING}
+_OS_PROBLEMS = {errno.ENOSPC: FULL, errno.EDQUOT: FULL, errno.EROFS: READ_ONLY}
+
+
+def problem_of(exc: BaseException) -> str | None:
+    """The storage problem behind ``exc`` (:data:`LOCKED`, :data:`FULL`, ...), else None.
+
+    The chain of exceptions is searched: peewee wraps sqlite3's errors, and when a COMMIT
+    fails on a full disk SQLite rolls the transaction back itself, so peewee's own ROLLBACK
+    then fails with "no transaction is active", hiding the first error behind it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = getattr(current, "sqlite_errorcode", None)
+        if isinstance(current, sqlite3.Error) and code is not None:
+            if code & 0xFF in _SQLITE_PROBLEMS:
+                return _SQLITE_PROBLEMS[code & 0xFF]
+        elif isinstance(current, OSError) and current.errno in _OS_PROBLEMS:
+            return _OS_PROBLEMS[current.errno]
+        current = current.__cause__ or current.__context__
+    return None

@@ -24,17 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
 from supervisor import events, paths
-from supervisor.errors import ApiError, ErrorCode
+from supervisor.errors import FAILING, FULL, LOCKED, READ_ONLY, ApiError, ErrorCode, problem_of
 from supervisor.store import DB
 
 log = logging.getLogger("stratavore.writes")
@@ -44,10 +42,6 @@ RETRY_AFTER_S = 1  # what a refused write's answer tells the client to wait
 PROBE_INTERVAL = 1.0  # seconds between tries while the storage refuses writes
 CHECKPOINT_EVERY = 500  # loop commits between WAL checkpoints (made by a worker thread)
 
-LOCKED, FULL, READ_ONLY, FAILING = "locked", "full", "read_only", "failing"
-# SQLite's primary result codes (the low byte of an extended code) and errnos, by problem
-_SQLITE_PROBLEMS = {5: LOCKED, 6: LOCKED, 8: READ_ONLY, 10: FAILING, 13: FULL, 14: FAILING}
-_OS_PROBLEMS = {errno.ENOSPC: FULL, errno.EDQUOT: FULL, errno.EROFS: READ_ONLY}
 _CODES = {
     LOCKED: ErrorCode.DATABASE_LOCKED,
     FULL: ErrorCode.STORAGE_FULL,
@@ -60,26 +54,6 @@ _REMEDY = {
     READ_ONLY: "make it writable, then try again",
     FAILING: "check the disk, then try again",
 }
-
-
-def problem_of(exc: BaseException) -> str | None:
-    """The storage problem behind ``exc`` (:data:`LOCKED`, :data:`FULL`, ...), else None.
-
-    The chain of exceptions is searched: peewee wraps sqlite3's errors, and when a COMMIT
-    fails on a full disk SQLite rolls the transaction back itself, so peewee's own ROLLBACK
-    then fails with "no transaction is active", hiding the first error behind it."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        code = getattr(current, "sqlite_errorcode", None)
-        if isinstance(current, sqlite3.Error) and code is not None:
-            if code & 0xFF in _SQLITE_PROBLEMS:
-                return _SQLITE_PROBLEMS[code & 0xFF]
-        elif isinstance(current, OSError) and current.errno in _OS_PROBLEMS:
-            return _OS_PROBLEMS[current.errno]
-        current = current.__cause__ or current.__context__
-    return None
 
 
 class StorageError(ApiError):

@@ -27,8 +27,8 @@ from typing import Any
 
 import requests
 
-from supervisor import events, writes
-from supervisor.errors import ApiError, ErrorCode, not_found
+from supervisor import events
+from supervisor.errors import ApiError, ErrorCode, not_found, problem_of
 from supervisor.notify import channels
 from supervisor.notify.channels import Message, Outcome, Result
 from supervisor.notify.policy import ChannelPolicy, Pending, Verdict
@@ -257,7 +257,7 @@ class Dispatcher:
                 next_due = self.round(now)
                 deferred = False
             except Exception as exc:  # looked at again later
-                if writes.problem_of(exc) is None:
+                if problem_of(exc) is None:
                     log.exception("notify: dispatch round failed")
                 elif not deferred:  # the DB is locked or full: not a bug, said once
                     log.warning("notify: deliveries wait until the database can be written")
