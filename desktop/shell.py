@@ -67,6 +67,9 @@ class Shell:
             self.open_dashboard_at_start = True
         if self.open_dashboard_at_start:
             self.show_dashboard()
+        from desktop.welcome import show_if_first_run
+
+        self.welcome = await show_if_first_run(bridge, self.root)
         await self._done.wait()
         await self.shutdown()
         return 0

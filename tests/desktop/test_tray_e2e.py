@@ -40,8 +40,10 @@ FREE_PORT = (
 class TrayApp:
     """``python -m desktop`` on the private desktop, on this test's data dir."""
 
-    def __init__(self, home: Path, desktop: XDesktop) -> None:
+    def __init__(self, home: Path, desktop: XDesktop, welcomed: bool = True) -> None:
         self.home = home
+        if welcomed:  # past the first run's welcome window (tests/desktop/test_welcome_e2e.py)
+            (home / "welcomed").touch()
         self.desktop = desktop
         self.env = desktop.env(PYTHONPATH=str(REPO))
         self.output = home / "desktop-output.log"
