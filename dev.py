@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The two set-up commands of the README, stdlib only so they run on a fresh machine.
 
-    python3 dev.py run    # install into .venv and run Stratavore
+    python3 dev.py run    # install the app (and its desktop extra) into .venv and run it
     python3 dev.py test   # install what the tests need into .venv and run the whole suite
 
 ``run`` starts the tray app when a display and the desktop part are available, and otherwise
@@ -20,6 +20,9 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+# What each command installs: running the app needs the tray app's extra only; pytest, ruff,
+# PyInstaller and schemathesis come with the test extra.
+EXTRAS = {"run": "desktop", "test": "test"}
 
 
 def step(message: str) -> None:
@@ -54,7 +57,7 @@ def has_display() -> bool:
 
 
 def run(args: list[str]) -> int:
-    ensure_venv("test")
+    ensure_venv(EXTRAS["run"])
     desktop = (
         subprocess.run([PYTHON, "-c", "import desktop.app"], capture_output=True).returncode == 0
     )
@@ -117,7 +120,7 @@ def system_deps() -> bool:
 
 
 def test(args: list[str]) -> int:
-    ensure_venv("test")
+    ensure_venv(EXTRAS["test"])
     system_deps()  # Xvfb, trayer, dunst, xdotool, Qt's xcb libs, nsis, Wine, gnome-keyring
     step("ruff")
     sources = ["supervisor", "desktop", "installer", "tests", "bench", "dev.py"]

@@ -128,6 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Stratavore")
+    from desktop.icons import apply_identity
+
+    apply_identity(app)
     app.setQuitOnLastWindowClosed(False)
     instance = SingleInstance(instance_key(root))
     if not instance.claim():

@@ -33,8 +33,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop import empty
 from desktop.bridge import Bridge, BridgeError, Json, spawn
 from desktop.charts import UsagePanel
+from desktop.empty import EmptyState
 from desktop.models import (
     DeadLettersModel,
     EventsModel,
@@ -97,6 +99,7 @@ class RunnersTab(QWidget):
         self.bridge = bridge
         self.model = RunnersModel(self)
         self.view = _table(self.model, 0, Qt.SortOrder.AscendingOrder)
+        self.empty = EmptyState(self.view, empty.RUNNERS)
         self.stop_button = QPushButton("Stop")
         self.restart_button = QPushButton("Restart")
         self.log_button = QPushButton("Open log")
@@ -181,6 +184,7 @@ class SessionsTab(QWidget):
         self.bridge = bridge
         self.model = SessionsModel(self)
         self.view = _table(self.model, 0, Qt.SortOrder.DescendingOrder)
+        self.empty = EmptyState(self.view, empty.SESSIONS)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.project = QComboBox()
         self.project.addItem("All projects", None)
@@ -375,6 +379,7 @@ class EventsTab(QWidget):
         self.bridge = bridge
         self.model = EventsModel(self)
         self.view = _table(self.model, 0, Qt.SortOrder.DescendingOrder)
+        self.empty = EmptyState(self.view, empty.EVENTS)
         QVBoxLayout(self).addWidget(self.view)
         self._events: dict[int, Json] = {}
 
@@ -399,6 +404,7 @@ class DeadLettersTab(QWidget):
         self.bridge = bridge
         self.model = DeadLettersModel(self)
         self.view = _table(self.model, 0, Qt.SortOrder.DescendingOrder)
+        self.empty = EmptyState(self.view, empty.DEAD_LETTERS)
         self.retry_button = QPushButton("Retry")
         self.retry_button.setEnabled(False)
         buttons = QHBoxLayout()

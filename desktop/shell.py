@@ -7,7 +7,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from PySide6.QtWidgets import QMessageBox, QSystemTrayIcon
+from PySide6.QtWidgets import QMessageBox
 
 from desktop.app import attachable
 from desktop.bridge import Bridge, BridgeError, spawn
@@ -62,13 +62,14 @@ class Shell:
         bridge.failed.connect(lambda text: tray.icon.showMessage("Stratavore", text))
         self.notifier.clicked.connect(self.open_subject)
         self.instance.activated.connect(self.show_dashboard)
-        if QSystemTrayIcon.isSystemTrayAvailable():
-            tray.show()
-        else:
-            log.warning("desktop: this desktop has no system tray; the dashboard stands in for it")
+        if not tray.show():  # the icon shows when a tray appears
+            log.warning("desktop: this desktop has no system tray yet; the dashboard stands in")
             self.open_dashboard_at_start = True
         if self.open_dashboard_at_start:
             self.show_dashboard()
+        from desktop.welcome import show_if_first_run
+
+        self.welcome = await show_if_first_run(bridge, self.root)
         await self._done.wait()
         await self.shutdown()
         return 0
@@ -180,7 +181,7 @@ class Shell:
         if self._unsubscribe is not None:
             self._unsubscribe()
         if self.tray is not None:
-            self.tray.icon.hide()
+            self.tray.hide()
         if self.bridge is not None:
             await self.bridge.close()
         if self.supervisor is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -14,8 +15,9 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QSystemTrayIcon
 
 from desktop.bridge import Bridge, Json, Snapshot, needs_user, spawn
 from desktop.icons import TrayState, tray_icon
-from desktop.notifications import Notifier
+from desktop.notifications import OPEN_LOG, RESUME, STOP, Notifier
 from desktop.prompt import PromptDialog, ask_prompt
+from desktop.sni import TrayHosts
 from desktop.terminal import open_terminal, run_in_terminal
 
 RECENT_PROJECTS = 8
@@ -120,21 +122,61 @@ class Tray(QObject):
         super().__init__(parent)
         self.bridge = bridge
         self.notifier = notifier
-        self.icon = QSystemTrayIcon(parent)
         self.menu = QMenu()
         self.menu.aboutToShow.connect(self.rebuild)
         self.menu.aboutToShow.connect(lambda: spawn(bridge.refresh_soon()))  # fresh next time
-        self.icon.setContextMenu(self.menu)
-        self.icon.activated.connect(self._activated)
+        self.hosts = TrayHosts(self)
+        self.hosts.appeared.connect(self._host_appeared)
+        self._on_sni = False  # whether the icon was made while a StatusNotifierItem host was up
+        self._wanted = False  # show() was called: the icon shows, now or when a tray appears
         self._shown_state: tuple[TrayState, int] | None = None
         self._shown_tip = ""
         self.prompt: PromptDialog | None = None  # the open prompt of a background launch
+        self.icon = self._make_icon()
         bridge.changed.connect(self.update_icon)
-        self.update_icon()
+        notifier.action_requested.connect(self.act)
         self.rebuild()
 
-    def show(self) -> None:
+    def show(self) -> bool:
+        """Show the icon: now when the desktop has a tray (True), else as soon as one
+        appears (False): Qt docks an XEmbed icon when its tray starts, and the icon is made
+        again when a StatusNotifierItem host does."""
+        self._wanted = True
         self.icon.show()
+        return QSystemTrayIcon.isSystemTrayAvailable()
+
+    def hide(self) -> None:
+        self._wanted = False
+        self.icon.hide()
+
+    def _make_icon(self) -> QSystemTrayIcon:
+        """A new QSystemTrayIcon with the menu, state and tooltip: Qt chooses between
+        StatusNotifierItem and XEmbed when the object is made."""
+        self._on_sni = self.hosts.registered()
+        icon = QSystemTrayIcon(self.parent())
+        icon.setContextMenu(self.menu)
+        icon.activated.connect(self._activated)
+        self.icon = icon
+        self._shown_state, self._shown_tip = None, ""
+        self.update_icon()
+        # Qt draws its own balloons on XEmbed; on a StatusNotifierItem tray it sends them to
+        # the notification service, which is no fallback for that same service.
+        self.notifier.fallback = icon
+        self.notifier.balloons_are_own = not sys.platform.startswith("linux") or not self._on_sni
+        return icon
+
+    def _host_appeared(self) -> None:
+        """A StatusNotifierItem host started after the icon was made: make it again, so it
+        shows there."""
+        if self._on_sni:
+            return
+        old = self.icon
+        self._make_icon()
+        if self._wanted:
+            self.icon.show()
+        old.hide()
+        old.setContextMenu(None)
+        old.deleteLater()
 
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason == QSystemTrayIcon.ActivationReason.DoubleClick:
@@ -225,20 +267,43 @@ class Tray(QObject):
             bold = QFont(sub.menuAction().font())
             bold.setBold(True)
             sub.menuAction().setFont(bold)
-        log_path = runner.get("log_path")
-        action = sub.addAction("Open log")
-        action.setEnabled(bool(log_path))
-        action.triggered.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(log_path)))
+        action = sub.addAction(OPEN_LOG)
+        action.setEnabled(bool(runner.get("log_path")))
+        action.triggered.connect(lambda: open_log(runner))
         sub.addAction("Open terminal here").triggered.connect(lambda: open_terminal(runner["cwd"]))
         if runner["state"] == "paused" and runner["resumable"]:
             if runner["supervised"]:
-                self._add(sub, "Resume", lambda: self.bridge.resume(runner["id"]))
+                self._add(sub, RESUME, lambda: self.resume(runner))
             else:
                 sub.addAction("Resume in terminal").triggered.connect(
                     lambda: resume_in_terminal(runner)
                 )
-        self._add(sub, "Stop", lambda: self.bridge.stop(runner["id"]))
+        self._add(sub, STOP, lambda: self.bridge.stop(runner["id"]))
         self._add(sub, "Restart", lambda: self.bridge.restart(runner["id"]))
+
+    def act(self, action: str, runner_id: int) -> None:
+        """A notification's button: what the runner's menu entry of that name does."""
+
+        async def work() -> None:
+            runner = await self.bridge.act("GET", f"/api/v1/runners/{runner_id}")
+            if runner is None:  # gone: the supervisor's sentence was shown
+                return
+            if action == OPEN_LOG:
+                open_log(runner)
+            elif action == RESUME:
+                await self.resume(runner)
+            elif action == STOP:
+                await self.bridge.stop(runner_id)
+
+        spawn(work())
+
+    async def resume(self, runner: Json) -> None:
+        """Continue a paused runner's session: by the supervisor, or in a terminal for one
+        started there."""
+        if runner["supervised"]:
+            await self.bridge.resume(runner["id"])
+        else:
+            resume_in_terminal(runner)
 
     def _add(self, menu: QMenu, text: str, work: Callable[[], Coroutine[Any, Any, Any]]) -> QAction:
         """A menu action that runs ``work`` on the loop (never blocking the GUI thread)."""
@@ -262,6 +327,12 @@ def runner_label(runner: Json) -> str:
         f"#{runner['id']} {runner['project']} {what} — {activity(runner) or runner['state']}"
         f"{flag}, {uptime(runner)}, {human_tokens(runner['tokens'])} tokens"
     )
+
+
+def open_log(runner: Json) -> None:
+    """Open a runner's log in the desktop's viewer for text files."""
+    if runner.get("log_path"):
+        QDesktopServices.openUrl(QUrl.fromLocalFile(runner["log_path"]))
 
 
 def resume_in_terminal(runner: Json) -> None:

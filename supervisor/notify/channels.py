@@ -426,6 +426,14 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 
 # --- the desktop channel ----------------------------------------------------------------------
 DesktopCallback = Callable[[Message], None]
+
+
+class DesktopNotShown(Exception):
+    """Raised by a desktop subscriber when its notification was not shown (no notification
+    service took it, no fallback showed it): the attempt is retried, with this as its
+    reason."""
+
+
 _desktop_lock = threading.Lock()
 _desktop_subscribers: list[DesktopCallback] = []
 
@@ -433,8 +441,9 @@ _desktop_subscribers: list[DesktopCallback] = []
 def subscribe_desktop(callback: DesktopCallback) -> Callable[[], None]:
     """Hand desktop messages to ``callback`` (the tray app); returns the unsubscribe function.
 
-    The callback runs on the dispatcher's thread, so it must hand over to its own thread (a Qt
-    signal does) and return quickly; an exception makes the attempt retryable.
+    The callback runs on the dispatcher's thread and returns once the message was shown (it
+    may wait a few seconds for the notification service); :class:`DesktopNotShown`, or any
+    other exception, makes the attempt retryable.
     """
     with _desktop_lock:
         _desktop_subscribers.append(callback)
@@ -456,6 +465,9 @@ def _send_desktop(message: Message) -> Outcome:
     for callback in subscribers:
         try:
             callback(message)
+        except DesktopNotShown as exc:
+            log.warning("notify: desktop notification %r not shown: %s", message.title, exc)
+            return Outcome.retry(f"The desktop notification was not shown: {exc}.")
         except Exception as exc:
             log.exception("notify failed: desktop notifier raised on %r", message.title)
             return Outcome.retry(f"The desktop notifier failed ({type(exc).__name__}).")

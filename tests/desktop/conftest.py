@@ -203,11 +203,24 @@ TREE_LINE = re.compile(
 
 class Notifications:
     """What dunst showed: its rule runs a script per notification that appends one JSON line
-    (app, summary, body, urgency) to a file."""
+    (app, summary, body, urgency, the icon file it shows, the desktop-entry hint) to a file.
+    Its context menu (the notifications' actions) goes to a fake dmenu that picks the line
+    :meth:`choose` asked for."""
 
-    def __init__(self, path: Path, env: dict[str, str]) -> None:
+    def __init__(self, path: Path, env: dict[str, str], choice: Path) -> None:
         self.path = path
         self.env = env
+        self.choice = choice
+
+    def choose(self, action: str, summary: str) -> list[str]:
+        """Click ``action`` on the shown notification ``summary`` through dunst's context
+        menu (``dunstctl context``), as a user picks it; the menu's lines."""
+        menu = self.choice.with_suffix(".menu")
+        menu.unlink(missing_ok=True)
+        self.choice.write_text(f"#{action} ({summary})")
+        subprocess.run(["dunstctl", "context"], env=self.env, check=True, timeout=10)
+        lines = wait_for(lambda: menu.exists() and menu.read_text(), 10, 0.1, what="dunst's menu")
+        return lines.splitlines()
 
     def all(self) -> list[dict[str, str]]:
         try:
@@ -370,10 +383,8 @@ def x_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("xdesktop")
 
 
-@pytest.fixture(scope="session")
-def xvfb(x_tools: None, x_logs: Path) -> Iterator[str]:
-    """A virtual X screen on a free display number (``-displayfd``); its ``DISPLAY``."""
-    log = x_logs / "xvfb.log"
+def start_xvfb(log: Path) -> tuple[subprocess.Popen, str]:
+    """A virtual X screen on a free display number (``-displayfd``): it and its ``DISPLAY``."""
     read, write = os.pipe()
     argv = ["Xvfb", "-displayfd", str(write), "-screen", "0", SCREEN, "-nolisten", "tcp"]
     proc = _start(argv, log, dict(os.environ), pass_fds=(write,))
@@ -391,7 +402,13 @@ def xvfb(x_tools: None, x_logs: Path) -> Iterator[str]:
     if not number.isdigit():
         _end(proc)
         pytest.fail(f"Xvfb did not start:\n{log.read_text()}")
-    display = f":{number}"
+    return proc, f":{number}"
+
+
+@pytest.fixture(scope="session")
+def xvfb(x_tools: None, x_logs: Path) -> Iterator[str]:
+    """A virtual X screen for the session; its ``DISPLAY``."""
+    proc, display = start_xvfb(x_logs / "xvfb.log")
     # Qt's xcb plugin needs libraries Qt does not ship: without one, no X test can run.
     check = subprocess.run(
         [sys.executable, "-c", GRAB],
@@ -425,19 +442,25 @@ DBUS_CONFIG = """\
 """
 
 
-@pytest.fixture(scope="session")
-def dbus_session(x_tools: None, x_logs: Path) -> Iterator[str]:
-    """A private DBus session bus; its address (``DBUS_SESSION_BUS_ADDRESS``)."""
-    config = x_logs / "session.conf"
+def start_bus(folder: Path) -> tuple[subprocess.Popen, str]:
+    """A private DBus session bus (its files in ``folder``): it and its address."""
+    config = folder / "session.conf"
     config.write_text(DBUS_CONFIG)
     argv = ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"]
-    proc = _start(argv, x_logs / "dbus.log", dict(os.environ), stdout=subprocess.PIPE)
+    proc = _start(argv, folder / "dbus.log", dict(os.environ), stdout=subprocess.PIPE)
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], 30)
     address = proc.stdout.readline().decode().strip() if ready else ""
     if not address:
         _end(proc)
-        pytest.fail(f"dbus-daemon did not start:\n{(x_logs / 'dbus.log').read_text()}")
+        pytest.fail(f"dbus-daemon did not start:\n{(folder / 'dbus.log').read_text()}")
+    return proc, address
+
+
+@pytest.fixture(scope="session")
+def dbus_session(x_tools: None, x_logs: Path) -> Iterator[str]:
+    """A private DBus session bus; its address (``DBUS_SESSION_BUS_ADDRESS``)."""
+    proc, address = start_bus(x_logs)
     yield address
     _end(proc)
 
@@ -453,40 +476,63 @@ DUNSTRC = """\
     frame_width = 1
     show_indicators = no
     idle_threshold = 0
+    min_icon_size = 32
+    max_icon_size = 48
+    dmenu = {dmenu}
 
 [record]
     summary = "*"
     script = {script}
 """
-# dunst runs it with: appname summary body icon urgency
+# dunst runs it with: appname summary body icon urgency (and DUNST_* in its environment)
 RECORD = """\
-import json, sys
+import json, os, sys
 app, summary, body, icon, urgency = (sys.argv[1:] + [""] * 5)[:5]
 with open({path!r}, "a") as out:
     out.write(json.dumps({{"app": app, "summary": summary, "body": body,
-                          "urgency": urgency}}) + "\\n")
+                          "urgency": urgency, "icon": os.environ.get("DUNST_ICON_PATH", ""),
+                          "desktop_entry": os.environ.get("DUNST_DESKTOP_ENTRY", "")}}) + "\\n")
+"""
+# dunst's context menu: reads the action lines, answers the first that holds the choice.
+DMENU = """\
+import sys
+from pathlib import Path
+lines = sys.stdin.read().splitlines()
+choice = Path({choice!r})
+choice.with_suffix(".menu").write_text("\\n".join(lines))
+wanted = choice.read_text() if choice.exists() else ""
+print(next((line for line in lines if wanted and wanted in line), ""))
 """
 
 
-@pytest.fixture(scope="session")
-def dunst(xvfb: str, dbus_session: str, x_logs: Path) -> Iterator[Notifications]:
-    """dunst, the notification server, on the private bus; it records what it shows."""
-    record = x_logs / "record-notification"
-    record.write_text(f"#!{sys.executable}\n" + RECORD.format(path=str(x_logs / "shown.jsonl")))
+def start_dunst(display: str, bus: str, folder: Path) -> tuple[subprocess.Popen, Notifications]:
+    """dunst, the notification server, on ``bus``; it records what it shows in ``folder``."""
+    record = folder / "record-notification"
+    record.write_text(f"#!{sys.executable}\n" + RECORD.format(path=str(folder / "shown.jsonl")))
     record.chmod(0o755)
-    config = x_logs / "dunstrc"
-    config.write_text(DUNSTRC.format(offset=PANEL_HEIGHT + 8, script=record))
-    env = {**os.environ, "DISPLAY": xvfb, "DBUS_SESSION_BUS_ADDRESS": dbus_session}
-    proc = _start(["dunst", "-config", str(config)], x_logs / "dunst.log", env)
-    notifications = Notifications(x_logs / "shown.jsonl", env)
+    dmenu = folder / "choose-action"
+    dmenu.write_text(f"#!{sys.executable}\n" + DMENU.format(choice=str(folder / "choice")))
+    dmenu.chmod(0o755)
+    config = folder / "dunstrc"
+    config.write_text(DUNSTRC.format(offset=PANEL_HEIGHT + 8, script=record, dmenu=dmenu))
+    env = {**os.environ, "DISPLAY": display, "DBUS_SESSION_BUS_ADDRESS": bus}
+    proc = _start(["dunst", "-config", str(config)], folder / "dunst.log", env)
+    notifications = Notifications(folder / "shown.jsonl", env, folder / "choice")
 
     def serving() -> bool:
         if proc.poll() is not None:
-            pytest.fail(f"dunst exited:\n{(x_logs / 'dunst.log').read_text()}")
+            pytest.fail(f"dunst exited:\n{(folder / 'dunst.log').read_text()}")
         asked = subprocess.run(["dunstctl", "is-paused"], env=env, capture_output=True)
         return asked.returncode == 0
 
     wait_for(serving, 20, 0.1, what="dunst to own org.freedesktop.Notifications")
+    return proc, notifications
+
+
+@pytest.fixture(scope="session")
+def dunst(xvfb: str, dbus_session: str, x_logs: Path) -> Iterator[Notifications]:
+    """dunst on the session's private bus."""
+    proc, notifications = start_dunst(xvfb, dbus_session, x_logs)
     yield notifications
     _end(proc)
 
@@ -522,3 +568,31 @@ def x_screen(xdesktop: XDesktop) -> Iterator[XDesktop]:
     xdesktop.notifications.close_all()
     yield xdesktop
     xdesktop.notifications.close_all()
+
+
+class BareDesktop(XDesktop):
+    """A desktop of one test's own: an X display and a session bus with no tray and no
+    notification server until the test starts them (:meth:`start_dunst`; a
+    StatusNotifierItem host: ``tests/desktop/sni_host.py``)."""
+
+    servers: list[subprocess.Popen]
+    folder: Path
+
+    def start_dunst(self) -> Notifications:
+        proc, self.notifications = start_dunst(self.display, self.dbus_address, self.folder)
+        self.servers.append(proc)
+        return self.notifications
+
+
+@pytest.fixture
+def bare_desktop(xvfb: str, tmp_path: Path) -> Iterator[BareDesktop]:
+    """A :class:`BareDesktop`; its servers end with the test."""
+    folder = tmp_path / "bare-desktop"
+    folder.mkdir()
+    xproc, display = start_xvfb(folder / "xvfb.log")
+    bus, address = start_bus(folder)
+    desktop = BareDesktop(display, address, Notifications(folder / "shown.jsonl", {}, folder), -1)
+    desktop.servers, desktop.folder = [xproc, bus], folder
+    yield desktop
+    for proc in reversed(desktop.servers):
+        _end(proc)

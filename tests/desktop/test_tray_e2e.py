@@ -40,8 +40,10 @@ FREE_PORT = (
 class TrayApp:
     """``python -m desktop`` on the private desktop, on this test's data dir."""
 
-    def __init__(self, home: Path, desktop: XDesktop) -> None:
+    def __init__(self, home: Path, desktop: XDesktop, welcomed: bool = True) -> None:
         self.home = home
+        if welcomed:  # past the first run's welcome window (tests/desktop/test_welcome_e2e.py)
+            (home / "welcomed").touch()
         self.desktop = desktop
         self.env = desktop.env(PYTHONPATH=str(REPO))
         self.output = home / "desktop-output.log"
@@ -174,6 +176,17 @@ def open_quick_launch(desktop: XDesktop, icon: Window, timeout: float = 20) -> l
         time.sleep(0.5)
 
 
+def with_demo_project(
+    tray_app: Callable[..., TrayApp], desktop: XDesktop, tmp_path: Path
+) -> TrayApp:
+    """The app started, its icon in the tray, and a project "demo" in a new folder."""
+    app = tray_app()
+    tray_icon(desktop, app)
+    (tmp_path / "demo").mkdir()
+    app.api.post("/api/v1/projects", {"name": "demo", "path": str(tmp_path / "demo")})
+    return app
+
+
 # --- the tests ----------------------------------------------------------------------------
 def test_quick_launch_from_the_tray_and_its_failure_as_a_desktop_notification(
     tray_app: Callable[..., TrayApp], x_screen: XDesktop, tmp_path: Path
@@ -218,6 +231,8 @@ def test_quick_launch_from_the_tray_and_its_failure_as_a_desktop_notification(
         "summary": f"runner {launched['id']} (demo) failed",
         "body": "exited with status 3",
         "urgency": "CRITICAL",
+        "icon": str(app.home / "icons" / "stratavore-256.png"),  # Stratavore's, not Python's
+        "desktop_entry": "stratavore",
     }
     bubble = wait_for(lambda: desktop.visible("Dunst"), 10, 0.1, what="dunst's bubble")
     desktop.screenshot(SCREENSHOTS / "notification.png", around=[desktop.panel, *bubble])
@@ -267,11 +282,8 @@ def test_an_agent_waiting_for_input_is_one_native_notification(
     """Claude Code's hooks, as its HTTP hooks send them with the runner's own token: a burst
     of tool calls, then the same permission prompt twice. dunst shows one "needs input"."""
     desktop = x_screen
-    app = tray_app()
+    app = with_demo_project(tray_app, desktop, tmp_path)
     api = app.api
-    tray_icon(desktop, app)
-    (tmp_path / "demo").mkdir()
-    api.post("/api/v1/projects", {"name": "demo", "path": str(tmp_path / "demo")})
     child = subprocess.Popen(SLEEP)
     try:
         answer = api.post("/api/v1/runners/register", {
