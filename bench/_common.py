@@ -82,7 +82,8 @@ SOURCES = _snapshot_sources()
 SOURCES_DIGEST = sources_digest(SOURCES)
 sys.path.insert(0, str(SOURCES))
 
-from supervisor import paths, runtime, settings, store  # noqa: E402 (the snapshot)
+from supervisor.core import paths, runtime, settings  # noqa: E402 (the snapshot)
+from supervisor.storage import store  # noqa: E402
 
 
 # --- numbers ----------------------------------------------------------------------------------
@@ -455,7 +456,8 @@ def write_results(name: str, payload: dict[str, Any]) -> Path:
 def ledger(home: Path) -> Iterator[None]:
     """This process's DB bound to ``home``'s database for the block (imports the copied
     ``supervisor`` package: call after this module set it up)."""
-    from supervisor import paths, store
+    from supervisor.core import paths
+    from supervisor.storage import store
 
     store.init_db(paths.db_path(home))
     try:

@@ -156,7 +156,7 @@ def summary(samples_s: list[float]) -> dict[str, float]:
 
 
 async def bench(args: argparse.Namespace, home: Path) -> dict[str, Any]:
-    from supervisor import runtime
+    from supervisor.core import runtime
     from supervisor.daemon import Supervisor
 
     supervisor = Supervisor(home, api_port=0, heartbeat_ttl=3600.0)

@@ -42,7 +42,7 @@ from _common import (
 
 sys.path.append(str(REPO))  # for tests.chaos and tests.sink (supervisor is the run's copy)
 
-from supervisor.client import ApiClient
+from supervisor.api.client import ApiClient
 from tests.chaos import Chaos
 from tests.sink import Sink
 

@@ -41,7 +41,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from _common import Table, ledger, machine, verdict, write_results
 
-from supervisor.store import DB, Project  # the snapshot (_common put it first on sys.path)
+from supervisor.storage.store import DB, Project  # the snapshot (_common put it first on sys.path)
 from supervisor.usage import reports
 from supervisor.usage.ledger import rebuild_buckets
 

@@ -87,7 +87,7 @@ from _common import (
 # The tests' helpers for the private desktop (REPO after the snapshot: `supervisor` stays the
 # copy). Importing the conftest sets QT_QPA_PLATFORM=offscreen here; children get xcb.
 sys.path.append(str(REPO))
-from supervisor.client import ApiClient  # the snapshot
+from supervisor.api.client import ApiClient  # the snapshot
 from tests.desktop.conftest import (
     DBUS_CONFIG,
     DUNSTRC,

@@ -55,7 +55,11 @@ from _common import (
     write_results,
 )
 
-from supervisor import backups, paths, store  # the snapshot (_common put it first on sys.path)
+from supervisor.core import paths  # the snapshot (_common put it first on sys.path)
+from supervisor.storage import (
+    backups,  # the snapshot (_common put it first on sys.path)
+    store,  # the snapshot (_common put it first on sys.path)
+)
 
 MODELS = ("claude-sonnet-4-5-20250929", "claude-opus-4-1-20250805", "claude-haiku-4-5-20251001")
 _INSERT = (

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from supervisor import paths, runtime
+from supervisor.core import paths, runtime
 from supervisor.daemon import setup_logging
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from PySide6.QtGui import (
     QPixmap,
 )
 
-from supervisor import paths
+from supervisor.core import paths
 
 APP_NAME = "Stratavore"  # also the AppUserModelID on Windows (installer/stratavore.nsi.in)
 # The freedesktop name of the app: its menu entry (installer/linux/stratavore.desktop,

@@ -35,7 +35,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QSystemTrayIcon
 
 from desktop.icons import APP_NAME, DESKTOP_ENTRY, app_icon_file
-from supervisor import paths
+from supervisor.core import paths
 from supervisor.notify.channels import DesktopNotShown, Message
 
 log = logging.getLogger("stratavore.desktop")

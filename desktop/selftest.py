@@ -120,7 +120,7 @@ async def supervise(home: Path) -> str:
     """Step 3, on the running (qasync) loop."""
     import aiohttp
 
-    from supervisor import runtime
+    from supervisor.core import runtime
     from supervisor.daemon import Supervisor
 
     project = home / "project"
@@ -199,7 +199,7 @@ def draw_chart() -> str:
 
 
 def keyring_round_trip() -> str:
-    from supervisor import secrets
+    from supervisor.core import secrets
 
     status = secrets.keyring_status()
     if status is not None:
@@ -267,7 +267,7 @@ def run() -> int:
         import qasync
         from PySide6.QtWidgets import QApplication
 
-        from supervisor.errors import KnownError
+        from supervisor.core.errors import KnownError
 
         app = QApplication.instance() or QApplication(sys.argv[:1])
         loop = qasync.QEventLoop(app)

@@ -14,7 +14,7 @@ from desktop.bridge import Bridge, BridgeError, spawn
 from desktop.instance import SingleInstance
 from desktop.notifications import Notifier
 from desktop.tray import Tray
-from supervisor import runtime
+from supervisor.core import runtime
 from supervisor.daemon import PortInUse, Supervisor
 from supervisor.notify import channels
 from supervisor.notify.channels import Message

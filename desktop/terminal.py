@@ -40,7 +40,7 @@ def agent_command(
         name = "stratavore-agent.exe" if os.name == "nt" else "stratavore-agent"
         agent = [os.path.join(os.path.dirname(sys.executable), name)]
     else:
-        agent = [sys.executable, "-m", "supervisor.agent"]
+        agent = [sys.executable, "-m", "supervisor.cli.agent"]
     argv = agent
     for flag, value in (("--profile", profile), ("--project", project), ("--resume", resume)):
         if value:

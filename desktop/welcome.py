@@ -2,7 +2,7 @@
 adds those folders as projects in one click, imports past usage, and says where the tray icon
 lives.
 
-Agents are found on the PATH runners get (the login shell's, ``supervisor.commands``); their
+Agents are found on the PATH runners get (the login shell's, ``supervisor.agents.commands``); their
 folders are read from the agents' own logs, in the places the usage importers read (Claude
 Code's transcripts carry ``cwd`` on each line, a Codex rollout's ``session_meta`` its ``cwd``,
 Gemini CLI's ``projects.json`` maps each folder it worked in), so ``CLAUDE_CONFIG_DIR``,
@@ -36,7 +36,8 @@ from PySide6.QtWidgets import (
 from desktop.bridge import Bridge, BridgeError, spawn
 from desktop.icons import app_icon
 from desktop.tray import human_tokens
-from supervisor import commands, paths
+from supervisor.agents import commands
+from supervisor.core import paths
 from supervisor.usage.claude import claude_roots
 from supervisor.usage.codex import codex_files, codex_homes
 from supervisor.usage.gemini import gemini_dir

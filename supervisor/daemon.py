@@ -29,18 +29,21 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from supervisor import __version__, backups, commands, events, paths, runtime, store
-from supervisor.api import Api
-from supervisor.errors import KnownError, problem_of
-from supervisor.metrics import Metrics
+from supervisor import __version__
+from supervisor.agents import commands
+from supervisor.api.app import Api
+from supervisor.api.metrics import Metrics
+from supervisor.api.server import LoopbackSite
+from supervisor.core import events, paths, runtime
+from supervisor.core.errors import KnownError, problem_of
+from supervisor.core.settings import Settings, read_saved
 from supervisor.notify.outbox import Dispatcher
-from supervisor.process import ProcessOps, raise_fd_limit, restrict_umask
-from supervisor.runners import RunnerManager
-from supervisor.server import LoopbackSite
-from supervisor.settings import Settings, read_saved
+from supervisor.runners.manager import RunnerManager
+from supervisor.runners.process import ProcessOps, raise_fd_limit, restrict_umask
+from supervisor.storage import backups, store
+from supervisor.storage.writes import StorageError, Writes
 from supervisor.usage import budgets
 from supervisor.usage.service import UsageService
-from supervisor.writes import StorageError, Writes
 
 log = logging.getLogger("stratavore.daemon")
 ROLLOVER_GRACE = 1.0  # seconds after a period's end: its last bucket is complete
@@ -473,7 +476,7 @@ def run_daemon(
         try:
             setup_logging(root)
         except OSError as exc:  # the log can't be opened: a read-only or full data folder
-            raise cannot_start(supervisor.writes, exc) or exc from None
+            raise cannot_start(supervisor.storage.writes, exc) or exc from None
         asyncio.run(serve(supervisor))
     except KnownError as exc:
         print(f"stratavore: {exc}", file=sys.stderr)

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 import psutil
 
-from supervisor.client import ApiClient, ClientError, NotRunning
+from supervisor.api.client import ApiClient, ClientError, NotRunning
 from tests.sink import Sink
 
 ACTIVE = {"starting", "running", "stopping"}

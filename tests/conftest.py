@@ -19,8 +19,8 @@ from typing import Any
 import psutil
 import pytest
 
-from supervisor import runtime
-from supervisor.client import ApiClient, ClientError
+from supervisor.api.client import ApiClient, ClientError
+from supervisor.core import runtime
 from tests.keyring_backend import keyring_env
 
 REPO = Path(__file__).resolve().parent.parent

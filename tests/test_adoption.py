@@ -97,7 +97,8 @@ def test_runner_left_starting_without_a_pid_is_lost(daemon_factory, project_dir)
     first.wait_state(rid, "running")
     first.kill()
     # rewrite the row as the crash would have left it
-    from supervisor import paths, store
+    from supervisor.core import paths
+    from supervisor.storage import store
 
     store.init_db(paths.db_path(first.root))
     try:

@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import REPO, SLEEP, Daemon, wait_for
 
 SCRIPT = Path(sys.executable).with_name("stratavore-agent")
-AGENT = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "supervisor.agent"]
+AGENT = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "supervisor.cli.agent"]
 SWEEP, TTL = 0.3, 1.0
 # waits for the file named by argv[1] to appear, then exits with status argv[2]
 EXIT_WHEN_TOLD = (

@@ -348,7 +348,7 @@ def test_terminal_wrapper_runs_the_profile_the_supervisor_renders(world):
         "FAKE_AGENT_SCRIPT": script(["hook", "Notification", PERMISSION]),
     }
     done = subprocess.run(
-        [sys.executable, "-m", "supervisor.agent", "--profile", "claude", "--project", "demo",
+        [sys.executable, "-m", "supervisor.cli.agent", "--profile", "claude", "--project", "demo",
          "--", "--model", "opus"],
         cwd=world.folder, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip

@@ -27,9 +27,10 @@ import psutil
 import pytest
 import requests
 
-from supervisor import __version__, paths, runtime
-from supervisor.api import ROUTES
-from supervisor.schemas import Audience
+from supervisor import __version__
+from supervisor.api.app import ROUTES
+from supervisor.api.schemas import Audience
+from supervisor.core import paths, runtime
 from tests.conftest import REPO, SLEEP, Daemon, api_error
 
 DAEMON_CMD = [sys.executable, "-m", "supervisor.cli", "daemon"]

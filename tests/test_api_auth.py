@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from supervisor.api import ROUTES
-from supervisor.schemas import Audience, Route
+from supervisor.api.app import ROUTES
+from supervisor.api.schemas import Audience, Route
 from tests import test_api
 from tests.test_api import World, route_request, snapshot
 

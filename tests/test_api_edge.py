@@ -21,7 +21,7 @@ import psutil
 import pytest
 import requests
 
-from supervisor import server
+from supervisor.api import server
 from tests import test_api
 from tests.conftest import wait_for
 from tests.test_api import World, assert_error, snapshot

@@ -10,8 +10,12 @@ import supervisor
 
 
 def test_importing_every_supervisor_module_loads_no_qt() -> None:
-    modules = [m.name for m in pkgutil.walk_packages(supervisor.__path__, "supervisor.")]
-    assert "supervisor.runners" in modules and "supervisor.daemon" in modules
+    modules = [
+        m.name
+        for m in pkgutil.walk_packages(supervisor.__path__, "supervisor.")
+        if not m.name.endswith(".__main__")  # importing one runs its program
+    ]
+    assert "supervisor.runners.manager" in modules and "supervisor.daemon" in modules
     script = (
         "import importlib, sys\n"
         f"for name in {modules!r}: importlib.import_module(name)\n"

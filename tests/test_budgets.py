@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import store
-from supervisor.errors import ApiError, ErrorCode
-from supervisor.store import Budget, Event, Project
+from supervisor.core.errors import ApiError, ErrorCode
+from supervisor.storage import store
+from supervisor.storage.store import Budget, Event, Project
 from supervisor.usage import budgets, periods
 from supervisor.usage.budgets import Calendar
 from tests.test_usage import add_rows

@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 import requests
 
-from supervisor import events, store
-from supervisor.errors import ApiError, ErrorCode
+from supervisor.core import events
+from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.notify import channels
 from supervisor.notify.channels import Message, Outcome, Result, check_channel, send
 from supervisor.notify.policy import summarize
+from supervisor.storage import store
 from tests.sink import Reply, Sink
 
 TOKEN = "123456789:AAH-fake_token_for_tests_0123456789"

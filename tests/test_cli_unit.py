@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from supervisor import cli, paths
-from supervisor.cli import ExitStatus, main
-from supervisor.client import ClientError, NotRunning
-from supervisor.errors import ErrorCode
+from supervisor.api.client import ClientError, NotRunning
+from supervisor.cli import main as cli
+from supervisor.cli.main import ExitStatus, main
+from supervisor.core import paths
+from supervisor.core.errors import ErrorCode
 
 
 @pytest.fixture(autouse=True)

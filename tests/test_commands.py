@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import commands
-from supervisor.errors import ApiError, ErrorCode
+from supervisor.agents import commands
+from supervisor.core.errors import ApiError, ErrorCode
 
 
 def _executable(path: Path, text: str = "#!/bin/sh\nexit 0\n") -> Path:

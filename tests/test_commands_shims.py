@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import commands
-from supervisor.errors import ApiError, ErrorCode
+from supervisor.agents import commands
+from supervisor.core.errors import ApiError, ErrorCode
 
 # What npm's cmd-shim writes for a bin with a `#!/usr/bin/env node` shebang (lib/index.js)
 SHIM_HEAD = (

@@ -21,8 +21,8 @@ from typing import Any
 import psutil
 import pytest
 
-from supervisor.cli import ExitStatus
-from supervisor.errors import ErrorCode
+from supervisor.cli.main import ExitStatus
+from supervisor.core.errors import ErrorCode
 from tests.conftest import SLEEP, Daemon, api_error, wait_for
 from tests.test_cli_e2e import Cli
 from tests.usage_data import claude_line, write_transcript

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from supervisor import store
-from supervisor.store import Project, Usage, UsageSession
+from supervisor.storage import store
+from supervisor.storage.store import Project, Usage, UsageSession
 from supervisor.usage import aider, gemini, periods, reports
 from supervisor.usage.importer import run_import
 from supervisor.usage.pricing import PriceTable

@@ -21,14 +21,14 @@ from typing import Any
 import psutil
 import pytest
 
-from supervisor import store
-from supervisor.errors import ApiError, ErrorCode
-from supervisor.process import Identity, ProcessOps
-from supervisor.runners import RunnerManager, backoff_delay, hash_token
-from supervisor.schemas import Heartbeat, Launch
-from supervisor.settings import Settings
-from supervisor.states import FINISHED_STATES, TRANSITIONS, RunnerState, check_transition
-from supervisor.store import Event, Project, Runner
+from supervisor.api.schemas import Heartbeat, Launch
+from supervisor.core.errors import ApiError, ErrorCode
+from supervisor.core.settings import Settings
+from supervisor.core.states import FINISHED_STATES, TRANSITIONS, RunnerState, check_transition
+from supervisor.runners.manager import RunnerManager, backoff_delay, hash_token
+from supervisor.runners.process import Identity, ProcessOps
+from supervisor.storage import store
+from supervisor.storage.store import Event, Project, Runner
 
 PY = sys.executable
 

@@ -1,4 +1,5 @@
-"""supervisor.limits: the agents' own limit messages, read from log lines and terminal output.
+"""supervisor.agents.limits: the agents' own limit messages, read from log lines and terminal
+output.
 
 Every expected instant is built here with ``datetime(..., tzinfo=ZoneInfo(...))``, never with
 the module's own arithmetic. ``NOW`` is Saturday 22 November 2025, 19:30 in Berlin.
@@ -16,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from supervisor.limits import (
+from supervisor.agents.limits import (
     LimitHit,
     describe_reset,
     from_claude_line,

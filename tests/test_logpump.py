@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.logpump import LOG_NAME, SPOOL_NAME, LogPump, read_log
+from supervisor.runners.logpump import LOG_NAME, SPOOL_NAME, LogPump, read_log
 
 T0 = 1795296600.123  # 2026-11-21T21:30:00.123Z
 S0 = "2026-11-21T21:30:00.123Z"

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from supervisor import paths
+from supervisor.core import paths
 from tests.conftest import REPO, Daemon, api_error, wait_for
 from tests.keyring_backend import FAIL_BACKEND
 from tests.sink import Reply, Sink

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import events, store
+from supervisor.core import events
 from supervisor.notify.outbox import CHANNEL_INFLIGHT, Dispatcher, add_channel, backoff
+from supervisor.storage import store
 from tests.conftest import wait_for
 from tests.sink import Reply, Sink
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from supervisor.errors import ApiError
+from supervisor.core.errors import ApiError
 from supervisor.notify.channels import SUMMARY_TYPE, Message
 from supervisor.notify.policy import (
     DEFAULT_TYPES,

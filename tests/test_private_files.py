@@ -22,9 +22,10 @@ from pathlib import Path
 import peewee as pw
 import pytest
 
-from supervisor import paths, runtime, store
-from supervisor.client import ApiClient
+from supervisor.api.client import ApiClient
+from supervisor.core import paths, runtime
 from supervisor.daemon import LOG_MAX_BYTES, Supervisor, setup_logging
+from supervisor.storage import store
 from tests.conftest import wait_for
 from tests.usage_data import claude_line, write_transcript
 

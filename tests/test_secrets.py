@@ -18,8 +18,8 @@ from keyring.backend import KeyringBackend
 from keyring.backends import chainer, fail
 from keyring.compat import properties
 
-from supervisor import secrets
-from supervisor.errors import KnownError
+from supervisor.core import secrets
+from supervisor.core.errors import KnownError
 from tests.keyring_backend import (
     FAIL_BACKEND,
     FILE_BACKEND,
@@ -181,9 +181,10 @@ def _child(code: str, path: Path) -> str:
 
 def test_processes_share_the_test_keyring(file_keyring: Path) -> None:
     secrets.store_secret("channel:shared", VALUE)
-    load = "from supervisor import secrets; print(secrets.load_secret('channel:shared'))"
+    load = "from supervisor.core import secrets; print(secrets.load_secret('channel:shared'))"
     assert _child(load, file_keyring) == VALUE
-    _child("from supervisor import secrets; secrets.store_secret('channel:b', 'v2')", file_keyring)
+    store = "from supervisor.core import secrets; secrets.store_secret('channel:b', 'v2')"
+    _child(store, file_keyring)
     assert secrets.load_secret("channel:b") == "v2"
 
 
@@ -195,7 +196,7 @@ def test_the_short_backend_name_works_with_tests_on_pythonpath(tmp_path: Path) -
         "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO)]),
     }
     code = (
-        "from supervisor import secrets; secrets.store_secret('channel:c', 'v3'); "
+        "from supervisor.core import secrets; secrets.store_secret('channel:c', 'v3'); "
         "print(secrets.keyring_status())"
     )
     out = subprocess.run(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from supervisor.errors import ApiError, ErrorCode
-from supervisor.settings import LIVE, RANGES, Settings, check_setting
+from supervisor.core.errors import ApiError, ErrorCode
+from supervisor.core.settings import LIVE, RANGES, Settings, check_setting
 
 
 @pytest.mark.parametrize(

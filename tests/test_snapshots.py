@@ -62,12 +62,12 @@ def test_cli_help_of_every_command_is_unchanged() -> None:
 
 
 def test_stratavore_agent_help_is_unchanged() -> None:
-    check("cli/stratavore-agent.txt", run_help("supervisor.agent"))
+    check("cli/stratavore-agent.txt", run_help("supervisor.cli.agent"))
 
 
 def test_openapi_document_is_unchanged() -> None:
     code = (
-        "import sys; from supervisor import api, schemas; "
+        "import sys; from supervisor.api import app as api; from supervisor.api import schemas; "
         "sys.stdout.buffer.write(api.ENCODER.encode(schemas.openapi_document(api.ROUTES)))"
     )
     done = subprocess.run(

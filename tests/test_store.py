@@ -8,7 +8,7 @@ from pathlib import Path
 import peewee as pw
 import pytest
 
-from supervisor import store
+from supervisor.storage import store
 
 
 @pytest.fixture

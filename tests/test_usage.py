@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from supervisor import store
-from supervisor.errors import ApiError
-from supervisor.store import Project, Runner, Usage, UsageBucket
+from supervisor.core.errors import ApiError
+from supervisor.storage import store
+from supervisor.storage.store import Project, Runner, Usage, UsageBucket
 from supervisor.usage import periods, reports
 from supervisor.usage.importer import run_import
 from supervisor.usage.ledger import Attribution, Ledger, rebuild_buckets

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 import requests
 
-from supervisor import schemas as sc
+from supervisor.api import schemas as sc
 from tests.conftest import SLEEP, Daemon
 from tests.test_cli_e2e import Cli, one_line_error
 

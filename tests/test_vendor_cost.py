@@ -13,8 +13,8 @@ from typing import Any
 import peewee as pw
 import pytest
 
-from supervisor import store
-from supervisor.store import Setting, Usage, UsageBucket
+from supervisor.storage import store
+from supervisor.storage.store import Setting, Usage, UsageBucket
 from supervisor.usage import periods, reports
 from supervisor.usage.claude import parse as parse_claude
 from supervisor.usage.importer import run_import

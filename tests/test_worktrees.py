@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import worktrees
-from supervisor.worktrees import Outcome, Worktree, WorktreeError
+from supervisor.runners import worktrees
+from supervisor.runners.worktrees import Outcome, Worktree, WorktreeError
 
 IDENTITY = ["-c", "user.name=Test", "-c", "user.email=test@example.invalid"]
 

@@ -9,6 +9,6 @@ import sys
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()
-    from supervisor.cli import main
+    from supervisor.cli.main import main
 
     sys.exit(main())

@@ -6,7 +6,7 @@
 - ``policy``: per channel, which event types and severities, quiet hours, and the
   :class:`~supervisor.notify.policy.Coalescer` that folds a storm into one summary.
 
-Secrets for channels live in the OS keyring (``supervisor.secrets``), never in settings. The
+Secrets for channels live in the OS keyring (``supervisor.core.secrets``), never in settings. The
 outbox dispatcher (delivery rows, retries, dead letters) drives both modules; they keep no
 state of their own apart from the desktop subscribers.
 """

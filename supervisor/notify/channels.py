@@ -13,7 +13,7 @@ any other 4xx (and a redirect) fails for good. ``Retry-After`` is honoured in bo
 
 Settings (:func:`check_channel`) never hold secrets: a Telegram bot token, an ntfy access
 token or a webhook HMAC key is passed to :func:`send` by the caller, who reads it from the OS
-keyring (``supervisor.secrets``). Reasons and log lines name a host, never a URL path, since
+keyring (``supervisor.core.secrets``). Reasons and log lines name a host, never a URL path, since
 Telegram's path holds the bot token (and some webhook URLs hold one too).
 """
 
@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 import requests
 
 from supervisor import __version__
-from supervisor.errors import ApiError, ErrorCode
+from supervisor.core.errors import ApiError, ErrorCode
 
 log = logging.getLogger("stratavore.notify")
 

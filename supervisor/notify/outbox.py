@@ -27,20 +27,20 @@ from typing import Any
 
 import requests
 
-from supervisor import events
-from supervisor.errors import ApiError, ErrorCode, not_found, problem_of
-from supervisor.notify import channels
-from supervisor.notify.channels import Message, Outcome, Result
-from supervisor.notify.policy import ChannelPolicy, Pending, Verdict
-from supervisor.schemas import NAME_PATTERN
-from supervisor.secrets import (
+from supervisor.api.schemas import NAME_PATTERN
+from supervisor.core import events
+from supervisor.core.errors import ApiError, ErrorCode, not_found, problem_of
+from supervisor.core.secrets import (
     KeyringUnavailable,
     channel_secret,
     delete_secret,
     load_secret,
     store_secret,
 )
-from supervisor.store import DB, Channel, Delivery, DeliveryBatch, Event, Setting
+from supervisor.notify import channels
+from supervisor.notify.channels import Message, Outcome, Result
+from supervisor.notify.policy import ChannelPolicy, Pending, Verdict
+from supervisor.storage.store import DB, Channel, Delivery, DeliveryBatch, Event, Setting
 
 log = logging.getLogger("stratavore.notify")
 

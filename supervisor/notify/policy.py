@@ -35,10 +35,10 @@ from fnmatch import fnmatchcase
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from supervisor import events
-from supervisor.errors import ApiError, ErrorCode
+from supervisor.core import events
+from supervisor.core.errors import ApiError, ErrorCode
+from supervisor.core.states import RunnerState
 from supervisor.notify.channels import SUMMARY_TYPE, Message
-from supervisor.states import RunnerState
 from supervisor.usage import periods
 
 SEVERITY_RANK = {"debug": 0, "info": 1, "warning": 2, "error": 3, "critical": 4}

@@ -18,10 +18,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from supervisor import events, queries
-from supervisor.errors import ApiError, ErrorCode
-from supervisor.schemas import iso
-from supervisor.store import DB, Budget, Project
+from supervisor.api.schemas import iso
+from supervisor.core import events
+from supervisor.core.errors import ApiError, ErrorCode
+from supervisor.storage import queries
+from supervisor.storage.store import DB, Budget, Project
 from supervisor.usage import periods
 from supervisor.usage.periods import BLOCK, PERIODS
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import tzlocal
 
-from supervisor.errors import ApiError, ErrorCode
+from supervisor.core.errors import ApiError, ErrorCode
 
 PERIODS = ("5h", "daily", "weekly", "monthly")
 WEEKDAYS = tuple(day.lower() for day in calendar.day_name)  # monday first, as date.weekday()

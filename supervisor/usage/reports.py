@@ -16,9 +16,9 @@ from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from supervisor import queries
-from supervisor.errors import ApiError, ErrorCode
-from supervisor.store import DB
+from supervisor.core.errors import ApiError, ErrorCode
+from supervisor.storage import queries
+from supervisor.storage.store import DB
 from supervisor.usage import periods
 from supervisor.usage.periods import BLOCK
 

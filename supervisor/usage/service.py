@@ -11,20 +11,20 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from supervisor import events
-from supervisor.errors import ApiError
-from supervisor.store import DB, Runner, Setting
+from supervisor.core import events
+from supervisor.core.errors import ApiError
+from supervisor.storage.store import DB, Runner, Setting
+from supervisor.storage.writes import StorageError
 from supervisor.usage import budgets, periods
 from supervisor.usage.budgets import Calendar
 from supervisor.usage.importer import ImportReport, run_import
 from supervisor.usage.ledger import Attribution, Ledger, rebuild_buckets, refresh_runner_tokens
 from supervisor.usage.pricing import PriceTable
 from supervisor.usage.records import UsageRow
-from supervisor.writes import StorageError
 
 if TYPE_CHECKING:
-    from supervisor.runners import RunnerManager
-    from supervisor.schemas import UsageIn
+    from supervisor.api.schemas import UsageIn
+    from supervisor.runners.manager import RunnerManager
 
 log = logging.getLogger("stratavore.usage")
 UNPRICED = "usage.unpriced_models"  # models already reported as having no price

@@ -161,7 +161,7 @@ def terminals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Terminals:
 
 def agent_argv(*args: str) -> list[str]:
     """``stratavore-agent`` from source with ``args``, as a terminal is told to run it."""
-    return [sys.executable, "-m", "supervisor.agent", *args]
+    return [sys.executable, "-m", "supervisor.cli.agent", *args]
 
 
 def fake_runs(log: Path) -> list[dict[str, Any]]:

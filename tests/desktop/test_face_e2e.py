@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from supervisor import paths
+from supervisor.core import paths
 from tests import fake_agents
 from tests.conftest import wait_for
 from tests.desktop.conftest import BareDesktop, XDesktop

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QPushButton
 from desktop import autostart
 from desktop.bridge import Bridge
 from desktop.settings import THEME_KEY, SettingsDialog, theme
-from supervisor import paths
+from supervisor.core import paths
 from tests.conftest import REPO, Daemon
 from tests.keyring_backend import FAIL_BACKEND
 from tests.sink import Sink

@@ -17,7 +17,7 @@ from tests.desktop.conftest import fake_runs
 
 COMMAND = ["claude", "--model", "sonnet"]
 CWD = "/home/u/my project"
-AGENT = [sys.executable, "-m", "supervisor.agent"]  # stratavore-agent, run from the sources
+AGENT = [sys.executable, "-m", "supervisor.cli.agent"]  # stratavore-agent, run from the sources
 
 
 def only(*names: str):

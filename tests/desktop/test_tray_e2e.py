@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from supervisor import runtime
-from supervisor.client import ApiClient
+from supervisor.api.client import ApiClient
+from supervisor.core import runtime
 from tests.conftest import REPO, SLEEP, _kill_runner_processes, wait_for
 from tests.desktop.conftest import Window, XDesktop
 
@@ -31,7 +31,8 @@ WM_CLASS = "Stratavore"  # the class Qt gives the app's windows (its application
 FAILING = [sys.executable, "-c", "import sys; sys.exit(3)"]
 # The embedded supervisor listens on the api_port setting (default 7420): any free port here.
 FREE_PORT = (
-    "import sys; from pathlib import Path; from supervisor import paths, settings, store; "
+    "import sys; from pathlib import Path; from supervisor.core import paths, settings; "
+    "from supervisor.storage import store; "
     "store.init_db(paths.db_path(Path(sys.argv[1]))); settings.save_setting('api_port', 0); "
     "store.close_db()"
 )

@@ -32,9 +32,10 @@ from dataclasses import dataclass
 
 import psutil
 
-from supervisor import __version__, commands
-from supervisor.client import ApiClient, ClientError, NotRunning
-from supervisor.errors import ApiError
+from supervisor import __version__
+from supervisor.agents import commands
+from supervisor.api.client import ApiClient, ClientError, NotRunning
+from supervisor.core.errors import ApiError
 
 PROG = "stratavore-agent"
 USAGE = f"{PROG} [--project NAME] [--profile NAME [--resume SESSION]] -- CMD ARGS..."

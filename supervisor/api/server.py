@@ -19,9 +19,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
-from supervisor.api import ENCODER, error_response
-from supervisor.errors import ErrorCode
-from supervisor.schemas import Error
+from supervisor.api.app import ENCODER, error_response
+from supervisor.api.schemas import Error
+from supervisor.core.errors import ErrorCode
 
 log = logging.getLogger("stratavore.api")
 MAX_CONNECTIONS = 2000  # open at once; each costs about 10 KB (see docs/benchmarks.md)

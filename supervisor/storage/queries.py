@@ -13,13 +13,13 @@ from typing import Any
 
 import peewee as pw
 
-from supervisor.errors import not_found
-from supervisor.states import (
+from supervisor.core.errors import not_found
+from supervisor.core.states import (
     ACTIVE_STATES,
     FINISHED_STATES,
     RunnerState,
 )
-from supervisor.store import DB, Event, Profile, Project, Runner
+from supervisor.storage.store import DB, Event, Profile, Project, Runner
 
 RUNNER_COLUMNS = [f for f in Runner._meta.sorted_fields if f.name != "id"]
 

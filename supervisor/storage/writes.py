@@ -31,9 +31,9 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
-from supervisor import events, paths
-from supervisor.errors import FAILING, FULL, LOCKED, READ_ONLY, ApiError, ErrorCode, problem_of
-from supervisor.store import DB
+from supervisor.core import events, paths
+from supervisor.core.errors import FAILING, FULL, LOCKED, READ_ONLY, ApiError, ErrorCode, problem_of
+from supervisor.storage.store import DB
 
 log = logging.getLogger("stratavore.writes")
 LOOP_BUSY_MS = 10  # the loop's connection waits this long for another writer's lock

@@ -9,8 +9,8 @@ from typing import Any
 
 import requests
 
-from supervisor import paths, runtime
-from supervisor.errors import ErrorCode
+from supervisor.core import paths, runtime
+from supervisor.core.errors import ErrorCode
 
 LOCK_WAIT_S = 30.0  # how long a request refused because the DB is locked is tried again
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import psutil
 
-from supervisor import paths
-from supervisor.errors import KnownError
+from supervisor.core import paths
+from supervisor.core.errors import KnownError
 
 log = logging.getLogger("stratavore.runtime")
 

@@ -11,8 +11,8 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from supervisor import queries
-from supervisor.states import Attention, RunnerState
+from supervisor.core.states import Attention, RunnerState
+from supervisor.storage import queries
 
 # One type per runner state ("runner.<state>"), plus these.
 RUNNER_UNRESPONSIVE = "runner.unresponsive"

@@ -6,10 +6,10 @@ import json
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from supervisor import queries
-from supervisor.errors import ApiError, ErrorCode
-from supervisor.schemas import MAX_CAP  # a project's own cap has the same bound
-from supervisor.store import Setting
+from supervisor.api.schemas import MAX_CAP  # a project's own cap has the same bound
+from supervisor.core.errors import ApiError, ErrorCode
+from supervisor.storage import queries
+from supervisor.storage.store import Setting
 from supervisor.usage import periods, pricing
 
 

@@ -14,8 +14,10 @@ from collections.abc import Iterable
 from datetime import tzinfo
 from pathlib import Path
 
-from supervisor import limits, queries, schemas
-from supervisor.store import Profile
+from supervisor.agents import limits
+from supervisor.api import schemas
+from supervisor.storage import queries
+from supervisor.storage.store import Profile
 from supervisor.usage import claude, codex, gemini
 
 LIMIT_AGENTS = frozenset({"claude", "codex"})  # agents whose limit messages we recognise

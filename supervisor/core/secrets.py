@@ -21,7 +21,7 @@ import keyring.core
 import keyring.errors
 from keyring.backends import chainer, fail, null
 
-from supervisor.errors import KnownError
+from supervisor.core.errors import KnownError
 
 SERVICE = "stratavore"
 log = logging.getLogger("stratavore.secrets")

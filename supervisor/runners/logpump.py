@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from supervisor.paths import private_opener
+from supervisor.core.paths import private_opener
 
 SPOOL_NAME = "output"
 LOG_NAME = "runner.log"

@@ -2,7 +2,7 @@
 
 ``DB`` is a proxy bound by :func:`init_db` (tests pass a temp file). SQLite runs in WAL mode
 with foreign keys on and a busy timeout, so the CLI can read while the supervisor writes.
-Each migration runs inside one transaction, and the DB is backed up (``supervisor.backups``)
+Each migration runs inside one transaction, and the DB is backed up (``supervisor.storage.backups``)
 before an existing database is migrated.
 """
 
@@ -16,7 +16,8 @@ from typing import Any
 
 import peewee as pw
 
-from supervisor import backups, paths
+from supervisor.core import paths
+from supervisor.storage import backups
 
 DB = pw.DatabaseProxy()
 
@@ -47,7 +48,7 @@ class Project(BaseModel):
 
 class Profile(BaseModel):
     """How to run an agent (``claude``, ``codex``, ... or the user's own): argument-list
-    templates with named placeholders (see ``supervisor.profiles``), never shell strings."""
+    templates with named placeholders (see ``supervisor.agents.profiles``), never shell strings."""
 
     name = pw.CharField(unique=True)
     command = JSONField()  # interactive (or plain) command line

@@ -2,8 +2,8 @@
 
 Everything here runs on the supervisor's asyncio loop (the plain loop of ``stratavore daemon``
 or the tray app's qasync loop). Database writes are short and happen on the loop, through
-:class:`~supervisor.writes.Writes` (which never lets the loop wait long for a lock); process-table
-scans and log I/O go to the default executor. Every state change goes through
+:class:`~supervisor.storage.writes.Writes` (which never lets the loop wait long for a lock);
+process-table scans and log I/O go to the default executor. Every state change goes through
 :meth:`RunnerManager._transition`, which checks the transition table and writes the new state
 and its event in one transaction, and changes memory only once that is committed. What is
 seen of the OS while the database refuses writes (a runner's exit, a stop signal already sent,
@@ -33,13 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from supervisor import commands, events, limits, paths, profiles, queries, sessions, worktrees
-from supervisor.errors import ApiError, ErrorCode
-from supervisor.logpump import LOG_NAME, SPOOL_NAME, LogPump
-from supervisor.process import Identity, Lineage, ProcessOps, Sample, describe_exit
-from supervisor.schemas import Heartbeat, HookIn, Launch, ProjectCreate, Register
-from supervisor.settings import LIVE, Settings, check_setting, save_setting
-from supervisor.states import (
+from supervisor.agents import commands, limits, profiles, sessions
+from supervisor.api.schemas import Heartbeat, HookIn, Launch, ProjectCreate, Register
+from supervisor.core import events, paths
+from supervisor.core.errors import ApiError, ErrorCode
+from supervisor.core.settings import LIVE, Settings, check_setting, save_setting
+from supervisor.core.states import (
     ACTIVE_STATES,
     FINISHED_STATES,
     PROCESS_STATES,
@@ -48,9 +47,13 @@ from supervisor.states import (
     RunnerState,
     check_transition,
 )
-from supervisor.store import Profile, Project, Runner
+from supervisor.runners import worktrees
+from supervisor.runners.logpump import LOG_NAME, SPOOL_NAME, LogPump
+from supervisor.runners.process import Identity, Lineage, ProcessOps, Sample, describe_exit
+from supervisor.storage import queries
+from supervisor.storage.store import Profile, Project, Runner
+from supervisor.storage.writes import StorageError, Writes
 from supervisor.usage.periods import resolve_zone
-from supervisor.writes import StorageError, Writes
 
 log = logging.getLogger("stratavore.runners")
 S = RunnerState

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from supervisor import paths
-from supervisor.errors import ApiError, ErrorCode, KnownError, problem_of
+from supervisor.core import paths
+from supervisor.core.errors import ApiError, ErrorCode, KnownError, problem_of
 
 STEP_PAGES = 1024  # pages copied per backup step (4 MiB with 4 KiB pages): progress between
 PART = ".part"  # a backup being written; renamed when complete and checked

@@ -25,10 +25,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from supervisor import commands, queries
-from supervisor.errors import ApiError, ErrorCode
-from supervisor.schemas import ProfileCreate
-from supervisor.store import Profile
+from supervisor.agents import commands
+from supervisor.api.schemas import ProfileCreate
+from supervisor.core.errors import ApiError, ErrorCode
+from supervisor.storage import queries
+from supervisor.storage.store import Profile
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_]+)\}")
 SCALARS = frozenset({"binary", "prompt", "session_id", "hooks", "shell", "shell_c"})

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import psutil
 
-from supervisor import commands
+from supervisor.agents import commands
 
 log = logging.getLogger("stratavore.process")
 WINDOWS = os.name == "nt"

@@ -36,12 +36,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from supervisor import __version__
-from supervisor.client import ApiClient, ClientError, NotRunning
-from supervisor.errors import ApiError, ErrorCode, KnownError
-from supervisor.states import FINISHED_STATES as FINISHED
+from supervisor.api.client import ApiClient, ClientError, NotRunning
+from supervisor.core.errors import ApiError, ErrorCode, KnownError
+from supervisor.core.states import FINISHED_STATES as FINISHED
 
 if TYPE_CHECKING:
-    from supervisor.backups import Backup
+    from supervisor.storage.backups import Backup
 
 Json = dict[str, Any]
 WIDTH = 100  # tables are fitted to this many columns
@@ -288,8 +288,8 @@ def say_waiting(message: str, seconds: float) -> None:
 def cmd_daemon(args: argparse.Namespace) -> int:
     if args.port is not None and not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
+    from supervisor.core.settings import check_setting
     from supervisor.daemon import run_daemon  # lazily: the CLI works without the daemon deps
-    from supervisor.settings import check_setting
 
     for option in ("heartbeat_interval", "heartbeat_ttl", "sweep_interval"):
         if getattr(args, option) is not None:
@@ -769,8 +769,9 @@ TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cach
 
 def open_ledger() -> Any:
     """Open the data dir's DB for the usage commands; the saved settings."""
-    from supervisor import paths, store
-    from supervisor.settings import load_settings
+    from supervisor.core import paths
+    from supervisor.core.settings import load_settings
+    from supervisor.storage import store
 
     try:
         store.init_db(paths.db_path(paths.data_dir()))
@@ -880,7 +881,7 @@ def cmd_budget(args: argparse.Namespace) -> int:
     try:
         state = connect(args).request("PUT", "/api/v1/budgets", body=body)
     except NotRunning:
-        from supervisor.schemas import BudgetSet
+        from supervisor.api.schemas import BudgetSet
 
         checked(body, BudgetSet)  # the API's own checks, here where there is no API
         open_ledger()
@@ -905,7 +906,8 @@ CHECK_NOTE_BYTES = 64 * 1024 * 1024  # a backup this big gets a line before its 
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from supervisor import backups, paths
+    from supervisor.core import paths
+    from supervisor.storage import backups
 
     settings = open_ledger()
     progress = Progress("backing up")
@@ -919,7 +921,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from supervisor import backups, paths
+    from supervisor.core import paths
+    from supervisor.storage import backups
 
     if args.list == (args.name is not None):
         raise UsageError("restore takes --list, or the NAME of a backup to put back")
@@ -942,8 +945,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def restore(root: Path, backup: Backup) -> int:
     """Put ``backup`` back while holding the data dir's lock: no supervisor may start on a
     half-restored database, and none may be running on the one replaced."""
-    from supervisor import backups, paths, store
+    from supervisor.core import paths
     from supervisor.daemon import DataDirLock
+    from supervisor.storage import backups, store
 
     lock = DataDirLock(root)
     try:
@@ -973,7 +977,7 @@ def budget_calendar() -> Any:
 
 
 def cmd_budgets(args: argparse.Namespace) -> int:
-    from supervisor.store import Budget
+    from supervisor.storage.store import Budget
     from supervisor.usage import budgets
 
     cal = budget_calendar()
@@ -1254,7 +1258,8 @@ def damaged_database(exc: Exception) -> str:
         words in str(exc) for words in ("malformed", "not a database")
     ):
         return ""
-    from supervisor import backups, paths
+    from supervisor.core import paths
+    from supervisor.storage import backups
 
     root = paths.data_dir()
     return f"The database {paths.db_path(root)} is damaged ({exc}): {backups.way_back(root)}."

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from supervisor.errors import ApiError, ErrorCode
+from supervisor.core.errors import ApiError, ErrorCode
 
 LOGIN_SHELL_TIMEOUT = 3.0
 

@@ -1,0 +1,1 @@
+"""What Stratavore knows of each agent: profiles, command resolution, sessions, provider limits."""

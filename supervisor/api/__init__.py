@@ -1,0 +1,1 @@
+"""The loopback HTTP API: routes, schemas, the client the CLI uses, metrics."""

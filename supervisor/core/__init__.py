@@ -1,0 +1,1 @@
+"""The supervisor's vocabulary: states, events, errors, paths, settings, runtime, secrets."""

@@ -1,0 +1,1 @@
+"""Runner lifecycle: launch, spawn, exits, stop, liveness, attention, limits, worktrees, logs."""

@@ -1,0 +1,1 @@
+"""Storage: peewee on SQLite, migrations, named queries, the write gate, backups."""
