@@ -6,16 +6,24 @@ its DBus tray), records the items that register, and reads an item as a panel do
 properties (``org.kde.StatusNotifierItem``) and its menu (``com.canonical.dbusmenu``), and
 clicks a menu entry. Written with dbus-fast, the asyncio DBus library desktop-notifier already
 brings on Linux: pure Python, and it can serve a name and an interface, which a host must
-(jeepney only calls; dbus-python needs a GLib main loop and a compiler). It runs its own
-asyncio loop in a thread, so a test calls it synchronously. (No ``from __future__ import
-annotations`` here: dbus-fast reads the DBus signatures from the annotations as written.)
+(jeepney only calls; dbus-python needs a GLib main loop and a compiler). It runs in a child
+process (its asyncio loop in a thread there), so a test calls it synchronously: a thread in
+the test process itself once died of a segmentation fault in the whole suite (the test
+process holds Qt objects, and a garbage collection run from a non-GUI thread may free them).
+(No ``from __future__ import annotations`` here: dbus-fast reads the DBus signatures from the
+annotations as written.)
 """
 
 import asyncio
 import contextlib
+import pickle
+import select
+import subprocess
+import sys
 import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dbus_fast import BusType, Message, MessageType, Variant
@@ -87,8 +95,9 @@ class MenuEntry:
         return [c.label.replace("&", "") for c in self.children if c.label]
 
 
-class StatusNotifierHost:
-    """The watcher and host on the bus at ``address``, in a thread of its own."""
+class _ThreadedHost:
+    """The watcher and host on the bus at ``address``, in a thread of its own (of the child
+    process that :class:`StatusNotifierHost` starts)."""
 
     def __init__(self, address: str) -> None:
         self.address = address
@@ -100,7 +109,7 @@ class StatusNotifierHost:
     def _run(self, work: Coroutine[Any, Any, Any], timeout: float = 10) -> Any:
         return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout)
 
-    def start(self) -> "StatusNotifierHost":
+    def start(self) -> "_ThreadedHost":
         self._thread.start()
 
         async def up() -> None:
@@ -192,3 +201,105 @@ class StatusNotifierHost:
         self._run(self._call(
             name, path, MENU, "Event", "isvu", [entry, "clicked", Variant("s", ""), 0]
         ))  # fmt: skip
+
+
+def _serve(address: str) -> None:
+    """The child process: a host on the bus, doing what the parent asks on stdin, one call at
+    a time, each answer a pickle on stdout."""
+    requests, answers = sys.stdin.buffer, sys.stdout.buffer
+    host = _ThreadedHost(address)
+
+    def answer(status: str, value: Any) -> None:
+        pickle.dump((status, value), answers)
+        answers.flush()
+
+    try:
+        host.start()
+    except Exception as exc:
+        answer("error", repr(exc))
+        return
+    answer("ok", None)
+    while True:
+        name, args = pickle.load(requests)
+        if name == "stop":
+            host.stop()
+            answer("ok", None)
+            return
+        try:
+            found = getattr(host, name)
+            answer("ok", found if name == "items" else found(*args))
+        except Exception as exc:  # handed to the test, which raises it
+            answer("error", f"{type(exc).__name__}: {exc}")
+
+
+class StatusNotifierHost:
+    """The watcher and host on the bus at ``address``, served by a child process."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def _answer(self, what: str) -> Any:
+        assert self._process is not None and self._process.stdout is not None
+        ready, _, _ = select.select([self._process.stdout], [], [], 15)
+        if not ready:
+            raise TimeoutError(f"the SNI host did not answer {what} in 15 s")
+        status, value = pickle.load(self._process.stdout)
+        if status == "error":
+            raise RuntimeError(value)
+        return value
+
+    def _ask(self, name: str, *args: Any) -> Any:
+        assert self._process is not None and self._process.stdin is not None
+        pickle.dump((name, args), self._process.stdin)
+        self._process.stdin.flush()
+        return self._answer(name)
+
+    def start(self) -> "StatusNotifierHost":
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "tests.desktop.sni_host", self.address],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        self._answer("start")
+        return self
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            with contextlib.suppress(OSError, TimeoutError, RuntimeError, EOFError):
+                self._ask("stop")
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(5)
+        for pipe in (self._process.stdin, self._process.stdout):
+            if pipe is not None:
+                pipe.close()
+
+    @property
+    def items(self) -> list[str]:
+        """What registered items said (none before the host starts)."""
+        return [] if self._process is None else self._ask("items")
+
+    def properties(self, service: str) -> dict[str, Any]:
+        return self._ask("properties", service)
+
+    def menu(self, service: str) -> MenuEntry:
+        return self._ask("menu", service)
+
+    def about_to_show(self, service: str, entry: int) -> None:
+        self._ask("about_to_show", service, entry)
+
+    def click(self, service: str, entry: int) -> None:
+        self._ask("click", service, entry)
+
+
+if __name__ == "__main__":
+    # by its module's name, so that what it pickles (MenuEntry) unpickles in the test
+    from tests.desktop.sni_host import _serve as serve
+
+    serve(sys.argv[1])
