@@ -320,13 +320,7 @@ def windows_python(lock: dict, files: dict[str, Path]) -> Path:
 
 def build_prefix() -> wine.Prefix:
     """The Wine prefix PyInstaller runs in, made once in the cache."""
-    prefix = wine.Prefix(wine.cache_dir() / "wine-build")
-    if not (prefix.path / ".complete").exists():
-        print(f"    making the Wine prefix {prefix.path}", flush=True)
-        shutil.rmtree(prefix.path, ignore_errors=True)
-        prefix.create()
-        (prefix.path / ".complete").touch()
-    return prefix
+    return wine.Prefix(wine.cached_prefix("wine-build"))
 
 
 def check_windows_payload(bundle: Path) -> None:

@@ -40,7 +40,8 @@ TRAMPOLINE = (
 CREATE_TIME_TOLERANCE = 0.01  # psutil's create time is stable to this within one boot
 # Linux lists each task's children in /proc (CONFIG_PROC_CHILDREN): walking a runner's tree
 # then costs a few file reads instead of a scan of the whole process table.
-PROC_CHILDREN = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+# (Not on Windows, where Wine maps /proc to Linux's: there it lists Linux pids, not ours.)
+PROC_CHILDREN = not WINDOWS and os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
 
 
 def _proc_children(pid: int) -> list[int]:
@@ -281,7 +282,7 @@ class ProcInfo:
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _BOOT_TIME = psutil.boot_time()
-_PROC_STAT = os.path.exists(f"/proc/{os.getpid()}/stat")
+_PROC_STAT = not WINDOWS and os.path.exists(f"/proc/{os.getpid()}/stat")
 
 
 def proc_info(pid: int) -> ProcInfo | None:
