@@ -6,8 +6,8 @@ millisecond and 1 MB, and it is how an exit status is still known when the runne
 the supervisor was down (the supervisor then reads the file instead of ``waitpid``). The
 trampoline leads its own session and process group, so a polite signal to the group reaches
 the command and its children while the trampoline (which traps the signal) lives on to record
-the status. On Windows the command is started directly in a new process group; there an exit
-that happens while the supervisor is down is reported as ``lost``.
+the status. On Windows the root is a small wrapper holding a Job Object instead, with the same
+guarantees (:mod:`supervisor.winjob`).
 
 Identity is (pid, create time): a pid alone is never trusted, because pids are reused.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psutil
 
-from supervisor import commands
+from supervisor import commands, winjob
 
 WINDOWS = os.name == "nt"
 
@@ -111,15 +111,20 @@ class ProcessOps:
         if exit_file.exists():  # from an earlier run of a restarted runner
             exit_file.unlink()
         if WINDOWS:
+            command = commands.popen_args(argv)
+            wrapped = [*winjob.wrapper_command(), str(exit_file)]
+            wrapped += ["--line", command] if isinstance(command, str) else ["--", *command]
             with open(spool, "ab") as out:
-                popen = subprocess.Popen(
-                    commands.popen_args(argv),
+                popen = winjob.RunnerPopen(
+                    wrapped,
                     cwd=cwd,
                     env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
-                    creationflags=subprocess.CREATE_NEW_PROCESS_GROUP,
+                    # a console of its own, hidden: no window pops up, and the user's Ctrl+C in
+                    # the terminal of a `stratavore daemon` does not reach the runners
+                    creationflags=winjob.CREATE_NO_WINDOW,
                 )
             self._popens[popen.pid] = popen
             pid = popen.pid
@@ -201,7 +206,8 @@ class ProcessOps:
         """SIGTERM to the runner's process group (or just its root), CTRL_BREAK on Windows."""
         with contextlib.suppress(OSError):  # already gone, or not ours any more
             if WINDOWS:
-                os.kill(ident.pid, signal.CTRL_BREAK_EVENT)
+                if not winjob.polite_stop(ident.pid, ident.create_time):  # no wrapper
+                    os.kill(ident.pid, signal.CTRL_BREAK_EVENT)
             elif group:
                 os.killpg(ident.pid, signal.SIGTERM)
             else:
@@ -211,6 +217,9 @@ class ProcessOps:
         """SIGKILL each process still matching its identity, and the process group; count."""
         killed = 0
         for ident in idents:
+            if WINDOWS and winjob.terminate(ident.pid, ident.create_time):  # a runner's root
+                killed += 1
+                continue
             if self.is_alive(ident):
                 with contextlib.suppress(psutil.Error):
                     psutil.Process(ident.pid).kill()
