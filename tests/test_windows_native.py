@@ -253,6 +253,13 @@ def qt_app() -> Any:
     return QApplication.instance() or QApplication(["tests", "-platform", "windows"])
 
 
+def under_wine() -> bool:
+    """Whether this Windows is Wine (its ntdll exports wine_get_version)."""
+    import ctypes
+
+    return hasattr(ctypes.WinDLL("ntdll"), "wine_get_version")
+
+
 def test_single_instance_over_a_named_pipe():
     from desktop.instance import SingleInstance
 
@@ -288,3 +295,44 @@ def test_data_dir_is_in_localappdata():
     local = Path(os.environ["LOCALAPPDATA"])
     assert Path(platformdirs.user_data_dir(paths.APP_NAME, False)) == local / "Stratavore"
 
+
+def test_notification_is_a_toast_with_the_app_id_or_else_a_tray_balloon():
+    from PySide6.QtGui import QColor, QIcon, QPixmap
+    from PySide6.QtWidgets import QSystemTrayIcon
+
+    from desktop.notifications import APP_ID, Notifier, app_icon
+    from supervisor.notify.channels import Message
+
+    app = qt_app()
+    pixmap = QPixmap(16, 16)
+    pixmap.fill(QColor("green"))
+    tray = QSystemTrayIcon(QIcon(pixmap))
+    tray.show()
+    notifier = Notifier()
+    notifier.fallback = tray
+    message = Message(None, time.time(), "runner.exited", "info", "demo finished", "exit 0")
+
+    async def notify() -> None:
+        notifier.start()
+        await notifier.show(message)
+
+    asyncio.run(notify())
+    app.processEvents()
+    tray.hide()
+    import ctypes
+
+    claimed = ctypes.c_wchar_p()
+    read = ctypes.windll.shell32.GetCurrentProcessExplicitAppUserModelID(ctypes.byref(claimed))
+    wine = under_wine()
+    if read == 0 or not wine:  # Wine 8 keeps no process AppUserModelID (E_NOTIMPL)
+        assert claimed.value == APP_ID
+    assert app_icon() is not None  # the app's own icon for the registration, not Python's
+    if notifier.unavailable is None:
+        assert notifier.route == "native"
+        return
+    assert wine, f"no toasts on this Windows: {notifier.unavailable}"
+    assert notifier.route == "tray"
+    pytest.skip(
+        "toast not shown: Wine has no toast service (ToastNotificationManager: "
+        f"{notifier.unavailable}); the tray balloon fallback ran instead, as checked"
+    )
