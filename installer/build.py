@@ -353,6 +353,7 @@ def freeze_windows(python: Path, version: str, work: Path, verbose: bool) -> Pat
     finally:
         if under is not None:
             under.wait()
+            under.kill()
     check_windows_payload(bundle)
     return bundle
 

@@ -16,9 +16,10 @@ docs/install.md:
   TrueType font in ``C:\\windows\\Fonts`` so text is not drawn as boxes.
 
 Windows programs under Wine 8 need pipes for their standard streams (a file or /dev/null
-aborts CPython's start), so every run here gets pipes. Each runs in a session of its own:
-Wine turns a console control event (CTRL_BREAK) into a signal to the Unix process group,
-which would otherwise reach the program that started Wine.
+aborts CPython's start), so every run here gets pipes. The prefix's Wine server and services
+are started first (:meth:`Prefix.start`), with no such pipe: started by a run, they would
+inherit its pipes and hold them open, and reading its output would never end. Each run gets
+a session of its own, so that nothing Wine signals reaches the program that started it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -178,6 +180,7 @@ class Prefix:
             raise WineError("Wine is not installed (Debian: apt-get install wine wine64)")
         self.wine, self.server = found
         self.path = path
+        self.started = False
         self.env = {
             **(os.environ if env is None else env),
             "WINEPREFIX": str(path),
@@ -191,7 +194,7 @@ class Prefix:
         """A new prefix with the settings above; ``qt``: also a font and, from ``fix_deb``
         (Wine 10's libwine), ``windows.ui.dll`` for QApplication."""
         self.path.mkdir(parents=True, exist_ok=True)
-        self.run(["wineboot", "--init"], timeout=300, check="wineboot")
+        self.start()  # its wineboot makes the new prefix
         self.run(["winecfg", "-v", "win10"], timeout=120, check="winecfg")
         self.reg_add(DLL_OVERRIDES, "wbemprox", "")  # "": disabled
         self.run(["reg", "delete", AEDEBUG, "/v", "Debugger", "/f"], timeout=60)
@@ -214,7 +217,7 @@ class Prefix:
                 )
                 self.run(["regsvr32", r"C:\windows\system32\windows.ui.dll"], timeout=60)
                 self.reg_add(DLL_OVERRIDES, "windows.ui", "native,builtin")
-        self.wait()
+        self.kill()
 
     @property
     def drive_c(self) -> Path:
@@ -233,6 +236,18 @@ class Prefix:
         return self.user / "AppData" / "Local"
 
     # --- running -------------------------------------------------------------------------
+    def start(self) -> None:
+        """The prefix's Wine server (persistent until :meth:`kill`) and services, with their
+        standard streams on /dev/null; once."""
+        if self.started:
+            return
+        null = subprocess.DEVNULL
+        quiet = {"stdin": null, "stdout": null, "stderr": null, "env": self.env}
+        # backgrounds itself once listening (or fails: one runs already, which is as good)
+        subprocess.run([self.server, "-p"], timeout=60, start_new_session=True, **quiet)
+        subprocess.run([self.wine, "wineboot"], timeout=300, start_new_session=True, **quiet)
+        self.started = True
+
     def run(
         self,
         args: Sequence[str],
@@ -243,6 +258,7 @@ class Prefix:
     ) -> subprocess.CompletedProcess[str]:
         """``wine args...`` to its end, streams piped; ``check``: raise with that name when
         the exit status is not 0."""
+        self.start()
         done = subprocess.run(
             [self.wine, *args], input="", capture_output=True, text=True, errors="replace",
             timeout=timeout, env={**self.env, **(env or {})}, start_new_session=True, cwd=cwd,
@@ -255,6 +271,7 @@ class Prefix:
     def popen(self, args: Sequence[str], env: Mapping[str, str] | None = None) -> subprocess.Popen:
         """``wine args...`` started, stdout and stderr merged into one text pipe (stdin a pipe
         too, closed by ``communicate()``)."""
+        self.start()
         return subprocess.Popen(
             [self.wine, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, errors="replace",
@@ -262,11 +279,18 @@ class Prefix:
         )  # fmt: skip
 
     def wait(self, timeout: float = 300) -> None:
-        """Until every program in the prefix has ended (and the Wine server with them)."""
-        subprocess.run([self.server, "-w"], env=self.env, timeout=timeout, capture_output=True)
+        """Until every Windows program in the prefix has ended (Wine's services run on)."""
+        deadline = time.monotonic() + timeout
+        while self.processes():
+            if time.monotonic() > deadline:
+                raise WineError(f"programs still run in the prefix after {timeout:g} s")
+            time.sleep(0.2)
 
     def kill(self) -> None:
+        """Stop the Wine server (it saves the registry) and everything in the prefix."""
         subprocess.run([self.server, "-k"], env=self.env, timeout=60, capture_output=True)
+        subprocess.run([self.server, "-w"], env=self.env, timeout=60, capture_output=True)
+        self.started = False
 
     def reg_add(self, key: str, name: str, data: str) -> None:
         self.run(["reg", "add", key, "/v", name, "/d", data, "/f"], timeout=60, check="reg add")
