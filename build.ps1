@@ -3,15 +3,19 @@
     Build Stratavore's Windows installer: dist\Stratavore-Setup-<version>.exe.
 
 .DESCRIPTION
-    A thin wrapper: it creates a virtual environment in build\venv (once), installs Stratavore
-    and its dependencies into it (the versions pyproject.toml pins), then hands over to
-    installer\build.py, which runs the tests, freezes the app with PyInstaller, runs the frozen
-    app's selftest, compiles the NSIS installer, signs (with -SignCert) and prints the SHA256
-    of what it made.
+    A thin wrapper: it creates a virtual environment in build\venv (once) for the tests,
+    installs Stratavore and its test dependencies into it, then hands over to
+    "installer\build.py --target windows", the same build the Linux CI makes under Wine: it
+    runs the tests, fetches the embeddable CPython and the win_amd64 wheels that
+    installer\windows-lock.toml pins (once, into %LOCALAPPDATA%\stratavore-build or
+    $env:STRATAVORE_BUILD_CACHE, each checked by its SHA256), freezes the app with that
+    Python and PyInstaller, runs the frozen app's selftest, compiles the NSIS installer, signs
+    (with -SignCert) and prints the SHA256 of what it made.
 
-    Needs Python 3.11+ (the py launcher or python on the PATH) and NSIS 3 (makensis; e.g.
-    winget install NSIS.NSIS). Signing needs signtool from the Windows SDK on the PATH; the
-    PFX password, if any, is read from $env:STRATAVORE_SIGN_PASSWORD.
+    Needs Python 3.11+ (the py launcher or python on the PATH; it only runs the tests and
+    build.py) and NSIS 3 (makensis; e.g. winget install NSIS.NSIS). Signing needs signtool
+    from the Windows SDK on the PATH; the PFX password, if any, is read from
+    $env:STRATAVORE_SIGN_PASSWORD.
 
 .EXAMPLE
     .\build.ps1
@@ -51,7 +55,7 @@ Invoke-Checked "pip" {
     & $Python -m pip install --disable-pip-version-check --progress-bar off -e "$Root[desktop,build,test]"
 }
 
-$BuildArgs = @()
+$BuildArgs = @("--target", "windows")
 if ($Version) { $BuildArgs += @("--version", $Version) }
 if ($SkipTests) { $BuildArgs += "--skip-tests" }
 if ($SignCert) { $BuildArgs += @("--sign-cert", (Resolve-Path $SignCert).Path) }

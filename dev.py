@@ -72,8 +72,8 @@ def system_deps() -> bool:
     """Install the Debian packages the end-to-end tests need, when missing: a virtual display
     (Xvfb), a tray (trayer), a notification server (dunst) on a private DBus, xdotool, xwininfo,
     a font, the xcb libraries Qt's X11 plugin loads; and for the packaging tests makensis,
-    Wine (the Windows installer runs under it) and gnome-keyring (the frozen selftest's
-    keyring step).
+    Wine (the Windows build is made, installed and run under it), ``file`` (which checks that
+    build holds Windows programs only) and gnome-keyring (the frozen selftest's keyring step).
 
     Only on Linux with apt-get, as root or with password-less sudo; otherwise one sentence says
     why, and those tests skip with their reason. True when everything is there.
@@ -87,7 +87,7 @@ def system_deps() -> bool:
         "libxcb-icccm4", "libxcb-keysyms1", "libxcb-cursor0", "libxkbcommon-x11-0",
         "libxcb-xinerama0", "libxcb-randr0", "libxcb-render-util0", "libxcb-image0",
         "libxcb-shape0", "libegl1", "libgl1", "libfontconfig1", "libdbus-1-3",
-        "nsis", "wine", "wine64", "gnome-keyring",
+        "nsis", "wine", "wine64", "file", "gnome-keyring",
     ]  # fmt: skip
     if not shutil.which("dpkg-query") or not shutil.which("apt-get"):
         step("system packages: not a Debian-like system; end-to-end and packaging tests may skip")

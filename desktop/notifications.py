@@ -112,6 +112,8 @@ class Notifier(QObject):
         self.fallback: QSystemTrayIcon | None = None
         self.balloons_are_own = sys.platform != "linux"
         self.shown: list[Message] = []  # what was shown (the tests and the dashboard read it)
+        self.route: str | None = None  # how the last one was shown: "native" or "tray"
+        self.unavailable: str | None = None  # why there is no native service, if there is none
         self._native: DesktopNotifier | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -119,7 +121,8 @@ class Notifier(QObject):
         self._loop = asyncio.get_running_loop()
         try:
             self._native = _native(app_icon_file(paths.data_dir() / "icons"))
-        except Exception as exc:  # no notification service at all on this desktop
+        except Exception as exc:  # no notification service at all on this desktop (Wine)
+            self.unavailable = str(exc)
             log.warning("desktop: native notifications unavailable (%s); using the tray", exc)
 
     # --- pausing ---------------------------------------------------------------------------
@@ -177,6 +180,7 @@ class Notifier(QObject):
             why = await self._send_native(message)
             if not why:
                 self.shown.append(message)
+                self.route = "native"
                 return
         fallback = self.fallback
         if (
@@ -187,6 +191,7 @@ class Notifier(QObject):
         ):
             fallback.showMessage(message.title, message.body or message.title)
             self.shown.append(message)
+            self.route = "tray"
             return
         raise DesktopNotShown(why)
 

@@ -10,11 +10,14 @@ shows up here rather than on a user's machine), and just as valid from source
    database, the bundled price table;
 2. runs a function in a spawned worker process, as the usage importer does (a frozen entry
    point without ``multiprocessing.freeze_support()`` fails here);
-3. starts the embedded supervisor on a free port on the qasync loop, and through its HTTP
-   API creates a project, launches a runner (``sleep 30``; ``ping -n 30 127.0.0.1`` on
-   Windows), waits for it to run, stops it and reads ``/metrics``;
-4. draws a QtCharts chart into an image, offscreen;
-5. stores, reads and deletes a secret through the configured keyring backend.
+3. finds the data dir the app would use (``%LOCALAPPDATA%\\Stratavore`` on Windows);
+4. starts the embedded supervisor on a free port on the qasync loop, and through its HTTP
+   API creates a project, launches a runner whose command starts a child that starts a
+   grandchild (``sh`` and ``sleep``; ``cmd`` and ``ping`` on Windows), waits for all three,
+   stops the runner, checks that none of the three is left and that the exit status was
+   recorded, and reads ``/metrics``;
+5. draws a QtCharts chart into an image, offscreen;
+6. stores, reads and deletes a secret through the configured keyring backend.
 
 Every step prints ``ok: <step> (<time>)``. The exit status is 0 when all passed; otherwise 1,
 and the last line is one sentence naming what failed. With no usable keyring the keyring step
@@ -32,6 +35,7 @@ import contextlib
 import importlib
 import os
 import pkgutil
+import shutil
 import sys
 import tempfile
 import time
@@ -55,10 +59,33 @@ class Skipped(Exception):
 
 
 def runner_command() -> list[str]:
-    """A command present on every machine of this OS that runs quietly for 30 s."""
+    """A command present on every machine of this OS that runs quietly for 30 s as a child
+    that starts a grandchild: the runner's root, a child and a grandchild."""
     if sys.platform == "win32":
-        return ["ping", "-n", "30", "127.0.0.1"]
-    return ["sleep", "30"]
+        return ["cmd", "/d", "/c", "cmd", "/d", "/c", "ping", "-n", "30", "127.0.0.1"]
+    return ["sh", "-c", "sh -c 'sleep 30'; :"]  # `; :` keeps each sh from exec'ing its child
+
+
+def process_tree(pid: int) -> list[Any]:
+    """The process ``pid`` and its descendants (psutil processes), or [] when it is gone."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def alive(process: Any) -> bool:
+    """This very psutil process (same pid and start) still runs: not gone, not a zombie (the
+    runner's root, our child, may be reaped a moment after it is reported stopped)."""
+    import psutil
+
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def spawned_worker(value: int) -> int:
@@ -102,6 +129,25 @@ def import_everything() -> str:
     periods.resolve_zone("America/New_York")  # the IANA database itself, not just the local zone
     prices = pricing.PriceTable.bundled()
     return f"{count} modules, time zone {zone.key}, prices of {prices.taken}"
+
+
+def data_dir() -> str:
+    """Where the app keeps its data when no STRATAVORE_HOME says otherwise."""
+    from supervisor.core import paths
+
+    saved = os.environ.pop("STRATAVORE_HOME", None)
+    try:
+        import platformdirs
+
+        path = Path(platformdirs.user_data_dir(paths.APP_NAME, False))
+    finally:
+        if saved is not None:
+            os.environ["STRATAVORE_HOME"] = saved
+    if sys.platform == "win32":
+        local = Path(os.environ.get("LOCALAPPDATA", "")).resolve()
+        if not os.environ.get("LOCALAPPDATA") or path.resolve() != local / paths.APP_NAME:
+            raise Failed(f"the data dir would be {path}, not %LOCALAPPDATA%\\{paths.APP_NAME}")
+    return str(path)
 
 
 def spawn_worker() -> str:
@@ -163,14 +209,27 @@ async def supervise(home: Path) -> str:
                 "POST", "/runners", {"project": "selftest", "command": runner_command()}, 201
             )
             running = await wait_for(launched["id"], "running")
+            deadline = time.monotonic() + WAIT
+            while len(tree := process_tree(running["pid"])) < 3:  # root, child, grandchild
+                if time.monotonic() > deadline:
+                    raise Failed(f"the runner started {len(tree) - 1} of its 2 descendants")
+                await asyncio.sleep(0.05)
             await call("POST", f"/runners/{launched['id']}/stop", {})
-            await wait_for(launched["id"], "stopped")
+            stopped = await wait_for(launched["id"], "stopped")
+            left = [process.pid for process in tree if alive(process)]
+            if left:
+                raise Failed(f"the stop left {len(left)} of the runner's {len(tree)} processes")
+            if stopped.get("exit_code") is None:
+                raise Failed("the stopped runner's exit status was not recorded")
             async with http.get("/metrics") as response:
                 if response.status != 200 or "stratavore_" not in await response.text():
                     raise Failed("the supervisor's /metrics page has no Stratavore metrics")
     finally:
         await supervisor.stop(stop_runners=True)
-    return f"runner pid {running['pid']} ran and stopped, API on port {supervisor.port}"
+    return (
+        f"runner pid {running['pid']} with a child and a grandchild stopped, none left, "
+        f"exit status {stopped['exit_code']}; API on port {supervisor.port}"
+    )
 
 
 def draw_chart() -> str:
@@ -227,19 +286,21 @@ def isolated() -> Iterator[Path]:
     """A temporary data dir and empty agent log folders, restored afterwards."""
     keys = ("STRATAVORE_HOME", "CLAUDE_CONFIG_DIR", "CODEX_HOME")
     saved = {key: os.environ.get(key) for key in keys}
-    with tempfile.TemporaryDirectory(prefix="stratavore-selftest-") as tmp:
-        root = Path(tmp)
-        for key, sub in zip(keys, ("home", "claude", "codex"), strict=True):
-            (root / sub).mkdir()
-            os.environ[key] = str(root / sub)
-        try:
-            yield root / "home"
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    root = Path(tempfile.mkdtemp(prefix="stratavore-selftest-"))
+    for key, sub in zip(keys, ("home", "claude", "codex"), strict=True):
+        (root / sub).mkdir()
+        os.environ[key] = str(root / sub)
+    try:
+        yield root / "home"
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        # Windows deletes no open file: the database, which worker threads of the embedded
+        # supervisor still hold open, stays in %TEMP% then (as would a failed runner's output).
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def output() -> IO[str]:
@@ -273,6 +334,7 @@ def run() -> int:
         loop = qasync.QEventLoop(app)
         steps: list[tuple[str, Callable[[], str]]] = [
             ("imports", import_everything),
+            ("data dir", data_dir),
             ("spawned process", spawn_worker),
             ("supervisor and runner", lambda: loop.run_until_complete(supervise(home))),
             ("chart", draw_chart),

@@ -34,11 +34,14 @@ def agent_command(
     """``stratavore-agent`` for ``project``: running ``profile`` (the supervisor renders its
     command line, with the session id and Claude's hooks), continuing its session ``resume``,
     or wrapping ``command`` (with a profile: extra arguments for it). The program beside this
-    one in a frozen bundle (there ``sys.executable`` is the tray app), else this Python's
-    module."""
+    one in a frozen bundle (there ``sys.executable`` is the tray app; on Windows in its
+    ``bin`` folder), else this Python's module."""
     if frozen:
-        name = "stratavore-agent.exe" if os.name == "nt" else "stratavore-agent"
-        agent = [os.path.join(os.path.dirname(sys.executable), name)]
+        folder = os.path.dirname(sys.executable)
+        if os.name == "nt":
+            agent = [os.path.join(folder, "bin", "stratavore-agent.exe")]
+        else:
+            agent = [os.path.join(folder, "stratavore-agent")]
     else:
         agent = [sys.executable, "-m", "supervisor.cli.agent"]
     argv = agent

