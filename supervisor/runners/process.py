@@ -36,7 +36,7 @@ from pathlib import Path
 import psutil
 
 from supervisor.agents import commands
-from supervisor.runners.manager import winjob
+from supervisor.runners import winjob
 
 log = logging.getLogger("stratavore.process")
 WINDOWS = os.name == "nt"
