@@ -7,7 +7,7 @@ the supervisor was down (the supervisor then reads the file instead of ``waitpid
 trampoline leads its own session and process group, so a polite signal to the group reaches
 the command and its children while the trampoline (which traps the signal) lives on to record
 the status. On Windows the root is a small wrapper holding a Job Object instead, with the same
-guarantees (:mod:`supervisor.runners.manager.winjob`).
+guarantees (:mod:`supervisor.runners.winjob`).
 
 Identity is (pid, create time): a pid alone is never trusted, because pids are reused. Create
 times count clock ticks (10 ms on Linux), so a process is told apart from an earlier holder of
