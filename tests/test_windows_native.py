@@ -27,7 +27,7 @@ import pytest
 
 from supervisor.agents import commands
 from supervisor.runners import winjob
-from supervisor.runners.process import Identity, ProcessOps
+from supervisor.runners.process import Identity, Lineage, ProcessOps
 from tests.conftest import wait_for
 
 pytestmark = [
@@ -114,7 +114,7 @@ def test_polite_stop_reaches_the_wrapper(tmp_path):
     waits = "import time; print('ready', flush=True); time.sleep(60)"
     ident, run = spawn(ops, tmp_path, [PY, "-c", waits])
     wait_for(lambda: "ready" in (run / "output").read_text(), 20, what="the command to start")
-    ops.signal_polite(ident, group=True)
+    ops.signal_polite(Lineage(ident), group=True)
     note = wait_for(
         lambda: next((line for line in (run / "output").read_text().splitlines()
                       if line.startswith("stratavore: stop requested: CTRL_BREAK")), None),
