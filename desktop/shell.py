@@ -9,7 +9,6 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QMessageBox
 
-from desktop.app import attachable
 from desktop.bridge import Bridge, BridgeError, spawn
 from desktop.instance import SingleInstance
 from desktop.notifications import Notifier
@@ -41,7 +40,7 @@ class Shell:
         self.keep: object = None  # things that must live as long as the app (signal wake-up)
 
     async def run(self) -> int:
-        info = await attachable(self.root)
+        info = await runtime.attachable(self.root)
         if info is not None:
             log.info("desktop: attached to the supervisor at %s", info.url)
             url, token = info.url, runtime.admin_token(self.root)

@@ -49,6 +49,24 @@ def read_runtime(root: Path) -> RuntimeInfo | None:
     return info if info.is_alive() else None
 
 
+async def attachable(root: Path) -> RuntimeInfo | None:
+    """A headless supervisor already serving this data dir, if one answers."""
+    info = read_runtime(root)
+    if info is None:
+        return None
+    import aiohttp
+
+    try:
+        timeout = aiohttp.ClientTimeout(total=2)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(info.url + "/api/v1/health") as response,
+        ):
+            return info if response.status == 200 else None
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+
+
 def remove_runtime(root: Path) -> None:
     paths.runtime_file(root).unlink(missing_ok=True)
 
