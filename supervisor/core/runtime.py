@@ -2,7 +2,8 @@
 
 The daemon writes ``supervisor.json`` (pid, process create time, port, URL) once it listens and
 removes it on a clean exit; clients trust it only while that exact process (pid + create time)
-is alive, so a file left by a killed supervisor is never mistaken for a live one.
+is alive, so a file left by a killed supervisor is never mistaken for a live one;
+:func:`attachable` also asks it whether it serves (the tray app attaches to it then).
 """
 
 from __future__ import annotations
@@ -50,11 +51,12 @@ def read_runtime(root: Path) -> RuntimeInfo | None:
 
 
 async def attachable(root: Path) -> RuntimeInfo | None:
-    """A headless supervisor already serving this data dir, if one answers."""
+    """A headless supervisor already serving this data dir, if one answers its health check
+    within two seconds (the tray app attaches to it instead of starting a second one)."""
     info = read_runtime(root)
     if info is None:
         return None
-    import aiohttp
+    import aiohttp  # here: the CLI reads this module at each start and never probes
 
     try:
         timeout = aiohttp.ClientTimeout(total=2)
