@@ -19,7 +19,16 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.bridge import Bridge, Json
-from desktop.settings.page import FormError, Page, _choose, _combo, _ends, _line, _number, _stack
+from desktop.settings.page import (
+    FormError,
+    Page,
+    choose,
+    combo_box,
+    ends,
+    line_edit,
+    number_text,
+    stack,
+)
 
 PERIODS = {"daily": "Daily", "weekly": "Weekly", "monthly": "Monthly", "5h": "5-hour block"}
 ACTIONS = {"warn": "Warn only", "block": "Block new launches", "stop": "Block and stop runners"}
@@ -46,11 +55,11 @@ class BudgetsPage(Page):
         self.scope = QComboBox()
         self.scope.setEditable(True)
         self.scope.lineEdit().setPlaceholderText("global, project:NAME or agent:NAME")
-        self.period = _combo(PERIODS)
-        self.tokens = _line("no token limit")
-        self.usd = _line("no dollar limit")
-        self.warn = _line("75, 90")
-        self.action = _combo(ACTIONS)
+        self.period = combo_box(PERIODS)
+        self.tokens = line_edit("no token limit")
+        self.usd = line_edit("no dollar limit")
+        self.warn = line_edit("75, 90")
+        self.action = combo_box(ACTIONS)
         form.addRow("Scope", self.scope)
         form.addRow("Period", self.period)
         form.addRow("Tokens", self.tokens)
@@ -62,8 +71,8 @@ class BudgetsPage(Page):
         self.remove_button = QPushButton("Remove")
         self.remove_button.clicked.connect(self.remove)
         self.remove_button.setEnabled(False)
-        form.addRow(_ends(self.remove_button, self.save_button))
-        _stack(self.body, self.table, box)
+        form.addRow(ends(self.remove_button, self.save_button))
+        stack(self.body, self.table, box)
 
     def load(self) -> None:
         self.start(self._fetch())
@@ -82,8 +91,8 @@ class BudgetsPage(Page):
         self.table.setRowCount(len(budgets))
         for row, b in enumerate(budgets):
             cells = [
-                b["scope"], PERIODS.get(b["period"], b["period"]), _number(b["limit_tokens"]),
-                _number(b["limit_usd"]), ", ".join(_number(w) for w in b["warn"]),
+                b["scope"], PERIODS.get(b["period"], b["period"]), number_text(b["limit_tokens"]),
+                number_text(b["limit_usd"]), ", ".join(number_text(w) for w in b["warn"]),
                 ACTIONS.get(b["action"], b["action"]), f"{b['percent']:.0f} %",
             ]  # fmt: skip
             for column, text in enumerate(cells):
@@ -99,11 +108,11 @@ class BudgetsPage(Page):
             return
         b = self.budgets[row]
         self.scope.setEditText(b["scope"])
-        _choose(self.period, b["period"])
-        self.tokens.setText(_number(b["limit_tokens"]))
-        self.usd.setText(_number(b["limit_usd"]))
-        self.warn.setText(", ".join(_number(w) for w in b["warn"]))
-        _choose(self.action, b["action"])
+        choose(self.period, b["period"])
+        self.tokens.setText(number_text(b["limit_tokens"]))
+        self.usd.setText(number_text(b["limit_usd"]))
+        self.warn.setText(", ".join(number_text(w) for w in b["warn"]))
+        choose(self.action, b["action"])
 
     def select(self, scope: str, period: str) -> None:
         for row, b in enumerate(self.budgets):

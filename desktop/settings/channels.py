@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.bridge import Bridge, Json
-from desktop.settings.page import FormError, Page, _choose, _combo, _line, _stack
+from desktop.settings.page import FormError, Page, choose, combo_box, fill_list, line_edit, stack
 
 
 @dataclass(frozen=True)
@@ -81,23 +81,23 @@ class ChannelsPage(Page):
 
         self.form_box = QGroupBox("New channel")
         self.form = form = QFormLayout(self.form_box)
-        self.name = _line("e.g. phone")
-        self.kind = _combo(CHANNEL_KINDS)
+        self.name = line_edit("e.g. phone")
+        self.kind = combo_box(CHANNEL_KINDS)
         self.kind.currentIndexChanged.connect(self._kind_changed)
         form.addRow("Name", self.name)
         form.addRow("Kind", self.kind)
         self.fields: dict[str, QLineEdit] = {}
         for field in (f for fields in CHANNEL_FIELDS.values() for f in fields):
             if field.key not in self.fields:
-                self.fields[field.key] = _line(field.placeholder)
+                self.fields[field.key] = line_edit(field.placeholder)
                 form.addRow(field.label, self.fields[field.key])
         self.secret = QLineEdit()
         self.secret.setEchoMode(QLineEdit.EchoMode.Password)
         self.secret_label = QLabel("Secret")
         form.addRow(self.secret_label, self.secret)
-        self.types = _line("the kind's default, e.g. runner.failed, budget.*, !budget.rollover")
-        self.severity = _combo(SEVERITIES)
-        self.quiet = _line("none, e.g. 22:00-07:00")
+        self.types = line_edit("the kind's default, e.g. runner.failed, budget.*, !budget.rollover")
+        self.severity = combo_box(SEVERITIES)
+        self.quiet = line_edit("none, e.g. 22:00-07:00")
         form.addRow("Events", self.types)
         form.addRow("Minimum severity", self.severity)
         form.addRow("Quiet hours", self.quiet)
@@ -108,7 +108,7 @@ class ChannelsPage(Page):
         self.save_button.clicked.connect(self.save_channel)
         form.addRow(self.save_button)
 
-        _stack(self.body, self.list, actions, self.form_box)
+        stack(self.body, self.list, actions, self.form_box)
         self._kind_changed()
         self._selected(None)
 
@@ -120,15 +120,7 @@ class ChannelsPage(Page):
         rows = await self.bridge.request("GET", "/api/v1/notify/channels")
         self.channels = {row["name"]: row for row in rows}
         select = select or self.editing
-        self.list.blockSignals(True)
-        self.list.clear()
-        for row in rows:
-            item = QListWidgetItem(f"{row['name']}  ·  {_channel_summary(row)}")
-            item.setData(Qt.ItemDataRole.UserRole, row["name"])
-            self.list.addItem(item)
-            if row["name"] == select:
-                self.list.setCurrentItem(item)
-        self.list.blockSignals(False)
+        fill_list(self.list, rows, lambda row: f"{row['name']}  ·  {_channel_summary(row)}", select)
         self._selected(self.list.currentItem())
 
     def selected(self) -> str | None:
@@ -153,7 +145,7 @@ class ChannelsPage(Page):
             edit.clear()
         self.types.clear()
         self.quiet.clear()
-        _choose(self.severity, "")
+        choose(self.severity, "")
         self._kind_changed()
         self.name.setFocus()
 
@@ -162,13 +154,13 @@ class ChannelsPage(Page):
         self.form_box.setTitle(f"Channel {row['name']}")
         self.name.setText(row["name"])
         self.name.setReadOnly(True)
-        _choose(self.kind, row["kind"])
+        choose(self.kind, row["kind"])
         for key, edit in self.fields.items():
             value = row["config"].get(key)
             edit.setText("" if value is None else str(value))
         policy = row["policy"]
         self.types.setText(", ".join(policy.get("types") or []))
-        _choose(self.severity, policy.get("min_severity") or "")
+        choose(self.severity, policy.get("min_severity") or "")
         self.quiet.setText(policy.get("quiet_hours") or "")
         self.secret.clear()
         self._kind_changed()

@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QCheckBox, QFormLayout, QLabel, QWidget
 
 from desktop import autostart
 from desktop.bridge import Bridge
-from desktop.settings.page import Page, _choose, _combo
+from desktop.settings.page import Page, choose, combo_box
 from desktop.settings.prefs import THEME_KEY, THEMES, theme
 
 
@@ -28,7 +28,7 @@ class GeneralPage(Page):
         self.login = login
         self.at_login = QCheckBox("Start Stratavore when I log in")
         self.at_login.toggled.connect(self._login_toggled)
-        self.theme = _combo(THEMES)
+        self.theme = combo_box(THEMES)
         self.theme.currentIndexChanged.connect(self._theme_chosen)
         form = QFormLayout(self.body)
         form.addRow(self.at_login)
@@ -43,7 +43,7 @@ class GeneralPage(Page):
         self.at_login.setChecked(autostart.enabled(self.login))
         self.at_login.blockSignals(False)
         self.theme.blockSignals(True)
-        _choose(self.theme, theme(self.prefs))
+        choose(self.theme, theme(self.prefs))
         self.theme.blockSignals(False)
 
     def _login_toggled(self, on: bool) -> None:

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.bridge import Bridge, Json
-from desktop.settings.page import Page, _number
+from desktop.settings.page import Page, number_text
 
 UNITS = {"log_max_bytes": " bytes", "api_port": ""}
 WORDS = {"api": "API", "ttl": "TTL", "secs": "seconds"}
@@ -99,9 +99,9 @@ class IntervalsPage(Page):
         self.spins[key].setValue(value)
         self.shown[key] = self.spins[key].value()
         when = "applies now" if row["applies"] == "now" else "applies at next start"
-        hint = f"default {_number(row['default'])}; {when}"
+        hint = f"default {number_text(row['default'])}; {when}"
         if row["value"] != value:
-            hint += f" (now {_number(row['value'])})"
+            hint += f" (now {number_text(row['value'])})"
         self.hints[key].setText(hint)
 
     def changed(self) -> dict[str, int | float]:

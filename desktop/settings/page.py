@@ -3,7 +3,7 @@ and shows their refusals), :class:`FormError`, and the small widgets the pages s
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -14,11 +14,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QLayout,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from desktop.bridge import Bridge, BridgeError, spawn
+from desktop.bridge import Bridge, BridgeError, Json, spawn
 
 
 class FormError(Exception):
@@ -75,13 +77,13 @@ class Page(QWidget):
         """Read what the page shows from the supervisor (on showing the dialog)."""
 
 
-def _line(placeholder: str = "") -> QLineEdit:
+def line_edit(placeholder: str = "") -> QLineEdit:
     edit = QLineEdit()
     edit.setPlaceholderText(placeholder)
     return edit
 
 
-def _ends(left: QWidget, right: QWidget) -> QHBoxLayout:
+def ends(left: QWidget, right: QWidget) -> QHBoxLayout:
     """A row with ``left`` at its start and ``right`` at its end (remove ... save)."""
     row = QHBoxLayout()
     row.addWidget(left)
@@ -90,7 +92,7 @@ def _ends(left: QWidget, right: QWidget) -> QHBoxLayout:
     return row
 
 
-def _stack(body: QWidget, first: QWidget, *rest: QWidget | QLayout) -> None:
+def stack(body: QWidget, first: QWidget, *rest: QWidget | QLayout) -> None:
     """``first`` (a list, taking the spare height) over ``rest``, filling ``body``."""
     layout = QVBoxLayout(body)
     layout.setContentsMargins(0, 0, 0, 0)
@@ -102,7 +104,7 @@ def _stack(body: QWidget, first: QWidget, *rest: QWidget | QLayout) -> None:
             layout.addWidget(part)
 
 
-def _combo(choices: dict[str, str]) -> QComboBox:
+def combo_box(choices: dict[str, str]) -> QComboBox:
     """A combo box of ``{value: label}``; ``currentData()`` is the value."""
     combo = QComboBox()
     for value, label in choices.items():
@@ -110,13 +112,30 @@ def _combo(choices: dict[str, str]) -> QComboBox:
     return combo
 
 
-def _choose(combo: QComboBox, value: Any) -> None:
+def choose(combo: QComboBox, value: Any) -> None:
     index = combo.findData(value)
     if index >= 0:
         combo.setCurrentIndex(index)
 
 
-def _number(value: float | int | None) -> str:
+def fill_list(
+    widget: QListWidget, rows: list[Json], label: Callable[[Json], str], select: str | None
+) -> None:
+    """One item per row, ``label(row)`` its text and the row's name its data; the row named
+    ``select`` becomes the current one. Signals are blocked meanwhile: the caller shows the
+    selection once the list is complete."""
+    widget.blockSignals(True)
+    widget.clear()
+    for row in rows:
+        item = QListWidgetItem(label(row))
+        item.setData(Qt.ItemDataRole.UserRole, row["name"])
+        widget.addItem(item)
+        if row["name"] == select:
+            widget.setCurrentItem(item)
+    widget.blockSignals(False)
+
+
+def number_text(value: float | int | None) -> str:
     if value is None:
         return ""
     return f"{value:g}" if isinstance(value, float) else str(value)

@@ -19,7 +19,16 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.bridge import Bridge, Json
-from desktop.settings.page import FormError, Page, _choose, _combo, _ends, _line, _stack
+from desktop.settings.page import (
+    FormError,
+    Page,
+    choose,
+    combo_box,
+    ends,
+    fill_list,
+    line_edit,
+    stack,
+)
 
 
 def _arguments(placeholder: str, height: int) -> QPlainTextEdit:
@@ -61,16 +70,16 @@ class ProfilesPage(Page):
 
         box = QGroupBox("Add a profile")
         form = QFormLayout(box)
-        self.name = _line("e.g. claude-fast")
-        self.description = _line("optional")
+        self.name = line_edit("e.g. claude-fast")
+        self.description = line_edit("optional")
         self.command = _arguments("{binary}\n--model\nsonnet", 110)
         self.batch = _arguments("{binary}\n-p\n--\n{prompt}  (optional: runs with a prompt)", 80)
         command_hint = QLabel(TEMPLATE_HINT)
         command_hint.setWordWrap(True)
-        self.binaries = _line("e.g. claude, or a full path (comma-separated, tried in order)")
-        self.setup_files = _line("e.g. .env, .env.* (copied into its worktree)")
+        self.binaries = line_edit("e.g. claude, or a full path (comma-separated, tried in order)")
+        self.setup_files = line_edit("e.g. .env, .env.* (copied into its worktree)")
         self.worktree = QCheckBox("Each run gets its own git worktree and branch")
-        self.restart = _combo(RESTARTS)
+        self.restart = combo_box(RESTARTS)
         self.env = QPlainTextEdit()
         self.env.setPlaceholderText("NAME=value, one per line (optional)")
         self.env.setMaximumHeight(60)
@@ -86,8 +95,8 @@ class ProfilesPage(Page):
         form.addRow("Environment", self.env)
         self.add_button = QPushButton("Add profile")
         self.add_button.clicked.connect(self.add)
-        form.addRow(_ends(self.delete_button, self.add_button))
-        _stack(self.body, self.list, box)
+        form.addRow(ends(self.delete_button, self.add_button))
+        stack(self.body, self.list, box)
 
     def load(self) -> None:
         self.start(self._fetch())
@@ -95,16 +104,7 @@ class ProfilesPage(Page):
     async def _fetch(self, select: str | None = None) -> None:
         rows = await self.bridge.request("GET", "/api/v1/profiles")
         self.profiles = {row["name"]: row for row in rows}
-        self.list.blockSignals(True)
-        self.list.clear()
-        for row in rows:
-            marker = "  (built in)" if row["builtin"] else ""
-            item = QListWidgetItem(f"{row['name']}{marker}  ·  {' '.join(row['command'])}")
-            item.setData(Qt.ItemDataRole.UserRole, row["name"])
-            self.list.addItem(item)
-            if row["name"] == select:
-                self.list.setCurrentItem(item)
-        self.list.blockSignals(False)
+        fill_list(self.list, rows, _profile_label, select)
         self._selected(self.list.currentItem())
 
     def selected(self) -> Json | None:
@@ -124,7 +124,7 @@ class ProfilesPage(Page):
         self.binaries.setText(", ".join(profile["binaries"]))
         self.setup_files.setText(", ".join(profile["setup_files"]))
         self.worktree.setChecked(profile["worktree"])
-        _choose(self.restart, profile["restart"])
+        choose(self.restart, profile["restart"])
         self.env.setPlainText("\n".join(f"{k}={v}" for k, v in profile["env"].items()))
 
     def add(self) -> None:
@@ -169,3 +169,8 @@ class ProfilesPage(Page):
         self.say(f"Deleted profile {name}.")
         self.name.clear()
         await self._fetch()
+
+
+def _profile_label(row: Json) -> str:
+    marker = "  (built in)" if row["builtin"] else ""
+    return f"{row['name']}{marker}  ·  {' '.join(row['command'])}"
