@@ -152,7 +152,7 @@ class RunnersTab(QWidget):
         if len(ids) == 1:
             spawn(self.bridge.stop(ids[0]))
         elif ids:
-            spawn(self.bridge.act("POST", "/api/v1/runners/stop", {"ids": ids}))
+            spawn(self.bridge.stop_many(ids))
 
     def restart_selected(self) -> None:
         async def restart(ids: list[int]) -> None:
@@ -384,7 +384,7 @@ class EventsTab(QWidget):
         self._events: dict[int, Json] = {}
 
     async def fetch(self) -> None:
-        events = await self.bridge.request("GET", "/api/v1/events", params={"last": EVENTS_SHOWN})
+        events = await self.bridge.read_events(last=EVENTS_SHOWN)
         self._events = {}
         self.add(events)
 
@@ -422,13 +422,13 @@ class DeadLettersTab(QWidget):
         return _selected(self.view, self.model)
 
     async def fetch(self) -> None:
-        self.model.update(await self.bridge.request("GET", "/api/v1/notify/dead"))
+        self.model.update(await self.bridge.dead_letters())
         self.retry_button.setEnabled(bool(self.selected()))
 
     def retry_selected(self) -> None:
         async def retry(ids: list[int]) -> None:
             for delivery_id in ids:
-                await self.bridge.act("POST", f"/api/v1/notify/dead/{delivery_id}/retry")
+                await self.bridge.retry_dead_letter(delivery_id)
             await self.fetch()
 
         ids = [d["id"] for d in self.selected()]

@@ -89,13 +89,11 @@ class Shell:
         """Make sure a desktop channel exists; embedded, this process shows its deliveries;
         attached, the headless supervisor only logs them, so the tray follows the events."""
         assert self.bridge is not None
-        present = await self.bridge.request("GET", "/api/v1/notify/channels")
+        present = await self.bridge.channels()
         desktop = next((c for c in present if c["kind"] == channels.DESKTOP), None)
         if desktop is None:
             try:
-                desktop = await self.bridge.request(
-                    "PUT", f"/api/v1/notify/channels/{DESKTOP_CHANNEL}", {"kind": "desktop"}
-                )
+                desktop = await self.bridge.put_channel(DESKTOP_CHANNEL, channels.DESKTOP)
             except BridgeError as exc:
                 log.warning("desktop: no desktop channel: %s", exc.message)
                 return

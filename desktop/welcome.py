@@ -240,7 +240,7 @@ class Welcome(QDialog):
         self.progress.setRange(0, len(chosen) + 1)
         self.progress.setValue(0)
         self.progress.setVisible(True)
-        existing = await self.bridge.request("GET", "/api/v1/projects")
+        existing = await self.bridge.projects()
         taken = {p["name"] for p in existing}
         known = {p["path"] for p in existing}
         added, problems = 0, []
@@ -249,9 +249,7 @@ class Welcome(QDialog):
                 name = project_name(folder, taken)
                 self.status.setText(f"Adding {name}…")
                 try:
-                    await self.bridge.request(
-                        "POST", "/api/v1/projects", {"name": name, "path": folder}
-                    )
+                    await self.bridge.add_project(name, folder)
                     taken.add(name)
                     added += 1
                 except BridgeError as exc:
@@ -259,7 +257,7 @@ class Welcome(QDialog):
             self.progress.setValue(self.progress.value() + 1)
         self.status.setText("Importing your agents' past usage…")
         try:
-            await self.bridge.request("POST", "/api/v1/usage/import", timeout=600)
+            await self.bridge.import_usage()
             totals = (await self.bridge.usage("daily"))["totals"]
             done = (f"Past usage imported: {human_tokens(totals.get('total_tokens'))} tokens, "
                     f"${totals.get('cost_usd') or 0:.2f} so far.")  # fmt: skip
@@ -281,7 +279,7 @@ async def show_if_first_run(bridge: Bridge, root: Path) -> Welcome | None:
     None; a data dir that already has projects is marked as welcomed."""
     if not first_run(root):
         return None
-    if await bridge.request("GET", "/api/v1/projects"):
+    if await bridge.projects():
         paths.write_private(root / MARKER, "")
         return None
     found = await asyncio.get_running_loop().run_in_executor(None, discover)  # a login shell

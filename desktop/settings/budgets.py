@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from urllib.parse import quote
 
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -79,8 +78,8 @@ class BudgetsPage(Page):
 
     async def _fetch(self) -> None:
         budgets, projects = await asyncio.gather(
-            self.bridge.request("GET", "/api/v1/budgets"),
-            self.bridge.request("GET", "/api/v1/projects"),
+            self.bridge.budgets(),
+            self.bridge.projects(),
         )
         scope = self.scope.currentText() or "global"
         self.scope.clear()
@@ -124,19 +123,15 @@ class BudgetsPage(Page):
         self.start(self._save())
 
     async def _save(self) -> None:
-        scope = self.scope.currentText().strip()
-        body: Json = {
-            "scope": scope,
-            "period": self.period.currentData(),
-            "limit_tokens": _whole(self.tokens.text(), "Tokens"),
-            "limit_usd": _amount(self.usd.text(), "USD"),
-            "action": self.action.currentData(),
-        }
+        scope, period = self.scope.currentText().strip(), self.period.currentData()
+        tokens = _whole(self.tokens.text(), "Tokens")
+        usd = _amount(self.usd.text(), "USD")
+        warn = None
         if self.warn.text().strip():
-            body["warn"] = [_amount(w, "Warn at %") for w in re.split(r"[,\s]+", self.warn.text())
-                            if w]  # fmt: skip
-        await self.bridge.request("PUT", "/api/v1/budgets", body)
-        self.say(f"Saved the {body['period']} budget of {scope}.")
+            split = re.split(r"[,\s]+", self.warn.text())
+            warn = [a for w in split if w and (a := _amount(w, "Warn at %")) is not None]
+        await self.bridge.set_budget(scope, period, tokens, usd, self.action.currentData(), warn)
+        self.say(f"Saved the {period} budget of {scope}.")
         await self._fetch()
 
     def remove(self) -> None:
@@ -146,7 +141,7 @@ class BudgetsPage(Page):
             self.start(self._remove(b["scope"], b["period"]))
 
     async def _remove(self, scope: str, period: str) -> None:
-        await self.bridge.request("DELETE", f"/api/v1/budgets/{quote(scope, safe=':')}/{period}")
+        await self.bridge.remove_budget(scope, period)
         self.say(f"Removed the {period} budget of {scope}.")
         await self._fetch()
 

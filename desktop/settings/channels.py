@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -117,7 +116,7 @@ class ChannelsPage(Page):
         self.start(self._fetch())
 
     async def _fetch(self, select: str | None = None) -> None:
-        rows = await self.bridge.request("GET", "/api/v1/notify/channels")
+        rows = await self.bridge.channels()
         self.channels = {row["name"]: row for row in rows}
         select = select or self.editing
         fill_list(self.list, rows, lambda row: f"{row['name']}  ·  {_channel_summary(row)}", select)
@@ -195,10 +194,8 @@ class ChannelsPage(Page):
             if text:
                 whole = field.whole and re.fullmatch(r"-?[0-9]+", text)
                 config[field.key] = int(text) if whole else text
-        body: Json = {"kind": kind, "config": config, "policy": self._policy(name, kind)}
-        if secret and kind in SECRET_LABELS:
-            body["secret"] = secret
-        await self.bridge.request("PUT", f"/api/v1/notify/channels/{quote(name)}", body)
+        secret = secret if kind in SECRET_LABELS else None
+        await self.bridge.put_channel(name, kind, config, self._policy(name, kind), secret)
         self.say(f"Saved channel {name}.")
         await self._fetch(select=name)
 
@@ -227,9 +224,7 @@ class ChannelsPage(Page):
             self.say(f"Sending a test message to {name}…")
 
     async def _test(self, name: str) -> None:
-        outcome = await self.bridge.request(
-            "POST", f"/api/v1/notify/channels/{quote(name)}/test", {}
-        )
+        outcome = await self.bridge.test_channel(name)
         reason = f" ({outcome['reason']})" if outcome.get("reason") else ""
         self.say(f"{name}: {outcome['result']}{reason}", error=outcome["result"] != "delivered")
 
@@ -239,7 +234,7 @@ class ChannelsPage(Page):
             self.start(self._remove(name))
 
     async def _remove(self, name: str) -> None:
-        await self.bridge.request("DELETE", f"/api/v1/notify/channels/{quote(name)}")
+        await self.bridge.remove_channel(name)
         self.say(f"Removed channel {name} and its secret.")
         self.new_channel()
         await self._fetch()

@@ -69,7 +69,7 @@ class IntervalsPage(Page):
         self.start(self._fetch())
 
     async def _fetch(self) -> None:
-        rows = await self.bridge.request("GET", "/api/v1/settings")
+        rows = await self.bridge.settings()
         for row in rows:
             if _is_number(row["default"]):
                 self._show(row)
@@ -117,7 +117,7 @@ class IntervalsPage(Page):
             return
         later = []
         for key, value in changes.items():  # one by one: a refusal stops at its setting
-            row = await self.bridge.request("PUT", f"/api/v1/settings/{key}", {"value": value})
+            row = await self.bridge.set_setting(key, value)
             self._show(row)
             if row["applies"] != "now":
                 later.append(key)

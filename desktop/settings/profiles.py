@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -102,7 +101,7 @@ class ProfilesPage(Page):
         self.start(self._fetch())
 
     async def _fetch(self, select: str | None = None) -> None:
-        rows = await self.bridge.request("GET", "/api/v1/profiles")
+        rows = await self.bridge.profiles()
         self.profiles = {row["name"]: row for row in rows}
         fill_list(self.list, rows, _profile_label, select)
         self._selected(self.list.currentItem())
@@ -155,7 +154,7 @@ class ProfilesPage(Page):
         source = self.selected()
         if source is not None:
             body["copy_of"] = source["name"]  # what the form doesn't show comes from there
-        await self.bridge.request("POST", "/api/v1/profiles", body)
+        await self.bridge.add_profile(**body)
         self.say(f"Added profile {name}.")
         await self._fetch(select=name)
 
@@ -165,7 +164,7 @@ class ProfilesPage(Page):
             self.start(self._delete(profile["name"]))
 
     async def _delete(self, name: str) -> None:
-        await self.bridge.request("DELETE", f"/api/v1/profiles/{quote(name)}")
+        await self.bridge.delete_profile(name)
         self.say(f"Deleted profile {name}.")
         self.name.clear()
         await self._fetch()
