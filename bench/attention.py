@@ -83,7 +83,7 @@ class PollingBridge(Bridge):
                     news = await self.read_events(since=since, limit=1)
                     if news:
                         await self.refresh()
-            except (aiohttp.ClientError, BridgeError, TimeoutError) as exc:
+            except BridgeError as exc:
                 print(f"reference bridge: refresh failed: {exc}", file=sys.stderr)
             await asyncio.sleep(OLD_POLL_S)
 

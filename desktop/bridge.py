@@ -40,13 +40,15 @@ FULL_REFRESH_S = 30.0  # the whole snapshot at least this often (usage, CPU, mem
 NEWS_WAIT_S = 25  # how long one request for news may wait at the supervisor (whole seconds)
 RETRY_S = 2.0  # after a failed refresh, or a supervisor that answers without waiting
 API = "/api/v1"  # the prefix of every path the bridge asks for
+NO_ANSWER = "no_answer"  # BridgeError.code: the supervisor was not reached, or did not answer
 Json = dict[str, Any]
 UsageReport = Literal["daily", "weekly", "monthly", "session", "blocks"]
 T = TypeVar("T")
 
 
 class BridgeError(Exception):
-    """The supervisor refused a request: ``message`` is its one sentence."""
+    """The supervisor refused a request (``code``: the API's error code) or did not answer
+    it (:data:`NO_ANSWER`): ``message`` is the one sentence to show."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -160,7 +162,7 @@ class Bridge(QObject):
                 elif loop.time() - asked < wait / 2:
                     # it did not wait (shutting down, or too old to): don't spin
                     await asyncio.sleep(RETRY_S)
-            except (aiohttp.ClientError, BridgeError, TimeoutError) as exc:
+            except BridgeError as exc:
                 log.warning("desktop: refresh failed: %s", exc)
                 await asyncio.sleep(RETRY_S)
 
@@ -189,20 +191,25 @@ class Bridge(QObject):
         timeout: float | None = None,
     ) -> Any:
         """One API call (``path`` below :data:`API`); the decoded answer, or BridgeError with
-        the supervisor's sentence. ``params`` that are None are left out; ``timeout``:
-        seconds, for a request the supervisor holds (default: the session's)."""
+        the supervisor's sentence, or with :data:`NO_ANSWER` when it could not be reached or
+        did not answer in time. ``params`` that are None are left out; ``timeout``: seconds,
+        for a request the supervisor holds (default: the session's)."""
         assert self._session is not None, "start() first"
         query = {k: str(v) for k, v in (params or {}).items() if v is not None}
         held = {} if timeout is None else {"timeout": aiohttp.ClientTimeout(total=timeout)}
-        async with self._session.request(
-            method, self.url + API + path, json=body, params=query, **held
-        ) as response:
-            if response.status == 204:
-                return None
-            payload = await response.json(content_type=None)
-            if response.status >= 400:
-                raise BridgeError(payload.get("error", "internal"), payload.get("message", ""))
-            return payload
+        try:
+            async with self._session.request(
+                method, self.url + API + path, json=body, params=query, **held
+            ) as response:
+                if response.status == 204:
+                    return None
+                payload = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise BridgeError(NO_ANSWER, f"The supervisor did not answer ({reason}).") from exc
+        if response.status >= 400:
+            raise BridgeError(payload.get("error", "internal"), payload.get("message", ""))
+        return payload
 
     async def act(self, call: Awaitable[T]) -> T | None:
         """A call the user asked for: a refusal is shown (``failed``), and the snapshot
@@ -213,7 +220,7 @@ class Bridge(QObject):
             self.failed.emit(exc.message)
             return None
         finally:
-            await self.refresh()
+            await self.refresh_soon()
 
     async def refresh_soon(self) -> None:
         """A refresh nobody waits for (the menu opening): a failure is only logged."""
@@ -221,7 +228,7 @@ class Bridge(QObject):
             return
         try:
             await self.refresh()
-        except (aiohttp.ClientError, BridgeError, TimeoutError) as exc:
+        except BridgeError as exc:
             log.warning("desktop: refresh failed: %s", exc)
 
     async def refresh(self) -> Snapshot:

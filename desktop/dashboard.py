@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import aiohttp
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
@@ -531,9 +530,6 @@ class Dashboard(QMainWindow):
                     break
         except BridgeError as exc:
             self._fetch_failed(name, exc.message)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            reason = str(exc) or type(exc).__name__
-            self._fetch_failed(name, f"The supervisor did not answer ({reason}).")
         else:
             self.fetched.emit(name)
         finally:

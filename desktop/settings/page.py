@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import aiohttp
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
@@ -66,8 +65,6 @@ class Page(QWidget):
             self.say(exc.message or f"The supervisor refused ({exc.code}).", error=True)
         except FormError as exc:
             self.say(str(exc), error=True)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            self.say(f"The supervisor did not answer ({exc or type(exc).__name__}).", error=True)
         finally:
             self._running -= 1
             if not self._running:
