@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 from desktop import empty
 from desktop.bridge import Bridge, Json, spawn
-from desktop.dashboard.tables import _selected, _table
+from desktop.dashboard.tables import selected_rows, table_view
 from desktop.empty import EmptyState
 from desktop.models import DeadLettersModel, EventsModel
 
@@ -21,7 +21,7 @@ class EventsTab(QWidget):
         super().__init__(parent)
         self.bridge = bridge
         self.model = EventsModel(self)
-        self.view = _table(self.model, 0, Qt.SortOrder.DescendingOrder)
+        self.view = table_view(self.model, 0, Qt.SortOrder.DescendingOrder)
         self.empty = EmptyState(self.view, empty.EVENTS)
         QVBoxLayout(self).addWidget(self.view)
         self._events: dict[int, Json] = {}
@@ -46,7 +46,7 @@ class DeadLettersTab(QWidget):
         super().__init__(parent)
         self.bridge = bridge
         self.model = DeadLettersModel(self)
-        self.view = _table(self.model, 0, Qt.SortOrder.DescendingOrder)
+        self.view = table_view(self.model, 0, Qt.SortOrder.DescendingOrder)
         self.empty = EmptyState(self.view, empty.DEAD_LETTERS)
         self.retry_button = QPushButton("Retry")
         self.retry_button.setEnabled(False)
@@ -62,7 +62,7 @@ class DeadLettersTab(QWidget):
         )
 
     def selected(self) -> list[Json]:
-        return _selected(self.view, self.model)
+        return selected_rows(self.view, self.model)
 
     async def fetch(self) -> None:
         self.model.update(await self.bridge.dead_letters())

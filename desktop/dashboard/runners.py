@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 from desktop import empty
 from desktop.bridge import Bridge, Json, spawn
-from desktop.dashboard.tables import _selected, _table
+from desktop.dashboard.tables import selected_rows, table_view
 from desktop.empty import EmptyState
 from desktop.models import RunnersModel
 
@@ -20,7 +20,7 @@ class RunnersTab(QWidget):
         super().__init__(parent)
         self.bridge = bridge
         self.model = RunnersModel(self)
-        self.view = _table(self.model, 0, Qt.SortOrder.AscendingOrder)
+        self.view = table_view(self.model, 0, Qt.SortOrder.AscendingOrder)
         self.empty = EmptyState(self.view, empty.RUNNERS)
         self.stop_button = QPushButton("Stop")
         self.restart_button = QPushButton("Restart")
@@ -44,7 +44,7 @@ class RunnersTab(QWidget):
         self._enable()
 
     def selected(self) -> list[Json]:
-        return _selected(self.view, self.model)
+        return selected_rows(self.view, self.model)
 
     def select(self, runner_id: int) -> bool:
         """Select (only) the runner's row and scroll to it; whether it is shown."""

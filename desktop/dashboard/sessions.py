@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
 
 from desktop import empty
 from desktop.bridge import Bridge, Json
-from desktop.dashboard.tables import _selected, _table
+from desktop.dashboard.tables import selected_rows, table_view
 from desktop.empty import EmptyState
 from desktop.models import SessionsModel
 from desktop.prompt import PromptDialog, ask_prompt
@@ -34,7 +34,7 @@ class SessionsTab(QWidget):
         super().__init__(parent)
         self.bridge = bridge
         self.model = SessionsModel(self)
-        self.view = _table(self.model, 0, Qt.SortOrder.DescendingOrder)
+        self.view = table_view(self.model, 0, Qt.SortOrder.DescendingOrder)
         self.empty = EmptyState(self.view, empty.SESSIONS)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.project = QComboBox()
@@ -77,7 +77,7 @@ class SessionsTab(QWidget):
         self._enable()
 
     def selected(self) -> Json | None:
-        chosen = _selected(self.view, self.model)
+        chosen = selected_rows(self.view, self.model)
         return chosen[0] if chosen else None
 
     def plan(self, template: str) -> tuple[Json, Json, Json] | None:

@@ -9,7 +9,9 @@ from desktop.bridge import Json
 from desktop.models import KeyedTableModel, sorted_proxy
 
 
-def _table(model: KeyedTableModel, sort_column: int, order: Qt.SortOrder) -> QTableView:
+def table_view(model: KeyedTableModel, sort_column: int, order: Qt.SortOrder) -> QTableView:
+    """A sortable, read-only table of ``model`` (whole rows selected), sorted by
+    ``sort_column``; its columns fit the first rows shown, then are the user's."""
     view = QTableView()
     view.setModel(sorted_proxy(model, view))
     view.setSortingEnabled(True)
@@ -36,7 +38,7 @@ def _table(model: KeyedTableModel, sort_column: int, order: Qt.SortOrder) -> QTa
     return view
 
 
-def _selected(view: QTableView, model: KeyedTableModel) -> list[Json]:
+def selected_rows(view: QTableView, model: KeyedTableModel) -> list[Json]:
     """The selected rows' JSON, in the view's order."""
     proxy = view.model()
     rows = sorted(view.selectionModel().selectedRows(), key=lambda index: index.row())

@@ -14,7 +14,7 @@ from desktop.dashboard.budgets import BudgetsTab
 from desktop.dashboard.events import DeadLettersTab, EventsTab
 from desktop.dashboard.runners import RunnersTab
 from desktop.dashboard.sessions import SessionsTab
-from desktop.dashboard.tables import _table
+from desktop.dashboard.tables import table_view
 from desktop.dashboard.usage import UsagePanel
 from desktop.models import ProjectsModel
 
@@ -41,7 +41,7 @@ class Dashboard(QMainWindow):
         self.runners = RunnersTab(bridge)
         self.sessions = SessionsTab(bridge)
         self.projects = ProjectsModel(self)
-        self.projects_view = _table(self.projects, 0, Qt.SortOrder.AscendingOrder)
+        self.projects_view = table_view(self.projects, 0, Qt.SortOrder.AscendingOrder)
         self.budgets = BudgetsTab()
         self.events = EventsTab(bridge)
         self.dead = DeadLettersTab(bridge)
