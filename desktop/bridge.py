@@ -94,9 +94,12 @@ class Snapshot:
 
 
 class Bridge(QObject):
+    """The windows' one way to the supervisor: the live :class:`Snapshot`, and a typed
+    method per API call. Its methods run on the loop (``spawn`` them from a Qt slot)."""
+
     changed = Signal()  # a new snapshot
     events = Signal(list)  # events newer than the last refresh's
-    failed = Signal(str)  # a request the user made was refused: its sentence
+    failed = Signal(str)  # a call the user asked for was refused or not answered: the sentence
 
     def __init__(self, url: str, token: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
