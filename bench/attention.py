@@ -80,12 +80,10 @@ class PollingBridge(Bridge):
                     await self.refresh()
                 else:
                     since = self.snapshot.last_event_id
-                    news = await self.request(
-                        "GET", "/api/v1/events", params={"since": since, "limit": 1}
-                    )
+                    news = await self.read_events(since=since, limit=1)
                     if news:
                         await self.refresh()
-            except (aiohttp.ClientError, BridgeError, TimeoutError) as exc:
+            except BridgeError as exc:
                 print(f"reference bridge: refresh failed: {exc}", file=sys.stderr)
             await asyncio.sleep(OLD_POLL_S)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from supervisor.core import paths, runtime
+from supervisor.core import paths
 from supervisor.daemon import setup_logging
 
 if TYPE_CHECKING:
@@ -61,24 +61,6 @@ def instance_key(root: Path) -> str:
     """The single-instance socket name: one per user and data dir."""
     who = f"{os.getuid() if hasattr(os, 'getuid') else os.environ.get('USERNAME', '')}:{root}"
     return "stratavore-" + hashlib.sha256(who.encode()).hexdigest()[:16]
-
-
-async def attachable(root: Path) -> runtime.RuntimeInfo | None:
-    """A headless supervisor already serving this data dir, if one answers."""
-    info = runtime.read_runtime(root)
-    if info is None:
-        return None
-    import aiohttp
-
-    try:
-        timeout = aiohttp.ClientTimeout(total=2)
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.get(info.url + "/api/v1/health") as response,
-        ):
-            return info if response.status == 200 else None
-    except (aiohttp.ClientError, TimeoutError):
-        return None
 
 
 def quit_on_signals(shell: Shell) -> None:

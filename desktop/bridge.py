@@ -4,7 +4,8 @@ Embedded or not, the tray app talks to the supervisor the same way, through the 
 admin token, on the qasync loop: requests never block the GUI thread. The bridge keeps the
 latest :class:`Snapshot` (refreshed as soon as the supervisor writes an event, at least every
 half minute, and after each action) and tells the windows through Qt signals; it holds no
-business logic.
+business logic. The windows ask through its typed methods, one per API call, and never spell
+a URL; a refusal is a :class:`BridgeError` with the API's error code and sentence.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import contextlib
 import datetime
 import logging
 import math
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 from PySide6.QtCore import QObject, Signal
@@ -37,11 +39,16 @@ REFRESH_S = 2.0  # the whole snapshot this often while a window shows live figur
 FULL_REFRESH_S = 30.0  # the whole snapshot at least this often (usage, CPU, memory move quietly)
 NEWS_WAIT_S = 25  # how long one request for news may wait at the supervisor (whole seconds)
 RETRY_S = 2.0  # after a failed refresh, or a supervisor that answers without waiting
+API = "/api/v1"  # the prefix of every path the bridge asks for
+NO_ANSWER = "no_answer"  # BridgeError.code: the supervisor was not reached, or did not answer
 Json = dict[str, Any]
+UsageReport = Literal["daily", "weekly", "monthly", "session", "blocks"]
+T = TypeVar("T")
 
 
 class BridgeError(Exception):
-    """The supervisor refused a request: ``message`` is its one sentence."""
+    """The supervisor refused a request (``code``: the API's error code) or did not answer
+    it (:data:`NO_ANSWER`): ``message`` is the one sentence to show."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -87,9 +94,12 @@ class Snapshot:
 
 
 class Bridge(QObject):
+    """The windows' one way to the supervisor: the live :class:`Snapshot`, and a typed
+    method per API call. Its methods run on the loop (``spawn`` them from a Qt slot)."""
+
     changed = Signal()  # a new snapshot
     events = Signal(list)  # events newer than the last refresh's
-    failed = Signal(str)  # a request the user made was refused: its sentence
+    failed = Signal(str)  # a call the user asked for was refused or not answered: the sentence
 
     def __init__(self, url: str, token: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -155,7 +165,7 @@ class Bridge(QObject):
                 elif loop.time() - asked < wait / 2:
                     # it did not wait (shutting down, or too old to): don't spin
                     await asyncio.sleep(RETRY_S)
-            except (aiohttp.ClientError, BridgeError, TimeoutError) as exc:
+            except BridgeError as exc:
                 log.warning("desktop: refresh failed: %s", exc)
                 await asyncio.sleep(RETRY_S)
 
@@ -163,14 +173,7 @@ class Bridge(QObject):
         """Events after the snapshot's, waiting up to ``wait`` seconds for the first; None
         when a window opening cut the wait short."""
         since = self.snapshot.last_event_id
-        self._asking = asyncio.ensure_future(
-            self.request(
-                "GET",
-                "/api/v1/events",
-                params={"since": since, "limit": 1, "wait": wait},
-                timeout=wait + 10,
-            )
-        )
+        self._asking = asyncio.ensure_future(self.read_events(since=since, limit=1, wait=wait))
         try:
             return await self._asking
         except asyncio.CancelledError:
@@ -182,7 +185,7 @@ class Bridge(QObject):
             self._asking = None
 
     # --- requests --------------------------------------------------------------------------
-    async def request(
+    async def _request(
         self,
         method: str,
         path: str,
@@ -190,30 +193,37 @@ class Bridge(QObject):
         params: dict[str, Any] | None = None,
         timeout: float | None = None,
     ) -> Any:
-        """One API call; the decoded answer, or BridgeError with the supervisor's sentence.
-        ``timeout``: seconds, for a request the supervisor holds (default: the session's)."""
+        """One API call (``path`` below :data:`API`); the decoded answer, or BridgeError with
+        the supervisor's sentence, or with :data:`NO_ANSWER` when it could not be reached or
+        did not answer in time. ``params`` that are None are left out; ``timeout``: seconds,
+        for a request the supervisor holds (default: the session's)."""
         assert self._session is not None, "start() first"
         query = {k: str(v) for k, v in (params or {}).items() if v is not None}
         held = {} if timeout is None else {"timeout": aiohttp.ClientTimeout(total=timeout)}
-        async with self._session.request(
-            method, self.url + path, json=body, params=query, **held
-        ) as response:
-            if response.status == 204:
-                return None
-            payload = await response.json(content_type=None)
-            if response.status >= 400:
-                raise BridgeError(payload.get("error", "internal"), payload.get("message", ""))
-            return payload
-
-    async def act(self, method: str, path: str, body: Any = None) -> Any:
-        """A request the user asked for: a refusal is shown, and the view refreshed."""
         try:
-            return await self.request(method, path, body)
+            async with self._session.request(
+                method, self.url + API + path, json=body, params=query, **held
+            ) as response:
+                if response.status == 204:
+                    return None
+                payload = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise BridgeError(NO_ANSWER, f"The supervisor did not answer ({reason}).") from exc
+        if response.status >= 400:
+            raise BridgeError(payload.get("error", "internal"), payload.get("message", ""))
+        return payload
+
+    async def act(self, call: Awaitable[T]) -> T | None:
+        """A call the user asked for: a refusal is shown (``failed``), and the snapshot
+        refreshed; None when refused."""
+        try:
+            return await call
         except BridgeError as exc:
             self.failed.emit(exc.message)
             return None
         finally:
-            await self.refresh()
+            await self.refresh_soon()
 
     async def refresh_soon(self) -> None:
         """A refresh nobody waits for (the menu opening): a failure is only logged."""
@@ -221,7 +231,7 @@ class Bridge(QObject):
             return
         try:
             await self.refresh()
-        except (aiohttp.ClientError, BridgeError, TimeoutError) as exc:
+        except BridgeError as exc:
             log.warning("desktop: refresh failed: %s", exc)
 
     async def refresh(self) -> Snapshot:
@@ -232,18 +242,14 @@ class Bridge(QObject):
             self._full_at = asyncio.get_running_loop().time()
             since = self.snapshot.last_event_id
             status, runners, projects, profiles, budgets, today, new = await asyncio.gather(
-                self.request("GET", "/api/v1/status"),
-                self.request("GET", "/api/v1/runners"),
-                self.request("GET", "/api/v1/projects"),
-                self.request("GET", "/api/v1/profiles"),
-                self.request("GET", "/api/v1/budgets"),
-                self.request("GET", "/api/v1/usage/daily", params={"since": _today()}),
+                self.status(),
+                self.runners(),
+                self.projects(),
+                self.profiles(),
+                self.budgets(),
+                self.usage("daily", since=_today()),
                 # the first refresh takes the history as read: only its newest id matters
-                self.request(
-                    "GET",
-                    "/api/v1/events",
-                    params={"since": since, "limit": 200} if since else {"last": 1},
-                ),
+                self.read_events(since=since, limit=200) if since else self.read_events(last=1),
             )
             self.snapshot = Snapshot(
                 status=status,
@@ -259,7 +265,121 @@ class Bridge(QObject):
         self.changed.emit()
         return self.snapshot
 
-    # --- actions ---------------------------------------------------------------------------
+    # --- the API, one method per call: its answer, or BridgeError ----------------------------
+    async def status(self) -> Json:
+        return await self._request("GET", "/status")
+
+    async def runners(self) -> list[Json]:
+        """The active runners, oldest first."""
+        return await self._request("GET", "/runners")
+
+    async def runner(self, runner_id: int) -> Json:
+        return await self._request("GET", f"/runners/{runner_id}")
+
+    async def read_events(
+        self,
+        since: int | None = None,
+        limit: int | None = None,
+        last: int | None = None,
+        wait: int | None = None,
+    ) -> list[Json]:
+        """Events after ``since`` (at most ``limit``), or the ``last`` ones; with ``wait``,
+        the supervisor holds the request up to that many seconds for the first new one."""
+        params = {"since": since, "limit": limit, "last": last, "wait": wait}
+        held = None if wait is None else wait + 10
+        return await self._request("GET", "/events", params=params, timeout=held)
+
+    async def sessions(self, project: str | None = None, limit: int = 200) -> list[Json]:
+        """Agent sessions, most recently active first (of one project, or all)."""
+        return await self._request("GET", "/sessions", params={"project": project, "limit": limit})
+
+    async def projects(self) -> list[Json]:
+        return await self._request("GET", "/projects")
+
+    async def add_project(self, name: str, path: str) -> Json:
+        return await self._request("POST", "/projects", {"name": name, "path": path})
+
+    async def profiles(self) -> list[Json]:
+        return await self._request("GET", "/profiles")
+
+    async def add_profile(self, name: str, command: list[str], **fields: Any) -> Json:
+        """A user profile; ``fields``: its other fields as the API takes them (description,
+        restart, env, binaries, setup_files, worktree, batch, copy_of...)."""
+        return await self._request(
+            "POST", "/profiles", {"name": name, "command": command, **fields}
+        )
+
+    async def delete_profile(self, name: str) -> None:
+        await self._request("DELETE", f"/profiles/{quote(name)}")
+
+    async def settings(self) -> list[Json]:
+        """The supervisor's settings, each with its value, default and when it applies."""
+        return await self._request("GET", "/settings")
+
+    async def set_setting(self, key: str, value: Any) -> Json:
+        return await self._request("PUT", f"/settings/{key}", {"value": value})
+
+    async def budgets(self) -> list[Json]:
+        """Budgets with their current periods' use."""
+        return await self._request("GET", "/budgets")
+
+    async def set_budget(
+        self,
+        scope: str,
+        period: str,
+        limit_tokens: int | None,
+        limit_usd: float | None,
+        action: str,
+        warn: list[float] | None = None,
+    ) -> Json:
+        """Set (add or change) the budget of ``scope`` for ``period``."""
+        body: Json = {"scope": scope, "period": period, "limit_tokens": limit_tokens,
+                      "limit_usd": limit_usd, "action": action}  # fmt: skip
+        if warn is not None:
+            body["warn"] = warn
+        return await self._request("PUT", "/budgets", body)
+
+    async def remove_budget(self, scope: str, period: str) -> None:
+        await self._request("DELETE", f"/budgets/{quote(scope, safe=':')}/{period}")
+
+    async def usage(self, report: UsageReport, **params: Any) -> Json:
+        """A usage report; ``params``: its filters (since, until, project, agent,
+        by_project...), left out when None."""
+        return await self._request("GET", f"/usage/{report}", params=params)
+
+    async def import_usage(self) -> Json:
+        """Import new usage from the agents' logs now (a first import can take minutes)."""
+        return await self._request("POST", "/usage/import", timeout=600)
+
+    async def channels(self) -> list[Json]:
+        """The notification channels."""
+        return await self._request("GET", "/notify/channels")
+
+    async def put_channel(
+        self,
+        name: str,
+        kind: str,
+        config: Json | None = None,
+        policy: Json | None = None,
+        secret: str | None = None,
+    ) -> Json:
+        """Add or change a channel; ``secret`` goes to the OS keyring (sent, never kept)."""
+        given = {"kind": kind, "config": config, "policy": policy, "secret": secret}
+        body = {k: v for k, v in given.items() if v is not None}
+        return await self._request("PUT", f"/notify/channels/{quote(name)}", body)
+
+    async def test_channel(self, name: str) -> Json:
+        """Send a test message through the channel; its outcome (result, reason)."""
+        return await self._request("POST", f"/notify/channels/{quote(name)}/test", {})
+
+    async def remove_channel(self, name: str) -> None:
+        await self._request("DELETE", f"/notify/channels/{quote(name)}")
+
+    async def dead_letters(self) -> list[Json]:
+        """Deliveries that gave up."""
+        return await self._request("GET", "/notify/dead")
+
+    # --- the user's actions: a refusal is shown, the snapshot refreshed (see act) ----------
     async def launch(
         self, project: str, profile: str | None, command: list[str] | None = None, **fields: Any
     ) -> Json | None:
@@ -267,32 +387,30 @@ class Bridge(QObject):
         resume_session, worktree...), left out when None."""
         given = {"profile": profile, "command": command or None, **fields}
         body = {"project": project, **{k: v for k, v in given.items() if v is not None}}
-        return await self.act("POST", "/api/v1/runners", body)
+        return await self.act(self._request("POST", "/runners", body))
 
     async def resume(self, runner_id: int) -> None:
         """Continue the runner's own agent session (a paused runner at once)."""
-        await self.act("POST", f"/api/v1/runners/{runner_id}/resume", {})
+        await self.act(self._request("POST", f"/runners/{runner_id}/resume", {}))
 
     async def stop(self, runner_id: int) -> None:
-        await self.act("POST", f"/api/v1/runners/{runner_id}/stop", {})
+        await self.act(self._request("POST", f"/runners/{runner_id}/stop", {}))
 
-    async def restart(self, runner_id: int) -> None:
-        await self.act("POST", f"/api/v1/runners/{runner_id}/restart")
+    async def stop_many(self, runner_ids: list[int]) -> None:
+        await self.act(self._request("POST", "/runners/stop", {"ids": runner_ids}))
 
     async def stop_all(self) -> None:
-        await self.act("POST", "/api/v1/runners/stop", {"all": True})
+        await self.act(self._request("POST", "/runners/stop", {"all": True}))
+
+    async def restart(self, runner_id: int) -> None:
+        await self.act(self._request("POST", f"/runners/{runner_id}/restart"))
 
     async def create_project(self, name: str, path: str) -> Json | None:
-        return await self.act("POST", "/api/v1/projects", {"name": name, "path": path})
+        return await self.act(self.add_project(name, path))
 
-    async def usage(self, kind: str, **params: Any) -> Json:
-        return await self.request("GET", f"/api/v1/usage/{kind}", params=params)
-
-    async def sessions(self, project: str | None = None, limit: int = 200) -> list[Json]:
-        """Agent sessions, most recently active first (of one project, or all)."""
-        return await self.request(
-            "GET", "/api/v1/sessions", params={"project": project, "limit": limit}
-        )
+    async def retry_dead_letter(self, delivery_id: int) -> None:
+        """Queue a dead letter's delivery again."""
+        await self.act(self._request("POST", f"/notify/dead/{delivery_id}/retry"))
 
 
 def _today() -> str:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QMessageBox
 
-from desktop.app import attachable
 from desktop.bridge import Bridge, BridgeError, spawn
 from desktop.instance import SingleInstance
 from desktop.notifications import Notifier
@@ -41,7 +40,7 @@ class Shell:
         self.keep: object = None  # things that must live as long as the app (signal wake-up)
 
     async def run(self) -> int:
-        info = await attachable(self.root)
+        info = await runtime.attachable(self.root)
         if info is not None:
             log.info("desktop: attached to the supervisor at %s", info.url)
             url, token = info.url, runtime.admin_token(self.root)
@@ -90,13 +89,11 @@ class Shell:
         """Make sure a desktop channel exists; embedded, this process shows its deliveries;
         attached, the headless supervisor only logs them, so the tray follows the events."""
         assert self.bridge is not None
-        present = await self.bridge.request("GET", "/api/v1/notify/channels")
+        present = await self.bridge.channels()
         desktop = next((c for c in present if c["kind"] == channels.DESKTOP), None)
         if desktop is None:
             try:
-                desktop = await self.bridge.request(
-                    "PUT", f"/api/v1/notify/channels/{DESKTOP_CHANNEL}", {"kind": "desktop"}
-                )
+                desktop = await self.bridge.put_channel(DESKTOP_CHANNEL, channels.DESKTOP)
             except BridgeError as exc:
                 log.warning("desktop: no desktop channel: %s", exc.message)
                 return

@@ -285,7 +285,7 @@ class Tray(QObject):
         """A notification's button: what the runner's menu entry of that name does."""
 
         async def work() -> None:
-            runner = await self.bridge.act("GET", f"/api/v1/runners/{runner_id}")
+            runner = await self.bridge.act(self.bridge.runner(runner_id))
             if runner is None:  # gone: the supervisor's sentence was shown
                 return
             if action == OPEN_LOG:

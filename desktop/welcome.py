@@ -153,6 +153,25 @@ def first_run(root: Path) -> bool:
     return not (root / MARKER).exists()
 
 
+def folder_list(recent: list[tuple[str, list[str]]], parent: QWidget) -> QListWidget:
+    """The folders offered as projects, each checked, with the agents used there; as tall as
+    its rows (up to 8), hidden when there are none."""
+    folders = QListWidget(parent)
+    for folder, used in recent:
+        item = QListWidgetItem(f"{Path(folder).name}  ·  {', '.join(used)}  ·  {short(folder)}")
+        item.setToolTip(folder)
+        item.setData(Qt.ItemDataRole.UserRole, folder)
+        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+        item.setCheckState(Qt.CheckState.Checked)
+        folders.addItem(item)
+    folders.setVisible(bool(recent))
+    folders.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    folders.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # long paths: …/middle/…
+    rows = max(1, min(len(recent), 8))  # as tall as its rows, up to 8
+    folders.setFixedHeight(folders.sizeHintForRow(0) * rows + 2 * folders.frameWidth() + 4)
+    return folders
+
+
 class Welcome(QDialog):
     """The welcome window. ``finished_setup`` is emitted once the projects are added and the
     past usage imported."""
@@ -174,15 +193,8 @@ class Welcome(QDialog):
         )
         intro.setWordWrap(True)
         layout.addWidget(intro)
-        self.folders = QListWidget()
         recent = found.recent()
-        for folder, used in recent:
-            item = QListWidgetItem(f"{Path(folder).name}  ·  {', '.join(used)}  ·  {short(folder)}")
-            item.setToolTip(folder)
-            item.setData(Qt.ItemDataRole.UserRole, folder)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked)
-            self.folders.addItem(item)
+        self.folders = folder_list(recent, self)
         what = QLabel(
             "Folders your agents worked in recently: add them as projects, and Stratavore "
             "imports what they used so far."
@@ -193,13 +205,6 @@ class Welcome(QDialog):
         what.setWordWrap(True)
         layout.addWidget(what)
         layout.addWidget(self.folders)
-        self.folders.setVisible(bool(recent))
-        self.folders.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.folders.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # long paths: …/middle/…
-        rows = max(1, min(len(recent), 8))  # as tall as its rows, up to 8
-        self.folders.setFixedHeight(
-            self.folders.sizeHintForRow(0) * rows + 2 * self.folders.frameWidth() + 4
-        )
         self.progress = QProgressBar()
         self.progress.setVisible(False)
         layout.addWidget(self.progress)
@@ -240,7 +245,7 @@ class Welcome(QDialog):
         self.progress.setRange(0, len(chosen) + 1)
         self.progress.setValue(0)
         self.progress.setVisible(True)
-        existing = await self.bridge.request("GET", "/api/v1/projects")
+        existing = await self.bridge.projects()
         taken = {p["name"] for p in existing}
         known = {p["path"] for p in existing}
         added, problems = 0, []
@@ -249,9 +254,7 @@ class Welcome(QDialog):
                 name = project_name(folder, taken)
                 self.status.setText(f"Adding {name}…")
                 try:
-                    await self.bridge.request(
-                        "POST", "/api/v1/projects", {"name": name, "path": folder}
-                    )
+                    await self.bridge.add_project(name, folder)
                     taken.add(name)
                     added += 1
                 except BridgeError as exc:
@@ -259,7 +262,7 @@ class Welcome(QDialog):
             self.progress.setValue(self.progress.value() + 1)
         self.status.setText("Importing your agents' past usage…")
         try:
-            await self.bridge.request("POST", "/api/v1/usage/import", timeout=600)
+            await self.bridge.import_usage()
             totals = (await self.bridge.usage("daily"))["totals"]
             done = (f"Past usage imported: {human_tokens(totals.get('total_tokens'))} tokens, "
                     f"${totals.get('cost_usd') or 0:.2f} so far.")  # fmt: skip
@@ -281,7 +284,7 @@ async def show_if_first_run(bridge: Bridge, root: Path) -> Welcome | None:
     None; a data dir that already has projects is marked as welcomed."""
     if not first_run(root):
         return None
-    if await bridge.request("GET", "/api/v1/projects"):
+    if await bridge.projects():
         paths.write_private(root / MARKER, "")
         return None
     found = await asyncio.get_running_loop().run_in_executor(None, discover)  # a login shell

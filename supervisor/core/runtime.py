@@ -2,7 +2,8 @@
 
 The daemon writes ``supervisor.json`` (pid, process create time, port, URL) once it listens and
 removes it on a clean exit; clients trust it only while that exact process (pid + create time)
-is alive, so a file left by a killed supervisor is never mistaken for a live one.
+is alive, so a file left by a killed supervisor is never mistaken for a live one;
+:func:`attachable` also asks it whether it serves (the tray app attaches to it then).
 """
 
 from __future__ import annotations
@@ -47,6 +48,25 @@ def read_runtime(root: Path) -> RuntimeInfo | None:
     except (OSError, ValueError, TypeError):
         return None
     return info if info.is_alive() else None
+
+
+async def attachable(root: Path) -> RuntimeInfo | None:
+    """A headless supervisor already serving this data dir, if one answers its health check
+    within two seconds (the tray app attaches to it instead of starting a second one)."""
+    info = read_runtime(root)
+    if info is None:
+        return None
+    import aiohttp  # here: the CLI reads this module at each start and never probes
+
+    try:
+        timeout = aiohttp.ClientTimeout(total=2)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(info.url + "/api/v1/health") as response,
+        ):
+            return info if response.status == 200 else None
+    except (aiohttp.ClientError, TimeoutError):
+        return None
 
 
 def remove_runtime(root: Path) -> None:

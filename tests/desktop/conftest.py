@@ -62,6 +62,21 @@ if len(sys.argv) > 1:
 """
 
 
+# The fixtures of a test that needs more than Python: pytest-qt's one QApplication (which
+# ``qloop`` and ``qtbot`` build on), and the X tools every fixture of the private desktop
+# (``xvfb``, ``dbus_session``, ``xdesktop``, ``bare_desktop``...) starts from.
+GUI_FIXTURES = frozenset({"qapp", "x_tools"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test that uses one of :data:`GUI_FIXTURES`, directly or through another
+    fixture, as ``gui``: ``pytest -m "not gui"`` runs the headless suite (qutebrowser's
+    conftest does the same with its ``qapp``)."""
+    for item in items:
+        if GUI_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.gui)
+
+
 # --- in-process (offscreen) -------------------------------------------------------------
 def _test_loop(qapp: Any) -> asyncio.AbstractEventLoop:
     """A qasync loop as the tray app runs one, but for one thing only tests meet. The app runs

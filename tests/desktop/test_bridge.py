@@ -14,7 +14,7 @@ import pytest
 import qasync
 
 from desktop import bridge as bridge_module
-from desktop.bridge import Bridge
+from desktop.bridge import Bridge, BridgeError
 from tests.conftest import Daemon
 
 
@@ -74,3 +74,48 @@ def test_a_supervisor_gone_is_retried_every_few_seconds_not_in_a_loop(
     run(qloop, scenario())
     failures = [r for r in caplog.records if r.getMessage().startswith("desktop: refresh failed")]
     assert 1 <= len(failures) <= 3, [r.getMessage() for r in failures]
+
+
+def test_an_action_while_the_supervisor_is_gone_is_one_sentence_not_a_crash(
+    qloop: qasync.QEventLoop, daemon: Daemon
+):
+    """A user's action (the tray's Stop) when the supervisor no longer answers: the bridge
+    says so in one sentence (``failed``, shown by the tray), and nothing escapes to the
+    crash hook."""
+    bridge = Bridge(daemon.api.base_url, daemon.api.token or "")
+    refusals: list[str] = []
+    bridge.failed.connect(refusals.append)
+
+    async def scenario() -> None:
+        bridge.start()
+        try:
+            await bridge.refresh()
+            daemon.stop()
+            assert await bridge.stop(1) is None
+        finally:
+            await bridge.close()
+
+    run(qloop, scenario())
+    assert len(refusals) == 1
+    assert refusals[0].startswith("The supervisor did not answer ("), refusals
+
+
+def test_a_fetch_while_the_supervisor_is_gone_is_a_bridge_error(
+    qloop: qasync.QEventLoop, daemon: Daemon
+):
+    """What a window fetches fails with BridgeError, the one error type, whatever failed."""
+    bridge = Bridge(daemon.api.base_url, daemon.api.token or "")
+
+    async def scenario() -> BridgeError:
+        bridge.start()
+        try:
+            daemon.stop()
+            with pytest.raises(BridgeError) as refused:
+                await bridge.channels()
+            return refused.value
+        finally:
+            await bridge.close()
+
+    error = run(qloop, scenario())
+    assert error.code == bridge_module.NO_ANSWER
+    assert error.message.startswith("The supervisor did not answer (")

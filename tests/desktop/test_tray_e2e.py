@@ -250,8 +250,6 @@ def test_quick_launch_from_the_tray_and_its_failure_as_a_desktop_notification(
 def test_a_second_launch_brings_the_dashboard_forward(
     tray_app: Callable[..., TrayApp], x_screen: XDesktop, tmp_path: Path
 ) -> None:
-    if not (REPO / "desktop" / "dashboard.py").exists():
-        pytest.skip("desktop/dashboard.py is not built yet: no dashboard to show")
     desktop = x_screen
     app = tray_app()
     api = app.api

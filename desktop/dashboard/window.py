@@ -1,0 +1,141 @@
+"""The dashboard window: the tabs, what the snapshot shows, and what is fetched while shown."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QHideEvent, QShowEvent
+from PySide6.QtWidgets import QMainWindow, QTabWidget, QWidget
+
+from desktop.bridge import Bridge, BridgeError, spawn
+from desktop.dashboard.budgets import BudgetsTab
+from desktop.dashboard.events import DeadLettersTab, EventsTab
+from desktop.dashboard.runners import RunnersTab
+from desktop.dashboard.sessions import SessionsTab
+from desktop.dashboard.tables import table_view
+from desktop.dashboard.usage import UsagePanel
+from desktop.models import ProjectsModel
+
+log = logging.getLogger("stratavore.desktop")
+FETCH_INTERVAL_MS = 10_000  # how often a visible fetching tab asks again
+
+
+class Dashboard(QMainWindow):
+    """The main window.
+
+    ``fetched(str)``: a fetching tab (``"sessions"``, ``"events"``, ``"dead"``, ``"usage"``)
+    has drawn what it fetched. ``fetch_failed(str)``: a fetch failed; the sentence (also in
+    the status bar).
+    """
+
+    fetched = Signal(str)
+    fetch_failed = Signal(str)
+
+    def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bridge = bridge
+        self.setWindowTitle("Stratavore")
+        self.resize(1100, 720)
+        self.runners = RunnersTab(bridge)
+        self.sessions = SessionsTab(bridge)
+        self.projects = ProjectsModel(self)
+        self.projects_view = table_view(self.projects, 0, Qt.SortOrder.AscendingOrder)
+        self.budgets = BudgetsTab()
+        self.events = EventsTab(bridge)
+        self.dead = DeadLettersTab(bridge)
+        self.usage = UsagePanel(bridge)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.runners, "Runners")
+        self.tabs.addTab(self.sessions, "Sessions")
+        self.tabs.addTab(self.projects_view, "Projects")
+        self.tabs.addTab(self.budgets, "Budgets")
+        self.tabs.addTab(self.events, "Events")
+        self.tabs.addTab(self.dead, "Dead letters")
+        self.tabs.addTab(self.usage, "Usage")
+        self.setCentralWidget(self.tabs)
+        self._names: dict[QWidget, str] = {self.events: "events", self.dead: "dead"}
+        self._names.update({self.usage: "usage", self.sessions: "sessions"})
+        self._busy: set[QWidget] = set()
+        self._again: set[QWidget] = set()
+        self.timer = QTimer(self)
+        self.timer.setInterval(FETCH_INTERVAL_MS)
+        self.timer.timeout.connect(self.fetch_current)
+        self.tabs.currentChanged.connect(lambda _i: self.fetch_current())
+        self.usage.wants_fetch.connect(lambda: self.fetch_page(self.usage))
+        self.sessions.wants_fetch.connect(lambda: self.fetch_page(self.sessions))
+        bridge.changed.connect(self.show_snapshot)
+        bridge.events.connect(self.events.add)
+        bridge.failed.connect(lambda text: self.statusBar().showMessage(text, 10_000))
+        self.show_snapshot()
+
+    # --- what the snapshot holds ---------------------------------------------------------------
+    def show_snapshot(self) -> None:
+        snapshot = self.bridge.snapshot
+        self.runners.update_runners(snapshot.runners)
+        self.sessions.update_projects(snapshot.projects)
+        self.projects.update(snapshot.projects)
+        self.budgets.update_budgets(snapshot.budgets)
+        self.tabs.setTabText(0, f"Runners ({len(snapshot.runners)})")
+
+    def show_runner(self, runner_id: int) -> None:
+        """Switch to the runners and select this one (a notification about it was clicked)."""
+        self.tabs.setCurrentWidget(self.runners)
+        if not self.runners.select(runner_id):
+            self.statusBar().showMessage(f"Runner #{runner_id} is no longer active.", 10_000)
+
+    def show_budgets(self) -> None:
+        self.tabs.setCurrentWidget(self.budgets)
+
+    def show_sessions(self) -> None:
+        self.tabs.setCurrentWidget(self.sessions)
+
+    # --- what is fetched -----------------------------------------------------------------------
+    def fetch_current(self) -> None:
+        """Fetch the current tab's data if it has any to fetch and the window is shown."""
+        if self.isVisible() and self.tabs.currentWidget() in self._names:
+            self.fetch_page(self.tabs.currentWidget())
+
+    def fetch_page(self, page: QWidget) -> None:
+        """Fetch ``page``'s data; one fetch at a time per page, a request made meanwhile
+        (the range changed) runs when the one under way ends."""
+        if page in self._busy:
+            self._again.add(page)
+            return
+        self._busy.add(page)
+        spawn(self._fetch(page))
+
+    async def _fetch(self, page: Any) -> None:
+        name = self._names[page]
+        try:
+            while True:
+                self._again.discard(page)
+                await page.fetch()
+                if page not in self._again:
+                    break
+        except BridgeError as exc:
+            self._fetch_failed(name, exc.message)
+        else:
+            self.fetched.emit(name)
+        finally:
+            self._busy.discard(page)
+
+    def _fetch_failed(self, name: str, text: str) -> None:
+        log.warning("desktop: fetching %s failed: %s", name, text)
+        self.statusBar().showMessage(f"Could not load {name}: {text}", 10_000)
+        self.fetch_failed.emit(text)
+
+    # --- visibility ----------------------------------------------------------------------------
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self.timer.isActive():
+            self.bridge.watchers += 1  # live CPU, memory, uptime: a full refresh each tick
+        self.timer.start()
+        self.fetch_current()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        super().hideEvent(event)
+        if self.timer.isActive():
+            self.bridge.watchers -= 1
+        self.timer.stop()

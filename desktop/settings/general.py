@@ -1,0 +1,66 @@
+"""The General page: this app's own preferences (start at login, the icon theme)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSettings, Signal
+from PySide6.QtWidgets import QCheckBox, QFormLayout, QLabel, QWidget
+
+from desktop import autostart
+from desktop.bridge import Bridge
+from desktop.settings.page import Page, choose, combo_box
+from desktop.settings.prefs import THEME_KEY, THEMES, theme
+
+
+class GeneralPage(Page):
+    """This app's own preferences: start at login, and the theme its icon follows."""
+
+    theme_changed = Signal(str)
+
+    def __init__(
+        self,
+        bridge: Bridge,
+        prefs: QSettings,
+        login: autostart.Location | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(bridge, parent)
+        self.prefs = prefs
+        self.login = login
+        self.at_login = QCheckBox("Start Stratavore when I log in")
+        self.at_login.toggled.connect(self._login_toggled)
+        self.theme = combo_box(THEMES)
+        self.theme.currentIndexChanged.connect(self._theme_chosen)
+        form = QFormLayout(self.body)
+        form.addRow(self.at_login)
+        form.addRow("Icon theme", self.theme)
+        note = QLabel("The tray icon is drawn for a light or a dark panel; the windows follow "
+                      "the system's theme.")  # fmt: skip
+        note.setWordWrap(True)
+        form.addRow(note)
+
+    def load(self) -> None:
+        self.at_login.blockSignals(True)
+        self.at_login.setChecked(autostart.enabled(self.login))
+        self.at_login.blockSignals(False)
+        self.theme.blockSignals(True)
+        choose(self.theme, theme(self.prefs))
+        self.theme.blockSignals(False)
+
+    def _login_toggled(self, on: bool) -> None:
+        try:
+            if on:
+                autostart.enable(where=self.login)
+            else:
+                autostart.disable(self.login)
+        except OSError as exc:
+            self.say(f"Could not change how Stratavore starts: {exc}", error=True)
+            self.load()
+            return
+        self.say("Stratavore starts when you log in." if on else "Stratavore no longer "
+                 "starts when you log in.")  # fmt: skip
+
+    def _theme_chosen(self) -> None:
+        value = self.theme.currentData()
+        self.prefs.setValue(THEME_KEY, value)
+        self.prefs.sync()
+        self.theme_changed.emit(value)

@@ -1,0 +1,68 @@
+"""The runtime file's probe (``runtime.attachable``): whether a supervisor already serves a data
+dir, so that the tray app attaches to it instead of starting a second one."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from supervisor.core import runtime
+from tests.conftest import Daemon
+
+
+def claim_runtime(root: Path, port: int) -> runtime.RuntimeInfo:
+    """A runtime file naming this (live) test process as the supervisor on ``port``."""
+    me = psutil.Process()
+    info = runtime.RuntimeInfo(me.pid, me.create_time(), port, f"http://127.0.0.1:{port}", "0")
+    runtime.write_runtime(root, info)
+    assert runtime.read_runtime(root) == info  # the file is believed: only the probe says no
+    return info
+
+
+@pytest.fixture
+def stranger() -> Iterator[int]:
+    """An HTTP server on a loopback port that is no supervisor: it answers every GET with
+    501 (the standard library's handler has no ``do_GET``); its port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+    thread.join(10)
+
+
+def test_attachable_is_the_supervisor_that_serves_the_data_dir(daemon: Daemon, home: Path):
+    info = asyncio.run(runtime.attachable(home))
+    assert info is not None
+    assert (info.pid, info.url) == (daemon.proc.pid, daemon.api.base_url)
+
+
+def test_attachable_is_none_without_a_runtime_file(home: Path):
+    assert asyncio.run(runtime.attachable(home)) is None
+
+
+def test_attachable_is_none_after_the_supervisor_was_killed(daemon: Daemon, home: Path):
+    daemon.kill()  # its runtime file stays behind, naming a process that is gone
+    assert (home / "supervisor.json").exists()
+    assert asyncio.run(runtime.attachable(home)) is None
+
+
+def test_attachable_is_none_when_nothing_listens_on_its_port(home: Path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    claim_runtime(home, port)  # closed again: the connection is refused
+    assert asyncio.run(runtime.attachable(home)) is None
+
+
+def test_attachable_is_none_when_its_port_answers_but_not_healthy(home: Path, stranger: int):
+    claim_runtime(home, stranger)
+    assert asyncio.run(runtime.attachable(home)) is None
