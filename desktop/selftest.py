@@ -162,6 +162,47 @@ def spawn_worker() -> str:
     return "spawn context"
 
 
+class _Api:
+    """The selftest's calls to the embedded supervisor's API, each checked."""
+
+    def __init__(self, http: Any) -> None:
+        self.http = http
+
+    async def call(self, method: str, path: str, body: Any = None, status: int = 200) -> Any:
+        async with self.http.request(method, "/api/v1" + path, json=body) as response:
+            answer = await response.json()
+            if response.status != status:
+                raise Failed(
+                    f"the API answered {method} {path} with {response.status}: "
+                    f"{answer.get('message', answer)}"
+                )
+            return answer
+
+    async def wait_for(self, runner_id: int, state: str) -> dict[str, Any]:
+        deadline = time.monotonic() + WAIT
+        while True:
+            runner = await self.call("GET", f"/runners/{runner_id}")
+            if runner["state"] == state:
+                return runner
+            if time.monotonic() > deadline or runner["state"] in ("failed", "fatal"):
+                why = f": {runner['reason']}" if runner.get("reason") else ""
+                raise Failed(
+                    f"the runner {' '.join(runner['command'])!r} did not reach {state} "
+                    f"(it is {runner['state']}{why})"
+                )
+            await asyncio.sleep(0.05)
+
+
+async def _whole_tree(pid: int) -> list[Any]:
+    """The runner's root, child and grandchild, once all three run."""
+    deadline = time.monotonic() + WAIT
+    while len(tree := process_tree(pid)) < 3:
+        if time.monotonic() > deadline:
+            raise Failed(f"the runner started {len(tree) - 1} of its 2 descendants")
+        await asyncio.sleep(0.05)
+    return tree
+
+
 async def supervise(home: Path) -> str:
     """Step 3, on the running (qasync) loop."""
     import aiohttp
@@ -174,48 +215,19 @@ async def supervise(home: Path) -> str:
     supervisor = Supervisor(home, api_port=0, start_secs=0.3, stop_timeout=3.0)
     await supervisor.start()
     try:
-        token = runtime.admin_token(home)
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {runtime.admin_token(home)}"}
         timeout = aiohttp.ClientTimeout(total=10)
         async with aiohttp.ClientSession(supervisor.url, headers=headers, timeout=timeout) as http:
-
-            async def call(method: str, path: str, body: Any = None, status: int = 200) -> Any:
-                async with http.request(method, "/api/v1" + path, json=body) as response:
-                    answer = await response.json()
-                    if response.status != status:
-                        raise Failed(
-                            f"the API answered {method} {path} with {response.status}: "
-                            f"{answer.get('message', answer)}"
-                        )
-                    return answer
-
-            async def wait_for(runner_id: int, state: str) -> dict[str, Any]:
-                deadline = time.monotonic() + WAIT
-                while True:
-                    runner = await call("GET", f"/runners/{runner_id}")
-                    if runner["state"] == state:
-                        return runner
-                    if time.monotonic() > deadline or runner["state"] in ("failed", "fatal"):
-                        why = f": {runner['reason']}" if runner.get("reason") else ""
-                        raise Failed(
-                            f"the runner {' '.join(runner['command'])!r} did not reach {state} "
-                            f"(it is {runner['state']}{why})"
-                        )
-                    await asyncio.sleep(0.05)
-
-            await call("GET", "/health")
-            await call("POST", "/projects", {"name": "selftest", "path": str(project)}, 201)
-            launched = await call(
+            api = _Api(http)
+            await api.call("GET", "/health")
+            await api.call("POST", "/projects", {"name": "selftest", "path": str(project)}, 201)
+            launched = await api.call(
                 "POST", "/runners", {"project": "selftest", "command": runner_command()}, 201
             )
-            running = await wait_for(launched["id"], "running")
-            deadline = time.monotonic() + WAIT
-            while len(tree := process_tree(running["pid"])) < 3:  # root, child, grandchild
-                if time.monotonic() > deadline:
-                    raise Failed(f"the runner started {len(tree) - 1} of its 2 descendants")
-                await asyncio.sleep(0.05)
-            await call("POST", f"/runners/{launched['id']}/stop", {})
-            stopped = await wait_for(launched["id"], "stopped")
+            running = await api.wait_for(launched["id"], "running")
+            tree = await _whole_tree(running["pid"])
+            await api.call("POST", f"/runners/{launched['id']}/stop", {})
+            stopped = await api.wait_for(launched["id"], "stopped")
             left = [process.pid for process in tree if alive(process)]
             if left:
                 raise Failed(f"the stop left {len(left)} of the runner's {len(tree)} processes")
