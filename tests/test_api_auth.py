@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from supervisor.api.app import ROUTES
-from supervisor.api.schemas import Audience, Route
+from supervisor.api.routes import Audience, Route
 from tests import test_api
 from tests.test_api import World, route_request, snapshot
 
