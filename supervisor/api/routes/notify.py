@@ -14,6 +14,7 @@ from supervisor.api.wire import decode, json_response
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.notify import outbox
 from supervisor.notify.outbox import Dispatcher
+from supervisor.storage import queries
 
 
 class Notify:
@@ -24,8 +25,7 @@ class Notify:
         self.clock = clock
 
     async def list_channels(self, request: web.Request) -> web.Response:
-        rows = outbox.Channel.select().order_by(outbox.Channel.name)
-        return json_response([outbox.channel_out(row) for row in rows])
+        return json_response([outbox.channel_out(row) for row in queries.list_channels()])
 
     async def put_channel(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]

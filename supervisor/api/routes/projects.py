@@ -54,10 +54,9 @@ class Projects:
 
     async def create_profile(self, request: web.Request) -> web.Response:
         body = await decode(request, sc.ProfileCreate)
-        if Profile.select().where(Profile.name == body.name).exists():
+        if queries.profile_exists(body.name):
             raise ApiError(ErrorCode.ALREADY_EXISTS, f"Profile '{body.name}' already exists.")
-        fields = profiles.profile_fields(body)
-        row = Profile.create(**fields, name=body.name, builtin=False, created_at=time.time())
+        row = queries.create_profile(body.name, profiles.profile_fields(body), time.time())
         self.manager.forget_profile(body.name)
         return json_response(profile_out(row), 201)
 
@@ -71,7 +70,7 @@ class Projects:
                 ErrorCode.CONFLICT,
                 f"Profile '{row.name}' is built in; copy it under a new name instead.",
             )
-        row.delete_instance()
+        queries.delete_profile(row)
         self.manager.forget_profile(row.name)
         return json_response(profile_out(row))
 

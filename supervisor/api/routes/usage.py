@@ -12,6 +12,7 @@ from supervisor.api.routes import ADMIN, RUNNER_OR_ADMIN, Route
 from supervisor.api.wire import bearer, decode, flag_param, json_response
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.runners.manager import RunnerManager
+from supervisor.storage import queries
 from supervisor.usage import budgets, periods, reports
 from supervisor.usage.service import UsageService
 
@@ -72,7 +73,7 @@ class Usage:
     async def list_budgets(self, request: web.Request) -> web.Response:
         now, cal = self.manager.clock(), self.usage.calendar
         return json_response(
-            [budgets.status(b, now, cal).as_json() for b in budgets.Budget.select()]
+            [budgets.status(b, now, cal).as_json() for b in queries.list_budgets()]
         )
 
     async def put_budget(self, request: web.Request) -> web.Response:
