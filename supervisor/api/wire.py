@@ -153,7 +153,8 @@ def bearer(request: web.Request) -> str:
 
 
 def runner_param(request: web.Request) -> int:
-    """The runner id in the path: a number (400), in SQLite's range (else no such runner)."""
+    """The runner id in the request's path: not a number is a 400, a number past SQLite's
+    range a 404 (no runner has it)."""
     raw = request.match_info["id"]
     if not (raw.isascii() and raw.isdigit()):
         raise ApiError(ErrorCode.BAD_REQUEST, f"Runner id must be a number, got {raw!r}.")

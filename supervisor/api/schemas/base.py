@@ -18,9 +18,6 @@ Name = Annotated[
 ]
 # What exec can take: no NUL in an argument, no '=' or NUL in an environment name.
 Argument = Annotated[str, Meta(pattern=r"^[^\x00]*$")]
-Command = Annotated[
-    list[Annotated[str, Meta(min_length=1, pattern=r"^[^\x00]+$")]], Meta(min_length=1)
-]
 Environment = dict[
     Annotated[str, Meta(pattern=r"^[^=\x00]+$", description="a name without '=' or NUL")],
     Argument,
