@@ -7,10 +7,13 @@ module, with the registered runners ``agent`` and ``other`` and their tokens).
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any
 
 import pytest
 
+from supervisor.api import routes
 from supervisor.api.app import ROUTES
 from supervisor.api.routes import Audience, Route
 from tests import test_api
@@ -149,3 +152,20 @@ def test_a_route_cannot_be_declared_without_an_audience():
         Route("get", "/api/v1/new", handler, "A new route", "admin")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="give runner_id exactly for the runner audiences"):
         Route("post", "/api/v1/new", handler, "A new route", Audience.RUNNER)
+
+
+def test_every_route_a_resource_module_declares_is_in_the_table_once():
+    """A route declared in a module of supervisor.api.routes but left out of the table would
+    not be served (nor documented): the table holds each declared route exactly once."""
+    declared = [
+        route
+        for module in pkgutil.iter_modules(routes.__path__, routes.__name__ + ".")
+        for group in vars(importlib.import_module(module.name)).values()
+        if isinstance(group, tuple) and group and all(isinstance(r, Route) for r in group)
+        for route in group
+    ]
+
+    def key(route: Route) -> tuple[str, str]:
+        return (route.method, route.path)
+
+    assert sorted(map(key, ROUTES)) == sorted(map(key, declared))
