@@ -30,7 +30,7 @@ from supervisor.usage.service import UsageService
 
 # Every route, in the OpenAPI document's order. Nothing else adds a route to the application.
 ROUTES: tuple[Route, ...] = (
-    *system.HEAD,
+    *system.HEALTH_AND_STATUS,
     *projects.PROJECTS_AND_PROFILES,
     *runners.RUNNERS,
     *hooks.HOOKS,
@@ -75,6 +75,7 @@ class Api:
 
     @property
     def url(self) -> str:
+        """Where the API listens ("" until :meth:`listening`)."""
         return self.address.url
 
     def app(self) -> web.Application:

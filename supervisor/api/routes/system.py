@@ -137,7 +137,7 @@ def event_out(row: Event) -> sc.Event:
 
 
 # The routes, in three groups: the table (supervisor.api.app) places each where it belongs.
-HEAD = (
+HEALTH_AND_STATUS = (
     Route("get", "/api/v1/health", System.health, "Liveness probe", OPEN, response=sc.Health),
     Route("get", "/api/v1/openapi.json", System.openapi_json, "This document", OPEN),
     Route("get", "/api/v1/status", System.status, "Supervisor status and runner counts", ADMIN,
