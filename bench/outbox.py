@@ -429,7 +429,7 @@ STAGES = [
     (("supervisor/runners/manager.py", "_transition"), "runner state changes (UPDATE, commit)"),
     (("supervisor/runners/manager.py", "_spawn"), "spawning runners"),
     (("supervisor/runners/manager.py", ""), "runner manager (other)"),
-    (("supervisor/api/app.py", ""), "API handlers (other)"),
+    (("supervisor/api/", ""), "API handlers (other)"),
     (("aiohttp/", ""), "aiohttp server"),
     (("concurrent/futures/thread.py", ""), "thread pool (other)"),
     (("asyncio/", ""), "asyncio loop"),

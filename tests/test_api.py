@@ -29,7 +29,7 @@ import requests
 
 from supervisor import __version__
 from supervisor.api.app import ROUTES
-from supervisor.api.schemas import Audience
+from supervisor.api.routes import Audience
 from supervisor.core import paths, runtime
 from tests.conftest import REPO, SLEEP, Daemon, api_error
 

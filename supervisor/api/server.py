@@ -19,8 +19,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
-from supervisor.api.app import ENCODER, error_response
 from supervisor.api.schemas import Error
+from supervisor.api.wire import ENCODER, error_response
 from supervisor.core.errors import ErrorCode
 
 log = logging.getLogger("stratavore.api")

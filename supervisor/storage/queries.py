@@ -19,7 +19,7 @@ from supervisor.core.states import (
     FINISHED_STATES,
     RunnerState,
 )
-from supervisor.storage.store import DB, Event, Profile, Project, Runner
+from supervisor.storage.store import DB, Budget, Channel, Event, Profile, Project, Runner
 
 RUNNER_COLUMNS = [f for f in Runner._meta.sorted_fields if f.name != "id"]
 
@@ -63,6 +63,19 @@ def profile_by_name(name: str) -> Profile:
 
 def list_profiles() -> list[Profile]:
     return list(Profile.select().order_by(Profile.builtin.desc(), Profile.name))
+
+
+def profile_exists(name: str) -> bool:
+    return Profile.select().where(Profile.name == name).exists()
+
+
+def create_profile(name: str, fields: dict[str, Any], now: float) -> Profile:
+    """A new user profile ``name`` of ``fields`` (see ``profiles.profile_fields``)."""
+    return Profile.create(**fields, name=name, builtin=False, created_at=now)
+
+
+def delete_profile(row: Profile) -> None:
+    row.delete_instance()
 
 
 def runner_by_id(runner_id: int) -> Runner:
@@ -229,3 +242,12 @@ def agent_sessions(project_id: int | None, limit: int) -> list[tuple[Any, ...]]:
         f'{where} GROUP BY s."session_id" ORDER BY MAX(u."ts") DESC LIMIT ?',
         [*params, limit],
     ).fetchall()
+
+
+def list_budgets() -> list[Budget]:
+    return list(Budget.select().order_by(Budget.id))
+
+
+def list_channels() -> list[Channel]:
+    """Every notification channel, by name."""
+    return list(Channel.select().order_by(Channel.name))
