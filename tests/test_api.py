@@ -656,6 +656,9 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | re.Pattern[str]
      "Delivery id must be a number, got 'abc'."),
     ("dead-retry-unknown", "POST", "/api/v1/notify/dead/999/retry", {}, 404, "not_found",
      "Delivery 999 does not exist."),
+    # past SQLite's integer range (peewee raised OverflowError: a 500 schemathesis found)
+    ("dead-retry-huge", "POST", "/api/v1/notify/dead/999999999999999999999999999999/retry", {},
+     404, "not_found", "Delivery 999999999999999999999999999999 does not exist."),
     # /metrics takes no input: only the wrong method
     ("metrics-post", "POST", "/metrics", {"body": {}}, 405, "method_not_allowed",
      "/metrics does not take POST; use GET, HEAD."),

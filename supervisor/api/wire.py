@@ -152,13 +152,13 @@ def bearer(request: web.Request) -> str:
     return token.strip()
 
 
-def runner_param(request: web.Request) -> int:
-    """The runner id in the request's path: not a number is a 400, a number past SQLite's
-    range a 404 (no runner has it)."""
+def id_param(request: web.Request, what: str = "Runner") -> int:
+    """The id in the request's path: not a number is a 400, a number past SQLite's range a
+    404 (nothing has it)."""
     raw = request.match_info["id"]
     if not (raw.isascii() and raw.isdigit()):
-        raise ApiError(ErrorCode.BAD_REQUEST, f"Runner id must be a number, got {raw!r}.")
+        raise ApiError(ErrorCode.BAD_REQUEST, f"{what} id must be a number, got {raw!r}.")
     value = whole_number(raw)
     if value is None:
-        raise ApiError(ErrorCode.NOT_FOUND, f"Runner {raw} does not exist.")
+        raise ApiError(ErrorCode.NOT_FOUND, f"{what} {raw} does not exist.")
     return value

@@ -16,8 +16,8 @@ from supervisor.api.wire import (
     JSON_HEADERS,
     bearer,
     decode,
+    id_param,
     json_response,
-    runner_param,
     whole_number,
 )
 from supervisor.core.errors import ApiError, ErrorCode
@@ -53,7 +53,7 @@ class Hooks:
 
     async def heartbeat(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
-        runner_id = runner_param(request)
+        runner_id = id_param(request)
         token = bearer(request)
         body = await decode(request, sc.Heartbeat)
         self.manager.heartbeat(runner_id, token, body)
@@ -65,7 +65,7 @@ class Hooks:
 
 async def path_runner(request: web.Request) -> int:
     """The runner a heartbeat speaks for: the id in its path."""
-    return runner_param(request)
+    return id_param(request)
 
 
 async def header_runner(request: web.Request) -> int:

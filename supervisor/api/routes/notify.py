@@ -10,8 +10,7 @@ from aiohttp import web
 
 from supervisor.api import schemas as sc
 from supervisor.api.routes import ADMIN, Route
-from supervisor.api.wire import decode, json_response
-from supervisor.core.errors import ApiError, ErrorCode
+from supervisor.api.wire import decode, id_param, json_response
 from supervisor.notify import outbox
 from supervisor.notify.outbox import Dispatcher
 from supervisor.storage import queries
@@ -54,10 +53,7 @@ class Notify:
         return json_response(outbox.dead_letters())
 
     async def retry_dead(self, request: web.Request) -> web.Response:
-        raw = request.match_info["id"]
-        if not (raw.isascii() and raw.isdigit()):
-            raise ApiError(ErrorCode.BAD_REQUEST, f"Delivery id must be a number, got {raw!r}.")
-        outbox.retry_dead(int(raw), self.clock())
+        outbox.retry_dead(id_param(request, "Delivery"), self.clock())
         self.dispatcher.poke()
         return web.Response(status=204)
 

@@ -14,7 +14,7 @@ from supervisor.agents import profiles, sessions
 from supervisor.api import schemas as sc
 from supervisor.api.routes import ADMIN, Route
 from supervisor.api.schemas import iso
-from supervisor.api.wire import decode, flag_param, int_param, json_response, runner_param
+from supervisor.api.wire import decode, flag_param, id_param, int_param, json_response
 from supervisor.core import paths
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.runners import logpump
@@ -74,10 +74,10 @@ class Runners:
         )
 
     async def get_runner(self, request: web.Request) -> web.Response:
-        return json_response(self.runner_out(self.manager.row(runner_param(request))))
+        return json_response(self.runner_out(self.manager.row(id_param(request))))
 
     async def stop(self, request: web.Request) -> web.Response:
-        runner_id = runner_param(request)
+        runner_id = id_param(request)
         body = await decode(request, sc.Stop)
         return json_response(self.runner_out(self.manager.stop(runner_id, force=body.force)))
 
@@ -94,12 +94,12 @@ class Runners:
         return json_response([self.runner_out(r) for r in rows])
 
     async def restart(self, request: web.Request) -> web.Response:
-        runner_id = runner_param(request)
+        runner_id = id_param(request)
         await self.manager.ensure_worktree(runner_id)
         return json_response(self.runner_out(self.manager.restart(runner_id)))
 
     async def resume(self, request: web.Request) -> web.Response:
-        runner_id = runner_param(request)
+        runner_id = id_param(request)
         body = await decode(request, sc.Resume)
         row = self.manager.row(runner_id)
         if row.session_id is None and row.profile is not None:
@@ -118,7 +118,7 @@ class Runners:
         return json_response(found)
 
     async def logs(self, request: web.Request) -> web.Response:
-        runner = queries.runner_by_id(runner_param(request))
+        runner = queries.runner_by_id(id_param(request))
         if not runner.supervised:
             raise ApiError(
                 ErrorCode.CONFLICT,
