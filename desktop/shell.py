@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QMessageBox
 
-from desktop.bridge import Bridge, BridgeError, spawn
+from desktop.bridge import RETRY_S, Bridge, BridgeError, spawn
 from desktop.instance import SingleInstance
 from desktop.notifications import Notifier
 from desktop.tray import Tray
@@ -37,6 +37,7 @@ class Shell:
         self._done = asyncio.Event()
         self._stop_runners = False
         self._unsubscribe = None
+        self._channel: asyncio.Task | None = None  # making sure the desktop channel exists
         self.keep: object = None  # things that must live as long as the app (signal wake-up)
 
     async def run(self) -> int:
@@ -51,7 +52,7 @@ class Shell:
         self.bridge = bridge = Bridge(url, token)
         bridge.start()
         self.notifier.start()
-        await self._desktop_channel(embedded=info is None)
+        self._channel = spawn(self._desktop_channel(embedded=info is None))
         self.tray = tray = Tray(bridge, self.notifier)
         self.notifier.fallback = tray.icon
         tray.dashboard_requested.connect(self.show_dashboard)
@@ -86,17 +87,25 @@ class Shell:
         return supervisor
 
     async def _desktop_channel(self, embedded: bool) -> None:
-        """Make sure a desktop channel exists; embedded, this process shows its deliveries;
+        """Make sure a desktop channel exists, asking again (2 s, doubling to a minute) while
+        the supervisor cannot answer or take it; embedded, this process shows its deliveries;
         attached, the headless supervisor only logs them, so the tray follows the events."""
         assert self.bridge is not None
-        present = await self.bridge.channels()
-        desktop = next((c for c in present if c["kind"] == channels.DESKTOP), None)
-        if desktop is None:
+        delay = RETRY_S
+        while True:
             try:
-                desktop = await self.bridge.put_channel(DESKTOP_CHANNEL, channels.DESKTOP)
+                present = await self.bridge.channels()
+                desktop = next((c for c in present if c["kind"] == channels.DESKTOP), None)
+                if desktop is None:
+                    desktop = await self.bridge.put_channel(DESKTOP_CHANNEL, channels.DESKTOP)
+                break
             except BridgeError as exc:
-                log.warning("desktop: no desktop channel: %s", exc.message)
-                return
+                log.warning(
+                    "desktop: no desktop channel yet (%s); asking again in %.0f s",
+                    exc.message, delay,
+                )  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
         if embedded:
             self._unsubscribe = channels.subscribe_desktop(self.notifier.deliver)
             return
@@ -175,6 +184,8 @@ class Shell:
         self._done.set()
 
     async def shutdown(self) -> None:
+        if self._channel is not None:
+            self._channel.cancel()
         if self._unsubscribe is not None:
             self._unsubscribe()
         if self.tray is not None:
