@@ -11,6 +11,7 @@ the headless supervisor (``stratavore daemon``).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -80,7 +81,6 @@ def system_deps() -> bool:
     """
     if not sys.platform.startswith("linux"):
         return False
-    import shutil
 
     packages = [
         "xvfb", "trayer", "dunst", "dbus", "xdotool", "x11-utils", "fonts-dejavu-core",
@@ -119,9 +119,21 @@ def system_deps() -> bool:
     return True
 
 
+def usage_oracle() -> None:
+    """ccusage 20.0.24's native build into bench/.ccusage: the usage tests compare the ledger
+    with it (tests/test_ccusage_oracle.py). From npm; without npm those tests skip, saying so."""
+    if shutil.which("npm") is None:
+        step("npm is not on PATH: the ccusage oracle tests will skip")
+        return
+    step("ccusage (the usage tests' reference) into bench/.ccusage")
+    if subprocess.call([PYTHON, ROOT / "bench" / "_ccusage.py"], cwd=ROOT) != 0:
+        step("ccusage could not be installed: the ccusage oracle tests will skip")
+
+
 def test(args: list[str]) -> int:
     ensure_venv(EXTRAS["test"])
     system_deps()  # Xvfb, trayer, dunst, xdotool, Qt's xcb libs, nsis, Wine, gnome-keyring
+    usage_oracle()
     step("ruff")
     sources = ["supervisor", "desktop", "installer", "tests", "bench", "dev.py"]
     lint = subprocess.call([BIN / "ruff", "check", *sources], cwd=ROOT)
