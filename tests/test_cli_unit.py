@@ -28,8 +28,10 @@ import psutil
 import pytest
 
 from supervisor import __version__
-from supervisor.cli import main as cli
-from supervisor.cli.main import ExitStatus, main
+from supervisor.cli import output
+from supervisor.cli.main import main, parse_args
+from supervisor.cli.output import ExitStatus
+from supervisor.cli.runners import runners_table, uptime
 from supervisor.core import paths, runtime
 from supervisor.core.errors import ErrorCode
 from tests.conftest import REPO, wait_for
@@ -178,13 +180,13 @@ def interrupt(proc: subprocess.Popen[str], once: Callable[[], bool]) -> tuple[in
 
 # --- parsing ----------------------------------------------------------------------------
 def test_split_at_first_double_dash_keeps_the_command_verbatim():
-    args = cli.parse_args(["launch", "demo", "--json", "--", "sh", "-c", "x --json", "--", "-v"])
+    args = parse_args(["launch", "demo", "--json", "--", "sh", "-c", "x --json", "--", "-v"])
     assert args.command == ["sh", "-c", "x --json", "--", "-v"]
     assert args.json and args.project == "demo" and args.profile is None
 
 
 def test_options_after_double_dash_are_not_parsed():
-    args = cli.parse_args(["launch", "demo", "--", "--profile", "x", "--no-queue"])
+    args = parse_args(["launch", "demo", "--", "--profile", "x", "--no-queue"])
     assert args.profile is None and not args.no_queue
     assert args.command == ["--profile", "x", "--no-queue"]
 
@@ -203,9 +205,9 @@ def test_double_dash_on_other_commands_is_a_usage_error(capsys):
 
 
 def test_timeout_before_or_after_the_command():
-    assert cli.parse_args(["runners"]).timeout == 10.0
-    assert cli.parse_args(["--timeout", "3", "runners"]).timeout == 3.0
-    assert cli.parse_args(["runners", "--timeout", "4"]).timeout == 4.0
+    assert parse_args(["runners"]).timeout == 10.0
+    assert parse_args(["--timeout", "3", "runners"]).timeout == 3.0
+    assert parse_args(["runners", "--timeout", "4"]).timeout == 4.0
 
 
 def test_argparse_errors_and_help_return_instead_of_exiting(capsys):
@@ -263,7 +265,7 @@ def test_daemon_runs_with_its_options(daemon_factory):
      (1024**2 - 1, "1.0M"), (3 * 1024**3, "3.0G")],
 )  # fmt: skip
 def test_human_size(n, text):
-    assert cli.human_size(n) == text
+    assert output.human_size(n) == text
 
 
 @pytest.mark.parametrize(
@@ -272,19 +274,19 @@ def test_human_size(n, text):
      (7500, "2h05m"), (3 * 86400 + 4 * 3600, "3d04h")],
 )  # fmt: skip
 def test_human_duration(s, text):
-    assert cli.human_duration(s) == text
+    assert output.human_duration(s) == text
 
 
 def test_uptime_runs_to_ended_at_or_now():
     start = datetime(2026, 1, 1, tzinfo=UTC)
     done = runner(started_at=iso(start), ended_at=iso(start + timedelta(seconds=7500)))
-    assert cli.uptime(done) == "2h05m"
-    assert cli.uptime(runner(started_at=iso(start)), now=start + timedelta(seconds=5)) == "5s"
-    assert cli.uptime(runner(started_at=None)) == "-"
+    assert uptime(done) == "2h05m"
+    assert uptime(runner(started_at=iso(start)), now=start + timedelta(seconds=5)) == "5s"
+    assert uptime(runner(started_at=None)) == "-"
 
 
 def test_table_columns_are_aligned():
-    text = cli.render_table(
+    text = output.render_table(
         ["ID", "NAME", "N"], [[1, "a", 10], [200, "longer", None]], right={"ID", "N"}
     )
     assert text.splitlines() == [
@@ -296,14 +298,14 @@ def test_table_columns_are_aligned():
 
 def test_table_fit_columns_shrink_widest_first():
     rows = [["c" * 80, "r" * 60]]
-    lines = cli.render_table(["CMD", "REASON"], rows, fit={"CMD", "REASON"}).splitlines()
+    lines = output.render_table(["CMD", "REASON"], rows, fit={"CMD", "REASON"}).splitlines()
     assert [len(line) for line in lines] == [57, 100]
     assert lines[1] == "c" * 46 + "...  " + "r" * 46 + "..."
 
 
 def test_table_fit_column_is_truncated_to_the_width():
     rows = [["x", "y" * 200, "end"]]
-    lines = cli.render_table(["A", "LONG", "Z"], rows, fit={"LONG"}, width=40).splitlines()
+    lines = output.render_table(["A", "LONG", "Z"], rows, fit={"LONG"}, width=40).splitlines()
     assert all(len(line) <= 40 for line in lines)
     assert lines[1].endswith("...  end")
 
@@ -314,11 +316,11 @@ def test_runners_table():
         runner(id=12, state="exited", pid=None, cpu_percent=None, rss_bytes=None,
                exit_code=0, reason="exited with status 0"),
     ]  # fmt: skip
-    lines = cli.runners_table(rows, reasons=True).splitlines()
+    lines = runners_table(rows, reasons=True).splitlines()
     assert lines[0].split() == [
         "ID", "PROJECT", "STATE", "PID", "CPU%", "RSS", "UPTIME", "EXIT", "COMMAND", "REASON",
     ]  # fmt: skip
-    assert all(len(line) <= cli.WIDTH for line in lines)
+    assert all(len(line) <= output.WIDTH for line in lines)
     assert "running (unresponsive)" in lines[1]
     assert " 3.1 " in lines[1] and " 12.3M " in lines[1] and " 3m1" in lines[1]
     assert "sh -c 'echo" in lines[1] and lines[1].endswith("...")
@@ -326,7 +328,7 @@ def test_runners_table():
     # Every header starts where its column starts (left) or ends where it ends (right).
     assert lines[1].index("demo") == lines[0].index("PROJECT")
     assert lines[2].index("12") + 2 == lines[0].index("ID") + 2
-    assert "REASON" not in cli.runners_table(rows)
+    assert "REASON" not in runners_table(rows)
 
 
 # --- commands against the stub API ------------------------------------------------------
@@ -390,7 +392,7 @@ def test_a_message_of_several_lines_is_said_in_one(api, capsys):
 
 
 def test_every_error_code_has_an_exit_status():
-    assert set(cli.EXIT_FOR_ERROR) == set(ErrorCode)
+    assert set(output.EXIT_FOR_ERROR) == set(ErrorCode)
 
 
 def test_unexpected_exception_is_one_line_without_debug(api, capsys, monkeypatch):
@@ -440,9 +442,9 @@ def test_watch_prints_frames_until_ctrl_c(api, home):
     code, out, err = interrupt(watching, lambda: len(frames()) >= 3)
     assert (code, err) == (0, "")
     assert "\x1b[" not in out  # not a TTY: separators, no escape codes
-    shown = out.count("-" * cli.WIDTH)
+    shown = out.count("-" * output.WIDTH)
     assert shown >= 2 and out.count("1 active, 0 queued") == shown
-    assert out.count(cli.runners_table([runner()]).splitlines()[0]) == shown
+    assert out.count(runners_table([runner()]).splitlines()[0]) == shown
     asked = frames()
     assert all(later - earlier >= 0.25 for earlier, later in itertools.pairwise(asked))
 
