@@ -460,6 +460,26 @@ def test_status_text_shows_only_nonzero_counts(api, capsys):
     assert "2 running, 1 exited" in out and "queued" not in out and "3m12s" in out
 
 
+def test_budgets_asks_the_running_supervisor_not_its_database(api, home, capsys):
+    """Was: `budgets` read the data dir's database behind the API's back even while a
+    supervisor ran (here it would list none: the stub keeps its budgets to itself)."""
+    spent = {
+        "scope": "project:demo", "period": "daily", "limit_tokens": 1000, "limit_usd": None,
+        "warn": [75.0, 90.0], "action": "block", "used_tokens": 1200, "used_usd": 0.5,
+        "percent": 120.0, "period_start": "2026-12-07T00:00:00Z",
+        "resets_at": "2026-12-08T00:00:00Z", "projected_exhaustion_at": None,
+    }  # fmt: skip
+    api.answers[("GET", "/api/v1/budgets")] = [spent]
+    assert main(["budgets", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [spent]
+    assert main(["budgets"]) == 0
+    [head, row] = capsys.readouterr().out.splitlines()
+    assert head.split()[:4] == ["SCOPE", "PERIOD", "USED", "/"]
+    assert row.startswith("project:demo  daily   1,200 / 1,000 tok  120.0%  block")
+    assert [c[:2] for c in api.calls] == [("GET", "/api/v1/budgets")] * 2
+    assert not paths.db_path(home).exists()
+
+
 # --- no supervisor ----------------------------------------------------------------------
 def test_no_supervisor_running_exits_3_with_one_line(capsys):
     assert main(["runners"]) == ExitStatus.NOT_RUNNING

@@ -1,5 +1,5 @@
-"""``stratavore budget`` and ``budgets``: limits on tokens and dollars, set through the running
-supervisor, or on the database directly when none runs."""
+"""``stratavore budget`` and ``budgets``: limits on tokens and dollars, set and listed through
+the running supervisor, or on the database directly when none runs."""
 
 from __future__ import annotations
 
@@ -90,12 +90,10 @@ def checked(body: Json, struct: type) -> None:
 
 
 def cmd_budgets(args: argparse.Namespace) -> int:
-    from supervisor.storage.store import Budget
-    from supervisor.usage import budgets
-
-    cal = budget_calendar()
-    now = time.time()
-    states = [budgets.status(b, now, cal).as_json() for b in Budget.select().order_by(Budget.id)]
+    try:
+        states = connect(args).get("/api/v1/budgets")
+    except NotRunning:  # as `budget set` does without a supervisor: the database itself
+        states = budget_states_here()
     if args.json:
         print_json(states)
     elif not states:
@@ -103,6 +101,16 @@ def cmd_budgets(args: argparse.Namespace) -> int:
     else:
         print_budgets(states)
     return ExitStatus.OK
+
+
+def budget_states_here() -> list[Json]:
+    """Every budget's state, worked out here from the database (no supervisor runs)."""
+    from supervisor.storage import queries
+    from supervisor.usage import budgets
+
+    cal = budget_calendar()
+    now = time.time()
+    return [budgets.status(b, now, cal).as_json() for b in queries.budgets_in_order()]
 
 
 def print_budgets(states: list[dict[str, Any]]) -> None:

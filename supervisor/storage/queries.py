@@ -19,7 +19,7 @@ from supervisor.core.states import (
     FINISHED_STATES,
     RunnerState,
 )
-from supervisor.storage.store import DB, Event, Profile, Project, Runner
+from supervisor.storage.store import DB, Budget, Event, Profile, Project, Runner
 
 RUNNER_COLUMNS = [f for f in Runner._meta.sorted_fields if f.name != "id"]
 
@@ -229,3 +229,8 @@ def agent_sessions(project_id: int | None, limit: int) -> list[tuple[Any, ...]]:
         f'{where} GROUP BY s."session_id" ORDER BY MAX(u."ts") DESC LIMIT ?',
         [*params, limit],
     ).fetchall()
+
+
+def budgets_in_order() -> list[Budget]:
+    """Every budget, oldest first (the order ``stratavore budgets`` lists them in)."""
+    return list(Budget.select().order_by(Budget.id))
