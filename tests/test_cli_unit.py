@@ -258,6 +258,31 @@ def test_daemon_runs_with_its_options(daemon_factory):
         assert settings[key]["value"] == settings[key]["default"], key
 
 
+LOADED = """
+import sys
+from supervisor.cli.main import COMMANDS, main
+status = main(sys.argv[1:])
+modules = {module for module, _summary in COMMANDS.values()}
+print(sorted(m for m in modules if f"supervisor.cli.{m}" in sys.modules), "requests" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(
+    ("argv", "modules", "http"),
+    [(["--version"], [], False), (["--help"], [], False), (["daemon", "--help"], ["daemon"], False),
+     (["usage", "--help"], ["usage"], False), (["runners", "--help"], ["runners"], True),
+     (["--timeout", "3", "budgets", "--help"], ["budgets"], True),
+     (["nope"], [], False), (["kill", "x"], ["runners"], True)],
+)  # fmt: skip
+def test_a_command_imports_its_own_module_and_no_other(argv, modules, http):
+    """pip's ``commands_dict``: a start pays only for the command it runs (``--version`` and
+    the list of commands import none, nor the HTTP client)."""
+    done = subprocess.run(
+        [sys.executable, "-c", LOADED, *argv], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.splitlines()[-1] == f"{modules} {http}", done.stderr
+
+
 # --- formatting -------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("n", "text"),
