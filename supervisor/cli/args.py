@@ -10,8 +10,9 @@ from typing import NoReturn
 
 from supervisor.cli.output import UsageError
 
+# What each command module's COMMANDS table holds per command name: the function that runs it
+# (returning the exit status) and the one that adds its arguments to its parser.
 Command = Callable[[argparse.Namespace], int]
-# A command's arguments: added to its (sub)parser by the module that runs it.
 Arguments = Callable[[argparse.ArgumentParser], None]
 DEFAULT_TIMEOUT_S = 10.0
 DAY_S = 86400.0  # the longest interval or timeout the CLI takes

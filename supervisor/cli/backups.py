@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from supervisor.cli.args import no_arguments
+from supervisor.cli.args import Arguments, Command, no_arguments
 from supervisor.cli.database import open_ledger
 from supervisor.cli.output import ExitStatus, Progress, UsageError, human_size, render_table
 from supervisor.core.errors import ApiError, ErrorCode, KnownError
@@ -91,7 +91,7 @@ def restore(root: Path, backup: Backup) -> int:
     return ExitStatus.OK
 
 
-COMMANDS = {
+COMMANDS: dict[str, tuple[Command, Arguments]] = {
     "backup": (cmd_backup, no_arguments),
     "restore": (cmd_restore, restore_arguments),
 }

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from supervisor.api.client import NotRunning
-from supervisor.cli.args import add_json, finite
+from supervisor.cli.args import Arguments, Command, add_json, finite
 from supervisor.cli.database import open_ledger
 from supervisor.cli.output import (
     ExitStatus,
@@ -134,7 +134,7 @@ def print_budgets(states: list[dict[str, Any]]) -> None:
     print(render_table(headers, rows, right={"%"}, fit={"SCOPE"}))
 
 
-COMMANDS = {
+COMMANDS: dict[str, tuple[Command, Arguments]] = {
     "budget": (cmd_budget, budget_arguments),
     "budgets": (cmd_budgets, add_json),
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from supervisor.cli.args import finite
+from supervisor.cli.args import Arguments, Command, finite
 from supervisor.cli.output import UsageError
 
 
@@ -35,4 +35,4 @@ def daemon_arguments(p: argparse.ArgumentParser) -> None:
         )
 
 
-COMMANDS = {"daemon": (cmd_daemon, daemon_arguments)}
+COMMANDS: dict[str, tuple[Command, Arguments]] = {"daemon": (cmd_daemon, daemon_arguments)}

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from supervisor.api.client import ApiClient
-from supervisor.cli.args import add_json
+from supervisor.cli.args import Arguments, Command, add_json
 from supervisor.cli.output import (
     ExitStatus,
     Json,
@@ -216,7 +216,7 @@ def read_secret(kind: str) -> str:
     return secret
 
 
-COMMANDS = {
+COMMANDS: dict[str, tuple[Command, Arguments]] = {
     "events": (cmd_events, events_arguments),
     "notify": (cmd_notify, notify_arguments),
 }

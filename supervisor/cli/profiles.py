@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from supervisor.cli.args import add_json
+from supervisor.cli.args import Arguments, Command, add_json
 from supervisor.cli.output import ExitStatus, Json, print_json, render_table, yes_no
 from supervisor.cli.remote import connect
 
@@ -72,7 +72,7 @@ def profile_modes(profile: Json) -> str:
     return " ".join(mode for mode, there in modes.items() if there)
 
 
-COMMANDS = {
+COMMANDS: dict[str, tuple[Command, Arguments]] = {
     "sessions": (cmd_sessions, sessions_arguments),
     "profiles": (cmd_profiles, add_json),
 }

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from supervisor.cli.args import add_json
+from supervisor.cli.args import Arguments, Command, add_json
 from supervisor.cli.output import ExitStatus, UsageError, print_json, render_table, yes_no
 from supervisor.cli.remote import connect
 
@@ -66,7 +66,7 @@ def archive_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", metavar="NAME")
 
 
-COMMANDS = {
+COMMANDS: dict[str, tuple[Command, Arguments]] = {
     "new": (cmd_new, new_arguments),
     "projects": (cmd_projects, projects_arguments),
     "archive": (cmd_archive, archive_arguments),

@@ -9,7 +9,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from supervisor.cli.args import add_json, finite, positive, runner_id
+from supervisor.cli.args import Arguments, Command, add_json, finite, positive, runner_id
 from supervisor.cli.output import (
     WIDTH,
     ExitStatus,
@@ -302,7 +302,7 @@ def watch_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-COMMANDS = {
+COMMANDS: dict[str, tuple[Command, Arguments]] = {
     "launch": (cmd_launch, launch_arguments),
     "runners": (cmd_runners, runners_arguments),
     "kill": (cmd_kill, kill_arguments),

@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any
 
-from supervisor.cli.args import add_json
+from supervisor.cli.args import Arguments, Command, add_json
 from supervisor.cli.output import ExitStatus, UsageError, print_json, render_table
 from supervisor.cli.remote import connect
 
@@ -78,7 +78,7 @@ def whole(value: str, what: str) -> int:
     return int(value)
 
 
-COMMANDS = {
+COMMANDS: dict[str, tuple[Command, Arguments]] = {
     "settings": (cmd_settings, add_json),
     "set": (cmd_set, set_arguments),
 }

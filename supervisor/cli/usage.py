@@ -7,7 +7,7 @@ import argparse
 import time
 from typing import Any
 
-from supervisor.cli.args import add_json
+from supervisor.cli.args import Arguments, Command, add_json
 from supervisor.cli.database import open_ledger
 from supervisor.cli.output import ExitStatus, Progress, human_size, print_json, render_table
 
@@ -115,4 +115,4 @@ def import_here() -> dict[str, Any]:
     return report
 
 
-COMMANDS = {"usage": (cmd_usage, usage_arguments)}
+COMMANDS: dict[str, tuple[Command, Arguments]] = {"usage": (cmd_usage, usage_arguments)}
