@@ -245,6 +245,7 @@ def agent_sessions(project_id: int | None, limit: int) -> list[tuple[Any, ...]]:
 
 
 def list_budgets() -> list[Budget]:
+    """Every budget, oldest first (the order the API and ``stratavore budgets`` list them in)."""
     return list(Budget.select().order_by(Budget.id))
 
 
