@@ -8,6 +8,7 @@ from pathlib import Path
 import peewee as pw
 import pytest
 
+from supervisor.storage import db as opening
 from supervisor.storage import store
 
 
@@ -37,8 +38,8 @@ def test_reopening_does_not_migrate_or_duplicate(db_path) -> None:
 
 
 def _add_migration(monkeypatch, migration) -> None:
-    monkeypatch.setattr(store, "MIGRATIONS", [*store.MIGRATIONS, migration])
-    monkeypatch.setattr(store, "SCHEMA_VERSION", len(store.MIGRATIONS))
+    monkeypatch.setattr(opening, "MIGRATIONS", [*opening.MIGRATIONS, migration])
+    monkeypatch.setattr(opening, "SCHEMA_VERSION", len(opening.MIGRATIONS))
 
 
 def test_migration_copies_the_db_first_and_runs_in_one_transaction(db_path, monkeypatch):
@@ -49,7 +50,7 @@ def test_migration_copies_the_db_first_and_runs_in_one_transaction(db_path, monk
     def add_column(db: pw.Database) -> None:
         db.execute_sql("ALTER TABLE project ADD COLUMN colour TEXT")
 
-    base = store.SCHEMA_VERSION
+    base = opening.SCHEMA_VERSION
     _add_migration(monkeypatch, add_column)
     db = store.init_db(db_path)
     assert db.execute_sql("PRAGMA user_version").fetchone()[0] == base + 1
@@ -71,7 +72,7 @@ def test_failed_migration_leaves_schema_and_version_untouched(db_path, monkeypat
         db.execute_sql("CREATE TABLE scratch (x INTEGER)")
         raise RuntimeError("disk on fire")
 
-    base = store.SCHEMA_VERSION
+    base = opening.SCHEMA_VERSION
     _add_migration(monkeypatch, half_done)
     with pytest.raises(RuntimeError, match="disk on fire"):
         store.init_db(db_path)
@@ -125,8 +126,8 @@ def test_frozen_migrations_build_exactly_what_the_models_describe(db_path) -> No
 
 def test_a_version_1_db_is_upgraded_keeping_its_runners(db_path, monkeypatch) -> None:
     with monkeypatch.context() as m:
-        m.setattr(store, "MIGRATIONS", store.MIGRATIONS[:1])
-        m.setattr(store, "SCHEMA_VERSION", 1)
+        m.setattr(opening, "MIGRATIONS", opening.MIGRATIONS[:1])
+        m.setattr(opening, "SCHEMA_VERSION", 1)
         db = store.init_db(db_path)
         db.execute_sql(
             "INSERT INTO project (name, path, archived, created_at) VALUES ('p', '/', 0, 0)"

@@ -9,7 +9,7 @@ from typing import Any
 from supervisor.api.schemas import MAX_CAP  # a project's own cap has the same bound
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.storage import queries
-from supervisor.storage.store import Setting
+from supervisor.storage.models import Setting
 from supervisor.usage import periods, pricing
 
 

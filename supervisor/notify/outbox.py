@@ -40,7 +40,7 @@ from supervisor.core.secrets import (
 from supervisor.notify import channels
 from supervisor.notify.channels import Message, Outcome, Result
 from supervisor.notify.policy import ChannelPolicy, Pending, Verdict
-from supervisor.storage.store import DB, Channel, Delivery, DeliveryBatch, Event, Setting
+from supervisor.storage.models import DB, Channel, Delivery, DeliveryBatch, Event, Setting
 
 log = logging.getLogger("stratavore.notify")
 

@@ -19,7 +19,7 @@ from supervisor.core.states import (
     FINISHED_STATES,
     RunnerState,
 )
-from supervisor.storage.store import DB, Event, Profile, Project, Runner
+from supervisor.storage.models import DB, Event, Profile, Project, Runner
 
 RUNNER_COLUMNS = [f for f in Runner._meta.sorted_fields if f.name != "id"]
 

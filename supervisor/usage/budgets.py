@@ -22,7 +22,7 @@ from supervisor.api.schemas import iso
 from supervisor.core import events
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.storage import queries
-from supervisor.storage.store import DB, Budget, Project
+from supervisor.storage.models import DB, Budget, Project
 from supervisor.usage import periods
 from supervisor.usage.periods import BLOCK, PERIODS
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from supervisor.storage.store import DB, Runner, Setting, UsageFile
+from supervisor.storage.models import DB, Runner, Setting, UsageFile
 from supervisor.usage import aider, claude, codex, gemini
 from supervisor.usage.budgets import runner_agent
 from supervisor.usage.ledger import (

@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from supervisor.storage.store import DB, Project, Runner
+from supervisor.storage.models import DB, Project, Runner
 from supervisor.usage.pricing import PriceTable, row_costs
 from supervisor.usage.records import UsageRow
 

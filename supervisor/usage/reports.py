@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.storage import queries
-from supervisor.storage.store import DB
+from supervisor.storage.models import DB
 from supervisor.usage import periods
 from supervisor.usage.periods import BLOCK
 

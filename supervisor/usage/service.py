@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.core import events
 from supervisor.core.errors import ApiError
-from supervisor.storage.store import DB, Runner, Setting
+from supervisor.storage.models import DB, Runner, Setting
 from supervisor.storage.writes import StorageError
 from supervisor.usage import budgets, periods
 from supervisor.usage.budgets import Calendar
