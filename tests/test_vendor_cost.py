@@ -13,7 +13,6 @@ from typing import Any
 import peewee as pw
 import pytest
 
-from supervisor.storage import migrations
 from supervisor.storage.db import close_db, init_db
 from supervisor.storage.models import Setting, Usage, UsageBucket
 from supervisor.usage import periods, reports
@@ -100,11 +99,7 @@ def test_rows_carry_both_costs_and_reports_show_the_one_asked_for(db, agent_logs
 
 def version_5_db(path: Path) -> pw.SqliteDatabase:
     """A database as Stratavore left it at schema version 5 (its own first five migrations)."""
-    db = pw.SqliteDatabase(str(path))
-    for migration in migrations.MIGRATIONS[:5]:
-        migration(db)
-    db.execute_sql("PRAGMA user_version = 5")
-    return db
+    return init_db(path, schema_version=5)
 
 
 def test_a_version_5_ledger_keeps_its_figures_as_ccusage_and_is_repriced_once(
@@ -125,7 +120,7 @@ def test_a_version_5_ledger_keeps_its_figures_as_ccusage_and_is_repriced_once(
         (T // 900 * 900, SONNET, CCUSAGE),
     )
     old.execute_sql("INSERT INTO setting (key, value) VALUES ('cost_mode', '\"auto\"')")
-    old.close()
+    close_db()
     init_db(path)
     try:
         (row,) = Usage.select()

@@ -16,7 +16,7 @@ import peewee as pw
 
 from supervisor.core import paths
 from supervisor.storage import backups
-from supervisor.storage.migrations import MIGRATIONS, SCHEMA_VERSION
+from supervisor.storage.migrations import SCHEMA_VERSION, migrate
 from supervisor.storage.models import DB, Profile
 
 BUILTIN_PROFILES: list[dict[str, Any]] = [  # the row each built-in profile is kept equal to
@@ -85,11 +85,17 @@ class SchemaTooNew(Exception):
     """The DB was written by a newer Stratavore."""
 
 
-def init_db(path: Path) -> pw.SqliteDatabase:
+def init_db(path: Path, schema_version: int = SCHEMA_VERSION) -> pw.SqliteDatabase:
     """Open (creating or migrating) the database at ``path`` and bind :data:`DB` to it. A file
     that is not a readable database, or one emptied in a used data dir, is refused
     (:class:`backups.DamagedDatabase`) before anything is written; the supervisor runs the
-    thorough check (:func:`backups.check_db`) first."""
+    thorough check (:func:`backups.check_db`) first.
+
+    ``schema_version`` stops the migrations there: the file is then as an older Stratavore
+    left it (tests build old databases with it); only the newest schema gets the built-in
+    profiles, which follow the models."""
+    if not 0 <= schema_version <= SCHEMA_VERSION:
+        raise ValueError(f"schema_version {schema_version} is not from 0 to {SCHEMA_VERSION}")
     paths.private_dir(path.parent)
     backups.check_db(path, thorough=False)
     existed = path.exists() and path.stat().st_size > 0
@@ -114,13 +120,11 @@ def init_db(path: Path) -> pw.SqliteDatabase:
             f"The database {path} has schema version {version}, newer than this Stratavore "
             f"understands ({SCHEMA_VERSION}); upgrade Stratavore."
         )
-    if version < SCHEMA_VERSION and existed:
+    if version < schema_version and existed:
         backups.take(path, f"v{version}")
-    for target in range(version, SCHEMA_VERSION):
-        with db.atomic():
-            MIGRATIONS[target](db)
-            db.execute_sql(f"PRAGMA user_version = {target + 1}")
-    sync_builtin_profiles()
+    migrate(db, version, schema_version)
+    if max(version, schema_version) == SCHEMA_VERSION:
+        sync_builtin_profiles()
     return db
 
 
@@ -128,9 +132,6 @@ def sync_builtin_profiles(now: float | None = None) -> int:
     """Keep the built-in profiles' rows equal to :data:`BUILTIN_PROFILES` (this version's);
     a no-op write-free check when they are. Users copy a built-in to change it. How many rows
     were written."""
-    present = {row[1] for row in DB.execute_sql('PRAGMA table_info("profile")')}
-    if present != set(Profile._meta.sorted_field_names):
-        return 0  # an older schema, only ever seen when a test stops migrations midway
     columns = [f for f in Profile._meta.sorted_field_names if f not in ("id", "created_at")]
     defaults = {name: Profile._meta.fields[name].default for name in columns}
     existing = {p.name: p for p in Profile.select().where(Profile.builtin)}

@@ -138,3 +138,13 @@ MIGRATIONS: list[Callable[[pw.Database], None]] = [
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(db: pw.Database, version: int, target: int = SCHEMA_VERSION) -> None:
+    """Take the schema from ``version`` to ``target``, one migration at a time, each with its
+    new ``user_version`` in one transaction: a migration that fails leaves the database as the
+    one before it left it."""
+    for step in range(version, target):
+        with db.atomic():
+            MIGRATIONS[step](db)
+            db.execute_sql(f"PRAGMA user_version = {step + 1}")
