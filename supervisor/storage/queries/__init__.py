@@ -9,9 +9,20 @@ import and the name says what it does.
 - ``events``: the event outbox's rows
 - ``settings``: the settings table
 - ``usage``: the usage ledger and agent sessions
+- ``budgets``: budgets, their marks, and the usage of a scope
 - ``notify``: notification channels and the outbox's deliveries
 """
 
+from supervisor.storage.queries.budgets import (
+    all_budgets,
+    budgets_in_scopes,
+    calendar_budgets,
+    delete_budget,
+    mark_budget,
+    put_budget,
+    scope_usage,
+    usage_times,
+)
 from supervisor.storage.queries.events import (
     event_heads_after,
     events_by_ids,
@@ -76,11 +87,15 @@ __all__ = [
     "active_counts_by_project",
     "add_deliveries",
     "agent_sessions",
+    "all_budgets",
     "all_channels",
+    "budgets_in_scopes",
+    "calendar_budgets",
     "channel_by_name",
     "channels_signature",
     "counts_by_state",
     "dead_deliveries",
+    "delete_budget",
     "delete_channel",
     "delete_setting",
     "delivery_batch",
@@ -98,17 +113,20 @@ __all__ = [
     "last_events",
     "list_profiles",
     "list_projects",
+    "mark_budget",
     "next_attempt_after",
     "profile_by_name",
     "project_by_name",
     "project_containing",
     "project_exists",
+    "put_budget",
     "put_channel",
     "put_setting",
     "record_attempt",
     "requeue_deliveries",
     "runner_by_id",
     "runners_in",
+    "scope_usage",
     "sessions_of_runners_without_one",
     "setting_texts",
     "setting_value",
@@ -116,4 +134,5 @@ __all__ = [
     "tokens_by_agent",
     "total_restarts",
     "update_runner",
+    "usage_times",
 ]
