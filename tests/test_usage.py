@@ -11,9 +11,10 @@ import pytest
 from supervisor.core.errors import ApiError
 from supervisor.storage.db import close_db, init_db
 from supervisor.storage.models import DB, Project, Runner, Usage, UsageBucket, UsageFile
+from supervisor.storage.queries import rebuild_buckets
 from supervisor.usage import periods, reports
 from supervisor.usage.importer import run_import
-from supervisor.usage.ledger import Attribution, Ledger, rebuild_buckets
+from supervisor.usage.ledger import Attribution, Ledger
 from supervisor.usage.pricing import PriceTable
 from supervisor.usage.records import UsageRow
 from tests.usage_data import SONNET, claude_line, utc, write_transcript

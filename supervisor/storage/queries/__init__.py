@@ -8,7 +8,7 @@ import and the name says what it does.
 - ``runners``: runner rows, counts, the loop's hot writes (a state change, heartbeats)
 - ``events``: the event outbox's rows
 - ``settings``: the settings table
-- ``usage``: the usage ledger and agent sessions
+- ``usage``: the usage ledger, its buckets, agent sessions, the imported files' marks
 - ``budgets``: budgets, their marks, and the usage of a scope
 - ``notify``: notification channels and the outbox's deliveries
 """
@@ -77,18 +77,39 @@ from supervisor.storage.queries.settings import (
     setting_value,
 )
 from supervisor.storage.queries.usage import (
+    BUCKET,
+    add_files,
     agent_sessions,
+    attribute_sessions,
+    file_marks,
+    project_folders,
+    project_paths,
+    rebuild_buckets,
+    refresh_runner_tokens,
+    reported_totals,
+    rows_to_price,
+    runner_commands,
+    runner_spans,
+    runner_worktrees,
+    save_file_mark,
+    set_costs,
     tokens_by_agent,
+    unattributed_sessions,
+    upsert_sessions,
+    upsert_usage,
 )
 
 __all__ = [
+    "BUCKET",
     "RUNNER_COLUMNS",
     "DueDelivery",
     "active_counts_by_project",
     "add_deliveries",
+    "add_files",
     "agent_sessions",
     "all_budgets",
     "all_channels",
+    "attribute_sessions",
     "budgets_in_scopes",
     "calendar_budgets",
     "channel_by_name",
@@ -104,6 +125,7 @@ __all__ = [
     "event_heads_after",
     "events_by_ids",
     "events_since",
+    "file_marks",
     "finished_runners",
     "fold_deliveries",
     "hold_deliveries",
@@ -119,20 +141,34 @@ __all__ = [
     "project_by_name",
     "project_containing",
     "project_exists",
+    "project_folders",
+    "project_paths",
     "put_budget",
     "put_channel",
     "put_setting",
+    "rebuild_buckets",
     "record_attempt",
+    "refresh_runner_tokens",
+    "reported_totals",
     "requeue_deliveries",
+    "rows_to_price",
     "runner_by_id",
+    "runner_commands",
+    "runner_spans",
+    "runner_worktrees",
     "runners_in",
+    "save_file_mark",
     "scope_usage",
     "sessions_of_runners_without_one",
+    "set_costs",
     "setting_texts",
     "setting_value",
     "store_heartbeats",
     "tokens_by_agent",
     "total_restarts",
+    "unattributed_sessions",
     "update_runner",
+    "upsert_sessions",
+    "upsert_usage",
     "usage_times",
 ]
