@@ -9,6 +9,7 @@ import and the name says what it does.
 - ``events``: the event outbox's rows
 - ``settings``: the settings table
 - ``usage``: the usage ledger, its buckets, agent sessions, the imported files' marks
+- ``reports``: what usage reports sum: buckets per local day, rows per session or in order
 - ``budgets``: budgets, their marks, and the usage of a scope
 - ``notify``: notification channels and the outbox's deliveries
 """
@@ -57,6 +58,14 @@ from supervisor.storage.queries.projects import (
     project_containing,
     project_exists,
 )
+from supervisor.storage.queries.reports import (
+    COST_COLUMNS,
+    UsageFilter,
+    bucket_span,
+    day_sums,
+    rows_in_order,
+    session_sums,
+)
 from supervisor.storage.queries.runners import (
     RUNNER_COLUMNS,
     active_counts_by_project,
@@ -101,8 +110,10 @@ from supervisor.storage.queries.usage import (
 
 __all__ = [
     "BUCKET",
+    "COST_COLUMNS",
     "RUNNER_COLUMNS",
     "DueDelivery",
+    "UsageFilter",
     "active_counts_by_project",
     "add_deliveries",
     "add_files",
@@ -110,11 +121,13 @@ __all__ = [
     "all_budgets",
     "all_channels",
     "attribute_sessions",
+    "bucket_span",
     "budgets_in_scopes",
     "calendar_budgets",
     "channel_by_name",
     "channels_signature",
     "counts_by_state",
+    "day_sums",
     "dead_deliveries",
     "delete_budget",
     "delete_channel",
@@ -151,6 +164,7 @@ __all__ = [
     "refresh_runner_tokens",
     "reported_totals",
     "requeue_deliveries",
+    "rows_in_order",
     "rows_to_price",
     "runner_by_id",
     "runner_commands",
@@ -159,6 +173,7 @@ __all__ = [
     "runners_in",
     "save_file_mark",
     "scope_usage",
+    "session_sums",
     "sessions_of_runners_without_one",
     "set_costs",
     "setting_texts",
