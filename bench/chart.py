@@ -41,8 +41,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from _common import Table, ledger, machine, verdict, write_results
 
+from supervisor.storage.models import DB, Project  # the snapshot (_common put it first on sys.path)
 from supervisor.storage.queries import rebuild_buckets
-from supervisor.storage.store import DB, Project  # the snapshot (_common put it first on sys.path)
 from supervisor.usage import reports
 
 TARGET_MS = 100.0
