@@ -38,6 +38,7 @@ DIRTY = "usage.dirty_buckets"  # bucket span written but not yet summed (survive
 REPRICE = "usage.reprice"  # set by a migration: every row is priced again at the next import
 Progress = Callable[[int, int], None]  # (bytes done, bytes to read)
 Parser = Callable[[bytes, int, str, dict[str, Any]], Parsed]
+Todo = tuple[str, Path, int | None, FileMark | None, int]  # agent, path, file id, mark, bytes
 
 
 @dataclass
@@ -128,18 +129,42 @@ def run_import(
     report.files = len(files)
     hints = {"gemini": gemini.Folders(gemini.gemini_dir(env, home), folders).hint,
              "aider": places.hint}  # fmt: skip
-    # Plain tuples, and the parser state decoded only for files that changed: a refresh of
-    # ten thousand unchanged files costs one stat() each.
     known = queries.file_marks()
     attribution = Attribution.load()
     ledger = Ledger(prices, attribution)
+    _catch_up(prices, attribution)
+    todo = _changed(files, known)
+    ids = queries.add_files([(str(p), agent) for agent, p, file_id, *_ in todo if file_id is None])
+    result = _read(todo, ids, hints, ledger, report, progress, clock)
+    with DB.atomic():
+        dirty = queries.setting_value(DIRTY)
+        if dirty is not None:
+            low, high = dirty
+            queries.rebuild_buckets(None if low is None else (low, high))
+            queries.delete_setting(DIRTY)
+        report.runner_tokens = queries.refresh_runner_tokens(result.runners)
+    report.written = result.written
+    report.unknown_models = sorted(result.unknown_models)
+    report.seconds = time.perf_counter() - began
+    return report
+
+
+def _catch_up(prices: PriceTable, attribution: Attribution) -> None:
+    """Before reading: sessions seen before their project existed go to it, and a schema
+    that gained a cost mode gets the old rows priced in it (both mark every bucket dirty)."""
     with DB.atomic():
         if reattribute(attribution):
             _set_dirty((float("-inf"), float("inf")))
-        if queries.setting_value(REPRICE) is not None:  # a new cost mode: price old rows in it
+        if queries.setting_value(REPRICE) is not None:
             reprice(prices)
             queries.delete_setting(REPRICE)
             _set_dirty((float("-inf"), float("inf")))
+
+
+def _changed(files: list[tuple[str, Path]], known: dict[str, tuple[Any, ...]]) -> list[Todo]:
+    """The files to read: new ones, and those whose size or mtime changed since their mark.
+    The marks are plain tuples, and a parser state is decoded only for a file that changed:
+    a refresh of ten thousand unchanged files costs one stat() each."""
     todo = []
     for agent, path in files:
         name = str(path)
@@ -157,7 +182,20 @@ def run_import(
                             context=context)  # fmt: skip
         todo.append((agent, path, row[0] if row else None, mark,
                      st.st_size - (mark.offset if mark else 0)))  # fmt: skip
-    ids = queries.add_files([(str(p), agent) for agent, p, file_id, *_ in todo if file_id is None])
+    return todo
+
+
+def _read(
+    todo: list[Todo],
+    ids: dict[str, int],
+    hints: dict[str, Callable[[Path], dict[str, Any] | None]],
+    ledger: Ledger,
+    report: ImportReport,
+    progress: Progress | None,
+    clock: Callable[[], float],
+) -> WriteResult:
+    """Read the files to read (here, or in a second process for a big import) and write
+    their rows with their marks, a transaction per ``BATCH_ROWS`` rows."""
     total = sum(max(pending, 0) for *_, pending in todo)
     done = 0
     result = WriteResult()
@@ -184,17 +222,7 @@ def run_import(
                     progress(done, total)
             report.files_read += read_any
     result.add(_commit(ledger, batch, clock()))
-    with DB.atomic():
-        dirty = queries.setting_value(DIRTY)
-        if dirty is not None:
-            low, high = dirty
-            queries.rebuild_buckets(None if low is None else (low, high))
-            queries.delete_setting(DIRTY)
-        report.runner_tokens = queries.refresh_runner_tokens(result.runners)
-    report.written = result.written
-    report.unknown_models = sorted(result.unknown_models)
-    report.seconds = time.perf_counter() - began
-    return report
+    return result
 
 
 def _set_dirty(span: tuple[float, float]) -> None:
