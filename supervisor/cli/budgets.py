@@ -110,7 +110,7 @@ def budget_states_here() -> list[Json]:
 
     cal = budget_calendar()
     now = time.time()
-    return [budgets.status(b, now, cal).as_json() for b in queries.list_budgets()]
+    return [budgets.status(b, now, cal).as_json() for b in queries.all_budgets()]
 
 
 def print_budgets(states: list[dict[str, Any]]) -> None:

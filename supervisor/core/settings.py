@@ -9,7 +9,6 @@ from typing import Any
 from supervisor.api.schemas import MAX_CAP  # a project's own cap has the same bound
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.storage import queries
-from supervisor.storage.store import Setting
 from supervisor.usage import periods, pricing
 
 
@@ -147,7 +146,7 @@ def load_settings() -> Settings:
 def save_setting(key: str, value: Any) -> None:
     if key not in {f.name for f in fields(Settings)}:
         raise KeyError(key)
-    Setting.replace(key=key, value=value).execute()
+    queries.put_setting(key, value)
 
 
 def _check_text(key: str, value: Any, kind: type) -> Any:

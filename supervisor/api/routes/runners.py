@@ -20,7 +20,7 @@ from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.runners import logpump
 from supervisor.runners.manager import RunnerManager
 from supervisor.storage import queries
-from supervisor.storage.store import Runner
+from supervisor.storage.models import Runner
 from supervisor.usage.service import UsageService
 
 
