@@ -476,7 +476,7 @@ def run_daemon(
         try:
             setup_logging(root)
         except OSError as exc:  # the log can't be opened: a read-only or full data folder
-            raise cannot_start(supervisor.storage.writes, exc) or exc from None
+            raise cannot_start(supervisor.writes, exc) or exc from None
         asyncio.run(serve(supervisor))
     except KnownError as exc:
         print(f"stratavore: {exc}", file=sys.stderr)
