@@ -19,41 +19,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
-import hmac
-import json
 import logging
 import os
 import secrets
 import time
-import uuid
-from collections import Counter
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from supervisor.agents import commands, limits, profiles, sessions
+from supervisor.agents.profilebook import ProfileBook
 from supervisor.api.schemas import Heartbeat, HookIn, Launch, ProjectCreate, Register
 from supervisor.core import events, paths
 from supervisor.core.errors import ApiError, ErrorCode
-from supervisor.core.settings import LIVE, Settings, check_setting, save_setting
+from supervisor.core.settings import LiveSettings, Settings
 from supervisor.core.states import (
     ACTIVE_STATES,
     FINISHED_STATES,
     PROCESS_STATES,
-    SLOT_STATES,
     Attention,
     RunnerState,
-    check_transition,
 )
 from supervisor.runners import worktrees
+from supervisor.runners.heartbeats import HeartbeatBook
 from supervisor.runners.logpump import LOG_NAME, SPOOL_NAME, LogPump
 from supervisor.runners.process import Identity, Lineage, ProcessOps, Sample, describe_exit
+from supervisor.runners.projects import ProjectBook
+from supervisor.runners.table import RETRY_INTERVAL, Ended, Live, RunnerTable
+from supervisor.runners.tasks import Tasks
+from supervisor.runners.tokens import TOKEN_VARIABLE, hash_token
 from supervisor.storage import queries
 from supervisor.storage.store import Profile, Project, Runner
 from supervisor.storage.writes import StorageError, Writes
-from supervisor.usage.periods import resolve_zone
 
 log = logging.getLogger("stratavore.runners")
 S = RunnerState
@@ -61,93 +58,12 @@ EXIT_FILE = "exit"
 FIRST_SAMPLE_DELAY = 0.5  # sample new runners soon, so listings show CPU/RSS before a sweep
 BACKOFF_FACTOR = 1.5  # PM2's exp_backoff_restart_delay growth
 BUSY_CPU = 2.0  # percent of a core: above it, an agent without hooks counts as working
-HOOKS_FILE = "claude-hooks.json"
-RETRY_INTERVAL = 1.0  # seconds between tries to write what the DB refused
-TOKEN_VARIABLE = "STRATAVORE_RUNNER_TOKEN"  # the runner's secret, inherited by its processes
 
 
 def backoff_delay(early_exits: int, initial: float, maximum: float) -> float:
     """Seconds before restart number ``early_exits`` of a run of quick exits (0: a run that
     lasted): initial x 1.5^(n-1), capped."""
     return round(min(maximum, initial * BACKOFF_FACTOR ** max(early_exits - 1, 0)), 3)
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-@dataclass
-class Live:
-    """An active runner in memory: its row (the manager is the only writer, so the row is
-    kept equal to the DB and never re-read on hot paths) and what only the loop needs."""
-
-    row: Runner
-    identity: Identity | None = None
-    exit_fd: int | None = None  # pidfd that becomes readable when the root process ends
-    timer: asyncio.TimerHandle | None = None  # promotion or backoff restart
-    stop_task: asyncio.Task[None] | None = None
-    stop_tree: list[Identity] = field(default_factory=list)
-    killed_at_deadline: bool = False
-    restart_after_stop: bool = False
-    final_exit_code: int | None = None  # from stratavore-agent's final heartbeat
-    hooked: bool = False  # the agent reports its attention through hooks: no heuristic
-    idle_after: float | None = None  # the heuristic's quiet time (agents without hooks)
-    active_at: float = 0.0  # last output or CPU seen (the heuristic)
-    seen_offset: int = -1  # log offset at the last sweep
-    limit: limits.LimitHit | None = None  # found when its exit was drained
-    limit_checked: bool = False
-    # Seen while the DB refused writes, written by _catch_up: a stop signal already sent
-    # (force, when), and the end of the runner's process.
-    stop_unrecorded: tuple[bool, float] | None = None
-    end_unrecorded: Ended | None = None
-
-    @property
-    def state(self) -> RunnerState:
-        return RunnerState(self.row.state)
-
-
-@dataclass
-class Ended:
-    """A runner's process ended (or never started: ``failed`` says why), as first seen."""
-
-    code: int | None
-    at: float
-    offset: int
-    pid: int | None
-    failed: str | None = None
-
-
-@dataclass
-class HeartbeatBook:
-    """Latest heartbeat fields per runner, flushed to the DB in one transaction a second, so
-    ingesting thousands a second costs no write each."""
-
-    pending: dict[int, dict[str, Any]] = field(default_factory=dict)
-    last_seen: dict[int, float] = field(default_factory=dict)
-
-    def record(self, runner_id: int, beat: Heartbeat, now: float) -> None:
-        fields: dict[str, Any] = {"last_heartbeat": now}
-        if beat.cpu_percent is not None:
-            fields["cpu_percent"] = beat.cpu_percent
-        if beat.rss_bytes is not None:
-            fields["rss_bytes"] = beat.rss_bytes
-        if beat.tokens is not None:
-            fields["tokens"] = beat.tokens
-        self.pending.setdefault(runner_id, {}).update(fields)
-        self.last_seen[runner_id] = now
-
-    def take(self) -> dict[int, dict[str, Any]]:
-        batch, self.pending = self.pending, {}
-        return batch
-
-    def keep(self, batch: dict[int, dict[str, Any]]) -> None:
-        """Put back a batch the DB refused; fields received since are newer and win."""
-        for runner_id, fields in batch.items():
-            self.pending[runner_id] = {**fields, **self.pending.get(runner_id, {})}
-
-    def forget(self, runner_id: int) -> None:
-        self.pending.pop(runner_id, None)
-        self.last_seen.pop(runner_id, None)
 
 
 ATTENTION_SEVERITY = {
@@ -200,7 +116,7 @@ class RunnerManager:
         writes: Writes | None = None,
     ) -> None:
         self.root = root
-        self.settings = settings
+        self.config = LiveSettings(settings)
         self.ops = ops or ProcessOps()
         self.clock = clock
         self.writes = writes or Writes(root, clock)
@@ -209,19 +125,15 @@ class RunnerManager:
         self.search_path = commands.search_path() if search_path is None else search_path
         self.pump = LogPump(max_bytes=settings.log_max_bytes, backups=settings.log_backups)
         self.heartbeats = HeartbeatBook()
-        self.live: dict[int, Live] = {}
-        self._slots: Counter[int] = Counter()  # project id -> runners holding a slot
-        self._queue: dict[int, Runner] = {}  # queued runners, oldest first
-        self._projects: dict[int, Project] = {}  # cache; projects change only through here
+        self.tasks = Tasks()
+        self.profiles = ProfileBook(root, self.search_path)
+        self.projects = ProjectBook(self.writes, clock)
+        self.table = RunnerTable(self.writes, self.projects, self.tasks)
         self._tree_requests: dict[Identity, asyncio.Future[list[Identity]]] = {}
         self._tree_scan: asyncio.Future[None] | None = None
         self._sample_timer: asyncio.TimerHandle | None = None
         self._exits: set[int] = set()  # runners whose pidfd fired, finished on the next turn
-        self._unwritten: dict[int, dict[str, Any]] = {}  # fields the DB refused, kept to retry
-        self._retry_timer: asyncio.TimerHandle | None = None
         self._sweep_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self.accepting = True
         # Called with (project name, profile, command, now) before a launch; raises ApiError
         # to refuse it (the usage service checks budgets here).
         self.launch_guard: Callable[[str, str | None, list[str], float], None] | None = None
@@ -230,157 +142,98 @@ class RunnerManager:
         # seconds), and its removal. Without them (a bare manager) nothing resumes by itself.
         self.schedule_resume: Callable[[int, float], None] | None = None
         self.cancel_resume: Callable[[int], None] | None = None
-        self._on_busy: Callable[[bool], None] | None = None  # see watch_busy
-        self._busy = False
-        self.zone = resolve_zone(settings.timezone)  # local times in limit messages
-        self.hooks_file = root / HOOKS_FILE
-        self._profiles: dict[str, Profile | None] = {}
+        self.table.left.connect(self._left)
+        self.table.retrying.connect(self._retry_unwritten)
 
-    # --- helpers ----------------------------------------------------------------------------
+    def _left(self, live: Live) -> None:
+        """A runner reached an end state and left the table."""
+        self._set_identity(live, None)
+        self.heartbeats.forget(live.row.id)
+        self.pump.untrack(live.row.id)
+        if self.on_finished is not None:
+            self.on_finished(live.row.id)
+        runner = live.row
+        if runner.worktree:
+            tree = worktrees.Worktree.from_json(runner.worktree)
+            self.tasks.soon(functools.partial(self._end_worktree, runner.id, tree))
+
     @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        return asyncio.get_running_loop()
+    def settings(self) -> Settings:
+        return self.config.current
+
+    @property
+    def live(self) -> dict[int, Live]:
+        return self.table.live
+
+    @property
+    def accepting(self) -> bool:
+        return self.tasks.accepting
+
+    def background(self, coro: Any) -> asyncio.Task[Any]:
+        return self.tasks.background(coro)
+
+    def watch_busy(self, callback: Callable[[bool], None]) -> None:
+        self.table.watch_busy(callback)
 
     # --- projects -----------------------------------------------------------------------------
-    def project_by_id(self, project_id: int) -> Project:
-        if project_id not in self._projects:
-            self._projects = {p.id: p for p in queries.list_projects(include_archived=True)}
-        return self._projects[project_id]
-
     def project_name(self, project_id: int) -> str:
-        return self.project_by_id(project_id).name
+        return self.projects.name_of(project_id)
 
     def project(self, name: str) -> Project:
-        """The project called ``name`` (404 when there is none)."""
-        for project in self._projects.values():
-            if project.name == name:
-                return project
-        project = queries.project_by_name(name)
-        self._projects[project.id] = project
-        return project
+        return self.projects.named(name)
 
     def create_project(self, request: ProjectCreate, now: float | None = None) -> Project:
-        path = Path(request.path)
-        if not path.is_absolute():
-            raise ApiError(
-                ErrorCode.INVALID, f"Project path must be absolute, got {request.path!r}."
-            )
-        if not path.is_dir():
-            raise ApiError(ErrorCode.INVALID, f"Folder {request.path} does not exist.")
-        if queries.project_exists(request.name):
-            raise ApiError(ErrorCode.ALREADY_EXISTS, f"Project '{request.name}' already exists.")
-        with self.writes.transaction():
-            project = Project.create(
-                name=request.name,
-                path=str(path.resolve()),
-                max_runners=request.max_runners,
-                created_at=self.clock() if now is None else now,
-            )
-        self._projects[project.id] = project
-        return project
+        return self.projects.create(request, now)
 
     def archive_project(self, name: str) -> Project:
-        project = self.project(name)
-        active = self.active_count(project.id)
+        project = self.projects.named(name)
+        active = self.table.active_count(project.id)
         if active:
             raise ApiError(
                 ErrorCode.CONFLICT,
                 f"Project '{project.name}' has {active} active runners; stop them first.",
             )
-        self._save_project(project, archived=True)
+        self.projects.save(project, archived=True)
         return project
 
     def set_project_cap(self, name: str, max_runners: int | None) -> Project:
         """Change a project's own cap (None: the global setting); queued runners may start."""
-        project = self.project(name)
-        self._save_project(project, max_runners=max_runners)
+        project = self.projects.named(name)
+        self.projects.save(project, max_runners=max_runners)
         self._dequeue(self.clock())
         return project
-
-    def _save_project(self, project: Project, **values: Any) -> None:
-        """Change a cached project's fields; they are put back if the DB refuses them."""
-        before = {name: getattr(project, name) for name in values}
-        for name, value in values.items():
-            setattr(project, name, value)
-        try:
-            with self.writes.transaction():
-                project.save()
-        except StorageError:
-            for name, value in before.items():
-                setattr(project, name, value)
-            raise
 
     def set_setting(self, key: str, value: Any) -> None:
         """Save a setting; apply it now where the running supervisor can (then queued runners
         may start under a raised cap), else at the next start."""
-        value = check_setting(key, value)
-        with self.writes.transaction():
-            save_setting(key, value)
-        if key in LIVE:
-            self.settings = self.settings.with_overrides(**{key: value})
-            self.zone = resolve_zone(self.settings.timezone)
+        if self.config.save(key, value, self.writes):
             self._dequeue(self.clock())
 
     def active_count(self, project_id: int) -> int:
-        return sum(1 for live in self.live.values() if live.row.project_id == project_id)
+        return self.table.active_count(project_id)
 
     def run_dir(self, runner_id: int) -> Path:
-        return paths.runs_dir(self.root) / str(runner_id)
+        return paths.run_dir(self.root, runner_id)
 
     def set_api_url(self, url: str) -> None:
         """Where runners reach the API; Claude Code's hooks settings file points there."""
         self.api_url = url
-        self._write_hooks_file()
-
-    def _write_hooks_file(self) -> None:
-        """Write the hooks settings unless the file holds exactly them (compared as bytes: a
-        damaged file, even one that is not UTF-8, is simply written again)."""
-        text = json.dumps(profiles.hooks_settings(self.api_url), indent=2)
-        if not self.hooks_file.exists() or self.hooks_file.read_bytes() != text.encode():
-            paths.write_private(self.hooks_file, text)
-
-    def _plan(self, profile: Profile, **how: Any) -> profiles.Plan:
-        """One start of ``profile`` (see :func:`profiles.plan`); the hooks file it may name
-        is written again first if someone deleted it (Claude Code refuses a missing one)."""
-        if profiles.has_hooks(profile) and not self.hooks_file.exists():
-            self._write_hooks_file()
-        return profiles.plan(
-            profile, search_path=self.search_path, hooks_file=str(self.hooks_file), **how
-        )
-
-    def profile(self, name: str | None) -> Profile | None:
-        """The profile called ``name``, None for a runner without one (404 when missing)."""
-        found = self.profile_or_none(name)
-        if found is None and name is not None:
-            queries.profile_by_name(name)  # raises the 404
-        return found
+        self.profiles.set_api_url(url)
 
     def profile_or_none(self, name: str | None) -> Profile | None:
-        """The profile called ``name``; None for none, or one deleted since. Cached, misses
-        too: profiles change only through the API, which calls :meth:`forget_profile`."""
-        if name is None:
-            return None
-        if name not in self._profiles:
-            try:
-                self._profiles[name] = queries.profile_by_name(name)
-            except ApiError:
-                self._profiles[name] = None
-        return self._profiles[name]
+        return self.profiles.profile_or_none(name)
 
     def forget_profile(self, name: str) -> None:
-        self._profiles.pop(name, None)
+        self.profiles.forget(name)
 
     def row(self, runner_id: int) -> Runner:
-        """The runner's row: from memory while active, else from the DB (404 if none)."""
-        live = self.live.get(runner_id)
-        return live.row if live is not None else queries.runner_by_id(runner_id)
+        return self.table.row(runner_id)
 
     def active_rows(self, project_id: int | None = None) -> list[Runner]:
-        return [
-            live.row
-            for _, live in sorted(self.live.items())
-            if project_id is None or live.row.project_id == project_id
-        ]
+        return self.table.active_rows(project_id)
+
+    def runner_with_token(self, runner_id: int, token: str) -> Runner:
+        return self.table.runner_with_token(runner_id, token)
 
     def flush_heartbeats(self) -> int:
         """Write the heartbeats received since the last flush, in one transaction; how many
@@ -394,149 +247,14 @@ class RunnerManager:
                 self.heartbeats.keep(batch)
                 return 0
             for runner_id, values in batch.items():
-                if (live := self.live.get(runner_id)) is not None:
+                if (live := self.table.live.get(runner_id)) is not None:
                     live.row.__data__.update(values)
         return len(batch)
-
-    def _write_fields(self, batch: dict[int, dict[str, Any]]) -> None:
-        """Store non-state fields (samples, log offsets, a new process's identity) of many
-        runners at once. What the DB refuses is kept, and written with the next batch or a
-        state change of its runner, whichever comes first (newer values win)."""
-        for runner_id, values in batch.items():
-            self._unwritten.setdefault(runner_id, {}).update(values)
-        if not self._unwritten:
-            return
-        batch, self._unwritten = self._unwritten, {}
-        try:
-            with self.writes.transaction():
-                for runner_id, values in batch.items():
-                    queries.update_runner(runner_id, **values)
-        except StorageError:
-            self._unwritten = batch
-            self._retry_later()
-            return
-        for runner_id, values in batch.items():
-            live = self.live.get(runner_id)
-            if live is not None:
-                for name, value in values.items():
-                    setattr(live.row, name, value)
-
-    def background(self, coro: Any) -> asyncio.Task[Any]:
-        """Run ``coro`` as a task kept referenced until done (so it is not collected)."""
-        task = self.loop.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    def _soon(self, work: Callable[[], Coroutine[Any, Any, Any]]) -> None:
-        """Start ``work`` from a loop callback, unless the manager shut down in between: a
-        task created then would outlive the loop."""
-        if self.accepting:
-            self.background(work())
-
-    def _transition(
-        self,
-        runner: Runner,
-        new: RunnerState,
-        reason: str | None,
-        now: float,
-        data: dict[str, Any] | None = None,
-        **fields: Any,
-    ) -> None:
-        """Change ``runner``'s state and write the event that reports it, in one transaction.
-        Memory (the row, the counters, the live table) follows only once it is committed: when
-        the DB refuses it, :class:`StorageError` is raised and nothing has changed. Fields of
-        the runner kept from refused writes go with it."""
-        old = RunnerState(runner.state) if runner.state else None
-        check_transition(old, new)
-        changes = {"state": new.value, "reason": reason, **fields}
-        if new not in (S.RUNNING, S.STOPPING) and runner.attention is not None:
-            changes.update(attention=None, attention_at=None)  # only a running agent has one
-        kept = self._unwritten.pop(runner.id, {}) if runner.id is not None else {}
-        changes = {**kept, **changes}
-        project = self.project_name(runner.project_id)
-        try:
-            with self.writes.transaction():
-                if runner.id is None:  # a new runner: inserted first, so the event has its id
-                    for name, value in changes.items():  # not in memory yet: nobody sees it
-                        setattr(runner, name, value)
-                    runner.id = queries.insert_runner(runner)
-                else:
-                    queries.update_runner(runner.id, **changes)
-                events.record(
-                    events.runner_state_type(new),
-                    f"runner {runner.id} ({project}) {events.STATE_TITLES[new]}",
-                    ts=now,
-                    severity=events.SEVERITY_OF_STATE.get(new, "info"),
-                    runner_id=runner.id,
-                    project=project,
-                    body=reason or "",
-                    data={"state": new.value, "previous": old and old.value, **(data or {})},
-                )
-        except StorageError:
-            if old is None:
-                runner.id = runner.state = None
-            elif kept:
-                self._unwritten[runner.id] = kept
-            raise
-        for name, value in changes.items():
-            setattr(runner, name, value)
-        self._count(runner, old, -1)
-        self._count(runner, new, +1)
-        live = self.live.get(runner.id)
-        if new in ACTIVE_STATES:
-            if live is None:
-                live = self.live[runner.id] = Live(runner)
-                self._note_busy()
-            live.row = runner
-        elif live is not None:
-            self._forget(runner.id)
-            if self.on_finished is not None:
-                self.on_finished(runner.id)
-            if runner.worktree:
-                tree = worktrees.Worktree.from_json(runner.worktree)
-                self._soon(functools.partial(self._end_worktree, runner.id, tree))
-
-    def watch_busy(self, callback: Callable[[bool], None]) -> None:
-        """Call ``callback(True)`` when the first runner becomes active and ``False`` when
-        the last one ends (and once now): the supervisor's 1-second jobs (reap, heartbeat
-        flush, log pump) run only meanwhile, so an idle supervisor sleeps."""
-        self._on_busy, self._busy = callback, bool(self.live)
-        callback(self._busy)
-
-    def _note_busy(self) -> None:
-        busy = bool(self.live)
-        if busy != self._busy:
-            self._busy = busy
-            if self._on_busy is not None:
-                self._on_busy(busy)
-
-    def _count(self, runner: Runner, state: RunnerState | None, delta: int) -> None:
-        """Keep the slot counters and the queue in step with a state entered or left."""
-        if state in SLOT_STATES:
-            self._slots[runner.project_id] += delta
-        elif state is S.QUEUED:
-            if delta > 0:
-                self._queue[runner.id] = runner
-            else:
-                self._queue.pop(runner.id, None)
-
-    def _forget(self, runner_id: int) -> None:
-        live = self.live.pop(runner_id, None)
-        self._note_busy()
-        if live:
-            self._set_identity(live, None)
-        if live and live.timer:
-            live.timer.cancel()
-        if live and live.stop_task and live.stop_task is not asyncio.current_task():
-            live.stop_task.cancel()
-        self.heartbeats.forget(runner_id)
-        self.pump.untrack(runner_id)
 
     def _set_flag(self, runner: Runner, unresponsive: bool, reason: str, now: float) -> None:
         """Flag or clear ``unresponsive`` with its event (not a state change: not killed).
         When the DB refuses it, nothing changes: the next sweep or heartbeat sees it again."""
-        project = self.project_name(runner.project_id)
+        project = self.projects.name_of(runner.project_id)
         kind = events.RUNNER_UNRESPONSIVE if unresponsive else events.RUNNER_RESPONSIVE
         word = "unresponsive" if unresponsive else "responsive again"
         try:
@@ -572,8 +290,8 @@ class RunnerManager:
         template gives the command line (a new session's id chosen here, for agents that take
         one); ``worktree`` (made beforehand, off the loop) becomes its working folder."""
         now = self.clock() if now is None else now
-        self._check_accepting()
-        project = self.project(request.project)
+        self.tasks.check_accepting()
+        project = self.projects.named(request.project)
         if project.archived:
             raise ApiError(
                 ErrorCode.CONFLICT,
@@ -586,11 +304,11 @@ class RunnerManager:
             )
         restart, expected, env = request.restart, [0], dict(request.env)
         extra = list(request.command or [])
-        profile = self.profile(request.profile)
+        profile = self.profiles.profile(request.profile)
         plan = None
         if profile is not None:
             mode = request.mode or ("batch" if request.prompt else "interactive")
-            plan = self._plan(
+            plan = self.profiles.plan(
                 profile,
                 mode=mode,
                 prompt=request.prompt,
@@ -619,7 +337,7 @@ class RunnerManager:
             if request.no_queue:
                 raise ApiError(ErrorCode.CAP_REACHED, self._cap_sentence(project))
             state = S.QUEUED
-        s = self.settings
+        s = self.config.current
         runner = Runner(
             project=project,
             profile=request.profile,
@@ -643,9 +361,9 @@ class RunnerManager:
             worktree=worktree.to_json() if worktree else None,
         )
         if state is S.QUEUED:
-            self._transition(runner, state, self._cap_sentence(project), now, queued_at=now)
+            self.table.transition(runner, state, self._cap_sentence(project), now, queued_at=now)
         else:
-            self._transition(runner, state, None, now, started_at=now)
+            self.table.transition(runner, state, None, now, started_at=now)
         if state is S.STARTING:
             self._spawn(runner, now)
         else:
@@ -671,11 +389,11 @@ class RunnerManager:
         profile, the runner's command line is the profile's interactive one (resuming
         ``resume_session`` if given), which the wrapper then runs."""
         now = self.clock() if now is None else now
-        self._check_accepting()
-        profile = self.profile(request.profile)
+        self.tasks.check_accepting()
+        profile = self.profiles.profile(request.profile)
         plan = None
         if profile is not None:
-            plan = self._plan(
+            plan = self.profiles.plan(
                 profile,
                 mode="interactive",
                 session_id=request.resume_session,
@@ -685,7 +403,7 @@ class RunnerManager:
         elif not request.command:
             raise ApiError(ErrorCode.INVALID, "Give the command to run, or a profile.")
         if request.project:
-            project = self.project(request.project)
+            project = self.projects.named(request.project)
         else:
             found = queries.project_containing(os.path.realpath(request.cwd))
             if found is None:
@@ -698,7 +416,7 @@ class RunnerManager:
         created = self.ops.create_time(request.pid)
         if created is None:
             raise ApiError(ErrorCode.INVALID, f"No process with pid {request.pid} is running.")
-        for live in self.live.values():
+        for live in self.table.live.values():
             if live.identity == Identity(request.pid, created):
                 raise ApiError(
                     ErrorCode.CONFLICT,
@@ -725,45 +443,42 @@ class RunnerManager:
             session_id=plan.session_id if plan else None,
             extra_args=list(request.command) if plan else [],
         )
-        self._transition(
+        self.table.transition(
             runner, S.RUNNING, "registered by stratavore-agent", now, data={"pid": request.pid}
         )
-        self._set_identity(self.live[runner.id], Identity(request.pid, created))
+        self._set_identity(self.table.live[runner.id], Identity(request.pid, created))
         self.heartbeats.last_seen[runner.id] = now  # the TTL also covers a silent registrant
         log.info("adopted: runner %s pid %s registered by stratavore-agent", runner.id, request.pid)
         return runner, token
 
-    def _check_accepting(self) -> None:
-        if not self.accepting:
-            raise ApiError(ErrorCode.SHUTTING_DOWN, "The supervisor is shutting down.")
-
     def _project_cap(self, project: Project) -> int:
-        return project.max_runners or self.settings.max_runners_per_project
+        return project.max_runners or self.config.current.max_runners_per_project
 
     def _has_slot(self, project: Project) -> bool:
-        return self._slots.total() < self.settings.max_runners_global and self._slots[
-            project.id
-        ] < self._project_cap(project)
+        return (
+            self.table.slots.total() < self.config.current.max_runners_global
+            and self.table.slots[project.id] < self._project_cap(project)
+        )
 
     def _cap_sentence(self, project: Project) -> str:
         cap = self._project_cap(project)
-        if self._slots[project.id] >= cap:
+        if self.table.slots[project.id] >= cap:
             how = "stratavore set max_runners_per_project N" + (
                 f" --project {project.name}" if project.max_runners else ""
             )
             return (
-                f"Project '{project.name}' already has {self._slots[project.id]} of {cap} "
+                f"Project '{project.name}' already has {self.table.slots[project.id]} of {cap} "
                 f"runners; stop one or raise the cap with `{how}`."
             )
         return (
-            f"{self._slots.total()} of {self.settings.max_runners_global} runners are active; "
-            "stop one or raise the cap with `stratavore set max_runners_global N`."
+            f"{self.table.slots.total()} of {self.config.current.max_runners_global} runners are "
+            "active; stop one or raise the cap with `stratavore set max_runners_global N`."
         )
 
     # --- spawning ---------------------------------------------------------------------------
     def _spawn(self, runner: Runner, now: float) -> None:
         """Start the runner's process (it is already in ``starting``)."""
-        run_dir = self.run_dir(runner.id)
+        run_dir = paths.run_dir(self.root, runner.id)
         token = secrets.token_urlsafe(24)
         env = {
             **os.environ,
@@ -773,7 +488,7 @@ class RunnerManager:
             TOKEN_VARIABLE: token,
             "STRATAVORE_API": self.api_url,
         }
-        live = self.live[runner.id]
+        live = self.table.live[runner.id]
         try:
             paths.private_dir(run_dir)
             ident = self.ops.spawn(
@@ -788,7 +503,7 @@ class RunnerManager:
             return
         self._set_identity(live, ident)
         # the process runs: its identity is a fact, kept and written later if the DB refuses
-        self._write_fields(
+        self.table.write_fields(
             {
                 runner.id: {
                     "pid": ident.pid,
@@ -804,15 +519,15 @@ class RunnerManager:
 
     def _schedule_promotion(self, runner: Runner, now: float) -> None:
         remaining = runner.start_secs - (now - (runner.started_at or now))
-        live = self.live[runner.id]
+        live = self.table.live[runner.id]
         if remaining <= 0:
             self._promote(runner.id)
         else:
-            live.timer = self.loop.call_later(remaining, self._promote, runner.id)
+            live.timer = self.tasks.loop.call_later(remaining, self._promote, runner.id)
 
     def _promote(self, runner_id: int, now: float | None = None) -> None:
         """``starting`` -> ``running`` once the start-success window has passed."""
-        live = self.live.get(runner_id)
+        live = self.table.live.get(runner_id)
         if (
             live is None
             or live.state is not S.STARTING
@@ -824,17 +539,17 @@ class RunnerManager:
         runner = live.row
         try:
             # STARTING -> RUNNING: a start counts only after start_secs up
-            self._transition(runner, S.RUNNING, None, now, early_exits=0)
+            self.table.transition(runner, S.RUNNING, None, now, early_exits=0)
         except StorageError:
-            live.timer = self.loop.call_later(RETRY_INTERVAL, self._promote, runner_id)
+            live.timer = self.tasks.loop.call_later(RETRY_INTERVAL, self._promote, runner_id)
             return
         log.info("success: runner %s entered running (up > %s s)", runner_id, runner.start_secs)
         if self._sample_timer is None:
-            self._sample_timer = self.loop.call_later(FIRST_SAMPLE_DELAY, self._first_sample)
+            self._sample_timer = self.tasks.loop.call_later(FIRST_SAMPLE_DELAY, self._first_sample)
 
     def _first_sample(self) -> None:
         self._sample_timer = None
-        self.background(self.sweep())
+        self.tasks.background(self.sweep())
 
     # --- exits ------------------------------------------------------------------------------
     def _set_identity(self, live: Live, ident: Identity | None) -> None:
@@ -842,7 +557,7 @@ class RunnerManager:
         the OS has them (Linux; any process, not only our children), else the reap poll."""
         if live.exit_fd is not None:
             with contextlib.suppress(Exception):
-                self.loop.remove_reader(live.exit_fd)
+                self.tasks.loop.remove_reader(live.exit_fd)
             os.close(live.exit_fd)
             live.exit_fd = None
         live.identity = ident
@@ -852,7 +567,7 @@ class RunnerManager:
         if fd is None:
             return
         try:
-            self.loop.add_reader(fd, self._on_exit_fd, live.row.id)
+            self.tasks.loop.add_reader(fd, self._on_exit_fd, live.row.id)
         except (NotImplementedError, RuntimeError):
             os.close(fd)
             return
@@ -861,28 +576,28 @@ class RunnerManager:
     def _on_exit_fd(self, runner_id: int) -> None:
         """A watched root ended. Exits that arrive together (a stop-all) are finished in one
         transaction: one commit instead of one per runner."""
-        live = self.live.get(runner_id)
+        live = self.table.live.get(runner_id)
         if live is not None and live.exit_fd is not None:
-            self.loop.remove_reader(live.exit_fd)  # level-triggered: it would fire again
-        if not self._exits and self.accepting:
-            self.loop.call_soon(self._soon, self._finish_exits)
+            self.tasks.loop.remove_reader(live.exit_fd)  # level-triggered: it would fire again
+        if not self._exits and self.tasks.accepting:
+            self.tasks.loop.call_soon(self.tasks.soon, self._finish_exits)
         self._exits.add(runner_id)
 
     async def _finish_exits(self) -> None:
         batch, self._exits = self._exits, set()
         ended = []
         for runner_id in sorted(batch):
-            live = self.live.get(runner_id)
+            live = self.table.live.get(runner_id)
             if live is not None and live.identity is not None:
                 gone, code = self.ops.poll(live.identity)
                 if gone:
                     ended.append((runner_id, code))
                 elif live.exit_fd is not None:  # not expected after the pidfd fired: watch on
-                    self.loop.add_reader(live.exit_fd, self._on_exit_fd, runner_id)
+                    self.tasks.loop.add_reader(live.exit_fd, self._on_exit_fd, runner_id)
         # Their last output goes into the logs first, in a worker thread (file I/O stays off
         # the loop); on_exit's own drain then finds nothing new.
         try:
-            await self.loop.run_in_executor(None, self._drain_logs, [rid for rid, _ in ended])
+            await self.tasks.loop.run_in_executor(None, self._drain_logs, [rid for rid, _ in ended])
         except RuntimeError:  # the loop is closing and its executor is gone: these runners
             return  # are finished by the reconcile of the next start, from their exit files
         now = self.clock()
@@ -896,25 +611,30 @@ class RunnerManager:
         for runner_id in runner_ids:
             with contextlib.suppress(KeyError):  # not tracked: nothing to drain
                 self.pump.drain(runner_id)
-            live = self.live.get(runner_id)
+            live = self.table.live.get(runner_id)
             if live is not None:
                 live.limit, live.limit_checked = self._find_limit(live.row, now), True
 
     def _find_limit(self, runner: Runner, now: float) -> limits.LimitHit | None:
         """The usage limit an agent run ended at, if it did (None for plain commands)."""
-        profile = self.profile_or_none(runner.profile)
+        profile = self.profiles.profile_or_none(runner.profile)
         if profile is None or profile.agent not in sessions.LIMIT_AGENTS:
             return None
-        log_path = self.run_dir(runner.id) / LOG_NAME if runner.supervised else None
+        log_path = paths.run_dir(self.root, runner.id) / LOG_NAME if runner.supervised else None
         return sessions.find_limit(
-            profile.agent, runner.session_id, log_path, runner.started_at or now, now, self.zone
+            profile.agent,
+            runner.session_id,
+            log_path,
+            runner.started_at or now,
+            now,
+            self.config.zone,
         )
 
     def reap(self, now: float | None = None) -> int:
         """Notice runners whose process ended without a pidfd watching them; how many."""
         now = self.clock() if now is None else now
         ended = []
-        for runner_id, live in list(self.live.items()):
+        for runner_id, live in list(self.table.live.items()):
             if live.identity is not None and live.exit_fd is None and live.end_unrecorded is None:
                 gone, code = self.ops.poll(live.identity)
                 if gone:
@@ -926,11 +646,11 @@ class RunnerManager:
     def _finish_gone(self, runner_id: int, code: int | None, now: float) -> None:
         """The runner's root is gone; ``code`` is known only when we reaped it ourselves.
         Otherwise it comes from the trampoline's file or stratavore-agent's final heartbeat."""
-        live = self.live.get(runner_id)
+        live = self.table.live.get(runner_id)
         if live is None:
             return
         if code is None and live.row.supervised:
-            code = self.ops.read_exit_file(self.run_dir(runner_id) / EXIT_FILE)
+            code = self.ops.read_exit_file(paths.run_dir(self.root, runner_id) / EXIT_FILE)
         elif code is None:
             code = live.final_exit_code
         self.on_exit(runner_id, code, now)
@@ -938,7 +658,7 @@ class RunnerManager:
     def on_exit(self, runner_id: int, code: int | None, now: float) -> None:
         """The runner's root process ended with ``code`` (None: unknown): what is left of it
         is ended, once, and its end recorded, or kept until the DB takes it."""
-        live = self.live.get(runner_id)
+        live = self.table.live.get(runner_id)
         if (
             live is None
             or live.state not in (S.STARTING, S.RUNNING, S.STOPPING)
@@ -969,7 +689,7 @@ class RunnerManager:
                 live.row.id,
                 exc.message,
             )
-            self._retry_later()
+            self.table.retry_later()
 
     def _record_end(self, live: Live) -> None:
         """Write the runner's end (``live.end_unrecorded``) and what follows from it: stopped
@@ -980,7 +700,7 @@ class RunnerManager:
         runner, runner_id, code, now, offset = live.row, live.row.id, end.code, end.at, end.offset
         if end.failed is not None:
             # STARTING -> FAILED: its process could not be started
-            self._transition(runner, S.FAILED, end.failed, now, ended_at=now)
+            self.table.transition(runner, S.FAILED, end.failed, now, ended_at=now)
             live.end_unrecorded = None
             self._dequeue(now)
             return
@@ -990,12 +710,12 @@ class RunnerManager:
         if live.state is S.STOPPING:
             restart = live.restart_after_stop
             why = "stopped by user" + (
-                f" (killed after the {self.settings.stop_timeout:g} s stop timeout)"
+                f" (killed after the {self.config.current.stop_timeout:g} s stop timeout)"
                 if live.killed_at_deadline
                 else ""
             )
             # STOPPING -> STOPPED
-            self._transition(runner, S.STOPPED, why, now, data=data, **ended)
+            self.table.transition(runner, S.STOPPED, why, now, data=data, **ended)
             live.end_unrecorded = None
             log.info("stopped: runner %s (%s)", runner_id, why)
             if restart:
@@ -1020,7 +740,7 @@ class RunnerManager:
             if not runner.supervised and code is None:
                 how = "disappeared without reporting an exit status"
             # STARTING/RUNNING -> EXITED/FAILED
-            self._transition(runner, outcome, how, now, data=data, **ended)
+            self.table.transition(runner, outcome, how, now, data=data, **ended)
             live.end_unrecorded = None
             self._dequeue(now)
             return
@@ -1029,7 +749,9 @@ class RunnerManager:
         if early and early_exits > runner.max_retries:
             why = f"gave up: exited too quickly {early_exits} times in a row (last: {how})"
             # STARTING -> FATAL
-            self._transition(runner, S.FATAL, why, now, data=data, early_exits=early_exits, **ended)
+            self.table.transition(
+                runner, S.FATAL, why, now, data=data, early_exits=early_exits, **ended
+            )
             live.end_unrecorded = None
             log.warning("gave up: runner %s exited too quickly %d times", runner_id, early_exits)
             self._dequeue(now)
@@ -1039,7 +761,7 @@ class RunnerManager:
         if early:
             why += f" (quick exit {early_exits} of {runner.max_retries} allowed)"
         # STARTING/RUNNING -> BACKOFF
-        self._transition(
+        self.table.transition(
             runner,
             S.BACKOFF,
             why,
@@ -1056,24 +778,28 @@ class RunnerManager:
         self._schedule_backoff(runner_id, now + delay - self.clock())
 
     def _schedule_backoff(self, runner_id: int, delay: float) -> None:
-        live = self.live[runner_id]
+        live = self.table.live[runner_id]
         self._set_identity(live, None)
-        live.timer = self.loop.call_later(max(delay, 0), self._restart_from_backoff, runner_id)
+        live.timer = self.tasks.loop.call_later(
+            max(delay, 0), self._restart_from_backoff, runner_id
+        )
 
     def _restart_from_backoff(self, runner_id: int) -> None:
         """The backoff timer: start the runner again (in a second, if the DB refuses it)."""
-        live = self.live.get(runner_id)
+        live = self.table.live.get(runner_id)
         if live is None or live.state is not S.BACKOFF:
             return
         try:
             self._start_from_backoff(live.row)
         except StorageError:
-            live.timer = self.loop.call_later(RETRY_INTERVAL, self._restart_from_backoff, runner_id)
+            live.timer = self.tasks.loop.call_later(
+                RETRY_INTERVAL, self._restart_from_backoff, runner_id
+            )
 
     def _start_from_backoff(self, runner: Runner) -> None:
         now = self.clock()
         # BACKOFF -> STARTING
-        self._transition(
+        self.table.transition(
             runner,
             S.STARTING,
             f"restart {runner.restarts + 1}",
@@ -1082,25 +808,14 @@ class RunnerManager:
             started_at=now,
             next_start_at=None,
             exit_code=None,
-            **self._fresh_session(runner),
+            **self.profiles.fresh_session(runner),
         )
         self._spawn(runner, now)
-
-    def _fresh_session(self, runner: Runner) -> dict[str, Any]:
-        """For a run started again from the top: a new session id where the agent takes one
-        chosen up front (Claude Code refuses a used one); resuming is :meth:`resume`."""
-        profile = self.profile_or_none(runner.profile)
-        if profile is None or profile.agent not in profiles.SESSIONS_UP_FRONT:
-            return {}
-        old, new = runner.session_id, str(uuid.uuid4())
-        if not old or old not in runner.command:
-            return {}
-        return {"session_id": new, "command": [new if a == old else a for a in runner.command]}
 
     def _start_again(self, runner: Runner, now: float, why: str, **fields: Any) -> None:
         """A finished (or paused) runner started again by the user, or resumed: now, or
         queued behind a cap. ``fields`` (a resume's command line) are written with it."""
-        project = self.project_by_id(runner.project_id)
+        project = self.projects.by_id(runner.project_id)
         reset = {
             "exit_code": None,
             "ended_at": None,
@@ -1109,14 +824,14 @@ class RunnerManager:
             "pid": None,
             "create_time": None,
             "limit_resets_at": None,
-            **(fields or self._fresh_session(runner)),
+            **(fields or self.profiles.fresh_session(runner)),
         }
         if self._has_slot(project):
             # STOPPED/EXITED/FAILED/FATAL/LOST -> STARTING
-            self._transition(runner, S.STARTING, why, now, started_at=now, **reset)
+            self.table.transition(runner, S.STARTING, why, now, started_at=now, **reset)
             self._spawn(runner, now)
         else:
-            self._transition(
+            self.table.transition(
                 runner,
                 S.QUEUED,
                 f"{why}; {self._cap_sentence(project)}",
@@ -1127,15 +842,15 @@ class RunnerManager:
 
     def _dequeue(self, now: float) -> None:
         """Start queued runners, oldest first, while their caps allow."""
-        for runner in list(self._queue.values()):
-            if self._slots.total() >= self.settings.max_runners_global:
+        for runner in list(self.table.queued.values()):
+            if self.table.slots.total() >= self.config.current.max_runners_global:
                 break
-            if self._has_slot(self.project_by_id(runner.project_id)):
+            if self._has_slot(self.projects.by_id(runner.project_id)):
                 try:
                     # QUEUED -> STARTING
-                    self._transition(runner, S.STARTING, None, now, started_at=now)
+                    self.table.transition(runner, S.STARTING, None, now, started_at=now)
                 except StorageError:  # stays queued; tried again soon
-                    self._retry_later()
+                    self.table.retry_later()
                     return
                 self._spawn(runner, now)
 
@@ -1153,11 +868,11 @@ class RunnerManager:
             raise ApiError(
                 ErrorCode.CONFLICT, f"Runner {runner_id} is not running (it is {state.value})."
             )
-        live = self.live[runner_id]
+        live = self.table.live[runner_id]
         live.restart_after_stop = False
         if state in (S.QUEUED, S.BACKOFF, S.PAUSED):
             # QUEUED/BACKOFF/PAUSED -> STOPPED
-            self._transition(runner, S.STOPPED, "stopped by user", now, ended_at=now)
+            self.table.transition(runner, S.STOPPED, "stopped by user", now, ended_at=now)
             if state is S.PAUSED and self.cancel_resume is not None:
                 self.cancel_resume(runner_id)
             self._dequeue(now)
@@ -1165,14 +880,14 @@ class RunnerManager:
         if state is S.STOPPING or live.stop_unrecorded is not None:
             if force and live.stop_task is not None:
                 live.stop_task.cancel()
-                live.stop_task = self.background(self._stop_tree(runner_id, 0.0))
+                live.stop_task = self.tasks.background(self._stop_tree(runner_id, 0.0))
             if live.stop_unrecorded is not None:
                 live.stop_unrecorded = (live.stop_unrecorded[0] or force, live.stop_unrecorded[1])
                 self._stop_recorded_or_say_so(live)
             return runner
         try:
             # STARTING/RUNNING -> STOPPING
-            self._transition(
+            self.table.transition(
                 runner,
                 S.STOPPING,
                 "stop requested by user",
@@ -1193,7 +908,7 @@ class RunnerManager:
         try:
             self._catch_up(live)
         except StorageError as exc:
-            self._retry_later()
+            self.table.retry_later()
             raise self.writes.error(
                 exc.problem,
                 f"Runner {live.row.id} was sent the stop signal, but "
@@ -1204,10 +919,10 @@ class RunnerManager:
     def _current(self, runner_id: int) -> Runner:
         """The runner's row, after writing what was kept of it (so a command acts on what
         really happened); :class:`StorageError` while the DB refuses that."""
-        live = self.live.get(runner_id)
+        live = self.table.live.get(runner_id)
         if live is not None and live.end_unrecorded is not None:
             self._catch_up(live)
-        return self.row(runner_id)
+        return self.table.row(runner_id)
 
     def stop_many(
         self, runner_ids: list[int], force: bool = False, now: float | None = None
@@ -1215,7 +930,7 @@ class RunnerManager:
         """Stop several runners in one transaction; those already finished are left as they
         are. Queued ones go first, so that none of them is started on the way."""
         now = self.clock() if now is None else now
-        rows = [self.live[i].row for i in runner_ids if i in self.live]
+        rows = [self.table.live[i].row for i in runner_ids if i in self.table.live]
         rows.sort(key=lambda row: row.state != S.QUEUED)
         refused: list[tuple[int, StorageError]] = []
         for row in rows:  # each its own transaction: one refused stops none of the others
@@ -1236,46 +951,48 @@ class RunnerManager:
                 "that were running were sent the stop signal, and their stops are recorded once "
                 "it can be written.",
             )
-        return [self.row(i) for i in runner_ids]
+        return [self.table.row(i) for i in runner_ids]
 
     async def stop_everything(self) -> None:
         """Stop every active runner and wait until each has ended (or been killed at the
         stop timeout)."""
         with contextlib.suppress(StorageError):  # the signals are sent all the same
-            self.stop_many([rid for rid, live in self.live.items() if live.state is not S.STOPPING])
-        tasks = [live.stop_task for live in self.live.values() if live.stop_task is not None]
+            self.stop_many(
+                [rid for rid, live in self.table.live.items() if live.state is not S.STOPPING]
+            )
+        tasks = [live.stop_task for live in self.table.live.values() if live.stop_task is not None]
         if tasks:
-            await asyncio.wait(tasks, timeout=self.settings.stop_timeout + 5.0)
+            await asyncio.wait(tasks, timeout=self.config.current.stop_timeout + 5.0)
 
     def _begin_stop(self, runner_id: int, force: bool) -> None:
-        live = self.live[runner_id]
+        live = self.table.live[runner_id]
         if live.timer:
             live.timer.cancel()
         if live.stop_task is not None and not live.stop_task.done():
             return  # under way: the signal was sent when the stop could not be recorded
         assert live.identity is not None
         log.info("stopping: runner %s pid %s", runner_id, live.identity.pid)
-        timeout = 0.0 if force else self.settings.stop_timeout
-        live.stop_task = self.background(self._stop_tree(runner_id, timeout))
+        timeout = 0.0 if force else self.config.current.stop_timeout
+        live.stop_task = self.tasks.background(self._stop_tree(runner_id, timeout))
 
     async def _stop_tree(self, runner_id: int, timeout: float) -> None:
         """Remember the tree, send the polite signal, kill what is left at the deadline.
 
         The tree is taken before the signal: a parent that dies of it at once would otherwise
         orphan children (even ones in their own session) before they could be seen."""
-        live = self.live.get(runner_id)
+        live = self.table.live.get(runner_id)
         if live is None or live.identity is None:
             return
         root = live.identity
         live.stop_tree = await self._descendants(root)
         self.ops.signal_polite(self._lineage(live), group=live.row.supervised)
         await asyncio.sleep(timeout)
-        live = self.live.get(runner_id)
+        live = self.table.live.get(runner_id)
         if live is None or (live.state is not S.STOPPING and live.stop_unrecorded is None):
             return
         tree = live.stop_tree + await self._descendants(root)
         live.killed_at_deadline = True
-        killed = await self.loop.run_in_executor(None, self._kill_all, [root, *tree], live)
+        killed = await self.tasks.loop.run_in_executor(None, self._kill_all, [root, *tree], live)
         log.info("stopping: runner %s killed %d processes at the deadline", runner_id, killed)
         self.reap()
 
@@ -1295,17 +1012,19 @@ class RunnerManager:
         """``root``'s descendants; concurrent requests share one process-table scan."""
         future = self._tree_requests.get(root)
         if future is None:
-            future = self._tree_requests[root] = self.loop.create_future()
+            future = self._tree_requests[root] = self.tasks.loop.create_future()
             if self._tree_scan is None:
-                self._tree_scan = self.loop.create_future()
-                self.loop.call_soon(self._soon, self._scan_trees)
+                self._tree_scan = self.tasks.loop.create_future()
+                self.tasks.loop.call_soon(self.tasks.soon, self._scan_trees)
         return await future
 
     async def _scan_trees(self) -> None:
         requests, self._tree_requests = self._tree_requests, {}
         scan, self._tree_scan = self._tree_scan, None
         try:
-            trees = await self.loop.run_in_executor(None, self.ops.descendants, list(requests))
+            trees = await self.tasks.loop.run_in_executor(
+                None, self.ops.descendants, list(requests)
+            )
             for root, future in requests.items():
                 if not future.done():
                     future.set_result(trees.get(root, []))
@@ -1319,7 +1038,7 @@ class RunnerManager:
 
     def restart(self, runner_id: int, now: float | None = None) -> Runner:
         now = self.clock() if now is None else now
-        self._check_accepting()
+        self.tasks.check_accepting()
         runner = self._current(runner_id)
         state = RunnerState(runner.state)
         if not runner.supervised:
@@ -1338,15 +1057,15 @@ class RunnerManager:
             if state is S.PAUSED and self.cancel_resume is not None:
                 self.cancel_resume(runner_id)
         elif state is S.BACKOFF:
-            timer = self.live[runner_id].timer
+            timer = self.table.live[runner_id].timer
             self._start_from_backoff(runner)  # refused: it stays in backoff, its timer set
             if timer is not None:
                 timer.cancel()
         else:
             if state is not S.STOPPING:
                 self.stop(runner_id, now=now)
-            self.live[runner_id].restart_after_stop = True
-        return self.row(runner_id)
+            self.table.live[runner_id].restart_after_stop = True
+        return self.table.row(runner_id)
 
     # --- provider limits and resume -------------------------------------------------------------
     def _pause(
@@ -1354,10 +1073,12 @@ class RunnerManager:
     ) -> None:
         """RUNNING/STARTING -> PAUSED: the run ended at the provider's usage limit. It resumes
         by itself at the reset (plus a minute) when its resume_on_limit says so."""
-        when = limits.describe_reset(hit.resets_at, now, self.zone)
-        auto = runner.resume_on_limit and profiles.can_resume(self.profile_or_none(runner.profile))
+        when = limits.describe_reset(hit.resets_at, now, self.config.zone)
+        auto = runner.resume_on_limit and profiles.can_resume(
+            self.profiles.profile_or_none(runner.profile)
+        )
         why = f"limit: {hit.message} ({when}" + ("; resumes then)" if auto else ")")
-        self._transition(
+        self.table.transition(
             runner,
             S.PAUSED,
             why,
@@ -1369,14 +1090,14 @@ class RunnerManager:
             create_time=None,
             limit_resets_at=hit.resets_at,
         )
-        self.live[runner.id].end_unrecorded = None
-        self._set_identity(self.live[runner.id], None)
+        self.table.live[runner.id].end_unrecorded = None
+        self._set_identity(self.table.live[runner.id], None)
         log.info("paused: runner %s at %s's usage limit (%s)", runner.id, hit.agent, when)
         if auto:
             self._plan_resume(runner)
 
     def _plan_resume(self, runner: Runner) -> None:
-        s = self.settings  # the delay: clocks differ, and a reset is announced to the minute
+        s = self.config.current  # the delay: clocks differ, and a reset is announced to the minute
         at = (runner.limit_resets_at or self.clock() + s.limit_retry) + s.limit_resume_delay
         if self.schedule_resume is not None:
             self.schedule_resume(runner.id, at)
@@ -1385,8 +1106,8 @@ class RunnerManager:
         """The scheduler's job at a limit's reset: resume the paused runner's session. When
         that is refused (a spent budget, the agent uninstalled), it stays paused and an event
         says why; when the DB refuses it, it is tried again a minute later."""
-        live = self.live.get(runner_id)
-        if live is None or live.state is not S.PAUSED or not self.accepting:
+        live = self.table.live.get(runner_id)
+        if live is None or live.state is not S.PAUSED or not self.tasks.accepting:
             return
         now = self.clock()
         try:
@@ -1396,7 +1117,7 @@ class RunnerManager:
             if self.schedule_resume is not None:
                 self.schedule_resume(runner_id, now + 60.0)
         except ApiError as exc:
-            project = self.project_name(live.row.project_id)
+            project = self.projects.name_of(live.row.project_id)
             with self.writes.transaction():
                 events.record(
                     events.RUNNER_RESUME_FAILED,
@@ -1419,10 +1140,10 @@ class RunnerManager:
         """Continue the runner's own agent session (``--resume <its id>``, never the most
         recent one): a paused runner at once, a finished one as a restart does."""
         now = self.clock() if now is None else now
-        self._check_accepting()
+        self.tasks.check_accepting()
         runner = self._current(runner_id)
         state = RunnerState(runner.state)
-        profile = self.profile_or_none(runner.profile)
+        profile = self.profiles.profile_or_none(runner.profile)
         if not runner.supervised:
             how = (
                 f"stratavore-agent --profile {runner.profile} --resume {runner.session_id}"
@@ -1449,7 +1170,7 @@ class RunnerManager:
             )
         mode = mode or (runner.mode if runner.mode in profiles.MODES else "interactive")
         prompt = prompt or (profiles.RESUME_PROMPT if mode == "batch" else None)
-        plan = self._plan(
+        plan = self.profiles.plan(
             profile,
             mode=mode,
             prompt=prompt,
@@ -1459,7 +1180,7 @@ class RunnerManager:
         )
         argv = commands.resolve(plan.argv, runner.cwd, self.search_path)
         if self.launch_guard is not None:
-            self.launch_guard(self.project_name(runner.project_id), runner.profile, argv, now)
+            self.launch_guard(self.projects.name_of(runner.project_id), runner.profile, argv, now)
         self._start_again(
             runner,
             now,
@@ -1471,7 +1192,7 @@ class RunnerManager:
         if state is S.PAUSED and self.cancel_resume is not None:
             self.cancel_resume(runner_id)
         log.info("resumed: runner %s session %s", runner_id, runner.session_id)
-        return self.row(runner_id)
+        return self.table.row(runner_id)
 
     def learn_sessions(self) -> int:
         """Give runners whose agent picks its own session id (Codex) the id the usage import
@@ -1482,7 +1203,7 @@ class RunnerManager:
                 for runner_id, session_id in learned.items():
                     queries.update_runner(runner_id, session_id=session_id)
             for runner_id, session_id in learned.items():
-                if (live := self.live.get(runner_id)) is not None:
+                if (live := self.table.live.get(runner_id)) is not None:
                     live.row.session_id = session_id
         return len(learned)
 
@@ -1490,13 +1211,13 @@ class RunnerManager:
     async def make_worktree(self, request: Launch) -> worktrees.Worktree | None:
         """The git worktree a launch asked for (or its profile gives by default), made in a
         worker thread: git takes its time, and the loop may be the GUI's."""
-        profile = self.profile(request.profile)
+        profile = self.profiles.profile(request.profile)
         wanted = (
             request.worktree if request.worktree is not None else bool(profile and profile.worktree)
         )
         if not wanted:
             return None
-        project = self.project(request.project)
+        project = self.projects.named(request.project)
         name = f"{project.name}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(self.clock()))}"
         return await self._git(
             worktrees.create,
@@ -1509,12 +1230,12 @@ class RunnerManager:
     async def ensure_worktree(self, runner_id: int) -> None:
         """Before a runner starts again: its worktree, removed when it ended without work, is
         made anew (same project, new branch), and the runner moved into it."""
-        runner = self.row(runner_id)
+        runner = self.table.row(runner_id)
         if not runner.worktree or os.path.isdir(runner.worktree["path"]):
             return
         old = worktrees.Worktree.from_json(runner.worktree)
-        project = self.project_by_id(runner.project_id)
-        profile = self.profile_or_none(runner.profile)
+        project = self.projects.by_id(runner.project_id)
+        profile = self.profiles.profile_or_none(runner.profile)
         tree = await self._git(
             worktrees.create,
             project.path,
@@ -1538,7 +1259,7 @@ class RunnerManager:
 
     async def _git(self, work: Callable[..., Any], *args: Any) -> Any:
         try:
-            return await self.loop.run_in_executor(None, work, *args)
+            return await self.tasks.loop.run_in_executor(None, work, *args)
         except worktrees.WorktreeError as exc:
             raise ApiError(ErrorCode.INVALID, str(exc)) from None
 
@@ -1546,14 +1267,14 @@ class RunnerManager:
         """A runner with its own worktree ended: remove it, or keep it if it holds work and
         say where (an event)."""
         try:
-            outcome = await self.loop.run_in_executor(None, worktrees.finish, tree)
+            outcome = await self.tasks.loop.run_in_executor(None, worktrees.finish, tree)
         except worktrees.WorktreeError as exc:
             log.warning("worktree: runner %s: %s", runner_id, exc)
             return
         log.info("worktree: runner %s %s", runner_id, outcome.sentence)
         if outcome.kept:
-            runner = self.row(runner_id)
-            project = self.project_name(runner.project_id)
+            runner = self.table.row(runner_id)
+            project = self.projects.name_of(runner.project_id)
             try:
                 with self.writes.transaction():
                     events.record(
@@ -1572,7 +1293,7 @@ class RunnerManager:
     def _watch_attention(self, live: Live, now: float) -> None:
         """A (re)started agent run: its hooks or, failing them, the heuristic say what it
         does. Plain commands have no attention."""
-        profile = self.profile_or_none(live.row.profile)
+        profile = self.profiles.profile_or_none(live.row.profile)
         live.hooked = False
         live.active_at, live.seen_offset = now, live.row.log_offset
         heuristic = profile is not None and not profiles.has_hooks(profile)
@@ -1590,8 +1311,8 @@ class RunnerManager:
         never per hook call). Sub-agents' hooks only ever mean "working". ``limit``: the
         transcript showed a usage limit (looked for off the loop at Stop)."""
         now = self.clock() if now is None else now
-        runner = self.runner_with_token(runner_id, token)
-        live = self.live.get(runner_id)
+        runner = self.table.runner_with_token(runner_id, token)
+        live = self.table.live.get(runner_id)
         if live is None or live.state not in PROCESS_STATES:
             return runner.attention  # a late SessionEnd of a finished run: nothing to change
         live.hooked = True
@@ -1616,7 +1337,7 @@ class RunnerManager:
         old = runner.attention
         if old == new.value:
             return
-        project = self.project_name(runner.project_id)
+        project = self.projects.name_of(runner.project_id)
         severity = ATTENTION_SEVERITY[new]
         if new is Attention.FINISHED_TURN and runner.mode == "batch":
             severity = "debug"  # a batch run's end is what its exit event reports
@@ -1641,14 +1362,14 @@ class RunnerManager:
         if not path.endswith(".jsonl"):
             return None
         now = self.clock()
-        return limits.scan_file_tail(Path(path), "claude", now, self.zone, 64 * 1024, since)
+        return limits.scan_file_tail(Path(path), "claude", now, self.config.zone, 64 * 1024, since)
 
     def _report_limit(self, runner: Runner, hit: limits.LimitHit, now: float) -> None:
         """A live interactive session hit its limit: its process waits, the user is told
         when it resets (once per reset time)."""
         if runner.limit_resets_at == hit.resets_at and hit.resets_at is not None:
             return
-        project = self.project_name(runner.project_id)
+        project, zone = self.projects.name_of(runner.project_id), self.config.zone
         with self.writes.transaction():
             queries.update_runner(runner.id, limit_resets_at=hit.resets_at)
             events.record(
@@ -1658,7 +1379,7 @@ class RunnerManager:
                 severity="warning",
                 runner_id=runner.id,
                 project=project,
-                body=f"{hit.message} ({limits.describe_reset(hit.resets_at, now, self.zone)})",
+                body=f"{hit.message} ({limits.describe_reset(hit.resets_at, now, zone)})",
                 data={"resets_at": hit.resets_at},
             )
         runner.limit_resets_at = hit.resets_at
@@ -1684,28 +1405,12 @@ class RunnerManager:
             )  # fmt: skip
 
     # --- heartbeats ---------------------------------------------------------------------------
-    def runner_with_token(self, runner_id: int, token: str) -> Runner:
-        """The runner whose own token ``token`` is; 401 otherwise (checked before anything
-        about the runner, even whether it exists, is revealed)."""
-        live = self.live.get(runner_id)
-        try:
-            runner = live.row if live is not None else queries.runner_by_id(runner_id)
-        except ApiError:
-            runner = None
-        # a token given to a process just started may not be written yet
-        expected = self._unwritten.get(runner_id, {}).get("token_hash") or (
-            runner.token_hash if runner is not None else None
-        )
-        if not expected or not hmac.compare_digest(hash_token(token), expected):
-            raise ApiError(ErrorCode.UNAUTHORIZED, f"Wrong token for runner {runner_id}.")
-        return runner
-
     def heartbeat(
         self, runner_id: int, token: str, beat: Heartbeat, now: float | None = None
     ) -> None:
         now = self.clock() if now is None else now
-        runner = self.runner_with_token(runner_id, token)
-        live = self.live.get(runner_id)
+        runner = self.table.runner_with_token(runner_id, token)
+        live = self.table.live.get(runner_id)
         if live is None:
             raise ApiError(
                 ErrorCode.CONFLICT,
@@ -1729,17 +1434,17 @@ class RunnerManager:
     async def _sweep(self, now: float) -> None:
         watched = {
             rid: live.identity
-            for rid, live in self.live.items()
+            for rid, live in self.table.live.items()
             if live.identity is not None
             and live.state in PROCESS_STATES
             and live.end_unrecorded is None
         }
-        samples: dict[Identity, Sample] = await self.loop.run_in_executor(
+        samples: dict[Identity, Sample] = await self.tasks.loop.run_in_executor(
             None, self.ops.sample, list(watched.values()), now
         )
         updates: dict[int, dict[str, Any]] = {}
         for runner_id, ident in watched.items():
-            live = self.live.get(runner_id)
+            live = self.table.live.get(runner_id)
             if live is None or live.identity != ident:
                 continue  # changed while we sampled
             sample = samples.get(ident)
@@ -1751,13 +1456,15 @@ class RunnerManager:
             self._check_responsive(runner_id, live, sample, now)
             with contextlib.suppress(StorageError):  # not recorded: seen again next sweep
                 self._heuristic_attention(live, sample, now)
-        self._write_fields(updates)
+        self.table.write_fields(updates)
 
     def _check_responsive(self, runner_id: int, live: Live, sample: Sample, now: float) -> None:
         last = self.heartbeats.last_seen.get(runner_id)
         silent_for = None if last is None else now - last
-        if silent_for is not None and silent_for > self.settings.heartbeat_ttl:
-            problem = f"no heartbeat for {silent_for:.0f} s (TTL {self.settings.heartbeat_ttl:g} s)"
+        if silent_for is not None and silent_for > self.config.current.heartbeat_ttl:
+            problem = (
+                f"no heartbeat for {silent_for:.0f} s (TTL {self.config.current.heartbeat_ttl:g} s)"
+            )
         elif sample.stopped:
             problem = "its process is stopped (SIGSTOP or a debugger) and cannot progress"
         else:
@@ -1775,8 +1482,7 @@ class RunnerManager:
         now = self.clock() if now is None else now
         for runner in queries.runners_in(ACTIVE_STATES):
             state = RunnerState(runner.state)
-            live = self.live[runner.id] = Live(runner)
-            self._count(runner, state, +1)
+            live = self.table.take_over(runner)
             if runner.last_heartbeat is not None:
                 self.heartbeats.last_seen[runner.id] = runner.last_heartbeat
             if not runner.supervised:
@@ -1787,7 +1493,7 @@ class RunnerManager:
                 self._schedule_backoff(runner.id, (runner.next_start_at or now) - now)
                 continue
             if state is S.PAUSED:
-                profile = self.profile_or_none(runner.profile)
+                profile = self.profiles.profile_or_none(runner.profile)
                 if runner.resume_on_limit and profiles.can_resume(profile):
                     self._plan_resume(runner)
                 continue
@@ -1796,7 +1502,9 @@ class RunnerManager:
                 self._set_identity(live, ident)
                 self._watch_attention(live, now)
                 if runner.supervised:
-                    self.pump.track(runner.id, self.run_dir(runner.id), runner.log_offset)
+                    self.pump.track(
+                        runner.id, paths.run_dir(self.root, runner.id), runner.log_offset
+                    )
                 log.info("adopted: runner %s pid %s (%s)", runner.id, ident.pid, state.value)
                 if state is S.STOPPING:
                     self._begin_stop(runner.id, bool(runner.stop_force))
@@ -1804,13 +1512,13 @@ class RunnerManager:
                     self._schedule_promotion(runner, now)
                 continue
             code = (
-                self.ops.read_exit_file(self.run_dir(runner.id) / EXIT_FILE)
+                self.ops.read_exit_file(paths.run_dir(self.root, runner.id) / EXIT_FILE)
                 if (runner.supervised and ident is not None)
                 else None
             )
             if code is not None:
                 self._set_identity(live, ident)
-                self.pump.track(runner.id, self.run_dir(runner.id), runner.log_offset)
+                self.pump.track(runner.id, paths.run_dir(self.root, runner.id), runner.log_offset)
                 self.on_exit(runner.id, code, now)
                 continue
             if ident is None:
@@ -1824,41 +1532,41 @@ class RunnerManager:
                 why = "it ended while the supervisor was not running, exit status unknown"
             log.warning("lost: runner %s: %s", runner.id, why)
             if state is S.STOPPING:
-                self._transition(runner, S.STOPPED, f"stopped by user; {why}", now, ended_at=now)
+                self.table.transition(
+                    runner, S.STOPPED, f"stopped by user; {why}", now, ended_at=now
+                )
             else:
-                self._transition(runner, S.LOST, why, now, ended_at=now)
+                self.table.transition(runner, S.LOST, why, now, ended_at=now)
         self._dequeue(now)
 
     # --- periodic work --------------------------------------------------------------------------
     async def refresh_log(self, runner_id: int) -> None:
         """Pump one active runner's output into its log now (before the log is read)."""
-        if runner_id in self.live and self.live[runner_id].row.supervised:
+        if runner_id in self.table.live and self.table.live[runner_id].row.supervised:
             with contextlib.suppress(KeyError):  # not spawned yet
-                offset = await self.loop.run_in_executor(
+                offset = await self.tasks.loop.run_in_executor(
                     None, functools.partial(self.pump.drain, runner_id, final=False)
                 )
-                self._write_fields({runner_id: {"log_offset": offset}})
+                self.table.write_fields({runner_id: {"log_offset": offset}})
 
     async def pump_logs(self) -> None:
-        offsets = await self.loop.run_in_executor(None, self.pump.tick)
-        self._write_fields({rid: {"log_offset": offset} for rid, offset in offsets.items()})
+        offsets = await self.tasks.loop.run_in_executor(None, self.pump.tick)
+        self.table.write_fields({rid: {"log_offset": offset} for rid, offset in offsets.items()})
 
     def shutdown(self) -> None:
         """Stop accepting work; leave runners running for adoption (``stop_everything``
         first stops them)."""
-        self.accepting = False
-        for live in self.live.values():
+        self.tasks.accepting = False
+        for live in self.table.live.values():
             if live.timer:
                 live.timer.cancel()
         if self._sample_timer:
             self._sample_timer.cancel()
-        for task in self._tasks:
-            task.cancel()
-        if self._retry_timer is not None:
-            self._retry_timer.cancel()
+        self.tasks.cancel()
+        self.table.close()
         self.flush_heartbeats()
-        self._write_fields({rid: {"log_offset": off} for rid, off in self.pump.tick().items()})
-        for live in self.live.values():
+        self.table.write_fields({rid: {"log_offset": off} for rid, off in self.pump.tick().items()})
+        for live in self.table.live.values():
             self._set_identity(live, None)
             if live.end_unrecorded is not None or live.stop_unrecorded is not None:
                 # the next start reconciles it from its process and exit file, if it can
@@ -1877,7 +1585,7 @@ class RunnerManager:
         if live.stop_unrecorded is not None:
             force, at = live.stop_unrecorded
             # STARTING/RUNNING -> STOPPING (its signal went out at the time)
-            self._transition(
+            self.table.transition(
                 live.row,
                 S.STOPPING,
                 "stop requested by user",
@@ -1889,20 +1597,15 @@ class RunnerManager:
         if live.end_unrecorded is not None:
             self._record_end(live)
 
-    def _retry_later(self) -> None:
-        if self._retry_timer is None and self.accepting:
-            self._retry_timer = self.loop.call_later(RETRY_INTERVAL, self._retry_unwritten)
-
     def _retry_unwritten(self) -> None:
         """Write what the DB refused, oldest first, until it refuses again (then a second
         later once more); then start what waits in the queue."""
-        self._retry_timer = None
-        self._write_fields({})
-        for live in list(self.live.values()):
+        self.table.write_fields({})
+        for live in list(self.table.live.values()):
             if live.stop_unrecorded is not None or live.end_unrecorded is not None:
                 try:
                     self._catch_up(live)
                 except StorageError:
-                    self._retry_later()
+                    self.table.retry_later()
                     return
         self._dequeue(self.clock())
