@@ -285,7 +285,7 @@ class Supervisor:
             with contextlib.suppress(JobLookupError):
                 scheduler.remove_job(f"resume-{runner_id}")
 
-        manager.schedule_resume, manager.cancel_resume = schedule, cancel
+        manager.use_scheduler(schedule, cancel)
 
     def _start_scheduler(self, manager: RunnerManager, usage: UsageService) -> None:
         s = self.settings

@@ -25,8 +25,10 @@ from supervisor.api.schemas import Heartbeat, Launch
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.core.settings import Settings
 from supervisor.core.states import FINISHED_STATES, TRANSITIONS, RunnerState, check_transition
-from supervisor.runners.manager import RunnerManager, backoff_delay, hash_token
+from supervisor.runners.exits import backoff_delay
+from supervisor.runners.manager import RunnerManager
 from supervisor.runners.process import Identity, ProcessOps
+from supervisor.runners.tokens import hash_token
 from supervisor.storage import store
 from supervisor.storage.store import Event, Project, Runner
 
@@ -66,11 +68,13 @@ class Clock:
 
 
 class Harness:
-    def __init__(self, root: Path, **settings: Any) -> None:
+    def __init__(self, root: Path, ops: ProcessOps | None = None, **settings: Any) -> None:
         self.root = root
         base = Settings(start_secs=0.2, stop_timeout=2.0, backoff_initial=0.01)
         self.clock = Clock()
-        self.manager = RunnerManager(root, base.with_overrides(**settings), clock=self.clock)
+        self.manager = RunnerManager(
+            root, base.with_overrides(**settings), ops=ops, clock=self.clock
+        )
         OPEN.append(self.manager)
         self.project = Project.create(name="demo", path=str(root), created_at=0)
 
@@ -176,8 +180,7 @@ async def test_spawn_error_fails_the_launch_with_a_sentence(harness, tmp_path) -
         def spawn(self, *args: Any, **kwargs: Any) -> Any:
             raise OSError(24, "Too many open files")
 
-    h = harness()
-    h.manager.ops = BrokenOps()
+    h = harness(ops=BrokenOps())
     rid = h.launch(SLEEP)
     runner = h.runner(rid)
     assert runner.state == "failed"
@@ -198,7 +201,7 @@ def test_unknown_command_fails_at_once_naming_the_search_path(harness) -> None:
 @async_test
 async def test_runner_environment_carries_id_token_and_api(harness, tmp_path) -> None:
     h = harness()
-    h.manager.api_url = "http://127.0.0.1:9"
+    h.manager.set_api_url("http://127.0.0.1:9")
     out = tmp_path / "env.txt"
     script = (
         f"import os; open({str(out)!r}, 'w').write(' '.join(os.environ[k] for k in "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +14,14 @@ from supervisor.storage.store import Project
 from supervisor.storage.writes import StorageError, Writes
 
 
+@dataclass(eq=False, repr=False)
 class ProjectBook:
     """Projects by id and by name, cached (projects change only through here), created and
     changed through the write gate: committed first, then kept."""
 
-    def __init__(self, writes: Writes, clock: Callable[[], float]) -> None:
-        self.writes = writes
-        self.clock = clock
-        self._projects: dict[int, Project] = {}
+    writes: Writes
+    clock: Callable[[], float]
+    _projects: dict[int, Project] = field(default_factory=dict, init=False)
 
     def by_id(self, project_id: int) -> Project:
         if project_id not in self._projects:

@@ -76,6 +76,7 @@ class Live:
         return RunnerState(self.row.state)
 
 
+@dataclass(eq=False, repr=False)
 class RunnerTable:
     """The active runners (each row kept equal to the DB), the slot counters and the queue
     index, and :meth:`transition`, the one way a runner's state changes.
@@ -83,19 +84,21 @@ class RunnerTable:
     Signals: :attr:`left` (a runner reached an end state and left the table) and
     :attr:`retrying` (the retry timer: write what the DB refused)."""
 
-    def __init__(self, writes: Writes, projects: ProjectBook, tasks: Tasks) -> None:
-        self.writes = writes
-        self.projects = projects
-        self.tasks = tasks
-        self.live: dict[int, Live] = {}
-        self.slots: Counter[int] = Counter()  # project id -> runners holding a slot
-        self.queued: dict[int, Runner] = {}  # queued runners, oldest first
-        self._unwritten: dict[int, dict[str, Any]] = {}  # fields the DB refused, kept to retry
-        self._retry_timer: asyncio.TimerHandle | None = None
-        self._on_busy: Callable[[bool], None] | None = None  # see watch_busy
-        self._busy = False
-        self.left: Signal[[Live]] = Signal()
-        self.retrying: Signal[[]] = Signal()
+    writes: Writes
+    projects: ProjectBook
+    tasks: Tasks
+    live: dict[int, Live] = field(default_factory=dict, init=False)
+    # project id -> runners holding a slot
+    slots: Counter[int] = field(default_factory=Counter, init=False)
+    # queued runners, oldest first
+    queued: dict[int, Runner] = field(default_factory=dict, init=False)
+    # fields the DB refused, kept to retry
+    _unwritten: dict[int, dict[str, Any]] = field(default_factory=dict, init=False)
+    _retry_timer: asyncio.TimerHandle | None = field(default=None, init=False)
+    _on_busy: Callable[[bool], None] | None = field(default=None, init=False)  # see watch_busy
+    _busy: bool = field(default=False, init=False)
+    left: Signal[[Live]] = field(default_factory=Signal, init=False)
+    retrying: Signal[[]] = field(default_factory=Signal, init=False)
 
     # --- the transition ---------------------------------------------------------------------
     def transition(
