@@ -36,10 +36,11 @@ from supervisor.api.metrics import Metrics
 from supervisor.api.server import LoopbackSite
 from supervisor.core import events, paths, runtime
 from supervisor.core.errors import KnownError, problem_of
+from supervisor.core.ownprocess import raise_fd_limit, restrict_umask
 from supervisor.core.settings import Settings, read_saved
 from supervisor.notify.outbox import Dispatcher
 from supervisor.runners.manager import RunnerManager
-from supervisor.runners.process import ProcessOps, raise_fd_limit, restrict_umask
+from supervisor.runners.process import ProcessOps
 from supervisor.storage import backups, store
 from supervisor.storage.writes import StorageError, Writes
 from supervisor.usage import budgets
