@@ -451,6 +451,26 @@ def test_no_queue_launch_over_a_cap_is_refused_naming_the_cap(harness) -> None:
 
 
 @async_test
+async def test_a_queued_runner_that_cannot_be_spawned_starts_the_next_one_once(harness) -> None:
+    """A raised cap starts the queued runners; one that cannot be spawned frees its slot for
+    the next, which the same pass must not try to start a second time."""
+
+    class CannotStartOne(ProcessOps):
+        def spawn(self, command: list[str], *args: Any, **kwargs: Any) -> Any:
+            if command[-1] == "cannot-start":
+                raise OSError(24, "Too many open files")
+            return super().spawn(command, *args, **kwargs)
+
+    h = harness(ops=CannotStartOne(), max_runners_global=1, start_secs=5)
+    first = h.launch(SLEEP)
+    broken, second = h.launch([PY, "-c", "pass", "cannot-start"]), h.launch(SLEEP)
+    h.manager.set_setting("max_runners_global", 3)
+    states = [h.runner(r).state for r in (first, broken, second)]
+    assert states == ["starting", "failed", "starting"]
+    assert h.history(second) == [(None, "queued"), ("queued", "starting")]
+
+
+@async_test
 async def test_transition_queued_to_stopped_at_once(harness) -> None:
     h = harness(max_runners_global=1, start_secs=5)
     h.launch(SLEEP)

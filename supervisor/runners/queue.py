@@ -61,6 +61,8 @@ class Queue:
     def dequeue(self, now: float) -> None:
         """Start queued runners, oldest first, while their caps allow."""
         for runner in list(self.table.queued.values()):
+            if runner.id not in self.table.queued:
+                continue  # started meanwhile: an earlier one could not start and freed its slot
             if self.table.slots.total() >= self.settings.current.max_runners_global:
                 break
             if self.has_slot(self.projects.by_id(runner.project_id)):
