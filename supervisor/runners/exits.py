@@ -180,7 +180,6 @@ class Exits:
             # STARTING -> FAILED: its process could not be started
             self.table.transition(runner, S.FAILED, end.failed, now, ended_at=now)
             live.end_unrecorded = None
-            self.queue.dequeue(now)
             return
         if live.state is S.STOPPING:
             self._record_stopped(live, end)
@@ -190,7 +189,6 @@ class Exits:
         if live.limit is not None:
             self.pauses.pause(runner, live.limit, end.code, now, end.offset)
             self.spawner.unwatch(live)
-            self.queue.dequeue(now)
             return
         self._follow_policy(live, end)
 
@@ -206,18 +204,18 @@ class Exits:
             if live.killed_at_deadline
             else ""
         )
-        # STOPPING -> STOPPED
-        self.table.transition(
-            runner, S.STOPPED, why, now, data={"exit_code": end.code}, **self._ended(end)
-        )
-        live.end_unrecorded = None
-        log.info("stopped: runner %s (%s)", runner.id, why)
-        if restart:
-            try:
-                self.queue.start_again(runner, self.clock(), "restarted by user")
-            except StorageError as exc:
-                log.warning("restart: runner %s stopped, not started again: %s", runner.id, exc)
-        self.queue.dequeue(now)
+        with self.table.holding_slots():  # a restart asked for takes the freed slot first
+            # STOPPING -> STOPPED
+            self.table.transition(
+                runner, S.STOPPED, why, now, data={"exit_code": end.code}, **self._ended(end)
+            )
+            live.end_unrecorded = None
+            log.info("stopped: runner %s (%s)", runner.id, why)
+            if restart:
+                try:
+                    self.queue.start_again(runner, self.clock(), "restarted by user")
+                except StorageError as exc:
+                    log.warning("restart: runner %s stopped, not started again: %s", runner.id, exc)
 
     def _follow_policy(self, live: Live, end: Ended) -> None:
         """The restart policy: exited or failed for good, given up (fatal), or backing off."""
@@ -235,7 +233,6 @@ class Exits:
             # STARTING/RUNNING -> EXITED/FAILED
             self.table.transition(runner, outcome, how, now, data=data, **self._ended(end))
             live.end_unrecorded = None
-            self.queue.dequeue(now)
             return
         early = live.state is S.STARTING
         early_exits = runner.early_exits + 1 if early else 0
@@ -247,7 +244,6 @@ class Exits:
             )
             live.end_unrecorded = None
             log.warning("gave up: runner %s exited too quickly %d times", runner.id, early_exits)
-            self.queue.dequeue(now)
             return
         self._back_off(live, end, early_exits, how)
 

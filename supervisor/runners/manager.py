@@ -112,9 +112,7 @@ class RunnerManager:
         exits = self.exits = Exits(
             root, table, ops, pump, spawner, queue, trees, pauses, profiles, config, tasks, clock
         )
-        stopper = self.stopper = Stopper(
-            table, trees, exits, queue, pauses, config, writes, tasks, clock
-        )
+        stopper = self.stopper = Stopper(table, trees, exits, pauses, config, writes, tasks, clock)
         self.liveness = Liveness(
             table, heartbeats, projects, ops, attention, exits, config, writes, tasks, clock
         )
@@ -133,14 +131,17 @@ class RunnerManager:
         )  # fmt: skip
 
     def _connect(self) -> None:
-        """Who hears what: a runner that left the table is no longer watched, beaten, pumped
-        and its worktree ends; refused writes are retried; an end is recorded."""
+        """Who hears what: a runner that left the table is no longer watched, beaten or
+        pumped, and its worktree ends; a freed slot starts the queue; refused writes are
+        retried; a process that ended (or never started) has its end recorded; a runner that
+        entered running is sampled soon."""
         table, spawner, exits = self.table, self.spawner, self.exits
         table.left.connect(spawner.unwatch)
         table.left.connect(lambda live: self.heartbeats.forget(live.row.id))
         table.left.connect(lambda live: self.pump.untrack(live.row.id))
         table.left.connect(self._finished)
         table.left.connect(self.workspace.runner_left)
+        table.slot_freed.connect(self.queue.dequeue)
         table.retrying.connect(exits.retry_unwritten)
         spawner.failed.connect(exits.record_end_or_keep)
         spawner.exited.connect(exits.exit_seen)

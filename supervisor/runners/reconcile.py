@@ -54,9 +54,10 @@ class Reconciler:
         (pid + create time) still lives, finish the others from their exit-status file, or
         mark them lost."""
         now = self.clock() if now is None else now
-        for runner in queries.runners_in(ACTIVE_STATES):
-            self._take_over(runner, now)
-        self.queue.dequeue(now)
+        with self.table.holding_slots():  # no queued runner starts before all are counted
+            for runner in queries.runners_in(ACTIVE_STATES):
+                self._take_over(runner, now)
+        self.queue.dequeue(now)  # caps may have been raised, or slots freed, while it was off
 
     def _take_over(self, runner: Runner, now: float) -> None:
         state = RunnerState(runner.state)

@@ -16,7 +16,6 @@ from supervisor.core.settings import LiveSettings
 from supervisor.core.states import FINISHED_STATES, RunnerState
 from supervisor.runners.exits import Exits
 from supervisor.runners.pausing import Pauses
-from supervisor.runners.queue import Queue
 from supervisor.runners.table import Live, RunnerTable
 from supervisor.runners.tasks import Tasks
 from supervisor.runners.trees import ProcessTrees
@@ -34,7 +33,6 @@ class Stopper:
     table: RunnerTable
     trees: ProcessTrees
     exits: Exits
-    queue: Queue
     pauses: Pauses
     settings: LiveSettings
     writes: Writes
@@ -57,11 +55,10 @@ class Stopper:
         live = self.table.live[runner_id]
         live.restart_after_stop = False
         if state in (S.QUEUED, S.BACKOFF, S.PAUSED):
-            # QUEUED/BACKOFF/PAUSED -> STOPPED
+            # QUEUED/BACKOFF/PAUSED -> STOPPED (a backoff's slot goes to the queue)
             self.table.transition(runner, S.STOPPED, "stopped by user", now, ended_at=now)
             if state is S.PAUSED:
                 self.pauses.unplan_resume(runner_id)
-            self.queue.dequeue(now)
             return runner
         if state is S.STOPPING or live.stop_unrecorded is not None:
             if force and live.stop_task is not None:

@@ -13,9 +13,10 @@ change, or the retry a second later (:attr:`RunnerTable.retrying`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,8 +82,9 @@ class RunnerTable:
     """The active runners (each row kept equal to the DB), the slot counters and the queue
     index, and :meth:`transition`, the one way a runner's state changes.
 
-    Signals: :attr:`left` (a runner reached an end state and left the table) and
-    :attr:`retrying` (the retry timer: write what the DB refused)."""
+    Signals: :attr:`left` (a runner reached an end state and left the table),
+    :attr:`slot_freed` (a transition freed a slot under the caps: the queue starts what
+    waits) and :attr:`retrying` (the retry timer: write what the DB refused)."""
 
     writes: Writes
     projects: ProjectBook
@@ -98,7 +100,10 @@ class RunnerTable:
     _on_busy: Callable[[bool], None] | None = field(default=None, init=False)  # see watch_busy
     _busy: bool = field(default=False, init=False)
     left: Signal[[Live]] = field(default_factory=Signal, init=False)
+    slot_freed: Signal[[float]] = field(default_factory=Signal, init=False)
     retrying: Signal[[]] = field(default_factory=Signal, init=False)
+    _holding: int = field(default=0, init=False)  # see holding_slots
+    _freed_at: float | None = field(default=None, init=False)  # a slot freed while held
 
     # --- the transition ---------------------------------------------------------------------
     def transition(
@@ -159,6 +164,30 @@ class RunnerTable:
         elif live is not None:
             self._forget(runner.id)
             self.left.send(live)
+        if old in SLOT_STATES and new not in SLOT_STATES:
+            self._free_slot(now)
+
+    def _free_slot(self, now: float) -> None:
+        if self._holding:
+            self._freed_at = now
+        else:
+            self.slot_freed.send(now)
+
+    @contextlib.contextmanager
+    def holding_slots(self) -> Iterator[None]:
+        """Keep the slots freed meanwhile for what the block does with them (a runner
+        restarted after its stop, every runner taken over at start before any queued one
+        starts); the queue gets them when the block ends."""
+        self._holding += 1
+        try:
+            yield
+        finally:
+            self._holding -= 1
+            freed_at = None if self._holding else self._freed_at
+            if not self._holding:
+                self._freed_at = None
+        if freed_at is not None:
+            self._free_slot(freed_at)
 
     def _count(self, runner: Runner, state: RunnerState | None, delta: int) -> None:
         """Keep the slot counters and the queue in step with a state entered or left."""
