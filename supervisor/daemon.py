@@ -160,6 +160,8 @@ class Supervisor:
             self.root, self.settings, self.ops, self.clock, search_path=path, writes=self.writes
         )
         usage = self.usage = UsageService(manager)
+        manager.guard_launches(usage.check_launch)  # a spent budget refuses a launch
+        manager.when_finished(usage.import_soon)  # a finished run's last usage is read soon
         dispatcher = self.dispatcher = Dispatcher(self.clock)
         token = runtime.admin_token(self.root, create=True)
         assert token is not None

@@ -91,7 +91,6 @@ class RunnerManager:
         self.tasks = Tasks()
         self.profiles = ProfileBook(root, path)
         self.projects = ProjectBook(self.writes, clock)
-        self.on_finished: Callable[[int], None] | None = None  # a runner reached an end state
         self._build(root, path, clock)
         self._connect()
         self._offer()
@@ -139,17 +138,12 @@ class RunnerManager:
         table.left.connect(spawner.unwatch)
         table.left.connect(lambda live: self.heartbeats.forget(live.row.id))
         table.left.connect(lambda live: self.pump.untrack(live.row.id))
-        table.left.connect(self._finished)
         table.left.connect(self.workspace.runner_left)
         table.slot_freed.connect(self.queue.dequeue)
         table.retrying.connect(exits.retry_unwritten)
         spawner.failed.connect(exits.record_end_or_keep)
         spawner.exited.connect(exits.exit_seen)
         spawner.promoted.connect(self.liveness.sample_soon)
-
-    def _finished(self, live: Live) -> None:
-        if self.on_finished is not None:
-            self.on_finished(live.row.id)
 
     def _offer(self) -> None:
         """The calls of the API, the daemon and the usage service, each answered by the part
@@ -160,6 +154,7 @@ class RunnerManager:
         # reading
         self.row, self.active_rows = table.row, table.active_rows
         self.active_count, self.runner_with_token = table.active_count, table.runner_with_token
+        self.note_tokens = table.note_tokens
         self.background = self.tasks.background
         # projects and profiles
         self.project, self.project_name = projects.named, projects.name_of
@@ -183,19 +178,14 @@ class RunnerManager:
         self.pump_logs, self.refresh_log = logs.pump_logs, logs.refresh_log
         self.watch_busy, self.use_scheduler = table.watch_busy, pauses.use_scheduler
 
-    def _finished(self, live: Live) -> None:
-        if self.on_finished is not None:
-            self.on_finished(live.row.id)
-
-    @property
-    def launch_guard(self) -> LaunchGuard | None:
-        """Called with (project name, profile, command, now) before a launch or a resume;
-        raises ApiError to refuse it (the usage service checks budgets here)."""
-        return self.launcher.guard
-
-    @launch_guard.setter
-    def launch_guard(self, guard: LaunchGuard | None) -> None:
+    def guard_launches(self, guard: LaunchGuard) -> None:
+        """Ask ``guard`` before each launch and resume; it raises ApiError to refuse one (the
+        usage service refuses those over a spent budget)."""
         self.launcher.guard = guard
+
+    def when_finished(self, callback: Callable[[int], None]) -> None:
+        """Call ``callback(runner_id)`` when a runner reaches an end state."""
+        self.table.left.connect(lambda live: callback(live.row.id))
 
     @property
     def settings(self) -> Settings:

@@ -244,6 +244,12 @@ class RunnerTable:
     def active_count(self, project_id: int) -> int:
         return sum(1 for live in self.live.values() if live.row.project_id == project_id)
 
+    def note_tokens(self, tokens: dict[int, int]) -> None:
+        """The usage ledger wrote these runners' token totals: their rows follow."""
+        for runner_id, total in tokens.items():
+            if (live := self.live.get(runner_id)) is not None:
+                live.row.tokens = total
+
     def runner_with_token(self, runner_id: int, token: str) -> Runner:
         """The runner whose own token ``token`` is; 401 otherwise (checked before anything
         about the runner, even whether it exists, is revealed)."""
