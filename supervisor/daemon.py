@@ -162,6 +162,7 @@ class Supervisor:
         usage = self.usage = UsageService(manager)
         manager.guard_launches(usage.check_launch)  # a spent budget refuses a launch
         manager.when_finished(usage.import_soon)  # a finished run's last usage is read soon
+        manager.import_usage_with(usage.import_now)  # a resume may need a session id from it
         dispatcher = self.dispatcher = Dispatcher(self.clock)
         token = runtime.admin_token(self.root, create=True)
         assert token is not None

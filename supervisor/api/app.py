@@ -606,14 +606,7 @@ class Api:
 
     async def launch(self, request: web.Request) -> web.Response:
         body = await decode(request, sc.Launch)
-        tree = await self.manager.make_worktree(body)
-        try:
-            runner = self.manager.launch(body, worktree=tree)
-        except ApiError:
-            if tree is not None:
-                await self.manager.discard_worktree(tree)
-            raise
-        return json_response(self.runner_out(runner), 201)
+        return json_response(self.runner_out(await self.manager.launch(body)), 201)
 
     async def register(self, request: web.Request) -> web.Response:
         body = await decode(request, sc.Register)
@@ -657,17 +650,12 @@ class Api:
 
     async def restart(self, request: web.Request) -> web.Response:
         runner_id = self.runner_param(request)
-        await self.manager.ensure_worktree(runner_id)
-        return json_response(self.runner_out(self.manager.restart(runner_id)))
+        return json_response(self.runner_out(await self.manager.restart(runner_id)))
 
     async def resume(self, request: web.Request) -> web.Response:
         runner_id = self.runner_param(request)
         body = await decode(request, sc.Resume)
-        row = self.manager.row(runner_id)
-        if row.session_id is None and row.profile is not None:
-            await self.usage.import_now()  # a Codex run learns its session id from its log
-        await self.manager.ensure_worktree(runner_id)
-        runner = self.manager.resume(runner_id, prompt=body.prompt, mode=body.mode)
+        runner = await self.manager.resume(runner_id, prompt=body.prompt, mode=body.mode)
         return json_response(self.runner_out(runner))
 
     async def hook(self, request: web.Request) -> web.Response:

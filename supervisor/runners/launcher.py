@@ -1,5 +1,6 @@
-"""New runs: launched through the API (a profile's plan or a command line, started now or
-queued behind a cap), or registered by stratavore-agent (a process started in a terminal)."""
+"""New runs: launched through the API (a profile's plan or a command line, in its own git
+worktree if asked, started now or queued behind a cap), or registered by stratavore-agent (a
+process started in a terminal)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from supervisor.runners.spawner import Spawner
 from supervisor.runners.table import RunnerTable
 from supervisor.runners.tasks import Tasks
 from supervisor.runners.tokens import hash_token
+from supervisor.runners.workspace import Workspace
 from supervisor.storage import queries
 from supervisor.storage.store import Profile, Project, Runner
 
@@ -35,10 +37,14 @@ LaunchGuard = Callable[[str, str | None, list[str], float], None]
 
 
 @dataclass
-class Command:
-    """What a launch runs: its command line, the profile's plan it came from (if any), and
-    what the profile says about restarts, exit codes and the environment."""
+class Launching:
+    """One launch, checked: what was asked, its project and profile, the command line it runs
+    (the profile's plan it came from, if any) and what the profile says about restarts, exit
+    codes and the environment."""
 
+    request: Launch
+    project: Project
+    profile: Profile | None
     argv: list[str]
     plan: profiles.Plan | None
     restart: str | None
@@ -56,6 +62,7 @@ class Launcher:
     profiles: ProfileBook
     queue: Queue
     spawner: Spawner
+    workspace: Workspace
     heartbeats: HeartbeatBook
     ops: ProcessOps
     settings: LiveSettings
@@ -70,28 +77,44 @@ class Launcher:
             self.guard(project, profile, argv, now)
 
     # --- launch ------------------------------------------------------------------------------
-    def launch(
-        self,
-        request: Launch,
-        now: float | None = None,
-        worktree: worktrees.Worktree | None = None,
-    ) -> Runner:
+    async def launch(self, request: Launch, now: float | None = None) -> Runner:
         """Create a runner and start it, or queue it behind a full cap. With a profile, its
         template gives the command line (a new session's id chosen here, for agents that take
-        one); ``worktree`` (made beforehand, off the loop) becomes its working folder."""
-        now = self.clock() if now is None else now
+        one). A git worktree the launch or its profile asks for is made once everything else
+        has been checked (off the loop: git takes its time), becomes the runner's working
+        folder, and is removed again when the launch is refused after all."""
+        profile = self.profiles.profile(request.profile)
         self.tasks.check_accepting()
         project = self.projects.named(request.project)
         self._check_project(project)
-        profile = self.profiles.profile(request.profile)
-        command = self._command(request, profile, project)
-        self.check_guard(project.name, request.profile, command.argv, now)
-        state = S.STARTING
-        if not self.queue.has_slot(project):
-            if request.no_queue:
-                raise ApiError(ErrorCode.CAP_REACHED, self.queue.cap_sentence(project))
-            state = S.QUEUED
-        runner = self._new_runner(request, project, profile, command, worktree, now)
+        launching = self._prepare(request, project, profile)
+        self.check_guard(project.name, request.profile, launching.argv, self._now(now))
+        self._check_cap(launching)  # before a worktree is made for nothing
+        tree = await self.workspace.make(project, profile, request.worktree)
+        try:
+            self.tasks.check_accepting()  # the supervisor may have begun to stop meanwhile
+            return self._create(launching, tree, self._now(now))
+        except ApiError:
+            if tree is not None:
+                await self.workspace.discard(tree)
+            raise
+
+    def _now(self, now: float | None) -> float:
+        return self.clock() if now is None else now
+
+    def _check_cap(self, launching: Launching) -> None:
+        project = launching.project
+        if launching.request.no_queue and not self.queue.has_slot(project):
+            raise ApiError(ErrorCode.CAP_REACHED, self.queue.cap_sentence(project))
+
+    def _create(
+        self, launching: Launching, worktree: worktrees.Worktree | None, now: float
+    ) -> Runner:
+        """The runner, written in one transition: started now, or queued behind a cap."""
+        self._check_cap(launching)  # a slot may have been taken while git worked
+        project = launching.project
+        state = S.STARTING if self.queue.has_slot(project) else S.QUEUED
+        runner = self._new_runner(launching, worktree, now)
         if state is S.QUEUED:
             self.table.transition(
                 runner, state, self.queue.cap_sentence(project), now, queued_at=now
@@ -117,8 +140,8 @@ class Launcher:
                 f"Project '{project.name}' folder {project.path} does not exist any more.",
             )
 
-    def _command(self, request: Launch, profile: Profile | None, project: Project) -> Command:
-        """The launch's command line: its profile's plan, or the command given."""
+    def _prepare(self, request: Launch, project: Project, profile: Profile | None) -> Launching:
+        """The launch, checked: its command line from its profile's plan, or the command given."""
         restart, expected, env = request.restart, [0], dict(request.env)
         extra = list(request.command or [])
         plan = None
@@ -146,28 +169,23 @@ class Launcher:
         else:
             raise ApiError(ErrorCode.INVALID, "Give a command to run or a profile to launch.")
         argv = commands.resolve(argv, project.path, self.search_path)
-        return Command(argv, plan, restart, expected, env, extra)
+        return Launching(request, project, profile, argv, plan, restart, expected, env, extra)
 
     def _new_runner(
-        self,
-        request: Launch,
-        project: Project,
-        profile: Profile | None,
-        command: Command,
-        worktree: worktrees.Worktree | None,
-        now: float,
+        self, launching: Launching, worktree: worktrees.Worktree | None, now: float
     ) -> Runner:
         """The launch's row, not yet written (its first transition inserts it)."""
-        s, plan = self.settings.current, command.plan
+        s, plan = self.settings.current, launching.plan
+        request, project = launching.request, launching.project
         return Runner(
             project=project,
             profile=request.profile,
-            command=command.argv,
+            command=launching.argv,
             cwd=worktrees.cwd_in(worktree, project.path) if worktree else project.path,
-            env=command.env,
+            env=launching.env,
             state=None,
-            restart=command.restart or "never",
-            expected_exit_codes=command.expected,
+            restart=launching.restart or "never",
+            expected_exit_codes=launching.expected,
             start_secs=s.start_secs,
             max_retries=s.max_retries,
             backoff_initial=s.backoff_initial,
@@ -177,8 +195,8 @@ class Launcher:
             mode=plan.mode if plan else "command",
             prompt=request.prompt,
             session_id=plan.session_id if plan else None,
-            extra_args=command.extra if plan else [],
-            resume_on_limit=self._resume_on_limit(profile, request.resume_on_limit, plan),
+            extra_args=launching.extra if plan else [],
+            resume_on_limit=self._resume_on_limit(launching.profile, request.resume_on_limit, plan),
             worktree=worktree.to_json() if worktree else None,
         )
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,12 +117,14 @@ class RunnerManager:
         )
         self.workspace = Workspace(root, table, projects, profiles, writes, tasks, clock)
         self.logs = Logs(table, pump, tasks)
+        workspace = self.workspace
         launcher = self.launcher = Launcher(
-            table, projects, profiles, queue, spawner, heartbeats, ops, config, tasks, path, clock
-        )
-        self.restarts = Restarts(
-            table, projects, profiles, queue, exits, stopper, pauses, launcher, writes, tasks,
+            table, projects, profiles, queue, spawner, workspace, heartbeats, ops, config, tasks,
             path, clock,
+        )  # fmt: skip
+        self.restarts = Restarts(
+            table, projects, profiles, queue, exits, stopper, pauses, launcher, workspace, writes,
+            tasks, path, clock,
         )  # fmt: skip
         self.reconciler = Reconciler(
             root, table, heartbeats, spawner, exits, stopper, queue, attention, pauses, profiles,
@@ -150,7 +152,7 @@ class RunnerManager:
         whose job it is."""
         table, projects, profiles, queue = self.table, self.projects, self.profiles, self.queue
         launcher, restarts, stopper, exits = self.launcher, self.restarts, self.stopper, self.exits
-        liveness, workspace, logs, pauses = self.liveness, self.workspace, self.logs, self.pauses
+        liveness, logs, pauses = self.liveness, self.logs, self.pauses
         # reading
         self.row, self.active_rows = table.row, table.active_rows
         self.active_count, self.runner_with_token = table.active_count, table.runner_with_token
@@ -167,8 +169,6 @@ class RunnerManager:
         self.stop_everything = stopper.stop_everything
         self.restart, self.resume = restarts.restart, restarts.resume
         self.resume_due, self.learn_sessions = restarts.resume_due, restarts.learn_sessions
-        self.make_worktree, self.ensure_worktree = workspace.make, workspace.ensure
-        self.discard_worktree = workspace.discard
         # what runners report
         self.hook, self.heartbeat = self.attention.hook, liveness.heartbeat
         self.limit_in_transcript = pauses.limit_in_transcript
@@ -182,6 +182,11 @@ class RunnerManager:
         """Ask ``guard`` before each launch and resume; it raises ApiError to refuse one (the
         usage service refuses those over a spent budget)."""
         self.launcher.guard = guard
+
+    def import_usage_with(self, import_usage: Callable[[], Awaitable[object]]) -> None:
+        """Before resuming a run whose session id is not known yet, ``import_usage()`` reads
+        the agents' logs (a Codex run learns its session id from the usage import)."""
+        self.restarts.import_usage = import_usage
 
     def when_finished(self, callback: Callable[[int], None]) -> None:
         """Call ``callback(runner_id)`` when a runner reaches an end state."""

@@ -5,8 +5,8 @@ most recent one), by the user or by the scheduler at a provider limit's reset.""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from supervisor.agents import commands, profiles
 from supervisor.agents.profilebook import ProfileBook
@@ -21,6 +21,7 @@ from supervisor.runners.queue import Queue
 from supervisor.runners.stopper import Stopper
 from supervisor.runners.table import RunnerTable
 from supervisor.runners.tasks import Tasks
+from supervisor.runners.workspace import Workspace
 from supervisor.storage import queries
 from supervisor.storage.store import Profile, Runner
 from supervisor.storage.writes import StorageError, Writes
@@ -41,12 +42,22 @@ class Restarts:
     stopper: Stopper
     pauses: Pauses
     launcher: Launcher
+    workspace: Workspace
     writes: Writes
     tasks: Tasks
     search_path: str
     clock: Callable[[], float]
+    # Reads what is new in the agents' logs (the usage import): a run whose agent picks its
+    # own session id learns it there. Without it (a bare manager) a resume goes without.
+    import_usage: Callable[[], Awaitable[object]] | None = field(default=None, init=False)
 
-    def restart(self, runner_id: int, now: float | None = None) -> Runner:
+    async def restart(self, runner_id: int, now: float | None = None) -> Runner:
+        """Start the runner again from the top (a running one is stopped first, then started);
+        its worktree, removed when it ended without work, is made anew first."""
+        await self.workspace.ensure(runner_id)
+        return self._restart(runner_id, now)
+
+    def _restart(self, runner_id: int, now: float | None) -> Runner:
         now = self.clock() if now is None else now
         self.tasks.check_accepting()
         runner = self.exits.current(runner_id)
@@ -77,7 +88,7 @@ class Restarts:
             self.table.live[runner_id].restart_after_stop = True
         return self.table.row(runner_id)
 
-    def resume(
+    async def resume(
         self,
         runner_id: int,
         prompt: str | None = None,
@@ -85,7 +96,18 @@ class Restarts:
         now: float | None = None,
     ) -> Runner:
         """Continue the runner's own agent session (``--resume <its id>``, never the most
-        recent one): a paused runner at once, a finished one as a restart does."""
+        recent one): a paused runner at once, a finished one as a restart does. A run whose
+        session id is not known yet reads the agents' logs first (a Codex run learns it from
+        the usage import); its worktree is made anew if it was removed."""
+        row = self.table.row(runner_id)
+        if row.session_id is None and row.profile is not None and self.import_usage is not None:
+            await self.import_usage()
+        await self.workspace.ensure(runner_id)
+        return self._resume(runner_id, prompt, mode, now)
+
+    def _resume(
+        self, runner_id: int, prompt: str | None, mode: str | None, now: float | None
+    ) -> Runner:
         now = self.clock() if now is None else now
         self.tasks.check_accepting()
         runner = self.exits.current(runner_id)
@@ -155,7 +177,7 @@ class Restarts:
             return
         now = self.clock()
         try:
-            self.resume(runner_id, now=now)
+            self._resume(runner_id, None, None, now)
         except StorageError as exc:
             log.warning("paused: runner %s not resumed yet: %s", runner_id, exc.message)
             self.pauses.resume_later(runner_id, now + 60.0)

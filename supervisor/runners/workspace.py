@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.agents.profilebook import ProfileBook
-from supervisor.api.schemas import Launch
 from supervisor.core import events, paths
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.runners import worktrees
@@ -24,6 +23,7 @@ from supervisor.runners.projects import ProjectBook
 from supervisor.runners.table import Live, RunnerTable
 from supervisor.runners.tasks import Tasks
 from supervisor.storage import queries
+from supervisor.storage.store import Profile, Project
 from supervisor.storage.writes import StorageError, Writes
 
 log = logging.getLogger("stratavore.runners")
@@ -41,15 +41,13 @@ class Workspace:
     tasks: Tasks
     clock: Callable[[], float]
 
-    async def make(self, request: Launch) -> worktrees.Worktree | None:
-        """The git worktree a launch asked for (or its profile gives by default)."""
-        profile = self.profiles.profile(request.profile)
-        wanted = (
-            request.worktree if request.worktree is not None else bool(profile and profile.worktree)
-        )
+    async def make(
+        self, project: Project, profile: Profile | None, asked: bool | None
+    ) -> worktrees.Worktree | None:
+        """The git worktree a launch asked for (``asked``), or its profile gives by default."""
+        wanted = asked if asked is not None else bool(profile and profile.worktree)
         if not wanted:
             return None
-        project = self.projects.named(request.project)
         name = f"{project.name}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(self.clock()))}"
         return await self._git(
             worktrees.create,
