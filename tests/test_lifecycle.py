@@ -31,6 +31,7 @@ from supervisor.runners.process import Identity, ProcessOps
 from supervisor.runners.tokens import hash_token
 from supervisor.storage import store
 from supervisor.storage.store import Event, Project, Runner
+from tests.conftest import wait_for
 
 PY = sys.executable
 
@@ -368,6 +369,11 @@ async def test_stopped_process_is_flagged_unresponsive_not_killed(harness) -> No
     runner = await h.until(rid, RunnerState.RUNNING)
     os.killpg(runner.pid, signal.SIGSTOP)
     try:
+        # the kernel stops a sleeping process when it next runs: later, on a loaded machine
+        wait_for(
+            lambda: psutil.Process(runner.pid).status() == psutil.STATUS_STOPPED,
+            what="the runner's process to be stopped",
+        )
         await h.manager.sweep()
         assert h.runner(rid).unresponsive is True
         await h.manager.sweep()  # flagged once, not once per sweep
