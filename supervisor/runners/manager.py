@@ -105,7 +105,7 @@ class RunnerManager:
         attention = self.attention = AttentionWatch(
             table, projects, profiles, heartbeats, pauses, writes, clock
         )
-        spawner = self.spawner = Spawner(root, table, ops, pump, attention, tasks, path, clock)
+        spawner = self.spawner = Spawner(root, table, ops, pump, tasks, path, clock)
         trees = self.trees = ProcessTrees(ops, tasks)
         queue = self.queue = Queue(table, projects, profiles, spawner, config, clock)
         exits = self.exits = Exits(
@@ -115,9 +115,10 @@ class RunnerManager:
         self.liveness = Liveness(
             table, heartbeats, projects, ops, attention, exits, config, writes, tasks, clock
         )
-        self.workspace = Workspace(root, table, projects, profiles, writes, tasks, clock)
+        workspace = self.workspace = Workspace(
+            root, table, projects, profiles, writes, tasks, clock
+        )
         self.logs = Logs(table, pump, tasks)
-        workspace = self.workspace
         launcher = self.launcher = Launcher(
             table, projects, profiles, queue, spawner, workspace, heartbeats, ops, config, tasks,
             path, clock,
@@ -127,15 +128,15 @@ class RunnerManager:
             tasks, path, clock,
         )  # fmt: skip
         self.reconciler = Reconciler(
-            root, table, heartbeats, spawner, exits, stopper, queue, attention, pauses, profiles,
-            pump, ops, clock,
+            root, table, heartbeats, spawner, exits, stopper, queue, pauses, profiles, pump, ops,
+            clock,
         )  # fmt: skip
 
     def _connect(self) -> None:
         """Who hears what: a runner that left the table is no longer watched, beaten or
         pumped, and its worktree ends; a freed slot starts the queue; refused writes are
-        retried; a process that ended (or never started) has its end recorded; a runner that
-        entered running is sampled soon."""
+        retried; a started process has its attention followed; a process that ended (or
+        never started) has its end recorded; a runner that entered running is sampled soon."""
         table, spawner, exits = self.table, self.spawner, self.exits
         table.left.connect(spawner.unwatch)
         table.left.connect(lambda live: self.heartbeats.forget(live.row.id))
@@ -143,6 +144,7 @@ class RunnerManager:
         table.left.connect(self.workspace.runner_left)
         table.slot_freed.connect(self.queue.dequeue)
         table.retrying.connect(exits.retry_unwritten)
+        spawner.started.connect(self.attention.watch)
         spawner.failed.connect(exits.record_end_or_keep)
         spawner.exited.connect(exits.exit_seen)
         spawner.promoted.connect(self.liveness.sample_soon)

@@ -14,7 +14,6 @@ from supervisor.agents import profiles
 from supervisor.agents.profilebook import ProfileBook
 from supervisor.core import paths
 from supervisor.core.states import ACTIVE_STATES, RunnerState
-from supervisor.runners.attention import AttentionWatch
 from supervisor.runners.exits import Exits
 from supervisor.runners.heartbeats import HeartbeatBook
 from supervisor.runners.logpump import LogPump
@@ -42,7 +41,6 @@ class Reconciler:
     exits: Exits
     stopper: Stopper
     queue: Queue
-    attention: AttentionWatch
     pauses: Pauses
     profiles: ProfileBook
     pump: LogPump
@@ -96,10 +94,7 @@ class Reconciler:
     def _adopt(self, live: Live, ident: Identity, now: float) -> None:
         """Its exact process lives: watched, pumped and followed as if never let go."""
         runner, state = live.row, live.state
-        self.spawner.watch(live, ident)
-        self.attention.watch(live, now)
-        if runner.supervised:
-            self.pump.track(runner.id, paths.run_dir(self.root, runner.id), runner.log_offset)
+        self.spawner.adopt(live, ident, now)
         log.info("adopted: runner %s pid %s (%s)", runner.id, ident.pid, state.value)
         if state is S.STOPPING:
             self.stopper.begin_stop(runner.id, bool(runner.stop_force))

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from supervisor.core import paths
 from supervisor.core.states import RunnerState
-from supervisor.runners.attention import AttentionWatch
 from supervisor.runners.logpump import SPOOL_NAME, LogPump
 from supervisor.runners.process import Identity, ProcessOps
 from supervisor.runners.table import RETRY_INTERVAL, Ended, Live, RunnerTable
@@ -38,19 +37,20 @@ class Spawner:
     """Spawns runners' processes, watches each root for its end, and promotes a runner from
     starting to running once it has been up for ``start_secs``.
 
-    Signals: :attr:`failed` (a process could not be started; ``live.end_unrecorded`` says
-    why), :attr:`exited` (a watched root ended: the runner's id) and :attr:`promoted` (a
-    runner entered running)."""
+    Signals: :attr:`started` (a runner's process runs, spawned or adopted: its attention is
+    followed from then), :attr:`failed` (a process could not be started;
+    ``live.end_unrecorded`` says why), :attr:`exited` (a watched root ended: the runner's
+    id) and :attr:`promoted` (a runner entered running)."""
 
     root: Path
     table: RunnerTable
     ops: ProcessOps
     pump: LogPump
-    attention: AttentionWatch
     tasks: Tasks
     search_path: str
     clock: Callable[[], float]
     api_url: str = field(default="", init=False)  # where runners reach the API (STRATAVORE_API)
+    started: Signal[[Live, float]] = field(default_factory=Signal, init=False)
     failed: Signal[[Live]] = field(default_factory=Signal, init=False)
     exited: Signal[[int]] = field(default_factory=Signal, init=False)
     promoted: Signal[[]] = field(default_factory=Signal, init=False)
@@ -91,10 +91,19 @@ class Spawner:
                 }
             }
         )
-        self.attention.watch(live, now)
+        self.started.send(live, now)
         self.pump.track(runner.id, run_dir, runner.log_offset)
         log.info("spawned: runner %s with pid %s: %s", runner.id, ident.pid, runner.command)
         self.schedule_promotion(runner, now)
+
+    def adopt(self, live: Live, ident: Identity, now: float) -> None:
+        """Take over a runner's process an earlier supervisor started: watched, pumped and
+        followed as if it had been spawned here."""
+        runner = live.row
+        self.watch(live, ident)
+        self.started.send(live, now)
+        if runner.supervised:
+            self.pump.track(runner.id, paths.run_dir(self.root, runner.id), runner.log_offset)
 
     def schedule_promotion(self, runner: Runner, now: float) -> None:
         remaining = runner.start_secs - (now - (runner.started_at or now))
