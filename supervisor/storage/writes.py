@@ -17,7 +17,7 @@ when the storage is in the way:
 
 Facts observed from the OS that cannot be written when they happen (a runner's exit, a stop
 signal already sent, a heartbeat) are kept by their owners and written later; see
-``RunnerManager._catch_up``.
+``supervisor.runners.exits.Exits.catch_up``.
 """
 
 from __future__ import annotations

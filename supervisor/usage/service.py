@@ -9,7 +9,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from supervisor.core import events
 from supervisor.core.errors import ApiError
@@ -25,7 +25,8 @@ from supervisor.usage.records import UsageRow
 
 if TYPE_CHECKING:
     from supervisor.api.schemas import UsageIn
-    from supervisor.runners.manager import RunnerManager
+    from supervisor.core.settings import Settings
+    from supervisor.storage.writes import Writes
 
 log = logging.getLogger("stratavore.usage")
 UNPRICED = "usage.unpriced_models"  # models already reported as having no price
@@ -38,10 +39,36 @@ def calendar_of(settings: Any) -> Calendar:
     )
 
 
+class Runners(Protocol):
+    """What the usage service needs of the runners (``RunnerManager`` has it). The usage
+    side imports nothing of them: ``supervisor.daemon`` hands its checks and imports over."""
+
+    clock: Callable[[], float]
+    writes: Writes
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def accepting(self) -> bool: ...
+
+    def background(self, coro: Any) -> Any: ...
+
+    def active_rows(self, project_id: int | None = None) -> list[Runner]: ...
+
+    def stop(self, runner_id: int, force: bool = False, now: float | None = None) -> Runner: ...
+
+    def project_name(self, project_id: int) -> str: ...
+
+    def learn_sessions(self) -> int: ...
+
+    def note_tokens(self, tokens: dict[int, int]) -> None: ...
+
+
 class UsageService:
     def __init__(
         self,
-        manager: RunnerManager,
+        manager: Runners,
         env: Mapping[str, str] | None = None,
         home: Path | None = None,
     ) -> None:
@@ -54,8 +81,6 @@ class UsageService:
         # runner id -> its last cumulative (input, output, cache write, cache read, cost)
         self._reported: dict[int, tuple[int, int, int, int, float]] = {}
         self._soon: asyncio.TimerHandle | None = None
-        manager.launch_guard = self.check_launch
-        manager.on_finished = self.import_soon
 
     # --- settings-derived ---------------------------------------------------------------------
     @property
@@ -179,10 +204,7 @@ class UsageService:
             )
 
     def _after(self, runner_tokens: dict[int, int]) -> None:
-        for runner_id, tokens in runner_tokens.items():
-            live = self.manager.live.get(runner_id)
-            if live is not None:
-                live.row.tokens = tokens
+        self.manager.note_tokens(runner_tokens)
         self.enforce()
 
     # --- usage reported by agents --------------------------------------------------------------
