@@ -83,7 +83,7 @@ SOURCES_DIGEST = sources_digest(SOURCES)
 sys.path.insert(0, str(SOURCES))
 
 from supervisor.core import paths, runtime, settings  # noqa: E402 (the snapshot)
-from supervisor.storage import store  # noqa: E402
+from supervisor.storage.db import close_db, init_db  # noqa: E402
 
 
 # --- numbers ----------------------------------------------------------------------------------
@@ -289,12 +289,12 @@ class Daemon:
         self.close()
 
     def start(self) -> None:
-        store.init_db(paths.db_path(self.home))
+        init_db(paths.db_path(self.home))
         try:
             for key, value in self.settings.items():
                 settings.save_setting(key, value)
         finally:
-            store.close_db()
+            close_db()
         argv = [str(PYTHON), "-m", "supervisor.cli", "daemon", "--port", "0"]
         if self.cpus is not None and shutil.which("taskset"):
             argv = ["taskset", "-c", ",".join(map(str, self.cpus)), *argv]
@@ -457,10 +457,9 @@ def ledger(home: Path) -> Iterator[None]:
     """This process's DB bound to ``home``'s database for the block (imports the copied
     ``supervisor`` package: call after this module set it up)."""
     from supervisor.core import paths
-    from supervisor.storage import store
 
-    store.init_db(paths.db_path(home))
+    init_db(paths.db_path(home))
     try:
         yield
     finally:
-        store.close_db()
+        close_db()

@@ -40,11 +40,12 @@ from _common import (
     PYTHON,
     REPO,
     Table,
+    close_db,
+    init_db,
     machine,
     paths,
     poll_until,
     settings,
-    store,
     verdict,
     write_results,
 )
@@ -242,11 +243,11 @@ class XDesktop:
 
 def to_tray(x: XDesktop, argv: list[str], tmp: Path) -> float:
     home = Path(tempfile.mkdtemp(prefix="home-", dir=tmp))
-    store.init_db(paths.db_path(home))
+    init_db(paths.db_path(home))
     try:
         settings.save_setting("api_port", 0)  # never the default port another app may hold
     finally:
-        store.close_db()
+        close_db()
     drop = ("WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS")
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(

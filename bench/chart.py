@@ -41,9 +41,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from _common import Table, ledger, machine, verdict, write_results
 
-from supervisor.storage.store import DB, Project  # the snapshot (_common put it first on sys.path)
+from supervisor.storage.models import DB, Project  # the snapshot (_common put it first on sys.path)
+from supervisor.storage.queries import rebuild_buckets
 from supervisor.usage import reports
-from supervisor.usage.ledger import rebuild_buckets
 
 TARGET_MS = 100.0
 RANGES = (90, 365)

@@ -67,7 +67,9 @@ from _common import (
     SOURCES,
     Daemon,
     Table,
+    close_db,
     idle_usage,
+    init_db,
     kill_marked,
     log_times,
     machine,
@@ -79,7 +81,6 @@ from _common import (
     runtime,
     settings,
     sigterm_as_interrupt,
-    store,
     verdict,
     write_results,
 )
@@ -375,11 +376,11 @@ class TrayProcess:
     def start(self, poll_interval: float) -> float:
         """Spawn it; seconds until its tray icon is embedded and viewable."""
         if not self.reference:
-            store.init_db(paths.db_path(self.home))
+            init_db(paths.db_path(self.home))
             try:
                 settings.save_setting("api_port", 0)
             finally:
-                store.close_db()
+                close_db()
         with open(self.home / "output.log", "ab") as out:
             self.spawned_at = time.time()
             started = time.perf_counter()

@@ -56,10 +56,8 @@ from _common import (
 )
 
 from supervisor.core import paths  # the snapshot (_common put it first on sys.path)
-from supervisor.storage import (
-    backups,  # the snapshot (_common put it first on sys.path)
-    store,  # the snapshot (_common put it first on sys.path)
-)
+from supervisor.storage import backups  # the snapshot (_common put it first on sys.path)
+from supervisor.storage.db import close_db, init_db
 
 MODELS = ("claude-sonnet-4-5-20250929", "claude-opus-4-1-20250805", "claude-haiku-4-5-20251001")
 _INSERT = (
@@ -412,8 +410,8 @@ def main() -> int:
     result: dict[str, Any] = {}
     with sigterm_as_interrupt():
         try:
-            store.init_db(db)
-            store.close_db()
+            init_db(db)
+            close_db()
             say(f"writing {args.rows:,} usage rows")
             add_rows(db, 0, args.rows, rng)
             say(f"ledger: {db.stat().st_size / MiB:.0f} MiB; backups")

@@ -66,7 +66,7 @@ from _common import (
     write_results,
 )
 
-from supervisor.storage.store import DB, Project  # the snapshot (_common put it first on sys.path)
+from supervisor.storage.models import DB, Project  # the snapshot (_common put it first on sys.path)
 from supervisor.usage import budgets, reports
 from supervisor.usage.budgets import Calendar
 

@@ -36,10 +36,11 @@ from supervisor.api.metrics import Metrics
 from supervisor.api.server import LoopbackSite
 from supervisor.core import events, paths, runtime
 from supervisor.core.errors import KnownError, problem_of
+from supervisor.core.ownprocess import raise_fd_limit, restrict_umask
 from supervisor.core.settings import Settings, read_saved
 from supervisor.notify.outbox import Dispatcher
 from supervisor.runners.manager import RunnerManager
-from supervisor.runners.process import ProcessOps, raise_fd_limit, restrict_umask
+from supervisor.runners.process import ProcessOps
 from supervisor.storage import backups, store
 from supervisor.storage.writes import StorageError, Writes
 from supervisor.usage import budgets
@@ -159,6 +160,9 @@ class Supervisor:
             self.root, self.settings, self.ops, self.clock, search_path=path, writes=self.writes
         )
         usage = self.usage = UsageService(manager)
+        manager.guard_launches(usage.check_launch)  # a spent budget refuses a launch
+        manager.when_finished(usage.import_soon)  # a finished run's last usage is read soon
+        manager.import_usage_with(usage.import_now)  # a resume may need a session id from it
         dispatcher = self.dispatcher = Dispatcher(self.clock)
         token = runtime.admin_token(self.root, create=True)
         assert token is not None
@@ -285,7 +289,7 @@ class Supervisor:
             with contextlib.suppress(JobLookupError):
                 scheduler.remove_job(f"resume-{runner_id}")
 
-        manager.schedule_resume, manager.cancel_resume = schedule, cancel
+        manager.use_scheduler(schedule, cancel)
 
     def _start_scheduler(self, manager: RunnerManager, usage: UsageService) -> None:
         s = self.settings

@@ -408,6 +408,23 @@ def test_worktree_per_runner_copied_setup_files_removed_unless_it_holds_work(wor
     assert "TOKEN=1" in log  # the setup file was there for the agent
 
 
+def test_a_launch_is_refused_before_a_worktree_is_made_for_it(world, tmp_path):
+    """What refuses a launch (its cap here; its project, command or budget alike) is found
+    before git is asked for a worktree: the answer is that refusal, and git is not run."""
+    capped = tmp_path / "capped"
+    capped.mkdir()  # not a git repository: a worktree made first would fail with git's sentence
+    world.daemon.project("capped", capped, max_runners=1)
+    world.api.post("/api/v1/runners", {"project": "capped", "command": ["sleep", "30"]})
+    body = {"project": "capped", "command": ["true"], "worktree": True, "no_queue": True}
+    error = api_error(lambda: world.api.post("/api/v1/runners", body))
+    assert (error.code.status, error.message) == (
+        409,
+        "Project 'capped' already has 1 of 1 runners; stop one or raise the cap with "
+        "`stratavore set max_runners_per_project N --project capped`.",
+    )
+    assert not (world.daemon.root / "worktrees").exists()
+
+
 def test_bad_agent_requests_get_one_sentence(world):
     cases = [
         ({"project": "demo", "command": ["true"], "prompt": "x"}, 422,

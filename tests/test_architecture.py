@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import pkgutil
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import supervisor
+from supervisor.storage.models import MODELS
 
 
 def test_importing_every_supervisor_module_loads_no_qt() -> None:
@@ -25,3 +29,72 @@ def test_importing_every_supervisor_module_loads_no_qt() -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+# Packages whose inline queries their own helpers move into supervisor/storage/queries/ in the
+# restructuring of issue 12: remove each one once it is merged.
+QUERIES_NOT_MOVED_YET = ("supervisor/runners/",)
+QUERY_METHODS = {"select", "get", "get_or_none", "get_by_id", "create", "insert", "insert_many",
+                 "replace", "update", "delete", "execute_sql", "connection", "cursor"}  # fmt: skip
+SQL_START = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|REPLACE|CREATE|ALTER|PRAGMA)\s")
+
+
+def inline_queries(path: Path) -> list[str]:
+    """Where ``path`` builds a query itself: a query method called on a model or ``DB``
+    (by its name, or as an attribute of a module: ``budgets.Budget.select()``), a row's
+    ``save()`` or ``delete_instance()``, or SQL text."""
+    tree = ast.parse(path.read_text())
+    models = {model.__name__ for model in MODELS} | {"DB"}
+    models |= {  # imported under another name
+        alias.asname
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.asname and alias.name in models
+    }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner, method = node.func.value, node.func.attr
+            named = owner.id if isinstance(owner, ast.Name) else getattr(owner, "attr", None)
+            if (named in models and method in QUERY_METHODS) or (
+                method in ("save", "delete_instance") and not node.args
+            ):
+                found.append((node.lineno, node.col_offset, f".{method}()"))
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and SQL_START.match(node.value)
+        ):
+            found.append((node.lineno, node.col_offset, f"SQL {node.value[:30]!r}"))
+    return [f"{path}:{line} {what}" for line, _, what in sorted(found)]
+
+
+def test_callers_never_build_queries_inline() -> None:
+    """Queries are named functions in supervisor/storage/queries/ (and the storage modules
+    that open and migrate the database); everything else calls them."""
+    root = Path(supervisor.__file__).parent
+    found = [
+        where
+        for path in sorted(root.rglob("*.py"))
+        if not path.is_relative_to(root / "storage")
+        and not str(path.relative_to(root.parent)).startswith(QUERIES_NOT_MOVED_YET)
+        for where in inline_queries(path)
+    ]
+    assert found == []
+
+
+def test_the_inline_query_finder_finds_each_kind(tmp_path: Path) -> None:
+    module = tmp_path / "caller.py"
+    module.write_text(
+        "from supervisor.storage.models import DB, Project as P\n"
+        "P.select().where(P.name == 'x')\n"
+        "budgets.Budget.delete()\n"
+        "DB.execute_sql('SELECT 1')\n"
+        "row.save()\n"
+        "DB.atomic()\n"  # a transaction is the caller's to draw
+        "other.select()\n"
+    )
+    assert [line.split(" ", 1)[1] for line in inline_queries(module)] == [
+        ".select()", ".delete()", ".execute_sql()", "SQL 'SELECT 1'", ".save()"
+    ]

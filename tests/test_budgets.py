@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from supervisor.core.errors import ApiError, ErrorCode
-from supervisor.storage import store
-from supervisor.storage.store import Budget, Event, Project
+from supervisor.storage.db import close_db, init_db
+from supervisor.storage.models import Budget, Event, Project
 from supervisor.usage import budgets, periods
 from supervisor.usage.budgets import Calendar
 from tests.test_usage import add_rows
@@ -20,10 +20,10 @@ UTC_CAL = Calendar(periods.resolve_zone("UTC"))
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[None]:
-    store.init_db(tmp_path / "stratavore.db")
+    init_db(tmp_path / "stratavore.db")
     Project.create(name="demo", path="/work/demo", created_at=0)
     yield
-    store.close_db()
+    close_db()
 
 
 def events_of(kind: str) -> list[str]:

@@ -23,7 +23,8 @@ from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.notify import channels
 from supervisor.notify.channels import Message, Outcome, Result, check_channel, send
 from supervisor.notify.policy import summarize
-from supervisor.storage import store
+from supervisor.storage.db import close_db, init_db
+from supervisor.storage.models import DB, Event
 from tests.sink import Reply, Sink
 
 TOKEN = "123456789:AAH-fake_token_for_tests_0123456789"
@@ -394,9 +395,9 @@ def test_desktop_subscriber_that_raises_makes_it_retryable(session, caplog) -> N
 
 # --- messages from events, Retry-After parsing ------------------------------------------------
 def test_message_from_a_stored_event(tmp_path: Path) -> None:
-    store.init_db(tmp_path / "stratavore.db")
+    init_db(tmp_path / "stratavore.db")
     try:
-        with store.DB.atomic():
+        with DB.atomic():
             event_id = events.record(
                 "runner.lost",
                 "runner 3 (api) was lost",
@@ -407,9 +408,9 @@ def test_message_from_a_stored_event(tmp_path: Path) -> None:
                 body="vanished",
                 data={"state": "lost"},
             )
-        msg = Message.from_event(store.Event.get_by_id(event_id))
+        msg = Message.from_event(Event.get_by_id(event_id))
     finally:
-        store.close_db()
+        close_db()
     assert msg == Message(
         event_id, 1_700_000_000.0, "runner.lost", "warning", "runner 3 (api) was lost",
         "vanished", 3, "api", {"state": "lost"}, (event_id,),

@@ -21,7 +21,7 @@ from typing import Any
 import psutil
 import pytest
 
-from supervisor.cli.main import ExitStatus
+from supervisor.cli.output import ExitStatus
 from supervisor.core.errors import ErrorCode
 from tests.conftest import SLEEP, Daemon, api_error, wait_for
 from tests.test_cli_e2e import Cli

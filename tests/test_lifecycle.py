@@ -25,10 +25,13 @@ from supervisor.api.schemas import Heartbeat, Launch
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.core.settings import Settings
 from supervisor.core.states import FINISHED_STATES, TRANSITIONS, RunnerState, check_transition
-from supervisor.runners.manager import RunnerManager, backoff_delay, hash_token
+from supervisor.runners.exits import backoff_delay
+from supervisor.runners.manager import RunnerManager
 from supervisor.runners.process import Identity, ProcessOps
+from supervisor.runners.tokens import hash_token
 from supervisor.storage import store
 from supervisor.storage.store import Event, Project, Runner
+from tests.conftest import wait_for
 
 PY = sys.executable
 
@@ -66,16 +69,18 @@ class Clock:
 
 
 class Harness:
-    def __init__(self, root: Path, **settings: Any) -> None:
+    def __init__(self, root: Path, ops: ProcessOps | None = None, **settings: Any) -> None:
         self.root = root
         base = Settings(start_secs=0.2, stop_timeout=2.0, backoff_initial=0.01)
         self.clock = Clock()
-        self.manager = RunnerManager(root, base.with_overrides(**settings), clock=self.clock)
+        self.manager = RunnerManager(
+            root, base.with_overrides(**settings), ops=ops, clock=self.clock
+        )
         OPEN.append(self.manager)
         self.project = Project.create(name="demo", path=str(root), created_at=0)
 
-    def launch(self, command: list[str], project: str = "demo", **fields: Any) -> int:
-        return self.manager.launch(Launch(project=project, command=command, **fields)).id
+    async def launch(self, command: list[str], project: str = "demo", **fields: Any) -> int:
+        return (await self.manager.launch(Launch(project=project, command=command, **fields))).id
 
     @staticmethod
     def runner(runner_id: int) -> Runner:
@@ -144,7 +149,7 @@ def test_backoff_delay_grows_by_half_and_is_capped() -> None:
 @async_test
 async def test_transition_starting_to_running_to_exited(harness) -> None:
     h = harness()
-    rid = h.launch(exits_with(0, after=0.5))
+    rid = await h.launch(exits_with(0, after=0.5))
     await h.until(rid, RunnerState.RUNNING)
     runner = await h.until(rid, RunnerState.EXITED)
     assert runner.exit_code == 0 and runner.reason == "exited with status 0"
@@ -154,7 +159,7 @@ async def test_transition_starting_to_running_to_exited(harness) -> None:
 @async_test
 async def test_transition_running_to_failed_with_unexpected_code(harness) -> None:
     h = harness()
-    rid = h.launch(exits_with(3, after=0.4))
+    rid = await h.launch(exits_with(3, after=0.4))
     runner = await h.until(rid, RunnerState.FAILED)
     assert (runner.exit_code, runner.reason) == (3, "exited with status 3")
     assert h.history(rid)[-1] == ("running", "failed")
@@ -163,7 +168,7 @@ async def test_transition_running_to_failed_with_unexpected_code(harness) -> Non
 @async_test
 async def test_transition_starting_to_exited_and_to_failed_inside_start_window(harness) -> None:
     h = harness(start_secs=5)
-    ok, bad = h.launch(exits_with(0)), h.launch(exits_with(1))
+    ok, bad = await h.launch(exits_with(0)), await h.launch(exits_with(1))
     await h.until(ok, RunnerState.EXITED)
     await h.until(bad, RunnerState.FAILED)
     assert h.history(ok)[-1] == ("starting", "exited")
@@ -176,18 +181,18 @@ async def test_spawn_error_fails_the_launch_with_a_sentence(harness, tmp_path) -
         def spawn(self, *args: Any, **kwargs: Any) -> Any:
             raise OSError(24, "Too many open files")
 
-    h = harness()
-    h.manager.ops = BrokenOps()
-    rid = h.launch(SLEEP)
+    h = harness(ops=BrokenOps())
+    rid = await h.launch(SLEEP)
     runner = h.runner(rid)
     assert runner.state == "failed"
     assert runner.reason == "could not start: [Errno 24] Too many open files"
 
 
-def test_unknown_command_fails_at_once_naming_the_search_path(harness) -> None:
+@async_test
+async def test_unknown_command_fails_at_once_naming_the_search_path(harness) -> None:
     h = harness()
     with pytest.raises(ApiError) as info:
-        h.launch(["claude-not-installed"])
+        await h.launch(["claude-not-installed"])
     assert info.value.code is ErrorCode.COMMAND_NOT_FOUND
     assert info.value.message.startswith(
         "command 'claude-not-installed' not found on PATH (searched: "
@@ -198,14 +203,14 @@ def test_unknown_command_fails_at_once_naming_the_search_path(harness) -> None:
 @async_test
 async def test_runner_environment_carries_id_token_and_api(harness, tmp_path) -> None:
     h = harness()
-    h.manager.api_url = "http://127.0.0.1:9"
+    h.manager.set_api_url("http://127.0.0.1:9")
     out = tmp_path / "env.txt"
     script = (
         f"import os; open({str(out)!r}, 'w').write(' '.join(os.environ[k] for k in "
         "('STRATAVORE_RUNNER_ID', 'STRATAVORE_API')) + ' ' + os.getcwd() + ' ' + "
         "str(len(os.environ['STRATAVORE_RUNNER_TOKEN'])))"
     )
-    rid = h.launch([PY, "-c", script])
+    rid = await h.launch([PY, "-c", script])
     await h.until(rid, RunnerState.EXITED)
     assert out.read_text() == f"{rid} http://127.0.0.1:9 {tmp_path} 32"
 
@@ -214,7 +219,7 @@ async def test_runner_environment_carries_id_token_and_api(harness, tmp_path) ->
 @async_test
 async def test_transition_starting_to_backoff_to_fatal_after_max_retries(harness) -> None:
     h = harness(start_secs=5, max_retries=2, backoff_initial=0.05)
-    rid = h.launch(exits_with(2), restart="on-failure")
+    rid = await h.launch(exits_with(2), restart="on-failure")
     runner = await h.until(rid, RunnerState.FATAL)
     assert runner.reason == (
         "gave up: exited too quickly 3 times in a row (last: exited with status 2)"
@@ -235,7 +240,7 @@ async def test_transition_starting_to_backoff_to_fatal_after_max_retries(harness
 @async_test
 async def test_transition_running_to_backoff_resets_quick_exit_count(harness) -> None:
     h = harness(start_secs=0.1, backoff_initial=0.05, max_retries=1)
-    rid = h.launch(exits_with(1, after=0.3), restart="on-failure")
+    rid = await h.launch(exits_with(1, after=0.3), restart="on-failure")
     await h.until(rid, RunnerState.BACKOFF)
     runner = h.runner(rid)
     assert runner.early_exits == 0
@@ -250,8 +255,8 @@ async def test_transition_running_to_backoff_resets_quick_exit_count(harness) ->
 @async_test
 async def test_on_failure_does_not_restart_a_clean_exit_but_always_does(harness) -> None:
     h = harness(backoff_initial=0.05)
-    clean = h.launch(exits_with(0, after=0.3), restart="on-failure")
-    again = h.launch(exits_with(0, after=0.3), restart="always")
+    clean = await h.launch(exits_with(0, after=0.3), restart="on-failure")
+    again = await h.launch(exits_with(0, after=0.3), restart="always")
     await h.until(clean, RunnerState.EXITED)
     await h.until(again, RunnerState.BACKOFF)
     await h.until(again, RunnerState.STARTING, RunnerState.RUNNING)
@@ -261,7 +266,7 @@ async def test_on_failure_does_not_restart_a_clean_exit_but_always_does(harness)
 @async_test
 async def test_transition_backoff_to_stopped_at_once(harness) -> None:
     h = harness(start_secs=5, backoff_initial=30)
-    rid = h.launch(exits_with(1), restart="always")
+    rid = await h.launch(exits_with(1), restart="always")
     await h.until(rid, RunnerState.BACKOFF)
     h.manager.stop(rid)
     assert h.runner(rid).state == "stopped"
@@ -285,7 +290,7 @@ time.sleep(600)
 async def test_stop_kills_grandchildren_even_in_their_own_session(harness, tmp_path, parent):
     h = harness(stop_timeout=0.5)
     pids_file = tmp_path / "pids"
-    rid = h.launch([PY, "-c", GRANDCHILDREN, parent, str(pids_file)])
+    rid = await h.launch([PY, "-c", GRANDCHILDREN, parent, str(pids_file)])
     await h.until(rid, RunnerState.RUNNING)
     await asyncio.sleep(0)
     for _ in range(200):
@@ -310,7 +315,7 @@ async def test_stop_kills_grandchildren_even_in_their_own_session(harness, tmp_p
 @async_test
 async def test_force_stop_kills_at_once(harness) -> None:
     h = harness(stop_timeout=60)
-    rid = h.launch([PY, "-c", "import signal, time; signal.signal(15, 1); time.sleep(600)"])
+    rid = await h.launch([PY, "-c", "import signal, time; signal.signal(15, 1); time.sleep(600)"])
     await h.until(rid, RunnerState.RUNNING)
     started = time.monotonic()
     h.manager.stop(rid, force=True)
@@ -321,7 +326,7 @@ async def test_force_stop_kills_at_once(harness) -> None:
 @async_test
 async def test_stop_of_a_finished_runner_is_a_conflict(harness) -> None:
     h = harness(start_secs=5)
-    rid = h.launch(SLEEP)
+    rid = await h.launch(SLEEP)
     h.manager.stop(rid)
     await h.until(rid, RunnerState.STOPPED)
     with pytest.raises(ApiError) as info:
@@ -333,7 +338,7 @@ async def test_stop_of_a_finished_runner_is_a_conflict(harness) -> None:
 @async_test
 async def test_transition_starting_to_stopping(harness) -> None:
     h = harness(start_secs=30)
-    rid = h.launch(SLEEP)
+    rid = await h.launch(SLEEP)
     h.manager.stop(rid)
     await h.until(rid, RunnerState.STOPPED)
     assert h.history(rid) == [(None, "starting"), ("starting", "stopping"), ("stopping", "stopped")]
@@ -344,7 +349,7 @@ async def test_transition_starting_to_stopping(harness) -> None:
 @async_test
 async def test_runner_killed_with_sigkill_is_failed(harness, victim) -> None:
     h = harness()
-    rid = h.launch(SLEEP)
+    rid = await h.launch(SLEEP)
     runner = await h.until(rid, RunnerState.RUNNING)
     root = psutil.Process(runner.pid)
     command = root.children()[0]
@@ -360,10 +365,15 @@ async def test_runner_killed_with_sigkill_is_failed(harness, victim) -> None:
 @async_test
 async def test_stopped_process_is_flagged_unresponsive_not_killed(harness) -> None:
     h = harness()
-    rid = h.launch(SLEEP)
+    rid = await h.launch(SLEEP)
     runner = await h.until(rid, RunnerState.RUNNING)
     os.killpg(runner.pid, signal.SIGSTOP)
     try:
+        # the kernel stops a sleeping process when it next runs: later, on a loaded machine
+        wait_for(
+            lambda: psutil.Process(runner.pid).status() == psutil.STATUS_STOPPED,
+            what="the runner's process to be stopped",
+        )
         await h.manager.sweep()
         assert h.runner(rid).unresponsive is True
         await h.manager.sweep()  # flagged once, not once per sweep
@@ -380,7 +390,7 @@ async def test_stopped_process_is_flagged_unresponsive_not_killed(harness) -> No
 @async_test
 async def test_silent_heartbeat_runner_is_flagged_after_the_ttl(harness) -> None:
     h = harness(heartbeat_ttl=30)
-    rid = h.launch(SLEEP)
+    rid = await h.launch(SLEEP)
     await h.until(rid, RunnerState.RUNNING)
     h.manager.heartbeats.last_seen[rid] = h.clock()  # it heartbeats, as an agent would
     h.clock.advance(29)
@@ -397,7 +407,7 @@ async def test_silent_heartbeat_runner_is_flagged_after_the_ttl(harness) -> None
 def test_heartbeat_with_the_wrong_token_is_refused(harness) -> None:
     async def go() -> None:
         h = harness()
-        rid = h.launch(SLEEP)
+        rid = await h.launch(SLEEP)
         with pytest.raises(ApiError) as info:
             h.manager.heartbeat(rid, "not-the-token", Heartbeat())
         assert info.value.code is ErrorCode.UNAUTHORIZED
@@ -414,8 +424,8 @@ async def test_queue_is_fifo_and_respects_project_and_global_caps(harness, tmp_p
     other = tmp_path / "other"
     other.mkdir()
     Project.create(name="other", path=str(other), created_at=0)
-    a1, a2, a3 = (h.launch(SLEEP) for _ in range(3))
-    b1, b2 = (h.launch(SLEEP, project="other") for _ in range(2))
+    a1, a2, a3 = [await h.launch(SLEEP) for _ in range(3)]
+    b1, b2 = [await h.launch(SLEEP, project="other") for _ in range(2)]
     states = [h.runner(r).state for r in (a1, a2, a3, b1, b2)]
     assert states == ["starting", "queued", "queued", "starting", "queued"]
     assert h.runner(a2).reason == (
@@ -434,9 +444,9 @@ async def test_queue_is_fifo_and_respects_project_and_global_caps(harness, tmp_p
 def test_no_queue_launch_over_a_cap_is_refused_naming_the_cap(harness) -> None:
     async def go() -> None:
         h = harness(max_runners_global=1)
-        h.launch(SLEEP)
+        await h.launch(SLEEP)
         with pytest.raises(ApiError) as info:
-            h.launch(SLEEP, no_queue=True)
+            await h.launch(SLEEP, no_queue=True)
         assert info.value.code is ErrorCode.CAP_REACHED
         assert info.value.message == (
             "1 of 1 runners are active; stop one or raise the cap with "
@@ -448,10 +458,30 @@ def test_no_queue_launch_over_a_cap_is_refused_naming_the_cap(harness) -> None:
 
 
 @async_test
+async def test_a_queued_runner_that_cannot_be_spawned_starts_the_next_one_once(harness) -> None:
+    """A raised cap starts the queued runners; one that cannot be spawned frees its slot for
+    the next, which the same pass must not try to start a second time."""
+
+    class CannotStartOne(ProcessOps):
+        def spawn(self, command: list[str], *args: Any, **kwargs: Any) -> Any:
+            if command[-1] == "cannot-start":
+                raise OSError(24, "Too many open files")
+            return super().spawn(command, *args, **kwargs)
+
+    h = harness(ops=CannotStartOne(), max_runners_global=1, start_secs=5)
+    first = await h.launch(SLEEP)
+    broken, second = await h.launch([PY, "-c", "pass", "cannot-start"]), await h.launch(SLEEP)
+    h.manager.set_setting("max_runners_global", 3)
+    states = [h.runner(r).state for r in (first, broken, second)]
+    assert states == ["starting", "failed", "starting"]
+    assert h.history(second) == [(None, "queued"), ("queued", "starting")]
+
+
+@async_test
 async def test_transition_queued_to_stopped_at_once(harness) -> None:
     h = harness(max_runners_global=1, start_secs=5)
-    h.launch(SLEEP)
-    queued = h.launch(SLEEP)
+    await h.launch(SLEEP)
+    queued = await h.launch(SLEEP)
     h.manager.stop(queued)
     assert h.history(queued) == [(None, "queued"), ("queued", "stopped")]
 
@@ -467,11 +497,11 @@ async def test_transition_finished_to_starting_on_restart(harness, finished) -> 
         "failed": exits_with(1),
         "fatal": exits_with(1),
     }[finished]
-    rid = h.launch(command, restart="on-failure" if finished == "fatal" else None)
+    rid = await h.launch(command, restart="on-failure" if finished == "fatal" else None)
     if finished == "stopped":
         h.manager.stop(rid)
     await h.until(rid, RunnerState(finished))
-    h.manager.restart(rid)
+    await h.manager.restart(rid)
     runner = h.runner(rid)
     assert (runner.state, runner.restarts, runner.exit_code) == ("starting", 1, None)
     assert h.history(rid)[-1] == (finished, "starting")
@@ -480,19 +510,19 @@ async def test_transition_finished_to_starting_on_restart(harness, finished) -> 
 @async_test
 async def test_transition_finished_to_queued_on_restart_over_a_cap(harness) -> None:
     h = harness(max_runners_global=1, start_secs=5)
-    done = h.launch(exits_with(0))
+    done = await h.launch(exits_with(0))
     await h.until(done, RunnerState.EXITED)
-    h.launch(SLEEP)
-    h.manager.restart(done)
+    await h.launch(SLEEP)
+    await h.manager.restart(done)
     assert h.history(done)[-1] == ("exited", "queued")
 
 
 @async_test
 async def test_restart_of_a_running_runner_stops_then_starts_it(harness) -> None:
     h = harness()
-    rid = h.launch(SLEEP)
+    rid = await h.launch(SLEEP)
     first = (await h.until(rid, RunnerState.RUNNING)).pid
-    h.manager.restart(rid)
+    await h.manager.restart(rid)
     runner = await h.until(rid, RunnerState.RUNNING)
     assert runner.pid != first and runner.restarts == 1
     assert ("stopping", "stopped") in h.history(rid)
@@ -538,8 +568,8 @@ async def test_reused_pid_is_not_adopted(harness) -> None:
 @async_test
 async def test_reconcile_adopts_live_and_finishes_dead_runners(harness) -> None:
     h = harness()
-    alive = h.launch(SLEEP)
-    dead = h.launch(exits_with(4, after=0.3))
+    alive = await h.launch(SLEEP)
+    dead = await h.launch(exits_with(4, after=0.3))
     await h.until(alive, RunnerState.RUNNING)
     # a new manager on the same DB, as after the supervisor was killed: none are its children
     h.manager.live.clear()
@@ -563,7 +593,7 @@ async def test_transition_lost_to_starting_on_restart(harness) -> None:
     rid = _orphan(h, "running").id  # no pid recorded: it can only be lost
     h.manager.reconcile()
     assert h.runner(rid).state == "lost"
-    h.manager.restart(rid)
+    await h.manager.restart(rid)
     assert h.history(rid)[-2:] == [("running", "lost"), ("lost", "starting")]
     assert h.runner(rid).pid is not None
 
@@ -583,7 +613,7 @@ async def test_transition_stopping_to_stopped_when_it_ended_unwatched(harness) -
 @async_test
 async def test_heartbeats_are_flushed_to_the_db_in_one_batch(harness) -> None:
     h = harness()
-    rid = h.launch(SLEEP)
+    rid = await h.launch(SLEEP)
     token = "t0ken"
     h.manager.live[rid].row.token_hash = hash_token(token)
     h.manager.heartbeat(rid, token, Heartbeat(cpu_percent=2.5, rss_bytes=4096), now=100.0)
@@ -602,8 +632,8 @@ async def test_the_one_second_chores_sleep_while_no_runner_is_active(harness) ->
     h = harness()
     seen: list[bool] = []
     h.manager.watch_busy(seen.append)
-    first = h.launch(exits_with(0, after=0.3))
-    second = h.launch(exits_with(0, after=0.6))
+    first = await h.launch(exits_with(0, after=0.3))
+    second = await h.launch(exits_with(0, after=0.6))
     await h.until(first, RunnerState.EXITED)
     assert seen == [False, True]
     await h.until(second, RunnerState.EXITED)

@@ -10,16 +10,17 @@ import pytest
 
 from supervisor.core import events
 from supervisor.notify.outbox import CHANNEL_INFLIGHT, Dispatcher, add_channel, backoff
-from supervisor.storage import store
+from supervisor.storage.db import close_db, init_db
+from supervisor.storage.models import DB, Delivery
 from tests.conftest import wait_for
 from tests.sink import Reply, Sink
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[None]:
-    store.init_db(tmp_path / "stratavore.db")
+    init_db(tmp_path / "stratavore.db")
     yield
-    store.close_db()
+    close_db()
 
 
 def test_backoff_doubles_from_one_second_and_is_capped() -> None:
@@ -29,7 +30,7 @@ def test_backoff_doubles_from_one_second_and_is_capped() -> None:
 def test_one_round_sends_every_due_delivery_up_to_the_channels_room(db) -> None:
     with Sink(Reply(200, delay=0.5)) as sink:
         add_channel("hook", "webhook", {"url": f"{sink.url}/hook"}, None, None, now=0)
-        with store.DB.atomic():
+        with DB.atomic():
             for i in range(40):
                 events.record("runner.exited", f"runner {i} exited", ts=1.0)
         dispatcher = Dispatcher()
@@ -37,11 +38,11 @@ def test_one_round_sends_every_due_delivery_up_to_the_channels_room(db) -> None:
             dispatcher.round(now=10.0)
             # all at once, not one per round: as many as the channel may have on their way
             wait_for(lambda: len(sink.requests) >= 4, 5, what="the first POSTs")
-            assert store.Delivery.select().count() == 40
+            assert Delivery.select().count() == 40
             assert len(dispatcher._inflight) == CHANNEL_INFLIGHT
             wait_for(lambda: len(dispatcher._done) == CHANNEL_INFLIGHT, 10, what="answers")
             dispatcher.round(now=11.0)  # records them, sends the next ones
-            sent = store.Delivery.select().where(store.Delivery.state == "sent").count()
+            sent = Delivery.select().where(Delivery.state == "sent").count()
             assert sent == CHANNEL_INFLIGHT
             assert len(dispatcher._inflight) == CHANNEL_INFLIGHT
         finally:

@@ -154,9 +154,15 @@ def test_frozen_selftest(built: Built, tmp_path: Path) -> None:
 
 
 @packaged
-def test_frozen_console_tools(built: Built) -> None:
+def test_frozen_console_tools(built: Built, tmp_path: Path) -> None:
     version = run([str(built.bundle / "stratavore"), "--version"], timeout=30, env=clean_env())
     assert (version.returncode, version.stdout.strip()) == (0, f"stratavore {__version__}")
+    # every command's module is in the bundle, though main.py imports them by name
+    home = clean_env(STRATAVORE_HOME=str(tmp_path / "home"))
+    status = run([str(built.bundle / "stratavore"), "status"], timeout=30, env=home)
+    assert status.returncode == 3 and "No Stratavore supervisor is running" in status.stderr
+    listed = run([str(built.bundle / "stratavore"), "restore", "--list"], timeout=30, env=home)
+    assert (listed.returncode, listed.stderr) == (0, ""), listed.stdout
     agent = run([str(built.bundle / "stratavore-agent")], timeout=30, env=clean_env())
     assert agent.returncode == 2 and "nothing to run" in agent.stderr
 

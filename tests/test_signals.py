@@ -23,8 +23,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from supervisor.runners.manager import TOKEN_VARIABLE
 from supervisor.runners.process import Identity, Lineage, ProcessOps
+from supervisor.runners.tokens import TOKEN_VARIABLE
 from tests.conftest import wait_for
 
 PY = sys.executable

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.cli.main import human_size
+from supervisor.cli.output import human_size
 from supervisor.core import paths
 from tests.conftest import REPO, SLEEP, Daemon, wait_for
 from tests.test_cli_e2e import Cli, one_line_error

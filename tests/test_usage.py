@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from supervisor.core.errors import ApiError
-from supervisor.storage import store
-from supervisor.storage.store import Project, Runner, Usage, UsageBucket
+from supervisor.storage.db import close_db, init_db
+from supervisor.storage.models import DB, Project, Runner, Usage, UsageBucket, UsageFile
+from supervisor.storage.queries import rebuild_buckets
 from supervisor.usage import periods, reports
 from supervisor.usage.importer import run_import
-from supervisor.usage.ledger import Attribution, Ledger, rebuild_buckets
+from supervisor.usage.ledger import Attribution, Ledger
 from supervisor.usage.pricing import PriceTable
 from supervisor.usage.records import UsageRow
 from tests.usage_data import SONNET, claude_line, utc, write_transcript
@@ -23,9 +24,9 @@ PRICES = PriceTable.bundled()
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[None]:
-    store.init_db(tmp_path / "stratavore.db")
+    init_db(tmp_path / "stratavore.db")
     yield
-    store.close_db()
+    close_db()
 
 
 def do_import(agent_logs: dict[str, Path]) -> Any:
@@ -45,7 +46,7 @@ def daily(zone: str = "UTC", **fields: Any) -> dict[str, Any]:
 def add_rows(*rows: tuple[str, int], agent: str = "claude", **fields: Any) -> None:
     """Ledger rows of ``tokens`` output each at the given UTC times."""
     ledger = Ledger(PRICES, Attribution.load())
-    with store.DB.atomic():
+    with DB.atomic():
         result = ledger.write([
             UsageRow(
                 ts=utc(when), agent=agent, model=SONNET, input_tokens=0, output_tokens=tokens,
@@ -134,7 +135,7 @@ def test_a_rewritten_file_is_read_again_without_double_counting(db, agent_logs) 
     path.write_text(claude_line("m1", t) + "\n" + claude_line("m3", t + 9) + "\n")
     do_import(agent_logs)
     assert daily()["totals"]["output_tokens"] == 40
-    assert store.UsageFile.get().records == 2
+    assert UsageFile.get().records == 2
 
 
 def test_usage_is_attributed_to_the_deepest_project_and_the_runner_of_the_session(

@@ -13,8 +13,8 @@ from typing import Any
 import peewee as pw
 import pytest
 
-from supervisor.storage import store
-from supervisor.storage.store import Setting, Usage, UsageBucket
+from supervisor.storage.db import close_db, init_db
+from supervisor.storage.models import Setting, Usage, UsageBucket
 from supervisor.usage import periods, reports
 from supervisor.usage.claude import parse as parse_claude
 from supervisor.usage.importer import run_import
@@ -30,9 +30,9 @@ T = utc("2026-11-20 10:00")
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[None]:
-    store.init_db(tmp_path / "stratavore.db")
+    init_db(tmp_path / "stratavore.db")
     yield
-    store.close_db()
+    close_db()
 
 
 def long_context_line(message_id: str, ts: float, **extra: Any) -> str:
@@ -99,11 +99,7 @@ def test_rows_carry_both_costs_and_reports_show_the_one_asked_for(db, agent_logs
 
 def version_5_db(path: Path) -> pw.SqliteDatabase:
     """A database as Stratavore left it at schema version 5 (its own first five migrations)."""
-    db = pw.SqliteDatabase(str(path))
-    for migration in store.MIGRATIONS[:5]:
-        migration(db)
-    db.execute_sql("PRAGMA user_version = 5")
-    return db
+    return init_db(path, schema_version=5)
 
 
 def test_a_version_5_ledger_keeps_its_figures_as_ccusage_and_is_repriced_once(
@@ -124,8 +120,8 @@ def test_a_version_5_ledger_keeps_its_figures_as_ccusage_and_is_repriced_once(
         (T // 900 * 900, SONNET, CCUSAGE),
     )
     old.execute_sql("INSERT INTO setting (key, value) VALUES ('cost_mode', '\"auto\"')")
-    old.close()
-    store.init_db(path)
+    close_db()
+    init_db(path)
     try:
         (row,) = Usage.select()
         assert (row.cost_usd, row.ccusage_cost_usd) == (CCUSAGE, CCUSAGE)
@@ -138,7 +134,7 @@ def test_a_version_5_ledger_keeps_its_figures_as_ccusage_and_is_repriced_once(
         assert (bucket.cost_usd, bucket.ccusage_cost_usd) == pytest.approx((VENDOR, CCUSAGE))
         assert Setting.get_or_none(Setting.key == "usage.reprice") is None
     finally:
-        store.close_db()
+        close_db()
 
 
 # --- the CLI and the API ------------------------------------------------------------------------

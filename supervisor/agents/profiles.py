@@ -29,7 +29,7 @@ from supervisor.agents import commands
 from supervisor.api.schemas import ProfileCreate
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.storage import queries
-from supervisor.storage.store import Profile
+from supervisor.storage.models import Profile
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_]+)\}")
 SCALARS = frozenset({"binary", "prompt", "session_id", "hooks", "shell", "shell_c"})

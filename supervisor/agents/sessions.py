@@ -17,7 +17,7 @@ from pathlib import Path
 from supervisor.agents import limits
 from supervisor.api import schemas
 from supervisor.storage import queries
-from supervisor.storage.store import Profile
+from supervisor.storage.models import Profile
 from supervisor.usage import claude, codex, gemini
 
 LIMIT_AGENTS = frozenset({"claude", "codex"})  # agents whose limit messages we recognise

@@ -67,7 +67,7 @@ class Api:
                 self.address, started_at, data_dir, manager.writes, self.feed, metrics, openapi
             ),
             projects.Projects(manager),
-            runners.Runners(manager, usage_service, data_dir),
+            runners.Runners(manager, data_dir),
             hooks.Hooks(manager, usage_service, metrics),
             usage.Usage(manager, usage_service, admin_token),
             notify.Notify(dispatcher, manager.clock),

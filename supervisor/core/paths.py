@@ -43,6 +43,11 @@ def runs_dir(root: Path) -> Path:
     return root / "runs"
 
 
+def run_dir(root: Path, runner_id: int) -> Path:
+    """One runner's folder under :func:`runs_dir`."""
+    return runs_dir(root) / str(runner_id)
+
+
 def worktrees_dir(root: Path) -> Path:
     """Runners' own git worktrees (opt-in), one folder each."""
     return root / "worktrees"

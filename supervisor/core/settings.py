@@ -9,7 +9,7 @@ from typing import Any
 from supervisor.api.schemas import MAX_CAP  # a project's own cap has the same bound
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.storage import queries
-from supervisor.storage.store import Setting
+from supervisor.storage.writes import Writes
 from supervisor.usage import periods, pricing
 
 
@@ -147,7 +147,28 @@ def load_settings() -> Settings:
 def save_setting(key: str, value: Any) -> None:
     if key not in {f.name for f in fields(Settings)}:
         raise KeyError(key)
-    Setting.replace(key=key, value=value).execute()
+    queries.put_setting(key, value)
+
+
+class LiveSettings:
+    """The running supervisor's settings, one object its parts share: a setting that applies
+    at once (:data:`LIVE`) is seen by every part from the moment it is saved."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.current = settings
+        self.zone = periods.resolve_zone(settings.timezone)  # local times in limit messages
+
+    def save(self, key: str, value: Any, writes: Writes) -> bool:
+        """Save a setting (committed before it is believed); whether it applies now rather
+        than at the next start."""
+        value = check_setting(key, value)
+        with writes.transaction():
+            save_setting(key, value)
+        if key not in LIVE:
+            return False
+        self.current = self.current.with_overrides(**{key: value})
+        self.zone = periods.resolve_zone(self.current.timezone)
+        return True
 
 
 def _check_text(key: str, value: Any, kind: type) -> Any:

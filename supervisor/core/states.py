@@ -13,7 +13,7 @@ its :class:`Attention`. That is not a lifecycle state and has no transition tabl
 may follow any other, and only a change is reported.
 
 A change of state is only ever made through :func:`check_transition`, and every change is
-written together with the event that reports it (see ``supervisor.runners.manager``).
+written together with the event that reports it (see ``supervisor.runners.table``).
 """
 
 from __future__ import annotations

@@ -40,7 +40,8 @@ from supervisor.core.secrets import (
 from supervisor.notify import channels
 from supervisor.notify.channels import Message, Outcome, Result
 from supervisor.notify.policy import ChannelPolicy, Pending, Verdict
-from supervisor.storage.store import DB, Channel, Delivery, DeliveryBatch, Event, Setting
+from supervisor.storage import queries
+from supervisor.storage.models import DB, Channel
 
 log = logging.getLogger("stratavore.notify")
 
@@ -127,36 +128,20 @@ def add_channel(
         except KeyringUnavailable as exc:  # refused, rather than written anywhere else
             raise ApiError(ErrorCode.UNAVAILABLE, str(exc)) from None
     with DB.atomic():
-        row = Channel.get_or_none(Channel.name == name)
-        if row is None:
-            row = Channel(name=name, created_at=now)
+        old = queries.channel_by_name(name)
         # editing without a new secret keeps the one in the keyring (same kind only)
-        row.has_secret = bool(secret) or (bool(row.has_secret) and row.kind == kind)
-        row.kind, row.config, row.policy, row.updated_at = kind, settings, rules, now
-        row.save()
-    return row
+        kept = old is not None and bool(old.has_secret) and old.kind == kind
+        return queries.put_channel(name, kind, settings, rules, bool(secret) or kept, now)
 
 
 def remove_channel(name: str) -> None:
-    row = Channel.get_or_none(Channel.name == name)
-    if row is None:
+    if not queries.delete_channel(name):
         raise not_found(f"Channel '{name}'")
-    row.delete_instance()
     with contextlib.suppress(KeyringUnavailable):
         delete_secret(channel_secret(name))
 
 
 def dead_letters(limit: int = 200) -> list[dict[str, Any]]:
-    rows = (
-        Delivery.select(Delivery, Channel.name, Event.type, Event.title)
-        .join(Channel)
-        .switch(Delivery)
-        .join(Event)
-        .where(Delivery.state == "dead")
-        .order_by(Delivery.id.desc())
-        .limit(limit)
-        .objects()
-    )
     return [
         {
             "id": d.id,
@@ -167,33 +152,25 @@ def dead_letters(limit: int = 200) -> list[dict[str, Any]]:
             "attempts": d.attempts,
             "error": d.last_error,
         }
-        for d in rows
+        for d in queries.dead_deliveries(limit)
     ]
 
 
 def retry_dead(delivery_id: int, now: float) -> None:
     """Put a dead delivery back in line (with a fresh count of attempts)."""
-    row = Delivery.get_or_none(Delivery.id == delivery_id)
+    row = queries.delivery_by_id(delivery_id)
     if row is None:
         raise not_found(f"Delivery {delivery_id}")
     if row.state != "dead":
         raise ApiError(
             ErrorCode.CONFLICT, f"Delivery {delivery_id} is {row.state}, not a dead letter."
         )
-    same = Delivery.batch == row.batch_id if row.batch_id else Delivery.id == delivery_id
-    Delivery.update(state="pending", attempts=0, next_attempt_at=now, last_error=None).where(
-        same
-    ).execute()
+    queries.requeue_deliveries(row, now)
 
 
 def _events(event_ids: list[int]) -> dict[int, Message]:
     """The messages of these events, by id, in one query."""
-    found: dict[int, Message] = {}
-    for chunk in range(0, len(event_ids), 900):
-        ids = event_ids[chunk : chunk + 900]
-        for row in Event.select().where(Event.id.in_(ids)):
-            found[row.id] = Message.from_event(row)
-    return found
+    return {row.id: Message.from_event(row) for row in queries.events_by_ids(event_ids)}
 
 
 # --- the dispatcher -----------------------------------------------------------------------------
@@ -280,14 +257,12 @@ class Dispatcher:
 
     # --- channels --------------------------------------------------------------------------
     def _load_channels(self) -> None:
-        signature = DB.execute_sql(
-            'SELECT COUNT(*), MAX(updated_at), MAX(id) FROM "channel"'
-        ).fetchone()
+        signature = queries.channels_signature()
         if signature == self._signature:
             return
         self._signature = signature
         self._channels = {}
-        for row in Channel.select():
+        for row in queries.all_channels():
             try:
                 rules = ChannelPolicy.from_config(row.policy)
             except ApiError as exc:  # edited by hand into something invalid
@@ -304,17 +279,13 @@ class Dispatcher:
         moves in memory (no write per event): a channel never gets events from before it was
         made, so a cursor left behind by a crash only costs a rescan."""
         if self._cursor is None:
-            row = Setting.get_or_none(Setting.key == CURSOR)
-            self._cursor = row.value if row is not None else 0
+            self._cursor = queries.setting_value(CURSOR) or 0
         cursor = self._cursor
         wanted = [c for c in self._channels.values() if c.row.enabled]
         if not wanted:
-            self._cursor = DB.execute_sql('SELECT MAX(id) FROM "event"').fetchone()[0] or 0
+            self._cursor = queries.last_event_id()
             return False
-        rows = DB.execute_sql(
-            'SELECT id, ts, type, severity FROM "event" WHERE id > ? ORDER BY id LIMIT ?',
-            (cursor, FANOUT_BATCH),
-        ).fetchall()
+        rows = queries.event_heads_after(cursor, FANOUT_BATCH)
         if not rows:
             return False
         params = [
@@ -324,12 +295,8 @@ class Dispatcher:
             if c.row.created_at <= ts and c.policy.wants(kind, severity)
         ]
         with DB.atomic():
-            DB.connection().executemany(
-                'INSERT OR IGNORE INTO "delivery" (event_id, channel_id, state, attempts, '
-                "next_attempt_at, created_at) VALUES (?, ?, 'pending', 0, ?, ?)",
-                params,
-            )
-            Setting.replace(key=CURSOR, value=rows[-1][0]).execute()
+            queries.add_deliveries(params)
+            queries.put_setting(CURSOR, rows[-1][0])
         self._cursor = rows[-1][0]
         return len(rows) == FANOUT_BATCH
 
@@ -339,12 +306,7 @@ class Dispatcher:
         that folds storms takes, with its first due delivery, the ones due within its settle
         time: a storm is folded from its first message on."""
         lookahead = max((c.policy.settle for c in self._channels.values()), default=0.0)
-        rows = DB.execute_sql(
-            "SELECT id, channel_id, batch_id, attempts, next_attempt_at, event_id "
-            "FROM \"delivery\" WHERE state = 'pending' AND next_attempt_at <= ? "
-            "ORDER BY id LIMIT ?",
-            (now + lookahead, SEND_BATCH),
-        ).fetchall()
+        rows = queries.due_deliveries(now + lookahead, SEND_BATCH)
         singles: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
         batched: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
         for row in rows:
@@ -354,7 +316,7 @@ class Dispatcher:
         wake: list[float] = []
         for batch_id, members in batched.items():  # folded before a crash: the same message
             channel = self._channels[members[0][1]]
-            batch = DeliveryBatch.get_or_none(DeliveryBatch.id == batch_id)
+            batch = queries.delivery_batch(batch_id)
             if batch is not None and min(m[4] for m in members) <= now and self._room(channel):
                 message = message_from_json(batch.message)
                 tries = max(m[3] for m in members)
@@ -371,11 +333,7 @@ class Dispatcher:
             until = max(now, first + channel.policy.settle)
             due = [m for m in members if m[4] <= until]
             wake.extend(self._plan(channel, due, now))
-        later = DB.execute_sql(
-            "SELECT MIN(next_attempt_at) FROM \"delivery\" WHERE state = 'pending' "
-            "AND next_attempt_at > ?",
-            (now + lookahead,),
-        ).fetchone()[0]
+        later = queries.next_attempt_after(now + lookahead)
         if later is not None:
             wake.append(later)
         return min(wake, default=None)
@@ -404,21 +362,16 @@ class Dispatcher:
                 pending.append(Pending(delivery_id, message, now))
                 attempts[delivery_id] = tries
         if held:
-            DB.connection().executemany(
-                'UPDATE "delivery" SET next_attempt_at = ? WHERE id = ?', held
-            )
+            queries.hold_deliveries(held)
         plan = channel.policy.coalescer().plan(pending, list(self._sent[channel.row.id]), now)
         for batch in plan.batches[:room]:
             ids = list(batch.keys)
             if len(ids) == 1:
                 key = f"stratavore-delivery-{ids[0]}"
             else:
-                with DB.atomic():
-                    folded = DeliveryBatch.create(
-                        channel=channel.row.id, message=message_json(batch.message), created_at=now
-                    )
-                    Delivery.update(batch=folded.id).where(Delivery.id.in_(ids)).execute()
-                key = f"stratavore-batch-{folded.id}"
+                summary = message_json(batch.message)
+                folded = queries.fold_deliveries(channel.row.id, summary, ids, now)
+                key = f"stratavore-batch-{folded}"
             tries = max(attempts[i] for i in ids)
             self._submit(_Unit(channel, ids, batch.message, key, tries), now)
         return [plan.wake_at] if plan.wake_at is not None else []
@@ -481,7 +434,6 @@ class Dispatcher:
             self._busy[unit.channel.row.id] -= 1
 
     def _record(self, unit: _Unit, outcome: Outcome, at: float) -> None:
-        marks = ",".join("?" * len(unit.ids))
         attempts = unit.attempts + 1
         if outcome.result is Result.DELIVERED:
             state, next_at, error = "sent", at, None
@@ -496,16 +448,13 @@ class Dispatcher:
             if outcome.retry_after is not None:
                 wait = max(wait, min(outcome.retry_after, RETRY_AFTER_CAP))
             state, next_at, error = "pending", at + wait, outcome.reason
-        DB.execute_sql(
-            f'UPDATE "delivery" SET state = ?, attempts = ?, next_attempt_at = ?, last_error = ?, '
-            f"sent_at = ? WHERE id IN ({marks})",
-            (state, attempts, next_at, error, at if state == "sent" else None, *unit.ids),
-        )
+        sent_at = at if state == "sent" else None
+        queries.record_attempt(unit.ids, state, attempts, next_at, error, sent_at)
 
     # --- by hand ---------------------------------------------------------------------------
     async def test(self, name: str) -> Outcome:
         """Send a test message to channel ``name`` now, outside the outbox."""
-        row = Channel.get_or_none(Channel.name == name)
+        row = queries.channel_by_name(name)
         if row is None:
             raise not_found(f"Channel '{name}'")
         now = self.clock()

@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path, PurePath
 
-from supervisor.runners.process import user_umask
+from supervisor.core.ownprocess import user_umask
 
 GIT_TIMEOUT = 60.0
 # Set when we run inside a git hook: they would point git at that repository, not at our cwd.

@@ -17,7 +17,7 @@ when the storage is in the way:
 
 Facts observed from the OS that cannot be written when they happen (a runner's exit, a stop
 signal already sent, a heartbeat) are kept by their owners and written later; see
-``RunnerManager._catch_up``.
+``supervisor.runners.exits.Exits.catch_up``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from supervisor.core import events, paths
 from supervisor.core.errors import FAILING, FULL, LOCKED, READ_ONLY, ApiError, ErrorCode, problem_of
-from supervisor.storage.store import DB
+from supervisor.storage.models import DB
 
 log = logging.getLogger("stratavore.writes")
 LOOP_BUSY_MS = 10  # the loop's connection waits this long for another writer's lock

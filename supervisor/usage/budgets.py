@@ -22,7 +22,7 @@ from supervisor.api.schemas import iso
 from supervisor.core import events
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.storage import queries
-from supervisor.storage.store import DB, Budget, Project
+from supervisor.storage.models import DB, Budget
 from supervisor.usage import periods
 from supervisor.usage.periods import BLOCK, PERIODS
 
@@ -64,29 +64,12 @@ def runner_agent(profile: str | None, command: list[str]) -> str:
     return os.path.splitext(program)[0].lower() or (profile or "")
 
 
-def _scope_sql(scope: str, at: str = "") -> tuple[str, list[Any]]:
-    kind, _, name = scope.partition(":")
-    if kind == "project":
-        project = Project.get_or_none(Project.name == name)
-        return f" AND COALESCE({at}project_id, 0) = ?", [project.id if project else -1]
-    if kind == "agent":
-        return f" AND {at}agent = ?", [name]
-    return "", []
-
-
 def window(budget: Budget, now: float, cal: Calendar) -> tuple[float, float] | None:
     """The budget's current period as (start, reset), or None for a 5-hour budget whose
     scope is idle (its next block starts with its next response)."""
     if budget.period != "5h":
         return periods.calendar_window(budget.period, now, cal.zone, cal.week_start)
-    where, args = _scope_sql(budget.scope)
-    stamps = [
-        row[0]
-        for row in DB.execute_sql(
-            f'SELECT ts FROM "usage" WHERE ts >= ? AND ts <= ?{where} ORDER BY ts',
-            [now - 2 * BLOCK, now, *args],
-        )
-    ]
+    stamps = queries.usage_times(budget.scope, now - 2 * BLOCK, now)
     # Blocks chain from the last silence of 5 h; two blocks back always reaches one or the
     # start of a block that is over (a block lasts 5 h, so a chain restarts within 10 h).
     found = periods.blocks(stamps)
@@ -99,19 +82,10 @@ def window(budget: Budget, now: float, cal: Calendar) -> tuple[float, float] | N
 
 
 def used(budget: Budget, start: float, end: float) -> tuple[int, float]:
-    """Tokens and dollars the budget's scope used in [start, end)."""
-    if budget.period == "5h":  # exact to the second, and a small window
-        where, args = _scope_sql(budget.scope)
-        table, column = "usage", "ts"
-    else:  # calendar windows start on a quarter hour: the buckets are exact
-        where, args = _scope_sql(budget.scope)
-        table, column = "usage_bucket", "start"
-    row = DB.execute_sql(
-        "SELECT SUM(input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens), "
-        f'TOTAL(cost_usd) FROM "{table}" WHERE {column} >= ? AND {column} < ?{where}',
-        [start, end, *args],
-    ).fetchone()
-    return int(row[0] or 0), float(row[1] or 0.0)
+    """Tokens and dollars the budget's scope used in [start, end): a 5-hour window from the
+    rows (exact to the second, and small), a calendar one from the buckets (it starts on a
+    quarter hour: they are exact)."""
+    return queries.scope_usage(budget.scope, start, end, exact=budget.period == "5h")
 
 
 @dataclass
@@ -202,7 +176,7 @@ def when(ts: float, now: float, zone: ZoneInfo) -> str:
 def applicable(project: str, agent: str) -> list[Budget]:
     """Budgets that a launch of ``agent`` in ``project`` counts against."""
     scopes = ("global", f"project:{project}", f"agent:{agent}")
-    return list(Budget.select().where(Budget.scope.in_(scopes)).order_by(Budget.id))
+    return queries.budgets_in_scopes(scopes)
 
 
 def check_launch(project: str, agent: str, now: float, cal: Calendar) -> None:
@@ -248,49 +222,31 @@ def set_budget(
         )
     if scope.startswith("project:"):
         queries.project_by_name(scope.partition(":")[2])  # 404 when there is none
-    with DB.atomic():
-        budget = Budget.get_or_none(scope=scope, period=period)
-        if budget is None:
-            budget = Budget(scope=scope, period=period, created_at=now)
-        budget.limit_tokens = limit_tokens
-        budget.limit_usd = limit_usd
-        budget.warn = [int(t) if float(t).is_integer() else t for t in thresholds]
-        budget.action = action or budget.action or "warn"
-        budget.save()
-    return budget
+    warn_at = [int(t) if float(t).is_integer() else t for t in thresholds]
+    return queries.put_budget(scope, period, limit_tokens, limit_usd, warn_at, action, now)
 
 
 def remove_budget(scope: str, period: str) -> None:
-    deleted = Budget.delete().where(Budget.scope == scope, Budget.period == period).execute()
-    if not deleted:
+    if not queries.delete_budget(scope, period):
         raise ApiError(
             ErrorCode.NOT_FOUND,
             f"There is no {period} budget for {scope}; `stratavore budgets` lists them.",
         )
 
 
-def _mark(budget: Budget, period_start: float, kind: str, now: float) -> bool:
-    """Record that ``kind`` was reported for this period; False when it already was."""
-    cursor = DB.execute_sql(
-        'INSERT OR IGNORE INTO "budget_mark" (budget_id, period_start, kind, ts) '
-        "VALUES (?, ?, ?, ?)",
-        (budget.id, period_start, kind, now),
-    )
-    return cursor.rowcount == 1
-
-
 def evaluate(now: float, cal: Calendar) -> list[Status]:
     """Report each threshold a budget's period has crossed, once; the spent budgets whose
     action is ``stop`` (the caller stops their scope's runners)."""
     to_stop = []
-    for budget in Budget.select().order_by(Budget.id):
+    for budget in queries.all_budgets():
         state = status(budget, now, cal)
         if state.start is None:
             continue
         percent = state.percent
         with DB.atomic():
             for threshold in budget.warn:
-                if percent >= threshold and _mark(budget, state.start, f"warn:{threshold:g}", now):
+                kind = f"warn:{threshold:g}"
+                if percent >= threshold and queries.mark_budget(budget.id, state.start, kind, now):
                     events.record(
                         events.BUDGET_THRESHOLD,
                         f"budget {name(budget)} at {threshold:g} %",
@@ -300,7 +256,7 @@ def evaluate(now: float, cal: Calendar) -> list[Status]:
                         f"{when(state.resets_at or now, now, cal.zone)}.",
                         data={**state.as_json(), "threshold": threshold},
                     )
-            if state.spent and _mark(budget, state.start, "spent", now):
+            if state.spent and queries.mark_budget(budget.id, state.start, "spent", now):
                 events.record(
                     events.BUDGET_SPENT,
                     f"budget {name(budget)} is spent",
@@ -320,14 +276,7 @@ def ended_periods(budget: Budget, now: float, cal: Calendar) -> list[tuple[float
     ROLLOVER_CATCH_UP of them)."""
     found: list[tuple[float, float]] = []
     if budget.period == "5h":
-        where, args = _scope_sql(budget.scope)
-        stamps = [
-            row[0]
-            for row in DB.execute_sql(
-                f'SELECT ts FROM "usage" WHERE ts >= ? AND ts <= ?{where} ORDER BY ts',
-                [budget.created_at, now, *args],
-            )
-        ]
+        stamps = queries.usage_times(budget.scope, budget.created_at, now)
         for start, last in periods.blocks(stamps):
             if now >= start + BLOCK or now - last >= BLOCK:
                 found.append((start, start + BLOCK))
@@ -345,12 +294,12 @@ def ended_periods(budget: Budget, now: float, cal: Calendar) -> list[tuple[float
 def rollover(now: float, cal: Calendar) -> int:
     """One summary event for each ended period not yet summarised; how many."""
     count = 0
-    for budget in Budget.select().order_by(Budget.id):
+    for budget in queries.all_budgets():
         for start, end in ended_periods(budget, now, cal):
             tokens, usd = used(budget, start, end)
             state = Status(budget, start, end, tokens, usd, end)
             with DB.atomic():
-                if not _mark(budget, start, "rollover", now):
+                if not queries.mark_budget(budget.id, start, "rollover", now):
                     continue
                 events.record(
                     events.BUDGET_ROLLOVER,
@@ -373,6 +322,6 @@ def next_boundary(now: float, cal: Calendar) -> float | None:
     are summarised by the import that follows)."""
     ends = [
         periods.calendar_window(b.period, now, cal.zone, cal.week_start)[1]
-        for b in Budget.select().where(Budget.period != "5h")
+        for b in queries.calendar_budgets()
     ]
     return min(ends, default=None)

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from supervisor.storage.store import DB, Runner, Setting, UsageFile
+from supervisor.storage import queries
+from supervisor.storage.models import DB, UsageFile
 from supervisor.usage import aider, claude, codex, gemini
 from supervisor.usage.budgets import runner_agent
 from supervisor.usage.ledger import (
@@ -26,8 +27,6 @@ from supervisor.usage.ledger import (
     Ledger,
     WriteResult,
     reattribute,
-    rebuild_buckets,
-    refresh_runner_tokens,
     reprice,
 )
 from supervisor.usage.pricing import PriceTable
@@ -39,6 +38,7 @@ DIRTY = "usage.dirty_buckets"  # bucket span written but not yet summed (survive
 REPRICE = "usage.reprice"  # set by a migration: every row is priced again at the next import
 Progress = Callable[[int, int], None]  # (bytes done, bytes to read)
 Parser = Callable[[bytes, int, str, dict[str, Any]], Parsed]
+Todo = tuple[str, Path, int | None, FileMark | None, int]  # agent, path, file id, mark, bytes
 
 
 @dataclass
@@ -81,13 +81,11 @@ def sources(
 def known_places() -> tuple[list[str], aider.Places]:
     """The folders Stratavore knows (its projects', and where its runners ran), and the
     Aider history files among them with the model each run asked for."""
-    projects = [path for (path,) in DB.execute_sql('SELECT path FROM "project"').fetchall()]
+    projects = queries.project_paths()
     folders = dict.fromkeys(projects)
     runs = []
-    cursor = DB.execute_sql('SELECT cwd, command, profile FROM "runner" ORDER BY id')
-    for cwd, command, profile in cursor.fetchall():
+    for cwd, argv, profile in queries.runner_commands():
         folders.setdefault(cwd)
-        argv = Runner.command.python_value(command)
         if isinstance(argv, list) and runner_agent(profile, argv) == "aider":
             runs.append((cwd, [str(arg) for arg in argv]))
     return list(folders), aider.Places(projects, runs)
@@ -131,24 +129,42 @@ def run_import(
     report.files = len(files)
     hints = {"gemini": gemini.Folders(gemini.gemini_dir(env, home), folders).hint,
              "aider": places.hint}  # fmt: skip
-    # Plain tuples, and the parser state decoded only for files that changed: a refresh of
-    # ten thousand unchanged files costs one stat() each.
-    known = {
-        row[1]: row
-        for row in DB.execute_sql(
-            'SELECT id, path, size, mtime_ns, "offset", head, context FROM "usage_file"'
-        )
-    }
+    known = queries.file_marks()
     attribution = Attribution.load()
     ledger = Ledger(prices, attribution)
+    _catch_up(prices, attribution)
+    todo = _changed(files, known)
+    ids = queries.add_files([(str(p), agent) for agent, p, file_id, *_ in todo if file_id is None])
+    result = _read(todo, ids, hints, ledger, report, progress, clock)
+    with DB.atomic():
+        dirty = queries.setting_value(DIRTY)
+        if dirty is not None:
+            low, high = dirty
+            queries.rebuild_buckets(None if low is None else (low, high))
+            queries.delete_setting(DIRTY)
+        report.runner_tokens = queries.refresh_runner_tokens(result.runners)
+    report.written = result.written
+    report.unknown_models = sorted(result.unknown_models)
+    report.seconds = time.perf_counter() - began
+    return report
+
+
+def _catch_up(prices: PriceTable, attribution: Attribution) -> None:
+    """Before reading: sessions seen before their project existed go to it, and a schema
+    that gained a cost mode gets the old rows priced in it (both mark every bucket dirty)."""
     with DB.atomic():
         if reattribute(attribution):
             _set_dirty((float("-inf"), float("inf")))
-        flag = Setting.get_or_none(Setting.key == REPRICE)
-        if flag is not None:  # the schema gained a cost mode: price the old rows in it
+        if queries.setting_value(REPRICE) is not None:
             reprice(prices)
-            flag.delete_instance()
+            queries.delete_setting(REPRICE)
             _set_dirty((float("-inf"), float("inf")))
+
+
+def _changed(files: list[tuple[str, Path]], known: dict[str, tuple[Any, ...]]) -> list[Todo]:
+    """The files to read: new ones, and those whose size or mtime changed since their mark.
+    The marks are plain tuples, and a parser state is decoded only for a file that changed:
+    a refresh of ten thousand unchanged files costs one stat() each."""
     todo = []
     for agent, path in files:
         name = str(path)
@@ -166,7 +182,20 @@ def run_import(
                             context=context)  # fmt: skip
         todo.append((agent, path, row[0] if row else None, mark,
                      st.st_size - (mark.offset if mark else 0)))  # fmt: skip
-    ids = _file_ids([(str(path), agent) for agent, path, file_id, *_ in todo if file_id is None])
+    return todo
+
+
+def _read(
+    todo: list[Todo],
+    ids: dict[str, int],
+    hints: dict[str, Callable[[Path], dict[str, Any] | None]],
+    ledger: Ledger,
+    report: ImportReport,
+    progress: Progress | None,
+    clock: Callable[[], float],
+) -> WriteResult:
+    """Read the files to read (here, or in a second process for a big import) and write
+    their rows with their marks, a transaction per ``BATCH_ROWS`` rows."""
     total = sum(max(pending, 0) for *_, pending in todo)
     done = 0
     result = WriteResult()
@@ -193,30 +222,19 @@ def run_import(
                     progress(done, total)
             report.files_read += read_any
     result.add(_commit(ledger, batch, clock()))
-    with DB.atomic():
-        dirty = Setting.get_or_none(Setting.key == DIRTY)
-        if dirty is not None:
-            low, high = dirty.value
-            rebuild_buckets(None if low is None else (low, high))
-            dirty.delete_instance()
-        report.runner_tokens = refresh_runner_tokens(result.runners)
-    report.written = result.written
-    report.unknown_models = sorted(result.unknown_models)
-    report.seconds = time.perf_counter() - began
-    return report
+    return result
 
 
 def _set_dirty(span: tuple[float, float]) -> None:
     """Widen the span of buckets to rebuild (in the caller's transaction); None = all."""
-    dirty = Setting.get_or_none(Setting.key == DIRTY)
+    dirty = queries.setting_value(DIRTY)
     low, high = span
     if dirty is not None:
-        old_low, old_high = dirty.value
+        old_low, old_high = dirty
         if old_low is None:
             return
         low, high = min(low, old_low), max(high, old_high)
-    value = [None, None] if low == float("-inf") else [low, high]
-    Setting.insert(key=DIRTY, value=value).on_conflict_replace().execute()
+    queries.put_setting(DIRTY, [None, None] if low == float("-inf") else [low, high])
 
 
 def _commit(ledger: Ledger, batch: _Batch, now: float) -> WriteResult:
@@ -229,16 +247,10 @@ def _commit(ledger: Ledger, batch: _Batch, now: float) -> WriteResult:
         for rows, file_id in batch.rows:
             result.add(ledger.write(rows, file_id))
         for file_id, (mark, rows, skipped, reset) in batch.marks.items():
-            keep = 0 if reset else 1
-            DB.execute_sql(
-                'UPDATE "usage_file" SET size = ?, mtime_ns = ?, "offset" = ?, head = ?, '
-                "context = ?, records = records * ? + ?, skipped = skipped * ? + ?, "
-                "imported_at = ? WHERE id = ?",
-                (
-                    mark.size, mark.mtime_ns, mark.offset, mark.head,
-                    UsageFile.context.db_value(mark.context), keep, rows, keep, skipped, now,
-                    file_id,
-                ),
+            queries.save_file_mark(
+                file_id, size=mark.size, mtime_ns=mark.mtime_ns, offset=mark.offset,
+                head=mark.head, context=mark.context, records=rows, skipped=skipped,
+                restarted=reset, now=now,
             )  # fmt: skip
         if result.span is not None:
             _set_dirty(result.span)
@@ -290,21 +302,3 @@ def _reader(pending: int) -> Iterator[Callable[[list[Any]], Iterable[Chunks]]]:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context) as pool:
         yield lambda tasks: pool.map(read_file, tasks, chunksize=32)
-
-
-def _file_ids(new: list[tuple[str, str]]) -> dict[str, int]:
-    """Rows for files seen for the first time, in one statement; their ids by path."""
-    if not new:
-        return {}
-    with DB.atomic():
-        DB.connection().executemany(
-            'INSERT OR IGNORE INTO "usage_file" (path, agent, size, mtime_ns, "offset", head, '
-            "context, records, skipped) VALUES (?, ?, 0, 0, 0, '', '{}', 0, 0)",
-            new,
-        )
-    paths = {path for path, _ in new}
-    return {
-        path: file_id
-        for file_id, path in DB.execute_sql('SELECT id, path FROM "usage_file"')
-        if path in paths
-    }

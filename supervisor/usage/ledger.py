@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from supervisor.storage.store import DB, Project, Runner
+from supervisor.storage import queries
+from supervisor.storage.queries.usage import BUCKET
 from supervisor.usage.pricing import PriceTable, row_costs
 from supervisor.usage.records import UsageRow
 
-BUCKET = 900  # seconds; every time zone's midnight is on a quarter hour
 _SIGN = 1 << 63
 
 
@@ -53,19 +53,12 @@ class Attribution:
 
     @classmethod
     def load(cls) -> Attribution:
-        folders = [(_norm(p.path), p.id) for p in Project.select(Project.id, Project.path)]
+        folders = [(_norm(path), project_id) for path, project_id in queries.project_folders()]
         # a runner's own git worktree (under the data dir) belongs to the runner's project
-        worktrees = Runner.select(Runner.project, Runner.worktree).where(
-            Runner.worktree.is_null(False)
-        )
-        folders += [(_norm(tree["path"]), project_id) for project_id, tree in worktrees.tuples()]
+        folders += [(_norm(tree["path"]), pid) for pid, tree in queries.runner_worktrees()]
         projects = sorted(folders, key=lambda item: len(item[0]), reverse=True)
         found = cls(projects=projects)
-        query = Runner.select(
-            Runner.id, Runner.project, Runner.session_id, Runner.started_at, Runner.ended_at
-        ).where(Runner.started_at.is_null(False))
-        for runner in query.tuples():
-            runner_id, project_id, session_id, started, ended = runner
+        for runner_id, project_id, session_id, started, ended in queries.runner_spans():
             if session_id:
                 found.by_session[session_id] = runner_id
             span = (started, ended if ended is not None else float("inf"), runner_id)
@@ -104,31 +97,6 @@ class WriteResult:
         if other.span is not None:
             low, high = other.span if self.span is None else self.span
             self.span = (min(low, other.span[0]), max(high, other.span[1]))
-
-
-_UPSERT = (
-    'INSERT INTO "usage" (ts, agent, model, input_tokens, output_tokens, cache_creation_tokens, '
-    "cache_creation_1h_tokens, cache_read_tokens, cost_usd, ccusage_cost_usd, logged_cost, "
-    "speed, web_search_requests, project_id, runner_id, session_id, file_id, dedupe, rank) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT(dedupe) DO UPDATE SET ts = excluded.ts, agent = excluded.agent, "
-    "model = excluded.model, input_tokens = excluded.input_tokens, "
-    "output_tokens = excluded.output_tokens, "
-    "cache_creation_tokens = excluded.cache_creation_tokens, "
-    "cache_creation_1h_tokens = excluded.cache_creation_1h_tokens, "
-    "cache_read_tokens = excluded.cache_read_tokens, cost_usd = excluded.cost_usd, "
-    "ccusage_cost_usd = excluded.ccusage_cost_usd, logged_cost = excluded.logged_cost, "
-    "speed = excluded.speed, web_search_requests = excluded.web_search_requests, "
-    "project_id = excluded.project_id, runner_id = excluded.runner_id, "
-    "session_id = excluded.session_id, file_id = excluded.file_id, rank = excluded.rank "
-    "WHERE excluded.rank > usage.rank"
-)
-_SESSION_UPSERT = (
-    'INSERT INTO "usage_session" (session_id, agent, cwd, project_id, runner_id) '
-    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(session_id) DO UPDATE SET "
-    "cwd = COALESCE(excluded.cwd, cwd), project_id = COALESCE(excluded.project_id, project_id), "
-    "runner_id = COALESCE(excluded.runner_id, runner_id)"
-)
 
 
 class Ledger:
@@ -182,13 +150,9 @@ class Ledger:
                 low = row.ts
             if high is None or row.ts > high:
                 high = row.ts
-        conn = DB.connection()
-        before = conn.total_changes
-        conn.executemany(_UPSERT, params)
-        result.written = conn.total_changes - before
-        conn.executemany(
-            _SESSION_UPSERT,
-            [(sid, agent, cwd, pid, rid) for sid, (agent, cwd, pid, rid) in sessions.items()],
+        result.written = queries.upsert_usage(params)
+        queries.upsert_sessions(
+            [(sid, agent, cwd, pid, rid) for sid, (agent, cwd, pid, rid) in sessions.items()]
         )
         assert low is not None and high is not None
         # A replaced line sits seconds from the one replacing it: one bucket either side
@@ -202,62 +166,17 @@ class Ledger:
         return self._projects[row.cwd]
 
 
-def rebuild_buckets(span: tuple[int, int] | None = None) -> None:
-    """Recompute the buckets from the rows, over ``span`` (bucket starts, inclusive) or all."""
-    where, args = "", ()
-    if span is not None:
-        where, args = " WHERE ts >= ? AND ts < ?", (span[0], span[1] + BUCKET)
-        DB.execute_sql(
-            'DELETE FROM "usage_bucket" WHERE start >= ? AND start <= ?', (span[0], span[1])
-        )
-    else:
-        DB.execute_sql('DELETE FROM "usage_bucket"')
-    DB.execute_sql(
-        'INSERT INTO "usage_bucket" (start, agent, model, project_id, input_tokens, '
-        "output_tokens, cache_creation_tokens, cache_read_tokens, cost_usd, ccusage_cost_usd, "
-        f"responses) SELECT CAST(ts / {BUCKET} AS INTEGER) * {BUCKET}, agent, model, "
-        "COALESCE(project_id, 0), SUM(input_tokens), SUM(output_tokens), "
-        "SUM(cache_creation_tokens), SUM(cache_read_tokens), TOTAL(cost_usd), "
-        "TOTAL(ccusage_cost_usd), COUNT(*) "
-        f'FROM "usage"{where} GROUP BY 1, 2, 3, 4',
-        args,
-    )
-
-
-def refresh_runner_tokens(runner_ids: Iterable[int]) -> dict[int, int]:
-    """Set each runner's token total from the ledger; the new totals."""
-    ids = sorted(runner_ids)
-    if not ids:
-        return {}
-    marks = ",".join("?" * len(ids))
-    totals = dict(
-        DB.execute_sql(
-            "SELECT runner_id, SUM(input_tokens + output_tokens + cache_creation_tokens "
-            f'+ cache_read_tokens) FROM "usage" WHERE runner_id IN ({marks}) GROUP BY runner_id',
-            ids,
-        ).fetchall()
-    )
-    DB.connection().executemany(
-        'UPDATE "runner" SET tokens = ? WHERE id = ?', [(totals.get(i, 0), i) for i in ids]
-    )
-    return {i: totals.get(i, 0) for i in ids}
-
-
 def reattribute(attribution: Attribution) -> bool:
     """Give sessions seen before their project existed to it; whether anything moved (then
     the caller rebuilds all buckets)."""
     moved = []
-    for session_id, cwd in DB.execute_sql(
-        'SELECT session_id, cwd FROM "usage_session" WHERE project_id IS NULL AND cwd IS NOT NULL'
-    ).fetchall():
+    for session_id, cwd in queries.unattributed_sessions():
         project_id = attribution.project_for(cwd)
         if project_id is not None:
             moved.append((project_id, session_id))
     if not moved:
         return False
-    conn = DB.connection()
-    conn.executemany('UPDATE "usage_session" SET project_id = ? WHERE session_id = ?', moved)
-    conn.executemany('UPDATE "usage" SET project_id = ? WHERE session_id = ?', moved)
+    queries.attribute_sessions(moved)
     return True
 
 
@@ -265,14 +184,9 @@ def reprice(prices: PriceTable) -> int:
     """Price every row again in both cost modes from what it stored (call inside a
     transaction, then rebuild all buckets); how many rows. Used once after the schema gained
     the vendor cost, and whenever the prices of past rows must follow a new table."""
-    cursor = DB.execute_sql(
-        "SELECT id, ts, agent, model, input_tokens, output_tokens, cache_creation_tokens, "
-        "cache_creation_1h_tokens, cache_read_tokens, logged_cost, speed, web_search_requests, "
-        'file_id FROM "usage"'
-    )
     updates = []
     for (row_id, ts, agent, model, tokens_in, tokens_out, writes, writes_1h, reads, logged,
-         speed, searches, file_id) in cursor.fetchall():  # fmt: skip
+         speed, searches, file_id) in queries.rows_to_price():  # fmt: skip
         row = UsageRow(
             ts, agent, model, tokens_in, tokens_out, writes, reads, "",
             "api" if file_id is None else "",  # no file: reported over the API or a heartbeat
@@ -280,7 +194,5 @@ def reprice(prices: PriceTable) -> int:
             web_search_requests=searches,
         )  # fmt: skip
         updates.append((*row_costs(prices, row), row_id))
-    DB.connection().executemany(
-        'UPDATE "usage" SET cost_usd = ?, ccusage_cost_usd = ? WHERE id = ?', updates
-    )
+    queries.set_costs(updates)
     return len(updates)

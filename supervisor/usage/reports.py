@@ -12,30 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.storage import queries
-from supervisor.storage.store import DB
+from supervisor.storage.queries.reports import COST_COLUMNS, UsageFilter
 from supervisor.usage import periods
 from supervisor.usage.periods import BLOCK
 
 KINDS = ("daily", "weekly", "monthly", "session", "blocks")
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
-
-
-# The cost column of each cost mode (pricing.COST_MODES), in the rows and the buckets.
-COST_COLUMNS = {"vendor": "cost_usd", "ccusage": "ccusage_cost_usd"}
-
-
-def _sums(mode: str, at: str = "") -> str:
-    return (
-        f"SUM({at}input_tokens), SUM({at}output_tokens), SUM({at}cache_creation_tokens), "
-        f"SUM({at}cache_read_tokens), TOTAL({at}{COST_COLUMNS[mode]})"
-    )
 
 
 @dataclass(frozen=True)
@@ -57,20 +45,11 @@ class Query:
         )
         return low, high
 
-    def where(self, time_column: str, table: str = "") -> tuple[str, list[Any]]:
-        """SQL conditions and arguments for this query's window, project and agent, on the
-        columns of ``table`` (an alias) when given."""
-        at = f"{table}." if table else ""
+    def rows(self) -> UsageFilter:
+        """Which rows (or buckets) this query reads (404 for a project there is none of)."""
         low, high = self.window()
-        clauses, args = [f"{at}{time_column} >= ?", f"{at}{time_column} < ?"], [low, high]
-        if self.project is not None:
-            project = queries.project_by_name(self.project)
-            clauses.append(f"COALESCE({at}project_id, 0) = ?")
-            args.append(project.id)
-        if self.agent is not None:
-            clauses.append(f"{at}agent = ?")
-            args.append(self.agent)
-        return " WHERE " + " AND ".join(clauses), args
+        project = queries.project_by_name(self.project) if self.project is not None else None
+        return UsageFilter(low, high, project.id if project else None, self.agent)
 
 
 def parse_mode(text: str, flag: str) -> str:
@@ -143,22 +122,12 @@ def calendar_report(kind: str, query: Query, by_project: bool = False) -> dict[s
     div 86400`` with the zone's offset, which changes only at DST transitions, so the offset
     is a CASE over the few transitions in the window, and Python only sees one row per day
     and model."""
-    where, args = query.where("start")
-    span = DB.execute_sql(f'SELECT MIN(start), MAX(start) FROM "usage_bucket"{where}', args)
-    low, high = span.fetchone()
-    if low is None:
+    only = query.rows()
+    low, high = queries.bucket_span(only)
+    if low is None or high is None:
         return _report("date", {}, lambda _key, _group: {})
     segments = periods.offset_segments(query.zone, low, high)
-    offset = " ".join(
-        f"WHEN start < {int(nxt)} THEN {off}" for (_, off), (nxt, _) in pairwise(segments)
-    )
-    offset = f"CASE {offset} ELSE {segments[-1][1]} END" if offset else str(segments[0][1])
-    group = ", project_id" if by_project else ""
-    cursor = DB.execute_sql(
-        f"SELECT (start + {offset}) / 86400 AS day, model, {_sums(query.mode)}{group} "
-        f'FROM "usage_bucket"{where} GROUP BY day, model{group}',
-        args,
-    )
+    cursor = queries.day_sums(only, segments, query.mode, by_project)
     names = {p.id: p.name for p in queries.list_projects(include_archived=True)}
     label = {"daily": "date", "weekly": "week", "monthly": "month"}[kind]
     keys: dict[int, str] = {}
@@ -193,14 +162,7 @@ def _local(ts: float, zone: ZoneInfo) -> str:
 
 def session_report(query: Query) -> dict[str, Any]:
     """One row per agent session: where it ran, when, and what it used."""
-    where, args = query.where("ts", "u")
-    cursor = DB.execute_sql(
-        f"SELECT u.session_id, u.agent, p.name, MIN(u.ts), MAX(u.ts), u.model, "
-        f"{_sums(query.mode, 'u.')} "
-        f'FROM "usage" u LEFT JOIN "project" p ON p.id = u.project_id{where} '
-        "AND u.session_id IS NOT NULL GROUP BY u.session_id, u.model",
-        args,
-    )
+    cursor = queries.session_sums(query.rows(), query.mode)
     groups: dict[str, _Total] = {}
     about: dict[str, tuple[str, str | None]] = {}
     for session_id, agent, project, first, last, model, *sums in cursor:
@@ -228,12 +190,7 @@ def session_report(query: Query) -> dict[str, Any]:
 
 def block_report(query: Query, now: float) -> dict[str, Any]:
     """5-hour billing blocks, with burn rate and projection for the one still running."""
-    where, args = query.where("ts")
-    rows = DB.execute_sql(
-        "SELECT ts, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, "
-        f'{COST_COLUMNS[query.mode]}, model FROM "usage"{where} ORDER BY ts',
-        args,
-    ).fetchall()
+    rows = queries.rows_in_order(query.rows(), query.mode)
     out = []
     totals = _Total()
     spans = periods.blocks([row[0] for row in rows])

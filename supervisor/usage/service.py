@@ -9,22 +9,24 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from supervisor.core import events
 from supervisor.core.errors import ApiError
-from supervisor.storage.store import DB, Runner, Setting
+from supervisor.storage import queries
+from supervisor.storage.models import Runner
 from supervisor.storage.writes import StorageError
 from supervisor.usage import budgets, periods
 from supervisor.usage.budgets import Calendar
 from supervisor.usage.importer import ImportReport, run_import
-from supervisor.usage.ledger import Attribution, Ledger, rebuild_buckets, refresh_runner_tokens
+from supervisor.usage.ledger import Attribution, Ledger
 from supervisor.usage.pricing import PriceTable
 from supervisor.usage.records import UsageRow
 
 if TYPE_CHECKING:
     from supervisor.api.schemas import UsageIn
-    from supervisor.runners.manager import RunnerManager
+    from supervisor.core.settings import Settings
+    from supervisor.storage.writes import Writes
 
 log = logging.getLogger("stratavore.usage")
 UNPRICED = "usage.unpriced_models"  # models already reported as having no price
@@ -37,10 +39,36 @@ def calendar_of(settings: Any) -> Calendar:
     )
 
 
+class Runners(Protocol):
+    """What the usage service needs of the runners (``RunnerManager`` has it). The usage
+    side imports nothing of them: ``supervisor.daemon`` hands its checks and imports over."""
+
+    clock: Callable[[], float]
+    writes: Writes
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def accepting(self) -> bool: ...
+
+    def background(self, coro: Any) -> Any: ...
+
+    def active_rows(self, project_id: int | None = None) -> list[Runner]: ...
+
+    def stop(self, runner_id: int, force: bool = False, now: float | None = None) -> Runner: ...
+
+    def project_name(self, project_id: int) -> str: ...
+
+    def learn_sessions(self) -> int: ...
+
+    def note_tokens(self, tokens: dict[int, int]) -> None: ...
+
+
 class UsageService:
     def __init__(
         self,
-        manager: RunnerManager,
+        manager: Runners,
         env: Mapping[str, str] | None = None,
         home: Path | None = None,
     ) -> None:
@@ -53,8 +81,6 @@ class UsageService:
         # runner id -> its last cumulative (input, output, cache write, cache read, cost)
         self._reported: dict[int, tuple[int, int, int, int, float]] = {}
         self._soon: asyncio.TimerHandle | None = None
-        manager.launch_guard = self.check_launch
-        manager.on_finished = self.import_soon
 
     # --- settings-derived ---------------------------------------------------------------------
     @property
@@ -157,8 +183,7 @@ class UsageService:
     def _report_problems(self, report: ImportReport) -> None:
         """One event per import that skipped lines; a model without a price is named once,
         ever (it is counted in tokens at $0 meanwhile)."""
-        warned = Setting.get_or_none(Setting.key == UNPRICED)
-        known = set(warned.value) if warned is not None else set()
+        known = set(queries.setting_value(UNPRICED) or ())
         new_models = [m for m in report.unknown_models if m not in known]
         parts = []
         if report.skipped:
@@ -168,7 +193,7 @@ class UsageService:
         if not parts:
             return
         with self.manager.writes.transaction():
-            Setting.replace(key=UNPRICED, value=sorted(known | set(new_models))).execute()
+            queries.put_setting(UNPRICED, sorted(known | set(new_models)))
             events.record(
                 events.USAGE_IMPORT_PROBLEM,
                 "usage import: " + "; ".join(parts),
@@ -179,10 +204,7 @@ class UsageService:
             )
 
     def _after(self, runner_tokens: dict[int, int]) -> None:
-        for runner_id, tokens in runner_tokens.items():
-            live = self.manager.live.get(runner_id)
-            if live is not None:
-                live.row.tokens = tokens
+        self.manager.note_tokens(runner_tokens)
         self.enforce()
 
     # --- usage reported by agents --------------------------------------------------------------
@@ -192,8 +214,8 @@ class UsageService:
         with self.manager.writes.transaction():
             result = ledger.write(rows)
             if result.span is not None:
-                rebuild_buckets(result.span)
-            tokens = refresh_runner_tokens(result.runners)
+                queries.rebuild_buckets(result.span)
+            tokens = queries.refresh_runner_tokens(result.runners)
         self._after(tokens)
         return result.written
 
@@ -233,7 +255,7 @@ class UsageService:
             totals.cache_read_tokens,
             totals.cost_usd or 0.0,
         )
-        before = self._reported.get(runner.id) or self._recorded(runner.id)
+        before = self._reported.get(runner.id) or queries.reported_totals(runner.id)
         grown = [max(a - b, 0) for a, b in zip(now, before, strict=True)]
         if not any(grown[:4]):
             self._reported[runner.id] = now
@@ -247,13 +269,3 @@ class UsageService:
         written = self.record([row])  # refused: the next heartbeat counts from the old base
         self._reported[runner.id] = now
         return written
-
-    @staticmethod
-    def _recorded(runner_id: int) -> tuple[int, int, int, int, float]:
-        row = DB.execute_sql(
-            "SELECT SUM(input_tokens), SUM(output_tokens), SUM(cache_creation_tokens), "
-            'SUM(cache_read_tokens), TOTAL(logged_cost) FROM "usage" '
-            "WHERE runner_id = ? AND file_id IS NULL",
-            (runner_id,),
-        ).fetchone()
-        return (int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), int(row[3] or 0), row[4])

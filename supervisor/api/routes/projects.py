@@ -17,7 +17,7 @@ from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.core.settings import LIVE, Settings, saved_settings
 from supervisor.runners.manager import RunnerManager
 from supervisor.storage import queries
-from supervisor.storage.store import Profile, Project
+from supervisor.storage.models import Profile, Project
 
 
 class Projects:

@@ -20,16 +20,14 @@ from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.runners import logpump
 from supervisor.runners.manager import RunnerManager
 from supervisor.storage import queries
-from supervisor.storage.store import Runner
-from supervisor.usage.service import UsageService
+from supervisor.storage.models import Runner
 
 
 class Runners:
     """Serves the runners' routes: decodes, calls the manager, shows its runners."""
 
-    def __init__(self, manager: RunnerManager, usage: UsageService, data_dir: Path) -> None:
+    def __init__(self, manager: RunnerManager, data_dir: Path) -> None:
         self.manager = manager
-        self.usage = usage
         self.runs_dir = str(paths.runs_dir(data_dir))
         me = psutil.Process()
         self.own_line = frozenset([me.pid, *(p.pid for p in me.parents())])
@@ -44,14 +42,7 @@ class Runners:
 
     async def launch(self, request: web.Request) -> web.Response:
         body = await decode(request, sc.Launch)
-        tree = await self.manager.make_worktree(body)
-        try:
-            runner = self.manager.launch(body, worktree=tree)
-        except ApiError:
-            if tree is not None:
-                await self.manager.discard_worktree(tree)
-            raise
-        return json_response(self.runner_out(runner), 201)
+        return json_response(self.runner_out(await self.manager.launch(body)), 201)
 
     async def register(self, request: web.Request) -> web.Response:
         body = await decode(request, sc.Register)
@@ -95,17 +86,12 @@ class Runners:
 
     async def restart(self, request: web.Request) -> web.Response:
         runner_id = id_param(request)
-        await self.manager.ensure_worktree(runner_id)
-        return json_response(self.runner_out(self.manager.restart(runner_id)))
+        return json_response(self.runner_out(await self.manager.restart(runner_id)))
 
     async def resume(self, request: web.Request) -> web.Response:
         runner_id = id_param(request)
         body = await decode(request, sc.Resume)
-        row = self.manager.row(runner_id)
-        if row.session_id is None and row.profile is not None:
-            await self.usage.import_now()  # a Codex run learns its session id from its log
-        await self.manager.ensure_worktree(runner_id)
-        runner = self.manager.resume(runner_id, prompt=body.prompt, mode=body.mode)
+        runner = await self.manager.resume(runner_id, prompt=body.prompt, mode=body.mode)
         return json_response(self.runner_out(runner))
 
     async def list_sessions(self, request: web.Request) -> web.Response:

@@ -21,7 +21,7 @@ from supervisor.api.wire import JSON_HEADERS, int_param, json_response
 from supervisor.core import events
 from supervisor.core.states import SLOT_STATES
 from supervisor.storage import queries
-from supervisor.storage.store import Event
+from supervisor.storage.models import Event
 from supervisor.storage.writes import Writes
 
 MAX_WAIT = 60.0  # seconds a GET /events?wait= may hold its request

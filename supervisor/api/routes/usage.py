@@ -73,7 +73,7 @@ class Usage:
     async def list_budgets(self, request: web.Request) -> web.Response:
         now, cal = self.manager.clock(), self.usage.calendar
         return json_response(
-            [budgets.status(b, now, cal).as_json() for b in queries.list_budgets()]
+            [budgets.status(b, now, cal).as_json() for b in queries.all_budgets()]
         )
 
     async def put_budget(self, request: web.Request) -> web.Response:
