@@ -121,7 +121,8 @@ def system_deps() -> bool:
 
 def usage_oracle() -> None:
     """ccusage 20.0.24's native build into bench/.ccusage: the usage tests compare the ledger
-    with it (tests/test_ccusage_oracle.py). From npm; without npm those tests skip, saying so."""
+    with it (tests/usage/test_ccusage_oracle.py). From npm; without npm those tests skip,
+    saying so."""
     if shutil.which("npm") is None:
         step("npm is not on PATH: the ccusage oracle tests will skip")
         return

@@ -2,7 +2,7 @@
 at random moments and started again; every runner adopted or finished with its status, event
 ids contiguous, every event delivered at least once, and the time to recover.
 
-The run is ``tests/chaos.py`` (the CI test ``tests/test_chaos.py`` runs the same with 40
+The run is ``tests/chaos.py`` (the CI test ``tests/e2e/test_chaos.py`` runs the same with 40
 runners): ``--runners`` runners, half ``sleep`` until stopped and half ending by themselves
 with a known status at random times over the run; during each of ``--kills`` rounds a load
 thread launches short runners, stops long ones and lists them, and the kill lands at a random

@@ -15,7 +15,7 @@ one ``stopped``), and the webhook received every event written since it was adde
 once. The time from a restart to a served API, which comes after the full reconcile, is
 measured for each kill.
 
-Used by ``tests/test_chaos.py`` (scaled down, in CI) and ``bench/chaos.py`` (200 runners).
+Used by ``tests/e2e/test_chaos.py`` (scaled down, in CI) and ``bench/chaos.py`` (200 runners).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Who may call what: every route of the API declares its audience, and a real daemon lets in
 that audience and nobody else (issue 11).
 
-Shares the cast of ``tests/test_api.py`` (its ``world`` fixture: one supervisor for this
+Shares the cast of ``tests/api/test_bad_input.py`` (its ``world`` fixture: one supervisor for this
 module, with the registered runners ``agent`` and ``other`` and their tokens).
 """
 
@@ -17,9 +17,9 @@ from supervisor.api import routes
 from supervisor.api.app import ROUTES
 from supervisor.api.routes import Audience, Route
 from supervisor.core.states import RunnerState
-from tests import test_api
+from tests.api import test_bad_input as test_api
+from tests.api.test_bad_input import World, route_request, snapshot
 from tests.conftest import wait_for
-from tests.test_api import World, route_request, snapshot
 
 world = test_api.world  # the same cast, started once for this module
 

@@ -29,7 +29,7 @@ from tests.keyring_backend import (
     keyring_env,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 VALUE = "123456789:AAH-very-secret-token-value-xyz"
 
 

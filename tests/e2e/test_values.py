@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from supervisor.api import schemas as sc
+from tests.cli.test_e2e import Cli, one_line_error
 from tests.conftest import SLEEP, Daemon
-from tests.test_cli_e2e import Cli, one_line_error
 
 HUGE = 10**30  # more than SQLite's 64-bit integers hold
 

@@ -275,7 +275,7 @@ def test_single_instance_over_a_named_pipe():
         "from desktop.instance import SingleInstance\n"
         f"raise SystemExit(SingleInstance({key!r}).claim())\n"
     )
-    repo = str(Path(__file__).resolve().parent.parent)
+    repo = str(Path(__file__).resolve().parents[2])
     second = subprocess.Popen([PY, "-c", claims], env={**os.environ, "PYTHONPATH": repo})
     deadline = time.monotonic() + 20
     while second.poll() is None or not asked:

@@ -27,7 +27,7 @@ import pytest
 
 from supervisor import __version__
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "installer" / "build.py"
 
 PACKAGED = (

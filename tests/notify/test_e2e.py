@@ -15,10 +15,10 @@ import psutil
 import pytest
 
 from supervisor.core import paths
+from tests.cli.test_e2e import Cli
 from tests.conftest import REPO, Daemon, api_error, wait_for
 from tests.keyring_backend import FAIL_BACKEND
 from tests.sink import Reply, Sink
-from tests.test_cli_e2e import Cli
 
 QUICK = [sys.executable, "-c", "pass"]
 FAILS = [sys.executable, "-c", "import sys; sys.exit(3)"]

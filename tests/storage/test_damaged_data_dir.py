@@ -17,8 +17,8 @@ import pytest
 
 from supervisor.cli.output import human_size
 from supervisor.core import paths
+from tests.cli.test_e2e import Cli, one_line_error
 from tests.conftest import REPO, SLEEP, Daemon, wait_for
-from tests.test_cli_e2e import Cli, one_line_error
 
 START_TIMEOUT = 20.0
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import requests
 
+from tests.cli.test_e2e import Cli
 from tests.conftest import Daemon, wait_for
-from tests.test_cli_e2e import Cli
 
 PY = sys.executable
 HOLD = """

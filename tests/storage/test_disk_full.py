@@ -23,8 +23,8 @@ import pytest
 
 from supervisor.cli.output import ExitStatus
 from supervisor.core.errors import ErrorCode
+from tests.cli.test_e2e import Cli
 from tests.conftest import SLEEP, Daemon, api_error, wait_for
-from tests.test_cli_e2e import Cli
 from tests.usage_data import claude_line, write_transcript
 
 PY = sys.executable

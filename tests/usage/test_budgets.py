@@ -12,7 +12,7 @@ from supervisor.storage.db import close_db, init_db
 from supervisor.storage.models import Budget, Event, Project
 from supervisor.usage import budgets, periods
 from supervisor.usage.budgets import Calendar
-from tests.test_usage import add_rows
+from tests.usage.test_ledger import add_rows
 from tests.usage_data import utc
 
 UTC_CAL = Calendar(periods.resolve_zone("UTC"))

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.cli.test_e2e import Cli
 from tests.conftest import REPO
-from tests.test_cli_e2e import Cli
 
 
 def bench_module(name: str) -> ModuleType:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 import time
 
+from tests.cli.test_e2e import Cli
 from tests.conftest import SLEEP, Daemon, api_error, wait_for
-from tests.test_cli_e2e import Cli
 from tests.usage_data import claude_line, write_transcript
 
 

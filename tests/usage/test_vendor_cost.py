@@ -19,8 +19,8 @@ from supervisor.usage import periods, reports
 from supervisor.usage.claude import parse as parse_claude
 from supervisor.usage.importer import run_import
 from supervisor.usage.pricing import PriceTable
+from tests.cli.test_e2e import Cli
 from tests.conftest import Daemon
-from tests.test_cli_e2e import Cli
 from tests.usage_data import SONNET, claude_line, utc, write_transcript
 
 PRICES = PriceTable.bundled()

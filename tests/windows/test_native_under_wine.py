@@ -1,4 +1,4 @@
-"""The ``windows``-marked tests (tests/test_windows_native.py), run by the Windows build's own
+"""The ``windows``-marked tests (tests/e2e/test_windows_native.py), run by the Windows build's own
 embeddable CPython under Wine, in a fresh prefix: the Windows code paths of this checkout on
 a Windows Python, from Linux CI."""
 
@@ -34,7 +34,7 @@ def test_windows_marked_tests_pass_under_wine(prefix: wine.Prefix) -> None:
     python = windows_python()
     done = prefix.run(
         [str(python), "-m", "pytest", "-m", "windows", "-p", "no:cacheprovider", "-q", "-rs",
-         "tests/test_windows_native.py"],
+         "tests/e2e/test_windows_native.py"],
         timeout=600, env={"PYTHONPATH": wine.windows_path(REPO)}, cwd=REPO,
     )  # fmt: skip
     print(done.stdout[-3000:])
