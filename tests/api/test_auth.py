@@ -1,30 +1,168 @@
 """Who may call what: every route of the API declares its audience, and a real daemon lets in
 that audience and nobody else (issue 11).
 
-Shares the cast of ``tests/api/test_bad_input.py`` (its ``world`` fixture: one supervisor for this
-module, with the registered runners ``agent`` and ``other`` and their tokens).
+Tokens: every admin route refuses a missing or wrong one with the exact message, and a runner's
+heartbeat takes only that runner's token.
+
+Uses the API tests' cast (the ``world`` fixture of ``tests/api/conftest.py``: one supervisor for
+this module, with the registered runners ``agent`` and ``other`` and their tokens).
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from typing import Any
 
 import pytest
 
+from supervisor import __version__
 from supervisor.api import routes
 from supervisor.api.app import ROUTES
 from supervisor.api.routes import Audience, Route
 from supervisor.core.states import RunnerState
-from tests.api import test_bad_input as test_api
-from tests.api.test_bad_input import World, route_request, snapshot
+from tests.api.world import World, assert_error, fill, snapshot
 from tests.conftest import wait_for
-
-world = test_api.world  # the same cast, started once for this module
 
 MISSING = "Missing bearer token; send 'Authorization: Bearer <token>'."
 WEBHOOK = {"kind": "webhook", "config": {"url": "http://127.0.0.1:9/stolen"}}
+
+
+# --- tokens --------------------------------------------------------------------------------------
+def route_request(
+    w: World, method: str, path: str, name: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """A request to ``path`` that would succeed with the admin token (for auth tests); the
+    runner routes speak for runner ``agent``. ``name``: the value of every path parameter
+    but ids (the suffix hole reached routes whose last one was ``heartbeat``)."""
+    agent = str(w.id("agent"))
+    template = path
+    if name is not None:
+        path = re.sub(r"\{(name|key|report|scope|period)\}", name, path)
+    concrete = path.replace("{name}", "demo").replace("{key}", "stop_timeout")
+    concrete = concrete.replace("{id}/heartbeat", agent + "/heartbeat")
+    concrete = concrete.replace("{id}", str(w.id("busy")))
+    bodies: dict[str, Any] = {
+        "/api/v1/projects": {"name": "authx", "path": str(w.folder)},
+        "/api/v1/projects/{name}": {"max_runners": None},
+        "/api/v1/profiles": {"name": "authx", "command": ["true"]},
+        "/api/v1/runners": {"project": "demo", "command": ["true"]},
+        "/api/v1/settings/{key}": {"value": 10.0},
+        "/api/v1/budgets": {"scope": "global", "period": "daily", "limit_tokens": 10},
+        "/api/v1/notify/channels/{name}": {"kind": "desktop"},
+        "/api/v1/runners/register": {
+            "command": ["x"],
+            "pid": w.runners["agent"]["pid"],
+            "cwd": str(w.folder),
+        },
+        "/api/v1/hooks": {"hook_event_name": "Notification"},
+        "/api/v1/usage": {"records": [{"model": "m", "output_tokens": 1}], "runner_id": int(agent)},
+    }
+    if path == "/api/v1/profiles/{name}":
+        concrete = "/api/v1/profiles/claude"
+    concrete = concrete.replace("{report}", "daily").replace("{scope}/{period}", "global/daily")
+    body = bodies.get(template, {})
+    body = body if method in ("post", "put", "patch") else None
+    concrete = concrete.replace("dead/" + str(w.id("busy")), "dead/1")
+    kwargs: dict[str, Any] = {"body": body} if body is not None else {}
+    if concrete == "/api/v1/hooks":
+        kwargs["headers"] = {"X-Stratavore-Runner": agent}
+    return concrete, kwargs
+
+
+ADMIN_ROUTES = [(r.method, r.path) for r in ROUTES if r.audience is Audience.ADMIN]
+
+
+@pytest.mark.parametrize(
+    ("auth", "message"),
+    [
+        pytest.param(None, "Missing bearer token; send 'Authorization: Bearer <token>'.",
+                     id="none"),
+        pytest.param("Bearer wrong-token", "Wrong bearer token.", id="wrong"),
+        pytest.param("Bearer ", "Missing bearer token; send 'Authorization: Bearer <token>'.",
+                     id="empty"),
+        pytest.param("Basic {admin}", "Missing bearer token; send 'Authorization: Bearer <token>'.",
+                     id="basic-scheme"),
+        pytest.param("Bearer {agent_token}", "Wrong bearer token.", id="runner-token"),
+    ],
+)  # fmt: skip
+def test_every_admin_route_refuses_a_missing_or_wrong_token(world, auth, message):
+    assert len(ADMIN_ROUTES) == 35 and ("get", "/metrics") in ADMIN_ROUTES
+    before = snapshot(world)
+    for method, path in ADMIN_ROUTES:
+        concrete, kwargs = route_request(world, method, path)
+        header = fill(auth, {"admin": world.admin, "agent_token": world.tokens["agent"]})
+        response = world.request(
+            method.upper(), concrete, token=None, auth=header if header is not None else None,
+            **kwargs,
+        )  # fmt: skip
+        assert response.status_code == 401, (method, path, response.text)
+        assert response.json() == {"error": "unauthorized", "message": message}, (method, path)
+    assert snapshot(world) == before
+    assert world.daemon.runner(world.id("busy"))["state"] == "running"
+
+
+def test_open_routes_need_no_token(world):
+    health = world.request("GET", "/api/v1/health", token=None)
+    assert health.status_code == 200
+    assert health.json() == {"ok": True, "version": __version__}
+    doc = world.request("GET", "/api/v1/openapi.json", token=None)
+    assert doc.status_code == 200
+    assert doc.headers["Content-Type"].startswith("application/json")
+    # a wrong token is not looked at either
+    assert world.request("GET", "/api/v1/health", token="nonsense").status_code == 200
+
+
+def test_heartbeat_tokens(world):
+    agent, other = world.id("agent"), world.id("other")
+    path = f"/api/v1/runners/{agent}/heartbeat"
+    last_agent = world.daemon.runner(agent)["last_heartbeat"]
+    last_other = world.daemon.runner(other)["last_heartbeat"]
+    before = snapshot(world)
+    wrong = {
+        "other runner's token": world.tokens["other"],
+        "admin token": world.admin,
+        "made-up token": "x" * 32,
+    }
+    for token in wrong.values():
+        response = world.request("POST", path, body={"cpu_percent": 1.0}, token=token)
+        assert_error(response, 401, "unauthorized", f"Wrong token for runner {agent}.")
+    response = world.request("POST", path, body={"cpu_percent": 1.0}, token=None)
+    assert_error(
+        response,
+        401,
+        "unauthorized",
+        "Missing bearer token; send 'Authorization: Bearer <token>'.",
+    )
+    assert snapshot(world) == before
+    assert world.daemon.runner(agent)["last_heartbeat"] == last_agent
+
+    ok = world.request(
+        "POST", path, body={"state": "running", "cpu_percent": 2.5, "rss_bytes": 4096, "tokens": 7},
+        token=world.tokens["agent"],
+    )  # fmt: skip
+    assert ok.status_code == 200
+    assert ok.json() == {"ok": True, "heartbeat_interval": 10.0}
+    runner = world.daemon.runner(agent)
+    assert runner["state"] == "running"
+    assert runner["last_heartbeat"] not in (None, last_agent)
+    assert (runner["cpu_percent"], runner["rss_bytes"], runner["tokens"]) == (2.5, 4096, 7)
+    # the other runner got nothing from it
+    assert world.daemon.runner(other)["last_heartbeat"] == last_other
+
+
+def test_heartbeat_to_a_finished_runner_is_a_conflict(world):
+    done = world.id("agent_done")
+    before = snapshot(world)
+    response = world.request(
+        "POST", f"/api/v1/runners/{done}/heartbeat", body={"state": "running"},
+        token=world.tokens["agent_done"],
+    )  # fmt: skip
+    assert_error(
+        response, 409, "conflict", f"Runner {done} has ended (exited); its heartbeats are refused."
+    )
+    assert snapshot(world) == before
 
 
 # --- regression: any path ending in /heartbeat skipped the admin token ---------------------------

@@ -3,8 +3,8 @@ Origin, Content-Type), and every request is bounded (body size, JSON nesting, he
 slow and idle connections, how many at once), with every refusal in the API's JSON error shape
 (issues 11 and 19).
 
-Shares the cast of ``tests/api/test_bad_input.py`` (its ``world`` fixture: one supervisor for
-this module).
+Uses the API tests' cast (the ``world`` fixture of ``tests/api/conftest.py``: one supervisor
+for this module).
 """
 
 from __future__ import annotations
@@ -23,11 +23,8 @@ import pytest
 import requests
 
 from supervisor.api import server
-from tests.api import test_bad_input as test_api
-from tests.api.test_bad_input import World, assert_error, snapshot
+from tests.api.world import World, assert_error, snapshot
 from tests.conftest import wait_for
-
-world = test_api.world  # the same cast, started once for this module
 
 
 # --- regression: a web page's requests were served --------------------------------------------
