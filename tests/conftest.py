@@ -21,6 +21,7 @@ import pytest
 
 from supervisor.api.client import ApiClient, ClientError
 from supervisor.core import runtime
+from supervisor.storage.db import close_db, init_db
 from tests.keyring_backend import keyring_env
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,6 +51,14 @@ def test_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name, value in keyring_env(path).items():
         monkeypatch.setenv(name, value)
     return path
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[None]:
+    """A fresh database in the test's temp dir, bound to the models in this process."""
+    init_db(tmp_path / "stratavore.db")
+    yield
+    close_db()
 
 
 @pytest.fixture

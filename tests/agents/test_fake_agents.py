@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from supervisor.storage import store
 from supervisor.storage.store import Usage
 from supervisor.usage.importer import ImportReport, run_import
 from supervisor.usage.pricing import PriceTable
@@ -49,13 +48,6 @@ def workdir(tmp_path: Path) -> Path:
     path = tmp_path / "my project.v2"
     path.mkdir()
     return path
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[None]:
-    store.init_db(tmp_path / "stratavore.db")
-    yield
-    store.close_db()
 
 
 @pytest.fixture

@@ -9,14 +9,12 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from supervisor.storage import store
 from supervisor.storage.store import Project, Usage, UsageSession
 from supervisor.usage import aider, gemini, periods, reports
 from supervisor.usage.importer import run_import
@@ -24,13 +22,6 @@ from supervisor.usage.pricing import PriceTable
 
 PRICES = PriceTable.bundled()
 M = 1_000_000
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[None]:
-    store.init_db(tmp_path / "stratavore.db")
-    yield
-    store.close_db()
 
 
 def do_import() -> Any:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from supervisor.core.errors import ApiError
-from supervisor.storage.db import close_db, init_db
 from supervisor.storage.models import DB, Project, Runner, Usage, UsageBucket, UsageFile
 from supervisor.storage.queries import rebuild_buckets
 from supervisor.usage import periods, reports
@@ -20,13 +18,6 @@ from supervisor.usage.records import UsageRow
 from tests.usage_data import SONNET, claude_line, utc, write_transcript
 
 PRICES = PriceTable.bundled()
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[None]:
-    init_db(tmp_path / "stratavore.db")
-    yield
-    close_db()
 
 
 def do_import(agent_logs: dict[str, Path]) -> Any:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +25,6 @@ from tests.usage_data import SONNET, claude_line, utc, write_transcript
 PRICES = PriceTable.bundled()
 M = 1_000_000
 T = utc("2026-11-20 10:00")
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[None]:
-    init_db(tmp_path / "stratavore.db")
-    yield
-    close_db()
 
 
 def long_context_line(message_id: str, ts: float, **extra: Any) -> str:
