@@ -1,22 +1,28 @@
 """The running supervisor's side of the team: one job that pushes, then re-reads the team
-budgets, reports their thresholds once per period, and says which local runners a spent
+budgets, reports their thresholds once per period, and stops the local runners a spent
 ``stop`` budget stops.
 
-Wiring (after the restructuring): the daemon schedules :meth:`TeamService.run_once` every
-``interval`` seconds in a worker thread (``loop.run_in_executor``) and stops each runner id
-of its answer with ``RunnerManager.stop``; the launch guard (``UsageService.check_launch``)
-calls ``service.budgets.check_launch_cached(project)``, which never blocks the loop.
+Wiring (``supervisor.daemon``): a job every ``team_push_interval`` seconds awaits
+:meth:`TeamService.push_round`, which runs :meth:`TeamService.run_once` in a worker thread
+(doing nothing while the data dir is in no team) and then stops each runner of its answer;
+a launch guard beside the local budgets' calls :meth:`TeamService.check_launch`, which asks
+only what is in memory or last known (``TeamBudgets.check_launch_cached``): never the
+network, never blocking the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from supervisor.core import events
+from supervisor.core.errors import ApiError
 from supervisor.storage import queries
 from supervisor.storage.models import DB
 from supervisor.team import local
@@ -25,8 +31,11 @@ from supervisor.team.push import Pusher, PushResult
 from supervisor.team.server import TeamError
 from supervisor.usage.budgets import when
 
+if TYPE_CHECKING:
+    from supervisor.storage.writes import Writes
+
 log = logging.getLogger("stratavore.team")
-PUSH_INTERVAL_S = 30.0  # a stop budget stops every machine's runners within about this long
+CLOSE_WAIT_S = 5.0  # a stopping supervisor waits this long for a round under way
 MARKS = "team.budget_marks"  # thresholds already reported, per budget and period
 
 
@@ -56,10 +65,56 @@ class TeamService:
     def __init__(self, batch: int | None = None, ttl: float | None = None) -> None:
         self.pusher = Pusher(batch) if batch else Pusher()
         self.budgets = TeamBudgets(ttl) if ttl is not None else TeamBudgets()
+        self._round: asyncio.Future[TeamRound] | None = None  # the daemon's, under way
 
     def close(self) -> None:
         self.pusher.close()
         self.budgets.close()
+
+    def check_launch(
+        self, project: str, _profile: str | None, _argv: list[str], now: float
+    ) -> None:
+        """The launch guard: refuse (409 ``budget_spent``, one sentence) a launch in
+        ``project`` that a spent team ``block``/``stop`` budget forbids, from the totals in
+        memory or last known; never blocks (it runs on the loop)."""
+        self.budgets.check_launch_cached(project, now)
+
+    async def push_round(self, writes: Writes, stop: Callable[[int], object]) -> TeamRound:
+        """The daemon's job: one round in a worker thread, its local writes (the outbox and
+        its cursor, the last known budgets, threshold events) counted by the write gate as
+        this supervisor's own (``worker_writing``); then ``stop(runner_id)``, on the loop, for
+        each runner a spent ``stop`` budget stops. A team database or a local store that
+        refuses is one warning in the log: the next round tries again."""
+        loop = asyncio.get_running_loop()
+        try:
+            with writes.worker_writing("team push"):
+                self._round = loop.run_in_executor(None, self.run_once)
+                found = await self._round
+        except Exception as exc:
+            refused = writes.explain(exc)
+            if refused is None and not isinstance(exc, TeamError):
+                raise
+            why = str(exc) if refused is None else refused.message
+            log.warning("team: round not finished: %s", why)
+            return TeamRound(error=why)
+        finally:
+            self._round = None
+        for budget, runner_ids in found.to_stop.items():
+            for runner_id in runner_ids:
+                try:
+                    stop(runner_id)
+                except ApiError as exc:  # it ended meanwhile, or its stop waits to be recorded
+                    log.info("team: runner %s: %s", runner_id, exc.message)
+                    continue
+                log.info("stopped: runner %s (team budget %s spent)", runner_id, budget)
+        return found
+
+    async def aclose(self) -> None:
+        """Wait a little for a round under way, then close the team database connections."""
+        if self._round is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._round), CLOSE_WAIT_S)
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     def run_once(self, now: float | None = None) -> TeamRound:
         """Push, then read the team budgets (the last known ones if the server is away).
