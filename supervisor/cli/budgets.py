@@ -98,6 +98,10 @@ def checked(body: Json, struct: type) -> None:
 
 
 def cmd_budgets(args: argparse.Namespace) -> int:
+    if args.team:  # the team's, from its database (`team budgets`)
+        from supervisor.cli.team import cmd_budgets as team_budgets
+
+        return team_budgets(args)
     try:
         states = connect(args).get("/api/v1/budgets")
     except NotRunning:  # as `budget set` does without a supervisor: the database itself
@@ -109,6 +113,11 @@ def cmd_budgets(args: argparse.Namespace) -> int:
     else:
         print_budgets(states)
     return ExitStatus.OK
+
+
+def budgets_arguments(p: argparse.ArgumentParser) -> None:
+    add_json(p)
+    p.add_argument("--team", action="store_true", help="the team's budgets: who spent what")
 
 
 def budget_states_here() -> list[Json]:
@@ -144,5 +153,5 @@ def print_budgets(states: list[dict[str, Any]]) -> None:
 
 COMMANDS: dict[str, tuple[Command, Arguments]] = {
     "budget": (cmd_budget, budget_arguments),
-    "budgets": (cmd_budgets, add_json),
+    "budgets": (cmd_budgets, budgets_arguments),
 }

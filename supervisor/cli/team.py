@@ -179,10 +179,10 @@ def cmd_usage(args: argparse.Namespace) -> int:
         except ValueError:
             raise UsageError(f"{option} takes a date like 2026-05-01, got {text!r}") from None
 
-    open_ledger()
+    mode = args.mode or open_ledger().cost_mode
     with membership.connected() as db:
         found = reports.report(db, args.report, args.by, day(args.since, "--since"),
-                               day(args.until, "--until"), args.timezone, args.mode)  # fmt: skip
+                               day(args.until, "--until"), args.timezone, mode)  # fmt: skip
     if _answered(args, found, not found["rows"], "no team usage recorded yet"):
         return ExitStatus.OK
     label = reports.UNITS[args.report][1]
@@ -232,7 +232,9 @@ def usage_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--since", metavar="DATE", help="from this date (YYYY-MM-DD)")
     p.add_argument("--until", metavar="DATE", help="to this date, inclusive")
     p.add_argument("--timezone", metavar="TZ", help="IANA zone for days (default: the team's)")
-    p.add_argument("--mode", default="vendor", choices=("vendor", "ccusage"))
+    p.add_argument("--mode", choices=("vendor", "ccusage"),
+                   help="costs as the vendor bills or as ccusage works them out; default: the "
+                   "cost_mode setting")  # fmt: skip
 
 
 # name -> (function that runs it, its arguments, summary), in the order of `team --help`
