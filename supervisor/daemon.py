@@ -165,14 +165,15 @@ class Supervisor:
         )
         usage = self.usage = UsageService(manager)
         manager.guard_launches(usage.check_launch)  # a spent budget refuses a launch
-        self.team = TeamService()
-        manager.guard_launches(self.team.check_launch)  # so does a spent team budget
+        team = self.team = TeamService()
+        manager.guard_launches(team.check_launch)  # so does a spent team budget
         manager.when_finished(usage.import_soon)  # a finished run's last usage is read soon
         manager.import_usage_with(usage.import_now)  # a resume may need a session id from it
         dispatcher = self.dispatcher = Dispatcher(self.clock)
         token = runtime.admin_token(self.root, create=True)
         assert token is not None
-        api = Api(manager, usage, dispatcher, token, started_at, self.root, Metrics(started_at))
+        metrics = Metrics(started_at)
+        api = Api(manager, usage, dispatcher, token, started_at, self.root, metrics, team)
         self.runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
         await self.runner.setup()
         site = LoopbackSite(self.runner, self.settings.api_port)

@@ -659,6 +659,12 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | re.Pattern[str]
     # past SQLite's integer range (peewee raised OverflowError: a 500 schemathesis found)
     ("dead-retry-huge", "POST", "/api/v1/notify/dead/999999999999999999999999999999/retry", {},
      404, "not_found", "Delivery 999999999999999999999999999999 does not exist."),
+    # the team routes read what this supervisor knows; here it is in no team
+    ("team-post", "POST", "/api/v1/team", {"body": {}}, 405, "method_not_allowed",
+     "/api/v1/team does not take POST; use GET, HEAD."),
+    ("team-budgets-in-no-team", "GET", "/api/v1/team/budgets", {}, 404, "not_found",
+     "This data dir is in no team; `stratavore team join postgresql://HOST/DB --as NAME` joins "
+     "one."),
     # /metrics takes no input: only the wrong method
     ("metrics-post", "POST", "/metrics", {"body": {}}, 405, "method_not_allowed",
      "/metrics does not take POST; use GET, HEAD."),
@@ -803,7 +809,7 @@ ADMIN_ROUTES = [(r.method, r.path) for r in ROUTES if r.audience is Audience.ADM
     ],
 )  # fmt: skip
 def test_every_admin_route_refuses_a_missing_or_wrong_token(world, auth, message):
-    assert len(ADMIN_ROUTES) == 35 and ("get", "/metrics") in ADMIN_ROUTES
+    assert len(ADMIN_ROUTES) == 37 and ("get", "/metrics") in ADMIN_ROUTES
     before = snapshot(world)
     for method, path in ADMIN_ROUTES:
         concrete, kwargs = route_request(world, method, path)

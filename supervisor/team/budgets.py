@@ -310,7 +310,7 @@ class TeamBudgets:
                     self.link.close()
                     raise server.explain(exc, member.url) from None
             except TeamError as exc:
-                last = self._snapshot or self.last_known()
+                last = self.known()
                 snapshot = Snapshot(last.budgets if last else [], last.fetched_at if last else 0,
                                     str(exc))  # fmt: skip
                 self._snapshot, self._fetched = snapshot, self.clock()
@@ -327,6 +327,11 @@ class TeamBudgets:
             return None
         return Snapshot([TeamBudgetStatus.from_json(b) for b in data["budgets"]],
                         data["fetched_at"], data.get("stale"))  # fmt: skip
+
+    def known(self) -> Snapshot | None:
+        """The answer in memory, else the last one kept in the local store (None: never
+        any); asks no server."""
+        return self._snapshot or self.last_known()
 
     def snapshot(self) -> Snapshot:
         """The cached answer while it is fresh, else a new one (may block)."""
@@ -347,7 +352,7 @@ class TeamBudgets:
 
     def check_launch_cached(self, project: str, now: float | None = None) -> None:
         """As :meth:`check_launch`, from what is in memory (or last known): never blocks."""
-        snapshot = self._snapshot or self.last_known()
+        snapshot = self.known()
         if snapshot is not None:
             self._check(snapshot, project, now)
 
@@ -382,7 +387,7 @@ class TeamBudgets:
     def to_stop(self, snapshot: Snapshot | None = None) -> dict[str, list[int]]:
         """Spent ``stop`` budgets and this machine's active runners each one stops."""
         member = local.membership()
-        snapshot = snapshot or self._snapshot or self.last_known()
+        snapshot = snapshot or self.known()
         if member is None or snapshot is None:
             return {}
         now = time.time()

@@ -74,6 +74,12 @@ def test_the_supervisor_pushes_by_itself_every_interval(
     pg: Cluster, team_db: str, members: list[Member]
 ) -> None:
     alice = members[0]
+    outside_status = alice.daemon.api.get("/api/v1/team")
+    assert (outside_status["joined"], outside_status["push_interval"]) == (False, 1.0)
+    assert outside_status["member"] is None and outside_status["pending"] == 0
+    with pytest.raises(ClientError) as outside:
+        alice.daemon.api.get("/api/v1/team/budgets")
+    assert outside.value.code == ErrorCode.NOT_FOUND and "is in no team" in outside.value.message
     alice.use(30)
     alice.join(team_db)  # the join pushes the history once
     assert _team_rows(pg, team_db, "alice") == 30
@@ -81,6 +87,11 @@ def test_the_supervisor_pushes_by_itself_every_interval(
     wait_for(lambda: _team_rows(pg, team_db, "alice") == 50, 15, what="the supervisor's push")
     status = json.loads(alice.team("status", "--json").stdout)
     assert status["pending"] == 0 and status["last_push"]["rows"] > 0
+    served = alice.daemon.api.get("/api/v1/team")  # the same, from the supervisor
+    assert (served["joined"], served["member"], served["machine_id"], served["pending"]) == (
+        True, "alice", status["machine_id"], 0,
+    )  # fmt: skip
+    assert served["last_push"]["at"].endswith("Z") and served["last_error"] is None
 
 
 def test_a_team_block_budget_spent_by_alice_refuses_a_launch_on_bobs_machine(
@@ -99,6 +110,11 @@ def test_a_team_block_budget_spent_by_alice_refuses_a_launch_on_bobs_machine(
         r".+\.",
         refused.message,
     ), refused.message
+    (budget,) = bob.daemon.api.get("/api/v1/team/budgets")["budgets"]
+    assert (budget["scope"], budget["action"], budget["by_member"][0]["member"]) == (
+        "team", "block", "alice",
+    )  # fmt: skip
+    assert budget["percent"] >= 100 and budget["resets_at"].endswith("Z")
 
     pg.stop()  # the last known totals still apply, and the sentence says since when
     try:
@@ -110,6 +126,7 @@ def test_a_team_block_budget_spent_by_alice_refuses_a_launch_on_bobs_machine(
     finally:
         pg.start()
     assert stale.code == ErrorCode.BUDGET_SPENT
+    assert "cannot be reached" in bob.daemon.api.get("/api/v1/team/budgets")["stale"]
     assert re.search(r"\(team totals as of \d{4}-\d\d-\d\d \d\d:\d\d: the team database cannot "
                      r"be reached\)\.$", stale.message), stale.message  # fmt: skip
 
