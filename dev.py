@@ -74,7 +74,8 @@ def system_deps() -> bool:
     (Xvfb), a tray (trayer), a notification server (dunst) on a private DBus, xdotool, xwininfo,
     a font, the xcb libraries Qt's X11 plugin loads; and for the packaging tests makensis,
     Wine (the Windows build is made, installed and run under it), ``file`` (which checks that
-    build holds Windows programs only) and gnome-keyring (the frozen selftest's keyring step).
+    build holds Windows programs only) and gnome-keyring (the frozen selftest's keyring step);
+    and PostgreSQL's server, of which the team tests start a throwaway cluster.
 
     Only on Linux with apt-get, as root or with password-less sudo; otherwise one sentence says
     why, and those tests skip with their reason. True when everything is there.
@@ -87,7 +88,7 @@ def system_deps() -> bool:
         "libxcb-icccm4", "libxcb-keysyms1", "libxcb-cursor0", "libxkbcommon-x11-0",
         "libxcb-xinerama0", "libxcb-randr0", "libxcb-render-util0", "libxcb-image0",
         "libxcb-shape0", "libegl1", "libgl1", "libfontconfig1", "libdbus-1-3",
-        "nsis", "wine", "wine64", "file", "gnome-keyring",
+        "nsis", "wine", "wine64", "file", "gnome-keyring", "postgresql",
     ]  # fmt: skip
     if not shutil.which("dpkg-query") or not shutil.which("apt-get"):
         step("system packages: not a Debian-like system; end-to-end and packaging tests may skip")
@@ -133,7 +134,7 @@ def usage_oracle() -> None:
 
 def test(args: list[str]) -> int:
     ensure_venv(EXTRAS["test"])
-    system_deps()  # Xvfb, trayer, dunst, xdotool, Qt's xcb libs, nsis, Wine, gnome-keyring
+    system_deps()  # Xvfb, trayer, dunst, xdotool, Qt's xcb libs, nsis, Wine, keyring, PostgreSQL
     usage_oracle()
     step("ruff")
     sources = ["supervisor", "desktop", "installer", "tests", "bench", "dev.py"]

@@ -43,6 +43,8 @@ from supervisor.runners.manager import RunnerManager
 from supervisor.runners.process import ProcessOps
 from supervisor.storage import backups, store
 from supervisor.storage.writes import StorageError, Writes
+from supervisor.team import otel
+from supervisor.team.service import TeamService
 from supervisor.usage import budgets
 from supervisor.usage.service import UsageService
 
@@ -111,6 +113,8 @@ class Supervisor:
         self.manager: RunnerManager | None = None
         self.usage: UsageService | None = None
         self.dispatcher: Dispatcher | None = None
+        self.team: TeamService | None = None
+        self.otel: otel.OtelExport | None = None
         self.settings: Settings | None = None
         self.writes = Writes(self.root, clock)
         self.url = ""
@@ -161,12 +165,15 @@ class Supervisor:
         )
         usage = self.usage = UsageService(manager)
         manager.guard_launches(usage.check_launch)  # a spent budget refuses a launch
+        team = self.team = TeamService()
+        manager.guard_launches(team.check_launch)  # so does a spent team budget
         manager.when_finished(usage.import_soon)  # a finished run's last usage is read soon
         manager.import_usage_with(usage.import_now)  # a resume may need a session id from it
         dispatcher = self.dispatcher = Dispatcher(self.clock)
         token = runtime.admin_token(self.root, create=True)
         assert token is not None
-        api = Api(manager, usage, dispatcher, token, started_at, self.root, Metrics(started_at))
+        metrics = Metrics(started_at)
+        api = Api(manager, usage, dispatcher, token, started_at, self.root, metrics, team)
         self.runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
         await self.runner.setup()
         site = LoopbackSite(self.runner, self.settings.api_port)
@@ -188,6 +195,7 @@ class Supervisor:
         manager.reconcile()  # paused runners get their resume jobs here
         dispatcher.start()  # what was not delivered before a crash goes out now
         self._start_scheduler(manager, usage)
+        await self._start_otel(started_at)
         with self.writes.transaction():
             events.record(
                 events.SUPERVISOR_STARTED,
@@ -207,6 +215,25 @@ class Supervisor:
             ),
         )
         log.info("started: supervisor %s on %s (data dir %s)", __version__, self.url, self.root)
+
+    async def _start_otel(self, started_at: float) -> None:
+        """Export the metrics over OTLP/HTTP when the otel_endpoint setting or the standard
+        OTEL_EXPORTER_OTLP_* variables ask for it (docs/team.md); without the ``otel``
+        extra, a warning says so and the supervisor runs on."""
+        assert self.settings is not None
+        endpoint = self.settings.otel_endpoint or None
+        if not otel.wanted(endpoint=endpoint):
+            return
+
+        def start() -> otel.OtelExport:  # reads (or makes) the machine id: off the loop
+            return otel.OtelExport(endpoint, started_at=started_at)
+
+        try:
+            self.otel = await asyncio.get_running_loop().run_in_executor(None, start)
+        except KnownError as exc:
+            log.warning("otel: not exported: %s", exc)
+            return
+        log.info("otel: exporting metrics to %s", endpoint or "the OTEL_EXPORTER_OTLP_* endpoint")
 
     def _report_bad_settings(self, problems: dict[str, str]) -> None:
         """Saved settings that cannot be used: each named in a log line and an event, its
@@ -311,6 +338,19 @@ class Supervisor:
         for func, seconds in jobs:
             scheduler.add_job(func, IntervalTrigger(seconds=seconds), id=func.__name__)
         chores = [reap.__name__, flush.__name__, manager.pump_logs.__name__]
+        team = self.team
+        assert team is not None
+
+        async def team_push() -> None:
+            """Push to the team ledger and apply its budgets (nothing while in no team)."""
+            await team.push_round(self.writes, manager.stop)
+
+        scheduler.add_job(
+            team_push,
+            IntervalTrigger(seconds=s.team_push_interval),
+            id="team_push",
+            next_run_time=datetime.now(UTC),
+        )
 
         def busy(active: bool) -> None:
             """Runners to watch: the 1-second chores run; none: they sleep (idle CPU)."""
@@ -378,6 +418,11 @@ class Supervisor:
             log.info("stopped: supervisor (%s)", runners)
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        loop = asyncio.get_running_loop()
+        if self.otel is not None:  # a last export, while the database is open
+            await loop.run_in_executor(None, self.otel.close)
+        if self.team is not None:
+            await self.team.aclose()
         self.writes.close()
         if self.dispatcher is not None:
             await self.dispatcher.stop()

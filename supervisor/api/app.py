@@ -22,10 +22,11 @@ from aiohttp import web
 from supervisor.api import schemas as sc
 from supervisor.api.edge import Address, Edge
 from supervisor.api.metrics import Metrics
-from supervisor.api.routes import Route, hooks, notify, projects, runners, system, usage
+from supervisor.api.routes import Route, hooks, notify, projects, runners, system, team, usage
 from supervisor.api.wire import ENCODER, MAX_BODY
 from supervisor.notify.outbox import Dispatcher
 from supervisor.runners.manager import RunnerManager
+from supervisor.team.service import TeamService
 from supervisor.usage.service import UsageService
 
 # Every route, in the OpenAPI document's order. Nothing else adds a route to the application.
@@ -40,6 +41,7 @@ ROUTES: tuple[Route, ...] = (
     *projects.SETTINGS,
     *usage.ROUTES,
     *notify.ROUTES,
+    *team.ROUTES,
     *system.METRICS,
 )
 
@@ -57,6 +59,7 @@ class Api:
         started_at: float,
         data_dir: Path,
         metrics: Metrics,
+        team_service: TeamService,
     ) -> None:
         self.address = Address()
         self.edge = Edge(self.address, admin_token, manager.runner_with_token, manager.writes)
@@ -71,6 +74,7 @@ class Api:
             hooks.Hooks(manager, usage_service, metrics),
             usage.Usage(manager, usage_service, admin_token),
             notify.Notify(dispatcher, manager.clock),
+            team.Team(manager, team_service),
         )
 
     @property

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from supervisor.api.client import NotRunning
@@ -65,9 +66,16 @@ def cmd_budget(args: argparse.Namespace) -> int:
 
 
 def budget_arguments(p: argparse.ArgumentParser) -> None:
+    add_budget_options(
+        p, "global, project:NAME or agent:NAME", ("5h", "daily", "weekly", "monthly")
+    )
+
+
+def add_budget_options(p: argparse.ArgumentParser, scopes: str, periods: Sequence[str]) -> None:
+    """The arguments of ``budget`` (and ``team budget``): set/rm, SCOPE, --period, limits."""
     p.add_argument("action", choices=("set", "rm"))
-    p.add_argument("scope", metavar="SCOPE", help="global, project:NAME or agent:NAME")
-    p.add_argument("--period", required=True, choices=("5h", "daily", "weekly", "monthly"))
+    p.add_argument("scope", metavar="SCOPE", help=scopes)
+    p.add_argument("--period", required=True, choices=periods)
     p.add_argument("--tokens", type=int, metavar="N", help="token limit")
     p.add_argument("--usd", type=finite("--usd"), metavar="X", help="dollar limit")
     p.add_argument("--warn", metavar="PCTS", help="warn at these percentages (default 75,90)")
@@ -90,6 +98,10 @@ def checked(body: Json, struct: type) -> None:
 
 
 def cmd_budgets(args: argparse.Namespace) -> int:
+    if args.team:  # the team's, from its database (`team budgets`)
+        from supervisor.cli.team import cmd_budgets as team_budgets
+
+        return team_budgets(args)
     try:
         states = connect(args).get("/api/v1/budgets")
     except NotRunning:  # as `budget set` does without a supervisor: the database itself
@@ -101,6 +113,11 @@ def cmd_budgets(args: argparse.Namespace) -> int:
     else:
         print_budgets(states)
     return ExitStatus.OK
+
+
+def budgets_arguments(p: argparse.ArgumentParser) -> None:
+    add_json(p)
+    p.add_argument("--team", action="store_true", help="the team's budgets: who spent what")
 
 
 def budget_states_here() -> list[Json]:
@@ -136,5 +153,5 @@ def print_budgets(states: list[dict[str, Any]]) -> None:
 
 COMMANDS: dict[str, tuple[Command, Arguments]] = {
     "budget": (cmd_budget, budget_arguments),
-    "budgets": (cmd_budgets, add_json),
+    "budgets": (cmd_budgets, budgets_arguments),
 }

@@ -48,6 +48,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "budgets": ("budgets", "list budgets: used, limit, reset, projected exhaustion"),
     "backup": ("backups", "back the database up into the data dir's backups/ now"),
     "restore": ("backups", "list the backups, or put one back in place of the database"),
+    "team": ("team", "a team's shared ledger on PostgreSQL, team budgets"),
 }
 
 
@@ -62,7 +63,11 @@ def add_command(name: str, p: argparse.ArgumentParser) -> None:
 
 class Commands(argparse._SubParsersAction):  # the class add_subparsers() takes as its action
     """The commands, each one's parser filled in only when argparse has chosen it: the others
-    stay a name and a summary, which is all that ``stratavore --help`` lists."""
+    stay a name and a summary, which is all that ``stratavore --help`` lists. A command with
+    commands of its own (``team``) subclasses it with its own :meth:`fill`."""
+
+    def fill(self, name: str, p: argparse.ArgumentParser) -> None:
+        add_command(name, p)
 
     def __call__(
         self,
@@ -71,8 +76,8 @@ class Commands(argparse._SubParsersAction):  # the class add_subparsers() takes 
         values: str | Sequence[Any] | None,
         option_string: str | None = None,
     ) -> None:
-        if values and values[0] in COMMANDS:
-            add_command(values[0], self.choices[values[0]])
+        if values and values[0] in self.choices:
+            self.fill(values[0], self.choices[values[0]])
         super().__call__(parser, namespace, values, option_string)
 
 

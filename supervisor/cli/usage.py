@@ -9,13 +9,24 @@ from typing import Any
 
 from supervisor.cli.args import Arguments, Command, add_json
 from supervisor.cli.database import open_ledger
-from supervisor.cli.output import ExitStatus, Progress, human_size, print_json, render_table
+from supervisor.cli.output import (
+    ExitStatus,
+    Progress,
+    UsageError,
+    human_size,
+    print_json,
+    render_table,
+)
 
 IMPORT_TIMEOUT_S = 900.0
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
+    if args.team:
+        return team_usage(args)
+    if args.by:
+        raise UsageError("--by goes with --team; this machine's reports take --project, --agent")
     if args.report == "import":
         return usage_import(args)
     from supervisor.usage import periods, reports
@@ -55,6 +66,17 @@ def cmd_usage(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
+def team_usage(args: argparse.Namespace) -> int:
+    """``usage REPORT --team``: ``team usage REPORT``, summed by the team's database."""
+    if args.report not in ("daily", "weekly", "monthly"):
+        raise UsageError(f"usage --team makes daily, weekly and monthly reports, not {args.report}")
+    if args.project or args.agent:
+        raise UsageError("--team reports take --by project or --by agent instead of a filter")
+    from supervisor.cli.team import cmd_usage as run_team_usage
+
+    return run_team_usage(args)
+
+
 def usage_arguments(p: argparse.ArgumentParser) -> None:
     add_json(p)
     p.add_argument(
@@ -75,6 +97,9 @@ def usage_arguments(p: argparse.ArgumentParser) -> None:
         help="costs as the vendor bills (vendor) or as ccusage 20.0.24 works them out (ccusage);"
         " default: the cost_mode setting",
     )
+    p.add_argument("--team", action="store_true", help="the team's usage, summed on its server")
+    p.add_argument("--by", choices=("member", "project", "model", "agent"),
+                   help="with --team: a row per member, project, model or agent")  # fmt: skip
 
 
 def usage_import(args: argparse.Namespace) -> int:

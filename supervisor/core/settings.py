@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from supervisor.api.schemas import MAX_CAP  # a project's own cap has the same bound
 from supervisor.core.errors import ApiError, ErrorCode
@@ -40,6 +41,8 @@ class Settings:
     limit_retry: float = 3600.0  # a limit without a reset time: try again after this long
     backup_interval: float = 86400.0  # seconds between scheduled backups of the database
     backup_keep: int = 7  # the newest backups kept (of every kind)
+    team_push_interval: float = 30.0  # seconds between pushes to the team ledger, when joined
+    otel_endpoint: str = ""  # OTLP/HTTP base URL to export metrics to; "" = OTEL_* variables
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the non-None ``overrides`` applied (e.g. command-line flags)."""
@@ -78,6 +81,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "limit_retry": (60, 7 * DAY),
     "backup_interval": (60, 365 * DAY),
     "backup_keep": (1, 1000),
+    "team_push_interval": (1, DAY),
 }
 
 
@@ -180,6 +184,18 @@ def _check_text(key: str, value: Any, kind: type) -> Any:
     choices = {"week_start": periods.WEEKDAYS, "cost_mode": pricing.COST_MODES}.get(key)
     if choices is not None and value not in choices:
         raise ApiError(ErrorCode.INVALID, f"Setting {key} is one of {', '.join(choices)}.")
+    if key == "otel_endpoint" and value:
+        try:
+            parts = urlsplit(value)
+            url = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 address)
+            url = False
+        if not url:
+            raise ApiError(
+                ErrorCode.INVALID,
+                "Setting otel_endpoint is an http:// or https:// URL, e.g. "
+                "http://collector:4318 (or empty).",
+            )
     if key == "price_overrides":
         try:
             pricing.PriceTable.bundled(value)

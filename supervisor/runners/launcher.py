@@ -69,12 +69,12 @@ class Launcher:
     tasks: Tasks
     search_path: str
     clock: Callable[[], float]
-    guard: LaunchGuard | None = field(default=None, init=False)
+    guards: list[LaunchGuard] = field(default_factory=list, init=False)
 
     def check_guard(self, project: str, profile: str | None, argv: list[str], now: float) -> None:
-        """Refuse a launch or a resume the guard refuses (a spent budget)."""
-        if self.guard is not None:
-            self.guard(project, profile, argv, now)
+        """Refuse a launch or a resume a guard refuses (a spent budget, local or team's)."""
+        for guard in self.guards:
+            guard(project, profile, argv, now)
 
     # --- launch ------------------------------------------------------------------------------
     async def launch(self, request: Launch, now: float | None = None) -> Runner:

@@ -181,9 +181,10 @@ class RunnerManager:
         self.watch_busy, self.use_scheduler = table.watch_busy, pauses.use_scheduler
 
     def guard_launches(self, guard: LaunchGuard) -> None:
-        """Ask ``guard`` before each launch and resume; it raises ApiError to refuse one (the
-        usage service refuses those over a spent budget)."""
-        self.launcher.guard = guard
+        """Ask ``guard`` before each launch and resume, after the guards given before; it
+        raises ApiError to refuse one (the usage service refuses those over a spent budget,
+        the team service those over a spent team budget)."""
+        self.launcher.guards.append(guard)
 
     def import_usage_with(self, import_usage: Callable[[], Awaitable[object]]) -> None:
         """Before resuming a run whose session id is not known yet, ``import_usage()`` reads

@@ -77,7 +77,7 @@ class Writes:
         self.problem_since: float | None = None
         self.locked_since: float | None = None  # when loop writes first found the lock taken
         self._locked_until = 0.0  # monotonic time before which loop writes don't try
-        self._workers = 0  # this supervisor's worker threads writing now (the usage import)
+        self._workers: list[str] = []  # what this supervisor's worker threads write now
         self._loop: asyncio.AbstractEventLoop | None = None
         self._probe: asyncio.TimerHandle | None = None
         self._commits = 0  # since the last checkpoint
@@ -99,14 +99,15 @@ class Writes:
 
     # --- writing --------------------------------------------------------------------------
     @contextlib.contextmanager
-    def worker_writing(self) -> Iterator[None]:
-        """A worker thread of this supervisor writes meanwhile (the usage import, with its
-        own connection): a lock met then is likely its own, and the refusal says so."""
-        self._workers += 1
+    def worker_writing(self, work: str = "usage import") -> Iterator[None]:
+        """A worker thread of this supervisor writes meanwhile (``work``: the usage import,
+        the team push; with its own connection): a lock met then is likely its own, and the
+        refusal says so."""
+        self._workers.append(work)
         try:
             yield
         finally:
-            self._workers -= 1
+            self._workers.remove(work)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -176,7 +177,7 @@ class Writes:
     def clause(self, problem: str) -> str:
         """What is wrong, as a clause: "the data folder /x is full"."""
         if problem == LOCKED and self._workers:
-            return f"the database {self.db_path} is busy with this supervisor's usage import"
+            return f"the database {self.db_path} is busy with this supervisor's {self._work()}"
         if problem == LOCKED:
             return f"the database {self.db_path} is locked by another program"
         if problem == FULL:
@@ -184,6 +185,10 @@ class Writes:
         if problem == READ_ONLY:
             return f"the data folder {self.root} is read-only"
         return f"the data folder {self.root} cannot be written (disk I/O errors)"
+
+    def _work(self) -> str:
+        """What this supervisor's worker threads write now: "usage import", "team push"."""
+        return " and ".join(sorted(set(self._workers)))
 
     # --- health -----------------------------------------------------------------------------
     @property
@@ -197,7 +202,7 @@ class Writes:
             )
         if self.locked_since is not None:
             who = (
-                "busy with this supervisor's usage import"
+                f"busy with this supervisor's {self._work()}"
                 if self._workers
                 else ("locked by another program")
             )

@@ -461,6 +461,12 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | re.Pattern[str]
     # past SQLite's integer range (peewee raised OverflowError: a 500 schemathesis found)
     ("dead-retry-huge", "POST", "/api/v1/notify/dead/999999999999999999999999999999/retry", {},
      404, "not_found", "Delivery 999999999999999999999999999999 does not exist."),
+    # the team routes read what this supervisor knows; here it is in no team
+    ("team-post", "POST", "/api/v1/team", {"body": {}}, 405, "method_not_allowed",
+     "/api/v1/team does not take POST; use GET, HEAD."),
+    ("team-budgets-in-no-team", "GET", "/api/v1/team/budgets", {}, 404, "not_found",
+     "This data dir is in no team; `stratavore team join postgresql://HOST/DB --as NAME` joins "
+     "one."),
     # /metrics takes no input: only the wrong method
     ("metrics-post", "POST", "/metrics", {"body": {}}, 405, "method_not_allowed",
      "/metrics does not take POST; use GET, HEAD."),

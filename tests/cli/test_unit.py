@@ -272,7 +272,8 @@ print(sorted(m for m in modules if f"supervisor.cli.{m}" in sys.modules), "reque
     [(["--version"], [], False), (["--help"], [], False), (["daemon", "--help"], ["daemon"], False),
      (["usage", "--help"], ["usage"], False), (["runners", "--help"], ["runners"], True),
      (["--timeout", "3", "budgets", "--help"], ["budgets"], True),
-     (["nope"], [], False), (["kill", "x"], ["runners"], True)],
+     (["nope"], [], False), (["kill", "x"], ["runners"], True),
+     (["team", "--help"], ["team"], False), (["team", "usage", "--help"], ["team"], False)],
 )  # fmt: skip
 def test_a_command_imports_its_own_module_and_no_other(argv, modules, http):
     """pip's ``commands_dict``: a start pays only for the command it runs (``--version`` and

@@ -57,6 +57,14 @@ from supervisor.api.schemas.runners import (
     StopMany,
 )
 from supervisor.api.schemas.system import Event, Health, Status
+from supervisor.api.schemas.team import (
+    MemberSpend,
+    TeamBudget,
+    TeamBudgets,
+    TeamProblem,
+    TeamPush,
+    TeamStatus,
+)
 from supervisor.api.schemas.usage import (
     BudgetSet,
     BudgetStatus,
@@ -97,6 +105,7 @@ __all__ = [
     "Input",
     "Launch",
     "Logs",
+    "MemberSpend",
     "Mode",
     "Name",
     "Profile",
@@ -117,6 +126,11 @@ __all__ = [
     "Status",
     "Stop",
     "StopMany",
+    "TeamBudget",
+    "TeamBudgets",
+    "TeamProblem",
+    "TeamPush",
+    "TeamStatus",
     "Template",
     "Timestamp",
     "Tokens",

@@ -12,6 +12,7 @@ import and the name says what it does.
 - ``reports``: what usage reports sum: buckets per local day, rows per session or in order
 - ``budgets``: budgets, their marks, and the usage of a scope
 - ``notify``: notification channels and the outbox's deliveries
+- ``team``: the team ledger's local side: its outbox, what a push reads (``supervisor/team``)
 """
 
 from supervisor.storage.queries.budgets import (
@@ -89,6 +90,20 @@ from supervisor.storage.queries.settings import (
     setting_texts,
     setting_value,
 )
+from supervisor.storage.queries.team import (
+    TEAM_TRIGGERS,
+    active_runner_projects,
+    drop_team_outbox_until,
+    install_team_outbox,
+    remove_team_outbox,
+    team_crossings,
+    team_outbox_batch,
+    team_outbox_size,
+    team_runners,
+    team_triggers,
+    team_usage_rows,
+    usage_by_project_model_agent,
+)
 from supervisor.storage.queries.usage import (
     BUCKET,
     add_files,
@@ -116,9 +131,11 @@ __all__ = [
     "BUCKET",
     "COST_COLUMNS",
     "RUNNER_COLUMNS",
+    "TEAM_TRIGGERS",
     "DueDelivery",
     "UsageFilter",
     "active_counts_by_project",
+    "active_runner_projects",
     "add_deliveries",
     "add_files",
     "agent_sessions",
@@ -140,6 +157,7 @@ __all__ = [
     "delete_setting",
     "delivery_batch",
     "delivery_by_id",
+    "drop_team_outbox_until",
     "due_deliveries",
     "event_heads_after",
     "events_by_ids",
@@ -150,6 +168,7 @@ __all__ = [
     "hold_deliveries",
     "insert_event",
     "insert_runner",
+    "install_team_outbox",
     "last_event_id",
     "last_events",
     "list_channels",
@@ -170,6 +189,7 @@ __all__ = [
     "rebuild_buckets",
     "record_attempt",
     "refresh_runner_tokens",
+    "remove_team_outbox",
     "reported_totals",
     "requeue_deliveries",
     "rows_in_order",
@@ -187,11 +207,18 @@ __all__ = [
     "setting_texts",
     "setting_value",
     "store_heartbeats",
+    "team_crossings",
+    "team_outbox_batch",
+    "team_outbox_size",
+    "team_runners",
+    "team_triggers",
+    "team_usage_rows",
     "tokens_by_agent",
     "total_restarts",
     "unattributed_sessions",
     "update_runner",
     "upsert_sessions",
     "upsert_usage",
+    "usage_by_project_model_agent",
     "usage_times",
 ]

@@ -117,10 +117,9 @@ _SESSION_UPSERT = (
 def upsert_usage(rows: list[tuple[Any, ...]]) -> int:
     """Write ledger rows, each a tuple in the column order of ``_UPSERT``: a row whose dedupe
     key is there already replaces it only with a higher rank. How many were written."""
-    conn = DB.connection()
-    before = conn.total_changes
-    conn.executemany(_UPSERT, rows)
-    return conn.total_changes - before
+    # rowcount counts this statement's rows only; total_changes would also count rows that
+    # triggers write (the team outbox's)
+    return DB.connection().executemany(_UPSERT, rows).rowcount
 
 
 def upsert_sessions(rows: list[tuple[str, str, str | None, int | None, int | None]]) -> None:
