@@ -269,9 +269,9 @@ class Bridge(QObject):
     async def status(self) -> Json:
         return await self._request("GET", "/status")
 
-    async def runners(self) -> list[Json]:
-        """The active runners, oldest first."""
-        return await self._request("GET", "/runners")
+    async def runners(self, finished: bool = False) -> list[Json]:
+        """The active runners (with ``finished``: every runner), oldest first."""
+        return await self._request("GET", "/runners", params={"all": 1 if finished else None})
 
     async def runner(self, runner_id: int) -> Json:
         return await self._request("GET", f"/runners/{runner_id}")

@@ -26,6 +26,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor, QFont
 
 from desktop.bridge import Json, needs_user
+from desktop.icons import TrayState
 from desktop.tray import activity, human_tokens, reset_time, uptime
 
 SORT_ROLE = Qt.ItemDataRole.UserRole  # a value that sorts right: numbers as numbers
@@ -237,6 +238,22 @@ def sorted_proxy(model: KeyedTableModel, parent: QObject | None = None) -> QSort
 
 
 # --- runners ----------------------------------------------------------------------------------
+FAILED_STATES = frozenset({"failed", "fatal", "lost"})
+
+
+def look(runner: Json) -> TrayState:
+    """The tray state whose colour a runner wears in rows and cards: running (green), needs
+    the user (orange), failed (red, the tray's alarm colour) or idle (grey: queued, stopped,
+    exited)."""
+    if runner["state"] in FAILED_STATES:
+        return TrayState.BUDGET
+    if needs_user(runner):
+        return TrayState.ATTENTION
+    if runner["state"] in ("starting", "running", "stopping"):
+        return TrayState.RUNNING
+    return TrayState.IDLE
+
+
 def _what(runner: Json) -> str:
     return runner["profile"] or Path(runner["command"][0]).name
 

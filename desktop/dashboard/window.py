@@ -5,18 +5,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import QMainWindow, QTabWidget, QWidget
 
 from desktop.bridge import Bridge, BridgeError, spawn
 from desktop.dashboard.budgets import BudgetsTab
 from desktop.dashboard.events import DeadLettersTab, EventsTab
+from desktop.dashboard.overview import OverviewPage
 from desktop.dashboard.runners import RunnersTab
 from desktop.dashboard.sessions import SessionsTab
 from desktop.dashboard.tables import table_view
 from desktop.dashboard.usage import UsagePanel
 from desktop.models import ProjectsModel
+from desktop.settings.prefs import preferences
 
 log = logging.getLogger("stratavore.desktop")
 FETCH_INTERVAL_MS = 10_000  # how often a visible fetching tab asks again
@@ -25,19 +27,23 @@ FETCH_INTERVAL_MS = 10_000  # how often a visible fetching tab asks again
 class Dashboard(QMainWindow):
     """The main window.
 
-    ``fetched(str)``: a fetching tab (``"sessions"``, ``"events"``, ``"dead"``, ``"usage"``)
-    has drawn what it fetched. ``fetch_failed(str)``: a fetch failed; the sentence (also in
-    the status bar).
+    ``fetched(str)``: a fetching tab (``"overview"``, ``"sessions"``, ``"events"``,
+    ``"dead"``, ``"usage"``) has drawn what it fetched. ``fetch_failed(str)``: a fetch
+    failed; the sentence (also in the status bar).
     """
 
     fetched = Signal(str)
     fetch_failed = Signal(str)
 
-    def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, bridge: Bridge, prefs: QSettings | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.bridge = bridge
+        self.prefs = prefs if prefs is not None else preferences()
         self.setWindowTitle("Stratavore")
         self.resize(1100, 720)
+        self.overview = OverviewPage(bridge, self.prefs)
         self.runners = RunnersTab(bridge)
         self.sessions = SessionsTab(bridge)
         self.projects = ProjectsModel(self)
@@ -47,6 +53,7 @@ class Dashboard(QMainWindow):
         self.dead = DeadLettersTab(bridge)
         self.usage = UsagePanel(bridge)
         self.tabs = QTabWidget()
+        self.tabs.addTab(self.overview, "Overview")
         self.tabs.addTab(self.runners, "Runners")
         self.tabs.addTab(self.sessions, "Sessions")
         self.tabs.addTab(self.projects_view, "Projects")
@@ -56,6 +63,7 @@ class Dashboard(QMainWindow):
         self.tabs.addTab(self.usage, "Usage")
         self.setCentralWidget(self.tabs)
         self._names: dict[QWidget, str] = {self.events: "events", self.dead: "dead"}
+        self._names[self.overview] = "overview"
         self._names.update({self.usage: "usage", self.sessions: "sessions"})
         self._busy: set[QWidget] = set()
         self._again: set[QWidget] = set()
@@ -65,6 +73,9 @@ class Dashboard(QMainWindow):
         self.tabs.currentChanged.connect(lambda _i: self.fetch_current())
         self.usage.wants_fetch.connect(lambda: self.fetch_page(self.usage))
         self.sessions.wants_fetch.connect(lambda: self.fetch_page(self.sessions))
+        self.overview.open_runner.connect(self.show_runner)
+        self.overview.open_page.connect(self.show_page)
+        self.overview.counted.connect(lambda _n: self.show_counts())
         bridge.changed.connect(self.show_snapshot)
         bridge.events.connect(self.events.add)
         bridge.failed.connect(lambda text: self.statusBar().showMessage(text, 10_000))
@@ -77,7 +88,14 @@ class Dashboard(QMainWindow):
         self.sessions.update_projects(snapshot.projects)
         self.projects.update(snapshot.projects)
         self.budgets.update_budgets(snapshot.budgets)
-        self.tabs.setTabText(0, f"Runners ({len(snapshot.runners)})")
+        self.overview.show_snapshot(snapshot)
+        self.show_counts()
+
+    def show_counts(self) -> None:
+        """The tabs say how many: cards that need the user, active runners."""
+        needs = self.overview.count
+        self.tabs.setTabText(0, f"Overview ({needs})" if needs else "Overview")
+        self.tabs.setTabText(1, f"Runners ({len(self.bridge.snapshot.runners)})")
 
     def show_runner(self, runner_id: int) -> None:
         """Switch to the runners and select this one (a notification about it was clicked)."""
@@ -87,6 +105,11 @@ class Dashboard(QMainWindow):
 
     def show_budgets(self) -> None:
         self.tabs.setCurrentWidget(self.budgets)
+
+    def show_page(self, name: str) -> None:
+        """Switch to a page by its fetch name ("dead", "events"...) or "budgets"."""
+        pages = {name: page for page, name in self._names.items()}
+        self.tabs.setCurrentWidget(self.budgets if name == "budgets" else pages[name])
 
     def show_sessions(self) -> None:
         self.tabs.setCurrentWidget(self.sessions)

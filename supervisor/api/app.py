@@ -64,7 +64,14 @@ class Api:
         openapi = ENCODER.encode(sc.openapi_document(ROUTES))
         self.resources = (
             system.System(
-                self.address, started_at, data_dir, manager.writes, self.feed, metrics, openapi
+                self.address,
+                started_at,
+                data_dir,
+                manager.writes,
+                self.feed,
+                metrics,
+                openapi,
+                usage_service,
             ),
             projects.Projects(manager),
             runners.Runners(manager, usage_service, data_dir),

@@ -14,11 +14,12 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import qasync
-from PySide6.QtCore import QObject, Qt, QUrl, Slot
+from PySide6.QtCore import QObject, QSettings, Qt, QUrl, Slot
 from PySide6.QtGui import QDesktopServices
 
 from desktop.bridge import Bridge
@@ -47,8 +48,14 @@ def bridge(daemon: Daemon, qloop: qasync.QEventLoop) -> Iterator[Bridge]:
 
 
 @pytest.fixture
-def dashboard(bridge: Bridge, qtbot: Any) -> Dashboard:
-    window = Dashboard(bridge)
+def prefs(tmp_path: Path) -> QSettings:
+    """This app's preferences in a temp file: never the user's."""
+    return QSettings(str(tmp_path / "prefs.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def dashboard(bridge: Bridge, prefs: QSettings, qtbot: Any) -> Dashboard:
+    window = Dashboard(bridge, prefs)
     qtbot.addWidget(window)
     window.show()
     return window
@@ -133,7 +140,7 @@ def test_runners_table_shows_real_runners_and_the_selection_survives_refreshes(
         assert cell(dashboard.runners.model, row, "Project") == "demo"
         assert cell(dashboard.runners.model, row, "State") == "running"
         assert cell(dashboard.runners.model, row, "PID") == str(bridge.snapshot.runners[0]["pid"])
-        assert dashboard.tabs.tabText(0) == "Runners (2)"
+        assert dashboard.tabs.tabText(1) == "Runners (2)"
         dashboard.show_runner(second)
         assert dashboard.tabs.currentWidget() is dashboard.runners
         assert selected_ids(dashboard) == [second]
@@ -519,8 +526,10 @@ def test_tabs_fetch_only_while_shown(daemon, qloop, bridge, dashboard):
     dashboard.fetched.connect(calls.append)
 
     async def scenario() -> None:
+        await fetched(dashboard, "overview")  # the first page, shown with the window
+        dashboard.tabs.setCurrentWidget(dashboard.runners)
         await asyncio.sleep(0.3)
-        assert calls == []  # the runners tab fetches nothing
+        assert calls == ["overview"]  # the runners tab fetches nothing
         waiting = asyncio.ensure_future(fetched(dashboard, "usage"))
         dashboard.tabs.setCurrentWidget(dashboard.usage)
         await waiting
@@ -531,11 +540,12 @@ def test_tabs_fetch_only_while_shown(daemon, qloop, bridge, dashboard):
         await asyncio.sleep(0.3)
 
     run(qloop, scenario())
-    assert calls == ["usage"]
+    assert calls == ["overview", "usage"]
 
 
 def test_a_failed_fetch_is_one_sentence_in_the_status_bar(daemon, qloop, bridge, dashboard):
     failures: list[str] = []
+    run(qloop, fetched(dashboard, "overview"))  # the first page's fetch, while it answered
     dashboard.fetch_failed.connect(failures.append)
     daemon.stop()
 
