@@ -276,6 +276,18 @@ class Bridge(QObject):
     async def runner(self, runner_id: int) -> Json:
         return await self._request("GET", f"/runners/{runner_id}")
 
+    async def logs(
+        self,
+        runner_id: int,
+        tail: int | Literal["all"] | None = None,
+        offset: int | None = None,
+        file_id: str | None = None,
+    ) -> Json:
+        """A supervised runner's log: its last ``tail`` lines, or (following) what came after
+        ``offset`` of the file ``file_id``; the text, the offset and file id to pass next."""
+        params = {"tail": tail, "offset": offset, "file_id": file_id}
+        return await self._request("GET", f"/runners/{runner_id}/logs", params=params)
+
     async def read_events(
         self,
         since: int | None = None,

@@ -296,6 +296,13 @@ class RunnersModel(KeyedTableModel):
         Column("Profile / command", _what, tip=lambda r: " ".join(r["command"])),
         Column("State", _state, tip=lambda r: r["reason"], color=_state_color),
         Column(
+            "Exit",
+            lambda r: _or_minus(r["exit_code"]),
+            lambda r: r["exit_code"] if r["exit_code"] is not None else -1,
+            numeric=True,
+            tip=lambda r: r["reason"] if r["ended_at"] else None,
+        ),
+        Column(
             "Attention",
             _attention,
             tip=_attention_tip,

@@ -281,7 +281,7 @@ class OverviewPage(QScrollArea):
         self.spend.setStyleSheet("font-size: 16pt")
         self.budgets = BudgetList(NO_BUDGET)
         self.week = DailyChart()
-        self.week.setMinimumHeight(200)
+        self.week.setFixedHeight(260)
         self.week_empty = QLabel(NO_USAGE)
         self.week_empty.setWordWrap(True)
         self.week_empty.setEnabled(False)

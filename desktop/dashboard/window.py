@@ -63,7 +63,7 @@ class Dashboard(QMainWindow):
         self.tabs.addTab(self.usage, "Usage")
         self.setCentralWidget(self.tabs)
         self._names: dict[QWidget, str] = {self.events: "events", self.dead: "dead"}
-        self._names[self.overview] = "overview"
+        self._names.update({self.overview: "overview", self.runners: "runners"})
         self._names.update({self.usage: "usage", self.sessions: "sessions"})
         self._busy: set[QWidget] = set()
         self._again: set[QWidget] = set()
@@ -73,6 +73,7 @@ class Dashboard(QMainWindow):
         self.tabs.currentChanged.connect(lambda _i: self.fetch_current())
         self.usage.wants_fetch.connect(lambda: self.fetch_page(self.usage))
         self.sessions.wants_fetch.connect(lambda: self.fetch_page(self.sessions))
+        self.runners.wants_fetch.connect(lambda: self.fetch_page(self.runners))
         self.overview.open_runner.connect(self.show_runner)
         self.overview.open_page.connect(self.show_page)
         self.overview.counted.connect(lambda _n: self.show_counts())
@@ -98,10 +99,21 @@ class Dashboard(QMainWindow):
         self.tabs.setTabText(1, f"Runners ({len(self.bridge.snapshot.runners)})")
 
     def show_runner(self, runner_id: int) -> None:
-        """Switch to the runners and select this one (a notification about it was clicked)."""
+        """Switch to the runners and select this one, its pane beside (a notification or a
+        card about it was clicked); a finished one is listed with all the others."""
         self.tabs.setCurrentWidget(self.runners)
+
+        async def reveal() -> None:
+            try:
+                found = await self.runners.reveal(runner_id)
+            except BridgeError as exc:
+                self._fetch_failed("runners", exc.message)
+                return
+            if not found:
+                self.statusBar().showMessage(f"There is no runner #{runner_id}.", 10_000)
+
         if not self.runners.select(runner_id):
-            self.statusBar().showMessage(f"Runner #{runner_id} is no longer active.", 10_000)
+            spawn(reveal())
 
     def show_budgets(self) -> None:
         self.tabs.setCurrentWidget(self.budgets)
@@ -117,8 +129,9 @@ class Dashboard(QMainWindow):
     # --- what is fetched -----------------------------------------------------------------------
     def fetch_current(self) -> None:
         """Fetch the current tab's data if it has any to fetch and the window is shown."""
-        if self.isVisible() and self.tabs.currentWidget() in self._names:
-            self.fetch_page(self.tabs.currentWidget())
+        page = self.tabs.currentWidget()
+        if self.isVisible() and page in self._names and getattr(page, "fetching", True):
+            self.fetch_page(page)
 
     def fetch_page(self, page: QWidget) -> None:
         """Fetch ``page``'s data; one fetch at a time per page, a request made meanwhile

@@ -173,6 +173,10 @@ def test_stop_button_stops_the_selected_real_runner(daemon, project_dir, qloop, 
         assert dashboard.runners.stop_button.isEnabled()
         dashboard.runners.stop_button.click()
         await until(lambda: daemon.runner(doomed)["state"] == "stopped", what="the stop")
+        # the selected runner stays listed with its end while its pane shows it...
+        row = dashboard.runners.model.row_of(doomed)
+        await until(lambda: cell(dashboard.runners.model, row, "State") == "stopped")
+        dashboard.show_runner(keep)  # ...and goes once another is selected
         await until(lambda: shown_ids(dashboard) == [keep], what="its row to go")
 
     run(qloop, scenario())
@@ -322,14 +326,27 @@ def test_keyed_model_inserts_new_rows_where_they_belong():
     assert (model.keys(), churn.resets) == ([1, 2, 3, 4, 5, 6], 1)
 
 
-def test_show_runner_of_a_finished_runner_says_so(daemon, project_dir, qloop, bridge, dashboard):
+def test_show_runner_of_a_finished_runner_lists_all_runners_and_selects_it(
+    daemon, project_dir, qloop, bridge, dashboard
+):
     daemon.project("demo", project_dir)
     runner = daemon.launch("demo", QUICK)["id"]
     daemon.wait_state(runner, "exited")
     run(qloop, bridge.refresh())
-    dashboard.show_runner(runner)
-    assert dashboard.tabs.currentWidget() is dashboard.runners
-    assert dashboard.statusBar().currentMessage() == f"Runner #{runner} is no longer active."
+    assert runner not in shown_ids(dashboard)  # the filter lists the active ones
+
+    async def scenario() -> None:
+        dashboard.show_runner(runner)
+        assert dashboard.tabs.currentWidget() is dashboard.runners
+        await until(lambda: selected_ids(dashboard) == [runner], what="its selection")
+        assert dashboard.runners.chosen == "all"
+        row = dashboard.runners.model.row_of(runner)
+        assert cell(dashboard.runners.model, row, "Exit") == "0"
+        dashboard.show_runner(10_000)
+        await until(lambda: dashboard.statusBar().currentMessage(), what="the sentence")
+        assert dashboard.statusBar().currentMessage() == "There is no runner #10000."
+
+    run(qloop, scenario())
 
 
 # --- sessions ---------------------------------------------------------------------------------
