@@ -66,6 +66,7 @@ class BudgetRow(QFrame):
         percent = budget["percent"]
         scope, period, action = budget["scope"], budget["period"], budget["action"]
         self.name.setText(f"{scope} {period} (at the limit: {action})")
+        self.bar.setAccessibleName(f"Budget {scope} {period}")
         self.bar.setValue(round(min(percent, 100.0) * 10))
         self.bar.setFormat(f"{percent:.1f}%")
         self.usage.setText(budget_usage(budget))

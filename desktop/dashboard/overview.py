@@ -12,7 +12,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
@@ -34,6 +34,7 @@ from desktop.terminal import open_terminal
 from desktop.tray import human_tokens, reset_time
 
 WEEK = 7
+DOT = QSize(12, 12)  # a card's state dot (drawn for the screen's scale: crisp at 2x)
 FAILED_WITHIN_S = 24 * 3600  # a failed runner's card stays this long, or until dismissed
 DISMISSED_KEY = "overview/dismissed"  # the failed runners' cards the user put away
 DISMISSED_KEPT = 200
@@ -152,7 +153,7 @@ class RunnerCard(QFrame):
 
     def show_need(self, runner: Json, need: Need) -> None:
         self.runner_id = runner["id"]
-        self.dot.setPixmap(state_dot(look(runner).colour).pixmap(12, 12))
+        self.dot.setPixmap(state_dot(look(runner).colour).pixmap(DOT, self.devicePixelRatioF()))
         self.title.setText(title_of(runner))
         self.sentence.setText(need.sentence)
         self.action.setText(need.action)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from desktop.bridge import Bridge, BridgeError, Json, spawn
 from desktop.dashboard.output import OutputView
+from desktop.dashboard.overview import DOT
 from desktop.icons import state_dot
 from desktop.models import local_time, look
 from desktop.tray import activity, human_tokens
@@ -158,7 +159,7 @@ class RunnerPane(QWidget):
         self.stack.setCurrentIndex(0 if runner is None else 1)
         if runner is None:
             return
-        self.dot.setPixmap(state_dot(look(runner).colour).pixmap(12, 12))
+        self.dot.setPixmap(state_dot(look(runner).colour).pixmap(DOT, self.devicePixelRatioF()))
         what = runner["profile"] or Path(runner["command"][0]).name
         self.title.setText(f"#{runner['id']} {runner['project']} · {what} — {runner['state']}")
         self.details.show_runner(runner)

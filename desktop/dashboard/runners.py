@@ -4,10 +4,11 @@ exit status), what to do with the selected ones, and the selected one's pane bes
 from __future__ import annotations
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
+    QMessageBox,
     QPushButton,
     QSplitter,
     QVBoxLayout,
@@ -21,6 +22,7 @@ from desktop.dashboard.tables import selected_rows, table_view
 from desktop.empty import EmptyState
 from desktop.models import RunnersModel
 
+FINISHED = frozenset({"stopped", "exited", "failed", "fatal", "lost"})
 FILTERS = {"active": "Active", "needs": "Needs me", "all": "All (finished too)"}
 
 
@@ -70,6 +72,13 @@ class RunnersTab(QWidget):
         self.log_button.clicked.connect(self.open_logs)
         self.view.selectionModel().selectionChanged.connect(self._selected)
         self.filter.currentIndexChanged.connect(self._filtered)
+        self.view.doubleClicked.connect(lambda _index: self.open_selected())
+        for key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            opens = QShortcut(QKeySequence(key), self.view, self.open_selected)
+            opens.setContext(Qt.ShortcutContext.WidgetShortcut)
+        stops = QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.view, self.ask_stop)
+        stops.setContext(Qt.ShortcutContext.WidgetShortcut)
+        self.confirm: QMessageBox | None = None  # the open "Stop?" question
         self._enable()
 
     @property
@@ -168,8 +177,36 @@ class RunnersTab(QWidget):
         self.restart_button.setEnabled(bool(chosen))
         self.log_button.setEnabled(any(r["log_path"] for r in chosen))
 
+    def open_selected(self) -> None:
+        """Enter: the selected runner's output, with the keyboard in it."""
+        if self.pane.runner is not None:
+            self.pane.tabs.setCurrentWidget(self.pane.output)
+            self.pane.output.text.setFocus()
+
+    def ask_stop(self) -> None:
+        """Delete: stop the selected runners once the user confirms."""
+        chosen = [r for r in self.selected() if r["state"] not in FINISHED]
+        if not chosen:
+            return
+        what = (
+            f"runner #{chosen[0]['id']} ({chosen[0]['project']})"
+            if len(chosen) == 1
+            else f"{len(chosen)} runners"
+        )
+        box = QMessageBox(QMessageBox.Icon.Question, "Stop runners", f"Stop {what}?", parent=self)
+        box.setInformativeText("Its whole process tree gets the polite signal, then is killed.")
+        stop = box.addButton("Stop", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(stop)
+        ids = [r["id"] for r in chosen]
+        box.buttonClicked.connect(lambda button: button is stop and self._stop(ids))
+        self.confirm = box
+        box.open()
+
     def stop_selected(self) -> None:
-        ids = [r["id"] for r in self.selected()]
+        self._stop([r["id"] for r in self.selected()])
+
+    def _stop(self, ids: list[int]) -> None:
         if len(ids) == 1:
             spawn(self.bridge.stop(ids[0]))
         elif ids:

@@ -5,13 +5,22 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QHideEvent, QShowEvent
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QHideEvent, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import QMainWindow, QTabWidget, QWidget
 
 from desktop.bridge import Bridge, BridgeError, spawn
 from desktop.dashboard.budgets import BudgetsTab
 from desktop.dashboard.events import DeadLettersTab, EventsTab
+from desktop.dashboard.looks import (
+    FILTER_KEY,
+    GEOMETRY_KEY,
+    PAGE_KEY,
+    SPLIT_KEY,
+    apply_theme,
+    restore_geometry,
+    saved_int,
+)
 from desktop.dashboard.overview import OverviewPage
 from desktop.dashboard.runners import RunnersTab
 from desktop.dashboard.sessions import SessionsTab
@@ -22,6 +31,17 @@ from desktop.settings.prefs import preferences
 
 log = logging.getLogger("stratavore.desktop")
 FETCH_INTERVAL_MS = 10_000  # how often a visible fetching tab asks again
+# The pages in order (Ctrl+1..8): the window's attribute and the tab's title.
+PAGES = (
+    ("overview", "Overview"),
+    ("runners", "Runners"),
+    ("sessions", "Sessions"),
+    ("projects_view", "Projects"),
+    ("budgets", "Budgets"),
+    ("events", "Events"),
+    ("dead", "Dead letters"),
+    ("usage", "Usage"),
+)
 
 
 class Dashboard(QMainWindow):
@@ -42,25 +62,21 @@ class Dashboard(QMainWindow):
         self.bridge = bridge
         self.prefs = prefs if prefs is not None else preferences()
         self.setWindowTitle("Stratavore")
-        self.resize(1100, 720)
+        self.setAccessibleName("Stratavore")
         self.overview = OverviewPage(bridge, self.prefs)
         self.runners = RunnersTab(bridge)
         self.sessions = SessionsTab(bridge)
         self.projects = ProjectsModel(self)
         self.projects_view = table_view(self.projects, 0, Qt.SortOrder.AscendingOrder)
+        self.projects_view.setAccessibleName("Projects")
         self.budgets = BudgetsTab()
         self.events = EventsTab(bridge)
         self.dead = DeadLettersTab(bridge)
         self.usage = UsagePanel(bridge)
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.overview, "Overview")
-        self.tabs.addTab(self.runners, "Runners")
-        self.tabs.addTab(self.sessions, "Sessions")
-        self.tabs.addTab(self.projects_view, "Projects")
-        self.tabs.addTab(self.budgets, "Budgets")
-        self.tabs.addTab(self.events, "Events")
-        self.tabs.addTab(self.dead, "Dead letters")
-        self.tabs.addTab(self.usage, "Usage")
+        self.tabs.setAccessibleName("Pages")
+        for page, title in PAGES:
+            self.tabs.addTab(getattr(self, page), title)
         self.setCentralWidget(self.tabs)
         self._names: dict[QWidget, str] = {self.events: "events", self.dead: "dead"}
         self._names.update({self.overview: "overview", self.runners: "runners"})
@@ -69,18 +85,57 @@ class Dashboard(QMainWindow):
         self._again: set[QWidget] = set()
         self.timer = QTimer(self)
         self.timer.setInterval(FETCH_INTERVAL_MS)
+        self._restore()
+        self._connect()
+        self._keys()
+        self.show_snapshot()
+
+    def _connect(self) -> None:
+        bridge = self.bridge
         self.timer.timeout.connect(self.fetch_current)
-        self.tabs.currentChanged.connect(lambda _i: self.fetch_current())
+        self.tabs.currentChanged.connect(self._page_changed)
         self.usage.wants_fetch.connect(lambda: self.fetch_page(self.usage))
         self.sessions.wants_fetch.connect(lambda: self.fetch_page(self.sessions))
         self.runners.wants_fetch.connect(lambda: self.fetch_page(self.runners))
+        self.runners.filter.currentIndexChanged.connect(
+            lambda _i: self.prefs.setValue(FILTER_KEY, self.runners.chosen)
+        )
+        self.runners.split.splitterMoved.connect(
+            lambda *_: self.prefs.setValue(SPLIT_KEY, self.runners.split.saveState())
+        )
         self.overview.open_runner.connect(self.show_runner)
         self.overview.open_page.connect(self.show_page)
         self.overview.counted.connect(lambda _n: self.show_counts())
         bridge.changed.connect(self.show_snapshot)
         bridge.events.connect(self.events.add)
         bridge.failed.connect(lambda text: self.statusBar().showMessage(text, 10_000))
-        self.show_snapshot()
+
+    def _keys(self) -> None:
+        """Ctrl+1..N: the pages; F5: refresh now."""
+        for i in range(self.tabs.count()):
+            key = QShortcut(QKeySequence(f"Ctrl+{i + 1}"), self)
+            key.activated.connect(lambda i=i: self.tabs.setCurrentIndex(i))
+        QShortcut(QKeySequence(Qt.Key.Key_F5), self).activated.connect(self.refresh)
+
+    def _restore(self) -> None:
+        """The size, position, page, filter and split the user left the window with."""
+        if not restore_geometry(self, self.prefs):
+            self.resize(1100, 720)
+        self.tabs.setCurrentIndex(saved_int(self.prefs, PAGE_KEY, 0))
+        chosen = self.runners.filter.findData(self.prefs.value(FILTER_KEY, "active"))
+        self.runners.filter.setCurrentIndex(max(0, chosen))
+        split = self.prefs.value(SPLIT_KEY)
+        if isinstance(split, QByteArray | bytes):
+            self.runners.split.restoreState(QByteArray(split))
+
+    def _page_changed(self, index: int) -> None:
+        self.prefs.setValue(PAGE_KEY, index)
+        self.fetch_current()
+
+    def refresh(self) -> None:
+        """F5: the snapshot and the current page's data, now."""
+        spawn(self.bridge.refresh_soon())
+        self.fetch_current()
 
     # --- what the snapshot holds ---------------------------------------------------------------
     def show_snapshot(self) -> None:
@@ -165,6 +220,7 @@ class Dashboard(QMainWindow):
     # --- visibility ----------------------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
+        apply_theme(self, self.prefs)
         if not self.timer.isActive():
             self.bridge.watchers += 1  # live CPU, memory, uptime: a full refresh each tick
         self.timer.start()
@@ -172,6 +228,7 @@ class Dashboard(QMainWindow):
 
     def hideEvent(self, event: QHideEvent) -> None:
         super().hideEvent(event)
+        self.prefs.setValue(GEOMETRY_KEY, self.saveGeometry())
         if self.timer.isActive():
             self.bridge.watchers -= 1
         self.timer.stop()

@@ -103,13 +103,20 @@ def test_the_pane_shows_a_runners_coloured_output_as_it_prints_it(
     run(qloop, scenario())
 
 
-def test_the_filter_lists_active_runners_those_that_need_me_or_all(
-    daemon, project_dir, qloop, bridge, dashboard
-):
+def busy_and_failed(daemon, project_dir) -> tuple[int, int]:
+    """A project "demo" with a running runner and one that failed (exit status 3)."""
     daemon.project("demo", project_dir)
     busy = daemon.launch("demo", SLEEP)["id"]
     failed = daemon.launch("demo", FAILING)["id"]
     daemon.wait_state(failed, "failed")
+    daemon.wait_state(busy, "running")
+    return busy, failed
+
+
+def test_the_filter_lists_active_runners_those_that_need_me_or_all(
+    daemon, project_dir, qloop, bridge, dashboard
+):
+    busy, failed = busy_and_failed(daemon, project_dir)
     stuck = daemon.launch("demo", SLEEP)["id"]
     pid = daemon.wait_state(stuck, "running")["pid"]
     os.kill(pid, 19)  # SIGSTOP: the sweep flags it unresponsive (it needs the user)
