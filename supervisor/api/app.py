@@ -22,7 +22,16 @@ from aiohttp import web
 from supervisor.api import schemas as sc
 from supervisor.api.edge import Address, Edge
 from supervisor.api.metrics import Metrics
-from supervisor.api.routes import Route, hooks, notify, projects, runners, system, usage
+from supervisor.api.routes import (
+    Route,
+    hooks,
+    notify,
+    projects,
+    runners,
+    system,
+    usage,
+    worktrees,
+)
 from supervisor.api.wire import ENCODER, MAX_BODY
 from supervisor.notify.outbox import Dispatcher
 from supervisor.runners.manager import RunnerManager
@@ -35,6 +44,7 @@ ROUTES: tuple[Route, ...] = (
     *runners.RUNNERS,
     *hooks.HOOKS,
     *runners.SESSIONS_AND_LOGS,
+    *worktrees.ROUTES,
     *hooks.HEARTBEATS,
     *system.EVENTS,
     *projects.SETTINGS,
@@ -78,6 +88,7 @@ class Api:
             hooks.Hooks(manager, usage_service, metrics),
             usage.Usage(manager, usage_service, admin_token),
             notify.Notify(dispatcher, manager.clock),
+            worktrees.Worktrees(manager),
         )
 
     @property

@@ -66,6 +66,7 @@ from supervisor.api.schemas.usage import (
     UsageIn,
     UsageReport,
 )
+from supervisor.api.schemas.worktrees import Changes, Discarded, FileChange, Merged
 
 __all__ = [
     "ERROR_STATUSES",
@@ -80,14 +81,17 @@ __all__ = [
     "BudgetSet",
     "BudgetStatus",
     "Cap",
+    "Changes",
     "ChannelOut",
     "ChannelSet",
     "ChannelTest",
     "DeadLetter",
+    "Discarded",
     "Environment",
     "Error",
     "Event",
     "ExitCode",
+    "FileChange",
     "Health",
     "Heartbeat",
     "HeartbeatAck",
@@ -97,6 +101,7 @@ __all__ = [
     "Input",
     "Launch",
     "Logs",
+    "Merged",
     "Mode",
     "Name",
     "Profile",
