@@ -288,6 +288,18 @@ class Bridge(QObject):
         params = {"tail": tail, "offset": offset, "file_id": file_id}
         return await self._request("GET", f"/runners/{runner_id}/logs", params=params)
 
+    async def diff(self, runner_id: int) -> Json:
+        """What a runner's own worktree changed: files with +/- counts, the unified diff."""
+        return await self._request("GET", f"/runners/{runner_id}/diff")
+
+    async def merge(self, runner_id: int) -> Json:
+        """Merge a runner's worktree into the branch it started from; what was done."""
+        return await self._request("POST", f"/runners/{runner_id}/merge")
+
+    async def discard(self, runner_id: int) -> Json:
+        """Remove a stopped runner's worktree and branch."""
+        return await self._request("POST", f"/runners/{runner_id}/discard")
+
     async def read_events(
         self,
         since: int | None = None,

@@ -1,6 +1,6 @@
 """The pane beside the runners' list: the selected runner's live output, what it is (command,
-profile, folder, exit status, restarts), its session's tokens and cost, and its history
-(the events about it: states and attention)."""
+profile, folder, exit status, restarts), its session's tokens and cost, its history (the
+events about it: states and attention) and, for a runner on its own worktree, its changes."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.bridge import Bridge, BridgeError, Json, spawn
+from desktop.dashboard.changes import ChangesView
 from desktop.dashboard.output import OutputView
 from desktop.dashboard.overview import DOT
 from desktop.icons import state_dot
@@ -131,6 +132,9 @@ class RunnerPane(QWidget):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.output, "Output")
         self.tabs.addTab(self.details, "Details")
+        self.changes = ChangesView(bridge)
+        self.tabs.addTab(self.changes, "Changes")
+        self.tabs.setTabVisible(2, False)
         self.tabs.setAccessibleName("The selected runner")
         self.nobody = QLabel(NOBODY)
         self.nobody.setWordWrap(True)
@@ -163,6 +167,9 @@ class RunnerPane(QWidget):
         what = runner["profile"] or Path(runner["command"][0]).name
         self.title.setText(f"#{runner['id']} {runner['project']} · {what} — {runner['state']}")
         self.details.show_runner(runner)
+        self.tabs.setTabVisible(2, bool(runner["worktree"]))
+        if runner["worktree"]:
+            self.changes.show_runner(runner)
         if before is None or before["id"] != runner["id"] or before["state"] != runner["state"]:
             if self._details_task is not None:
                 self._details_task.cancel()

@@ -61,8 +61,8 @@ class RunnersTab(QWidget):
         left.addWidget(self.view)
         self.split.addWidget(listing)
         self.split.addWidget(self.pane)
-        self.split.setStretchFactor(0, 3)
-        self.split.setStretchFactor(1, 2)
+        self.split.setStretchFactor(0, 1)
+        self.split.setStretchFactor(1, 1)
         QVBoxLayout(self).addWidget(self.split)
         self._everyone: dict[int, Json] = {}  # every runner, as last fetched (filter All)
         # the selected runner after it left the filter (it ended): kept listed, its pane open
