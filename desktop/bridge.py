@@ -269,12 +269,36 @@ class Bridge(QObject):
     async def status(self) -> Json:
         return await self._request("GET", "/status")
 
-    async def runners(self) -> list[Json]:
-        """The active runners, oldest first."""
-        return await self._request("GET", "/runners")
+    async def runners(self, finished: bool = False) -> list[Json]:
+        """The active runners (with ``finished``: every runner), oldest first."""
+        return await self._request("GET", "/runners", params={"all": 1 if finished else None})
 
     async def runner(self, runner_id: int) -> Json:
         return await self._request("GET", f"/runners/{runner_id}")
+
+    async def logs(
+        self,
+        runner_id: int,
+        tail: int | Literal["all"] | None = None,
+        offset: int | None = None,
+        file_id: str | None = None,
+    ) -> Json:
+        """A supervised runner's log: its last ``tail`` lines, or (following) what came after
+        ``offset`` of the file ``file_id``; the text, the offset and file id to pass next."""
+        params = {"tail": tail, "offset": offset, "file_id": file_id}
+        return await self._request("GET", f"/runners/{runner_id}/logs", params=params)
+
+    async def diff(self, runner_id: int) -> Json:
+        """What a runner's own worktree changed: files with +/- counts, the unified diff."""
+        return await self._request("GET", f"/runners/{runner_id}/diff")
+
+    async def merge(self, runner_id: int) -> Json:
+        """Merge a runner's worktree into the branch it started from; what was done."""
+        return await self._request("POST", f"/runners/{runner_id}/merge")
+
+    async def discard(self, runner_id: int) -> Json:
+        """Remove a stopped runner's worktree and branch."""
+        return await self._request("POST", f"/runners/{runner_id}/discard")
 
     async def read_events(
         self,

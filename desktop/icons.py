@@ -119,6 +119,32 @@ def tray_icon(state: TrayState, count: int = 0, dark: bool | None = None) -> QIc
     return icon
 
 
+DOT_SIZES = (10, 12, 16, 20, 24, 32)  # a row's or a card's state dot, at 1x and 2x
+_dots: dict[str, QIcon] = {}
+
+
+def state_dot(colour: QColor) -> QIcon:
+    """A disk of ``colour`` (a runner's row or card, in the tray's colours: see
+    :func:`desktop.models.look`), drawn per size like the tray's, so it is crisp at 1x and
+    2x."""
+    icon = _dots.get(colour.name())
+    if icon is None:
+        icon = QIcon()
+        for size in DOT_SIZES:
+            pixmap = QPixmap(size, size)
+            pixmap.fill(Qt.GlobalColor.transparent)
+            painter = QPainter(pixmap)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(colour)
+            inset = max(1.0, size / 8)
+            painter.drawEllipse(QRectF(0, 0, size, size).adjusted(inset, inset, -inset, -inset))
+            painter.end()
+            icon.addPixmap(pixmap)
+        _dots[colour.name()] = icon
+    return icon
+
+
 # --- the application icon --------------------------------------------------------------------
 def app_icon_image(size: int) -> QImage:
     """The application icon at ``size`` pixels: layered strata in a rounded square."""

@@ -26,6 +26,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor, QFont
 
 from desktop.bridge import Json, needs_user
+from desktop.icons import TrayState, state_dot
 from desktop.tray import activity, human_tokens, reset_time, uptime
 
 SORT_ROLE = Qt.ItemDataRole.UserRole  # a value that sorts right: numbers as numbers
@@ -78,9 +79,11 @@ class Column:
     numeric: bool = False  # right-aligned
     tip: Callable[[Json], str | None] | None = None
     color: Callable[[Json], str | None] | None = None  # a colour name, for the text
+    icon: Callable[[Json], TrayState | None] | None = None  # a state dot before the text
 
 
-Cell = tuple[str, Any, str | None, str | None, bool]  # text, sort value, tooltip, colour, bold
+# text, sort value, tooltip, colour, bold, state dot
+Cell = tuple[str, Any, str | None, str | None, bool, TrayState | None]
 
 
 class KeyedTableModel(QAbstractTableModel):
@@ -88,6 +91,7 @@ class KeyedTableModel(QAbstractTableModel):
     inserts, removals and ``dataChanged`` of the changed cells."""
 
     columns: Sequence[Column] = ()
+    stretch = ""  # the header of the column that takes the width left (the longest text)
 
     def __init__(self, key: Callable[[Json], Hashable], parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -132,6 +136,8 @@ class KeyedTableModel(QAbstractTableModel):
             return brush
         if role == Qt.ItemDataRole.FontRole and cell[4]:
             return self._bold
+        if role == Qt.ItemDataRole.DecorationRole and cell[5] is not None:
+            return state_dot(cell[5].colour)
         if role == Qt.ItemDataRole.TextAlignmentRole and self.columns[column].numeric:
             return _RIGHT
         if role == KEY_ROLE:
@@ -163,6 +169,7 @@ class KeyedTableModel(QAbstractTableModel):
                 column.tip(row) if column.tip is not None else None,
                 column.color(row) if column.color is not None else None,
                 bold,
+                column.icon(row) if column.icon is not None else None,
             ))  # fmt: skip
         return tuple(cells)
 
@@ -237,6 +244,22 @@ def sorted_proxy(model: KeyedTableModel, parent: QObject | None = None) -> QSort
 
 
 # --- runners ----------------------------------------------------------------------------------
+FAILED_STATES = frozenset({"failed", "fatal", "lost"})
+
+
+def look(runner: Json) -> TrayState:
+    """The tray state whose colour a runner wears in rows and cards: running (green), needs
+    the user (orange), failed (red, the tray's alarm colour) or idle (grey: queued, stopped,
+    exited)."""
+    if runner["state"] in FAILED_STATES:
+        return TrayState.BUDGET
+    if needs_user(runner):
+        return TrayState.ATTENTION
+    if runner["state"] in ("starting", "running", "stopping"):
+        return TrayState.RUNNING
+    return TrayState.IDLE
+
+
 def _what(runner: Json) -> str:
     return runner["profile"] or Path(runner["command"][0]).name
 
@@ -273,11 +296,19 @@ def _attention_tip(runner: Json) -> str | None:
 class RunnersModel(KeyedTableModel):
     """The active runners (``Snapshot.runners``), one row per runner id."""
 
+    stretch = "Profile / command"
     columns = (
         Column("ID", lambda r: str(r["id"]), lambda r: r["id"], numeric=True),
         Column("Project", lambda r: r["project"]),
         Column("Profile / command", _what, tip=lambda r: " ".join(r["command"])),
-        Column("State", _state, tip=lambda r: r["reason"], color=_state_color),
+        Column("State", _state, tip=lambda r: r["reason"], color=_state_color, icon=look),
+        Column(
+            "Exit",
+            lambda r: _or_minus(r["exit_code"]),
+            lambda r: r["exit_code"] if r["exit_code"] is not None else -1,
+            numeric=True,
+            tip=lambda r: r["reason"] if r["ended_at"] else None,
+        ),
         Column(
             "Attention",
             _attention,
@@ -315,6 +346,7 @@ class RunnersModel(KeyedTableModel):
 
 # --- projects, events, dead letters -----------------------------------------------------------
 class ProjectsModel(KeyedTableModel):
+    stretch = "Folder"
     columns = (
         Column("Name", lambda p: p["name"]),
         Column("Folder", lambda p: p["path"]),
@@ -343,6 +375,7 @@ _SEVERITY_COLORS = {"warning": ATTENTION, "error": FAILURE}
 class EventsModel(KeyedTableModel):
     """Events, newest first as given; the body is the title's tooltip."""
 
+    stretch = "Title"
     columns = (
         Column("Time", lambda e: local_time(e["ts"]), lambda e: e["id"]),
         Column(
@@ -366,6 +399,7 @@ class EventsModel(KeyedTableModel):
 class DeadLettersModel(KeyedTableModel):
     """Deliveries that gave up, by delivery id (what a retry takes)."""
 
+    stretch = "Error"
     columns = (
         Column("Delivery", lambda d: str(d["id"]), lambda d: d["id"], numeric=True),
         Column("Event", lambda d: str(d["event_id"]), lambda d: d["event_id"], numeric=True),
@@ -387,6 +421,7 @@ class SessionsModel(KeyedTableModel):
     """Agent sessions (``GET /sessions``), by agent and session id; a session that cannot be
     resumed says why."""
 
+    stretch = "Session"
     columns = (
         Column(
             "Last activity",

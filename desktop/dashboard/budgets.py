@@ -66,6 +66,7 @@ class BudgetRow(QFrame):
         percent = budget["percent"]
         scope, period, action = budget["scope"], budget["period"], budget["action"]
         self.name.setText(f"{scope} {period} (at the limit: {action})")
+        self.bar.setAccessibleName(f"Budget {scope} {period}")
         self.bar.setValue(round(min(percent, 100.0) * 10))
         self.bar.setFormat(f"{percent:.1f}%")
         self.usage.setText(budget_usage(budget))
@@ -85,20 +86,17 @@ class BudgetRow(QFrame):
             )
 
 
-class BudgetsTab(QScrollArea):
-    """A :class:`BudgetRow` per budget, kept across refreshes by (scope, period)."""
+class BudgetList(QWidget):
+    """A :class:`BudgetRow` per budget, kept across refreshes by (scope, period), and a
+    sentence saying what to do while there is none."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, empty_text: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWidgetResizable(True)
-        inner = QWidget()
-        self.rows_layout = QVBoxLayout(inner)
-        self.empty = QLabel(
-            "No budgets. Set one with `stratavore budget set global --period daily --tokens N`."
-        )
+        self.rows_layout = QVBoxLayout(self)
+        self.rows_layout.setContentsMargins(0, 0, 0, 0)
+        self.empty = QLabel(empty_text)
+        self.empty.setWordWrap(True)
         self.rows_layout.addWidget(self.empty)
-        self.rows_layout.addStretch(1)
-        self.setWidget(inner)
         self.rows: dict[tuple[str, str], BudgetRow] = {}
 
     def update_budgets(self, budgets: list[Json]) -> None:
@@ -114,3 +112,24 @@ class BudgetsTab(QScrollArea):
                 self.rows_layout.insertWidget(position + 1, row)
             row.show_budget(budget)
         self.empty.setVisible(not budgets)
+
+
+class BudgetsTab(QScrollArea):
+    """The Budgets page: every budget's :class:`BudgetRow`."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        inner = QWidget()
+        layout = QVBoxLayout(inner)
+        self.list = BudgetList(
+            "No budgets. Set one with `stratavore budget set global --period daily --tokens N`."
+        )
+        layout.addWidget(self.list)
+        layout.addStretch(1)
+        self.setWidget(inner)
+        self.rows = self.list.rows
+        self.empty = self.list.empty
+
+    def update_budgets(self, budgets: list[Json]) -> None:
+        self.list.update_budgets(budgets)

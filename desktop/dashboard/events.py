@@ -22,6 +22,7 @@ class EventsTab(QWidget):
         self.bridge = bridge
         self.model = EventsModel(self)
         self.view = table_view(self.model, 0, Qt.SortOrder.DescendingOrder)
+        self.view.setAccessibleName("Events")
         self.empty = EmptyState(self.view, empty.EVENTS)
         QVBoxLayout(self).addWidget(self.view)
         self._events: dict[int, Json] = {}
@@ -47,6 +48,7 @@ class DeadLettersTab(QWidget):
         self.bridge = bridge
         self.model = DeadLettersModel(self)
         self.view = table_view(self.model, 0, Qt.SortOrder.DescendingOrder)
+        self.view.setAccessibleName("Dead letters")
         self.empty = EmptyState(self.view, empty.DEAD_LETTERS)
         self.retry_button = QPushButton("Retry")
         self.retry_button.setEnabled(False)

@@ -39,6 +39,8 @@ class SessionsTab(QWidget):
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.project = QComboBox()
         self.project.addItem("All projects", None)
+        self.project.setAccessibleName("Sessions of which project")
+        self.view.setAccessibleName("Agent sessions")
         self.terminal_button = QPushButton("Resume in terminal")
         self.background_button = QPushButton("Resume in background…")
         self.prompt: PromptDialog | None = None  # the open prompt of a background resume

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView
+from PySide6.QtWidgets import QAbstractButton, QAbstractItemView, QHeaderView, QTableView
 
 from desktop.bridge import Json
 from desktop.models import KeyedTableModel, sorted_proxy
@@ -21,21 +21,36 @@ def table_view(model: KeyedTableModel, sort_column: int, order: Qt.SortOrder) ->
     view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     view.setAlternatingRowColors(True)
     view.verticalHeader().setVisible(False)
-    view.horizontalHeader().setStretchLastSection(True)
-    view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    corner = view.findChild(QAbstractButton, "qt_tableview_cornerbutton")
+    if corner is not None:  # Qt's select-all corner: unnamed, so screen readers say "button"
+        corner.setAccessibleName("Select all rows")
+    header = view.horizontalHeader()
+    header.setAccessibleName("Columns (click one to sort by it)")
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    headers = [column.header for column in model.columns]
+    stretch = headers.index(model.stretch) if model.stretch in headers else len(headers) - 1
+    header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
+    fit(view, model, stretch)
 
     def fit_once() -> None:
         """Size the columns to the first rows shown; after that they are the user's."""
-        view.resizeColumnsToContents()  # by the cells: the header's text may need more
-        header = view.horizontalHeader()
-        for column in range(model.columnCount()):
-            view.setColumnWidth(
-                column, max(view.columnWidth(column), header.sectionSizeHint(column))
-            )
+        fit(view, model, stretch)
         model.rowsInserted.disconnect(fit_once)
 
     model.rowsInserted.connect(fit_once)
     return view
+
+
+def fit(view: QTableView, model: KeyedTableModel, stretch: int) -> None:
+    """Each column as wide as its widest cell or its header, the ``stretch`` one taking
+    what is left (not the last column, whatever it is: a narrow number would get it)."""
+    view.resizeColumnsToContents()  # by the cells: the header's text may need more
+    header = view.horizontalHeader()
+    for column in range(model.columnCount()):
+        if column != stretch:
+            view.setColumnWidth(
+                column, max(view.columnWidth(column), header.sectionSizeHint(column))
+            )
 
 
 def selected_rows(view: QTableView, model: KeyedTableModel) -> list[Json]:

@@ -43,7 +43,9 @@ class UsagePanel(QWidget):
         for days in RANGES:
             self.range_choice.addItem("1 year" if days == 365 else f"{days} days", days)
         self.range_choice.setCurrentIndex(1)
+        self.range_choice.setAccessibleName("Range of days")
         self.metric_choice = QComboBox()
+        self.metric_choice.setAccessibleName("Tokens or cost")
         self.metric_choice.addItem("Tokens", "tokens")
         self.metric_choice.addItem("Cost", "cost")
         self.daily = DailyChart()

@@ -22,7 +22,17 @@ from aiohttp import web
 from supervisor.api import schemas as sc
 from supervisor.api.edge import Address, Edge
 from supervisor.api.metrics import Metrics
-from supervisor.api.routes import Route, hooks, notify, projects, runners, system, team, usage
+from supervisor.api.routes import (
+    Route,
+    hooks,
+    notify,
+    projects,
+    runners,
+    system,
+    team,
+    usage,
+    worktrees,
+)
 from supervisor.api.wire import ENCODER, MAX_BODY
 from supervisor.notify.outbox import Dispatcher
 from supervisor.runners.manager import RunnerManager
@@ -36,6 +46,7 @@ ROUTES: tuple[Route, ...] = (
     *runners.RUNNERS,
     *hooks.HOOKS,
     *runners.SESSIONS_AND_LOGS,
+    *worktrees.ROUTES,
     *hooks.HEARTBEATS,
     *system.EVENTS,
     *projects.SETTINGS,
@@ -67,7 +78,14 @@ class Api:
         openapi = ENCODER.encode(sc.openapi_document(ROUTES))
         self.resources = (
             system.System(
-                self.address, started_at, data_dir, manager.writes, self.feed, metrics, openapi
+                self.address,
+                started_at,
+                data_dir,
+                manager.writes,
+                self.feed,
+                metrics,
+                openapi,
+                usage_service,
             ),
             projects.Projects(manager),
             runners.Runners(manager, data_dir),
@@ -75,6 +93,7 @@ class Api:
             usage.Usage(manager, usage_service, admin_token),
             notify.Notify(dispatcher, manager.clock),
             team.Team(manager, team_service),
+            worktrees.Worktrees(manager),
         )
 
     @property

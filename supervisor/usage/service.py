@@ -81,6 +81,7 @@ class UsageService:
         # runner id -> its last cumulative (input, output, cache write, cache read, cost)
         self._reported: dict[int, tuple[int, int, int, int, float]] = {}
         self._soon: asyncio.TimerHandle | None = None
+        self.imported_at: float | None = None  # when the last import ended (shown in status)
 
     # --- settings-derived ---------------------------------------------------------------------
     @property
@@ -171,6 +172,7 @@ class UsageService:
                 report = await loop.run_in_executor(
                     None, lambda: run_import(prices, self.env, self.home, clock=self.clock)
                 )
+            self.imported_at = self.clock()
         with self._refusals():
             self._after(report.runner_tokens)
             self.manager.learn_sessions()  # Codex runs learn their session id from its log

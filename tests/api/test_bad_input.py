@@ -288,6 +288,24 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | re.Pattern[str]
      "Runner {agent} ran in a terminal; resume it in one with `stratavore-agent`."),
     ("resume-mode-word", "POST", "/api/v1/runners/{finished}/resume",
      {"body": {"mode": "later"}}, 422, "invalid", invalid("$.mode")),
+    # a runner's worktree: GET diff, POST merge and discard
+    ("diff-id-word", "GET", "/api/v1/runners/abc/diff", {}, 400, "bad_request",
+     "Runner id must be a number, got 'abc'."),
+    ("diff-unknown", "GET", "/api/v1/runners/999/diff", {}, 404, "not_found",
+     "Runner 999 does not exist."),
+    ("diff-no-worktree", "GET", "/api/v1/runners/{finished}/diff", {}, 409, "conflict",
+     "Runner {finished} has no worktree of its own; launch with --worktree to review an "
+     "agent's changes before they reach your branch."),
+    ("merge-unknown", "POST", "/api/v1/runners/999/merge", {}, 404, "not_found",
+     "Runner 999 does not exist."),
+    ("merge-no-worktree", "POST", "/api/v1/runners/{busy}/merge", {}, 409, "conflict",
+     "Runner {busy} has no worktree of its own; launch with --worktree to review an "
+     "agent's changes before they reach your branch."),
+    ("discard-huge", "POST", "/api/v1/runners/99999999999999999999/discard", {}, 404,
+     "not_found", "Runner 99999999999999999999 does not exist."),
+    ("discard-no-worktree", "POST", "/api/v1/runners/{finished}/discard", {}, 409,
+     "conflict", "Runner {finished} has no worktree of its own; launch with --worktree to "
+     "review an agent's changes before they reach your branch."),
     # POST /hooks
     ("hooks-no-runner", "POST", "/api/v1/hooks", {"body": {"hook_event_name": "Stop"}}, 401,
      "unauthorized", "Missing X-Stratavore-Runner header (the runner's id)."),

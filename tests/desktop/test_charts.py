@@ -23,6 +23,7 @@ MODEL = "claude-sonnet-4-5-20250929"
 # the real-supervisor fixtures of the dashboard tests
 bridge = base.bridge
 dashboard = base.dashboard
+prefs = base.prefs
 
 
 def post_usage(daemon: Daemon, ts: float, tokens: int, runner_id: int | None = None) -> None:

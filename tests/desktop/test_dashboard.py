@@ -14,11 +14,12 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import qasync
-from PySide6.QtCore import QObject, Qt, QUrl, Slot
+from PySide6.QtCore import QObject, QSettings, Qt, QUrl, Slot
 from PySide6.QtGui import QDesktopServices
 
 from desktop.bridge import Bridge
@@ -47,8 +48,14 @@ def bridge(daemon: Daemon, qloop: qasync.QEventLoop) -> Iterator[Bridge]:
 
 
 @pytest.fixture
-def dashboard(bridge: Bridge, qtbot: Any) -> Dashboard:
-    window = Dashboard(bridge)
+def prefs(tmp_path: Path) -> QSettings:
+    """This app's preferences in a temp file: never the user's."""
+    return QSettings(str(tmp_path / "prefs.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def dashboard(bridge: Bridge, prefs: QSettings, qtbot: Any) -> Dashboard:
+    window = Dashboard(bridge, prefs)
     qtbot.addWidget(window)
     window.show()
     return window
@@ -133,7 +140,7 @@ def test_runners_table_shows_real_runners_and_the_selection_survives_refreshes(
         assert cell(dashboard.runners.model, row, "Project") == "demo"
         assert cell(dashboard.runners.model, row, "State") == "running"
         assert cell(dashboard.runners.model, row, "PID") == str(bridge.snapshot.runners[0]["pid"])
-        assert dashboard.tabs.tabText(0) == "Runners (2)"
+        assert dashboard.tabs.tabText(1) == "Runners (2)"
         dashboard.show_runner(second)
         assert dashboard.tabs.currentWidget() is dashboard.runners
         assert selected_ids(dashboard) == [second]
@@ -166,6 +173,10 @@ def test_stop_button_stops_the_selected_real_runner(daemon, project_dir, qloop, 
         assert dashboard.runners.stop_button.isEnabled()
         dashboard.runners.stop_button.click()
         await until(lambda: daemon.runner(doomed)["state"] == "stopped", what="the stop")
+        # the selected runner stays listed with its end while its pane shows it...
+        row = dashboard.runners.model.row_of(doomed)
+        await until(lambda: cell(dashboard.runners.model, row, "State") == "stopped")
+        dashboard.show_runner(keep)  # ...and goes once another is selected
         await until(lambda: shown_ids(dashboard) == [keep], what="its row to go")
 
     run(qloop, scenario())
@@ -315,14 +326,27 @@ def test_keyed_model_inserts_new_rows_where_they_belong():
     assert (model.keys(), churn.resets) == ([1, 2, 3, 4, 5, 6], 1)
 
 
-def test_show_runner_of_a_finished_runner_says_so(daemon, project_dir, qloop, bridge, dashboard):
+def test_show_runner_of_a_finished_runner_lists_all_runners_and_selects_it(
+    daemon, project_dir, qloop, bridge, dashboard
+):
     daemon.project("demo", project_dir)
     runner = daemon.launch("demo", QUICK)["id"]
     daemon.wait_state(runner, "exited")
     run(qloop, bridge.refresh())
-    dashboard.show_runner(runner)
-    assert dashboard.tabs.currentWidget() is dashboard.runners
-    assert dashboard.statusBar().currentMessage() == f"Runner #{runner} is no longer active."
+    assert runner not in shown_ids(dashboard)  # the filter lists the active ones
+
+    async def scenario() -> None:
+        dashboard.show_runner(runner)
+        assert dashboard.tabs.currentWidget() is dashboard.runners
+        await until(lambda: selected_ids(dashboard) == [runner], what="its selection")
+        assert dashboard.runners.chosen == "all"
+        row = dashboard.runners.model.row_of(runner)
+        assert cell(dashboard.runners.model, row, "Exit") == "0"
+        dashboard.show_runner(10_000)
+        await until(lambda: dashboard.statusBar().currentMessage(), what="the sentence")
+        assert dashboard.statusBar().currentMessage() == "There is no runner #10000."
+
+    run(qloop, scenario())
 
 
 # --- sessions ---------------------------------------------------------------------------------
@@ -519,8 +543,10 @@ def test_tabs_fetch_only_while_shown(daemon, qloop, bridge, dashboard):
     dashboard.fetched.connect(calls.append)
 
     async def scenario() -> None:
+        await fetched(dashboard, "overview")  # the first page, shown with the window
+        dashboard.tabs.setCurrentWidget(dashboard.runners)
         await asyncio.sleep(0.3)
-        assert calls == []  # the runners tab fetches nothing
+        assert calls == ["overview"]  # the runners tab fetches nothing
         waiting = asyncio.ensure_future(fetched(dashboard, "usage"))
         dashboard.tabs.setCurrentWidget(dashboard.usage)
         await waiting
@@ -531,11 +557,12 @@ def test_tabs_fetch_only_while_shown(daemon, qloop, bridge, dashboard):
         await asyncio.sleep(0.3)
 
     run(qloop, scenario())
-    assert calls == ["usage"]
+    assert calls == ["overview", "usage"]
 
 
 def test_a_failed_fetch_is_one_sentence_in_the_status_bar(daemon, qloop, bridge, dashboard):
     failures: list[str] = []
+    run(qloop, fetched(dashboard, "overview"))  # the first page's fetch, while it answered
     dashboard.fetch_failed.connect(failures.append)
     daemon.stop()
 

@@ -23,6 +23,7 @@ from supervisor.core.states import SLOT_STATES
 from supervisor.storage import queries
 from supervisor.storage.models import Event
 from supervisor.storage.writes import Writes
+from supervisor.usage.service import UsageService
 
 MAX_WAIT = 60.0  # seconds a GET /events?wait= may hold its request
 OFF_LOOP_COMMIT = 0.05  # an event written by a worker thread is committed just after its poke
@@ -73,6 +74,7 @@ class System:
         feed: EventFeed,
         metrics: Metrics,
         openapi: bytes,
+        usage: UsageService,
     ) -> None:
         self.address = address
         self.started_at = started_at
@@ -81,6 +83,7 @@ class System:
         self.feed = feed
         self.metrics = metrics
         self.openapi = openapi  # the encoded document of the whole table
+        self.usage = usage
 
     async def health(self, request: web.Request) -> web.Response:
         return json_response(sc.Health(ok=True, version=__version__))
@@ -102,6 +105,7 @@ class System:
                 queued=counts["queued"],
                 projects=len(queries.list_projects()),
                 storage=self.writes.status,
+                usage_imported_at=iso(self.usage.imported_at),
             )
         )
 

@@ -74,6 +74,7 @@ from supervisor.api.schemas.usage import (
     UsageIn,
     UsageReport,
 )
+from supervisor.api.schemas.worktrees import Changes, Discarded, FileChange, Merged
 
 __all__ = [
     "ERROR_STATUSES",
@@ -88,14 +89,17 @@ __all__ = [
     "BudgetSet",
     "BudgetStatus",
     "Cap",
+    "Changes",
     "ChannelOut",
     "ChannelSet",
     "ChannelTest",
     "DeadLetter",
+    "Discarded",
     "Environment",
     "Error",
     "Event",
     "ExitCode",
+    "FileChange",
     "Health",
     "Heartbeat",
     "HeartbeatAck",
@@ -106,6 +110,7 @@ __all__ = [
     "Launch",
     "Logs",
     "MemberSpend",
+    "Merged",
     "Mode",
     "Name",
     "Profile",

@@ -32,6 +32,7 @@ class Status(Struct, kw_only=True):
     queued: int
     projects: int
     storage: str | None = None  # the data folder full, read-only or locked: what and since when
+    usage_imported_at: Timestamp | None = None  # the last import of the agents' logs ended
 
 
 class Health(Struct, kw_only=True):
