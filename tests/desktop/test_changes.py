@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from desktop.dashboard.changes import BACKGROUNDS, summary
 from desktop.highlight import kind_of, look, split_files
-from tests import test_worktrees as repos
+from tests.runners import test_worktrees as repos
 from tests.conftest import wait_for
 from tests.desktop import test_dashboard as base
 from tests.desktop.test_dashboard import run, until
