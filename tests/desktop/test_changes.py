@@ -13,10 +13,10 @@ from PySide6.QtWidgets import QMessageBox
 
 from desktop.dashboard.changes import BACKGROUNDS, summary
 from desktop.highlight import kind_of, look, split_files
-from tests.runners import test_worktrees as repos
 from tests.conftest import wait_for
 from tests.desktop import test_dashboard as base
 from tests.desktop.test_dashboard import run, until
+from tests.runners import test_worktrees as repos
 from tests.runners.test_worktrees import branches, commit_all, git
 
 bridge, dashboard, prefs = base.bridge, base.dashboard, base.prefs
