@@ -510,6 +510,23 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | re.Pattern[str]
      "Query parameter offset must be a whole number >= 0, got 'x'."),
     ("logs-agent", "GET", "/api/v1/runners/{agent}/logs", {}, 409, "conflict",
      "Runner {agent} runs in its own terminal; its output is there."),
+    # GET /runners/{id}/diff, POST .../merge and .../discard (tests/test_api_worktrees.py:
+    # the worktree's own refusals)
+    ("diff-id-word", "GET", "/api/v1/runners/abc/diff", {}, 400, "bad_request",
+     "Runner id must be a number, got 'abc'."),
+    ("diff-no-worktree", "GET", "/api/v1/runners/{busy}/diff", {}, 409, "conflict",
+     "Runner {busy} has no worktree of its own; launch with --worktree to review an agent's "
+     "changes before they reach your branch."),
+    ("merge-unknown", "POST", "/api/v1/runners/999/merge", {}, 404, "not_found",
+     "Runner 999 does not exist."),
+    ("merge-no-worktree", "POST", "/api/v1/runners/{finished}/merge", {}, 409, "conflict",
+     "Runner {finished} has no worktree of its own; launch with --worktree to review an agent's "
+     "changes before they reach your branch."),
+    ("discard-id-word", "POST", "/api/v1/runners/abc/discard", {}, 400, "bad_request",
+     "Runner id must be a number, got 'abc'."),
+    ("discard-no-worktree", "POST", "/api/v1/runners/{finished}/discard", {}, 409, "conflict",
+     "Runner {finished} has no worktree of its own; launch with --worktree to review an agent's "
+     "changes before they reach your branch."),
     # POST /runners/{id}/heartbeat
     ("heartbeat-id-word", "POST", "/api/v1/runners/abc/heartbeat",
      {"body": {}, "token": "{agent_token}"}, 400, "bad_request",
@@ -803,7 +820,7 @@ ADMIN_ROUTES = [(r.method, r.path) for r in ROUTES if r.audience is Audience.ADM
     ],
 )  # fmt: skip
 def test_every_admin_route_refuses_a_missing_or_wrong_token(world, auth, message):
-    assert len(ADMIN_ROUTES) == 35 and ("get", "/metrics") in ADMIN_ROUTES
+    assert len(ADMIN_ROUTES) == 38 and ("get", "/metrics") in ADMIN_ROUTES
     before = snapshot(world)
     for method, path in ADMIN_ROUTES:
         concrete, kwargs = route_request(world, method, path)
