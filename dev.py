@@ -72,7 +72,8 @@ def run(args: list[str]) -> int:
 def system_deps() -> bool:
     """Install the Debian packages the end-to-end tests need, when missing: a virtual display
     (Xvfb), a tray (trayer), a notification server (dunst) on a private DBus, xdotool, xwininfo,
-    a font, the xcb libraries Qt's X11 plugin loads; and for the packaging tests makensis,
+    a font, the xcb libraries Qt's X11 plugin loads, the accessibility bus (at-spi2-core);
+    and for the packaging tests makensis,
     Wine (the Windows build is made, installed and run under it), ``file`` (which checks that
     build holds Windows programs only) and gnome-keyring (the frozen selftest's keyring step);
     and PostgreSQL's server, of which the team tests start a throwaway cluster.
@@ -89,6 +90,7 @@ def system_deps() -> bool:
         "libxcb-xinerama0", "libxcb-randr0", "libxcb-render-util0", "libxcb-image0",
         "libxcb-shape0", "libegl1", "libgl1", "libfontconfig1", "libdbus-1-3",
         "nsis", "wine", "wine64", "file", "gnome-keyring", "postgresql",
+        "at-spi2-core",  # the window's end-to-end test reads the app through its a11y bus
     ]  # fmt: skip
     if not shutil.which("dpkg-query") or not shutil.which("apt-get"):
         step("system packages: not a Debian-like system; end-to-end and packaging tests may skip")

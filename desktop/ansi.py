@@ -8,11 +8,13 @@ terminal's does.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 
 # SGR (ESC [ ... m), any other CSI sequence, OSC (ESC ] ... BEL or ST), and lone escapes.
 _SEQUENCE = re.compile(r"\x1b\[([0-9;:?]*)([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?")
+_PARAMS = re.compile("[;:]")
 # The 16 colours, chosen to read on a light and a dark background alike (xterm's are too
 # pale or too dark on one of them).
 BASIC = (
@@ -66,9 +68,11 @@ _FLAGS = {1: ("bold", True), 2: ("dim", True), 3: ("italic", True), 4: ("underli
           24: ("underline", False), 27: ("inverse", False)}  # fmt: skip
 
 
+@functools.lru_cache(maxsize=4096)
 def apply_sgr(style: Style, params: str) -> Style:
-    """``style`` after the SGR sequence with ``params`` ("1;31", "" means reset)."""
-    codes = [int(p) if p.isdigit() else 0 for p in re.split("[;:]", params)] if params else [0]
+    """``style`` after the SGR sequence with ``params`` ("1;31", "" means reset). Cached: an
+    agent uses a handful of styles, and this ran for most of the pane's drawing time."""
+    codes = [int(p) if p.isdigit() else 0 for p in _PARAMS.split(params)] if params else [0]
     i = 0
     while i < len(codes):
         code = codes[i]

@@ -12,7 +12,6 @@ import datetime
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import (
@@ -100,6 +99,7 @@ class KeyedTableModel(QAbstractTableModel):
         self._rows: list[Json] = []
         self._cells: list[tuple[Cell, ...]] = []
         self._where: dict[Hashable, int] = {}
+        self._minute = 0  # of the last update: texts that depend on the time change by minute
         self._brushes: dict[str, QBrush] = {}
         self._bold = QFont()
         self._bold.setBold(True)
@@ -153,6 +153,10 @@ class KeyedTableModel(QAbstractTableModel):
     def keys(self) -> list[Hashable]:
         return list(self._keys)
 
+    def texts(self, column: int, rows: int) -> list[str]:
+        """The text of ``column`` in the first ``rows`` rows (to size the column by)."""
+        return [cells[column][0] for cells in self._cells[:rows]]
+
     def strong(self, row: Json) -> bool:
         """Whether the row is shown in bold (it needs the user)."""
         return False
@@ -176,6 +180,8 @@ class KeyedTableModel(QAbstractTableModel):
     def update(self, rows: Sequence[Json]) -> None:
         """Show ``rows`` (in their order; rows still present keep their relative order)."""
         keys = [self._key_of(row) for row in rows]
+        minute = int(time.time() // 60)
+        same_minute, self._minute = minute == self._minute, minute
         wanted = set(keys)
         gone = [i for i, key in enumerate(self._keys) if key not in wanted]
         for first, last in reversed(_runs(gone)):
@@ -191,7 +197,9 @@ class KeyedTableModel(QAbstractTableModel):
         j = 0
         while j < len(rows):
             if at < len(self._keys) and self._keys[at] == keys[j]:
-                self._change(at, rows[j])
+                # an equal row in the same minute shows the same texts: not rendered again
+                if not (same_minute and rows[j] == self._rows[at]):
+                    self._change(at, rows[j])
                 at, j = at + 1, j + 1
                 continue
             end = j
@@ -261,7 +269,8 @@ def look(runner: Json) -> TrayState:
 
 
 def _what(runner: Json) -> str:
-    return runner["profile"] or Path(runner["command"][0]).name
+    # the program's name without pathlib (a thousand rows at each refresh)
+    return runner["profile"] or runner["command"][0].replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def _state(runner: Json) -> str:

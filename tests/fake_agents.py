@@ -24,6 +24,8 @@ What a run does is scripted by the environment variable ``FAKE_AGENT_SCRIPT`` (b
   line; codex: a ``rate_limits`` update at 100% resetting at ``$FAKE_LIMIT_RESETS_AT``, and an
   error event) and print TEXT;
 - ``["print", TEXT]``, ``["stderr", TEXT]``, ``["sleep", SECONDS]``;
+- ``["append", PATH, TEXT]``: append TEXT to the file PATH (relative: in its folder), as an
+  agent edits a file;
 - ``["wait_file", PATH]``: hold until PATH exists (exit 3 after 60 s);
 - ``["exit", CODE]``: exit at once;
 - ``["once", MARKER, [steps]]``: run ``steps`` only if the file MARKER does not exist yet (and

@@ -333,6 +333,9 @@ class Agent:
                 err(str(args[0]))
             elif kind == "sleep":
                 time.sleep(float(args[0]))
+            elif kind == "append":  # ["append", PATH, TEXT]: edit a file of its folder
+                with open(str(args[0]), "a", encoding="utf-8") as edited:
+                    edited.write(str(args[1]))
             elif kind == "wait_file":
                 if not wait_file(Path(str(args[0]))):
                     err(f"fake {self.name}: gave up waiting for {args[0]}")

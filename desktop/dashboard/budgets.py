@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.bridge import Json
+from desktop.dashboard.looks import bold
 from desktop.models import local_time
 
 LEVEL_COLORS = {"ok": "#2e7d32", "warn": "#f9a825", "high": "#ef6c00", "spent": "#c62828"}
@@ -48,7 +49,7 @@ class BudgetRow(QFrame):
         super().__init__(parent)
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.name = QLabel()
-        self.name.setStyleSheet("font-weight: bold")
+        bold(self.name)
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)  # tenths of a percent
         self.usage = QLabel()

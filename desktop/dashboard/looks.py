@@ -5,8 +5,8 @@ the one chosen in Settings), and its size, position, page and the runners' filte
 from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QSettings
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QWidget
+from PySide6.QtGui import QColor, QFont, QGuiApplication, QPalette
+from PySide6.QtWidgets import QLabel, QWidget
 
 from desktop.settings.prefs import theme
 
@@ -57,6 +57,14 @@ _LIGHT = {
     QPalette.ColorRole.HighlightedText: "#ffffff",
     QPalette.ColorRole.Link: "#0b62c4",
 }
+
+
+def bold(label: QLabel) -> None:
+    """Make ``label``'s text bold with its font, not a style sheet: a widget styled by a sheet
+    keeps the palette it was first polished with, so it would miss the window's dark one."""
+    font = QFont(label.font())
+    font.setBold(True)
+    label.setFont(font)
 
 
 def palette_for(choice: str) -> QPalette:

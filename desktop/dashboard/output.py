@@ -2,7 +2,8 @@
 here), ANSI colours rendered, followed as it grows, searchable with Ctrl+F.
 
 The GUI loop must not stall however fast a runner prints: fetched text is queued as lines and
-drawn in slices of at most :data:`SLICE_S` seconds, the loop running between two slices.
+drawn in slices of at most :data:`SLICE_S` seconds by a zero-interval QTimer, so Qt paints,
+runs its timers and the asyncio loop between two slices.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import datetime
 import time
 from collections import deque
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -43,7 +44,7 @@ from desktop.models import FAILURE
 POLL_S = 0.5  # how often a shown output asks for more
 FIRST_LINES = 2000  # the tail shown first; "Whole log" asks for all of it
 MAX_LINES = 200_000  # the oldest lines go past this (QPlainTextEdit's block limit)
-SLICE_S = 0.012  # drawing time per slice: the loop runs between two
+SLICE_S = 0.008  # drawing time per slice (Qt then lays the lines out and paints them)
 STAMP = len("2026-11-21T21:30:00.123Z ")  # the log pump's time stamp before each line
 _minutes: dict[str, str] = {}  # "2026-11-21T21:30" (UTC) -> "22:30" (local)
 
@@ -156,7 +157,9 @@ class OutputView(QWidget):
         self.runner: Json | None = None
         self._task: asyncio.Task | None = None
         self._pending: deque[str] = deque()
-        self._drawing: asyncio.Task | None = None
+        self._drawing = QTimer(self)  # draws a slice each time Qt's loop comes round
+        self._drawing.setInterval(0)
+        self._drawing.timeout.connect(self._draw)
         self._style: Style = PLAIN
         self._formats: dict[Style, QTextCharFormat] = {}
         self._stamp_format = QTextCharFormat()
@@ -202,10 +205,13 @@ class OutputView(QWidget):
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         self._start()
+        if self._pending:
+            self._drawing.start()
 
     def hideEvent(self, event: QHideEvent) -> None:
         super().hideEvent(event)
         self._stop()
+        self._drawing.stop()  # what is queued is drawn when shown again
 
     async def _follow(self, runner_id: int) -> None:
         """Ask for the first lines, then for what follows, while shown."""
@@ -229,13 +235,13 @@ class OutputView(QWidget):
         if not text:
             return
         self._pending.extend(text.splitlines())
-        if self._drawing is None or self._drawing.done():
-            self._drawing = spawn(self._draw())
+        if self.isVisible():
+            self._drawing.start()
 
-    async def _draw(self) -> None:
-        while self._pending:
-            self.draw_slice()
-            await asyncio.sleep(0)  # the loop (and Qt's events) run between two slices
+    def _draw(self) -> None:
+        self.draw_slice()
+        if not self._pending:
+            self._drawing.stop()
 
     def draw_slice(self, budget: float = SLICE_S) -> int:
         """Draw queued lines for at most ``budget`` seconds; how many were drawn."""
@@ -245,7 +251,7 @@ class OutputView(QWidget):
         cursor.beginEditBlock()
         drawn = 0
         empty = self.text.document().isEmpty()
-        while self._pending and (drawn % 64 or time.perf_counter() < deadline):
+        while self._pending and (drawn % 16 or time.perf_counter() < deadline):
             line = self._pending.popleft()
             if "\r" in line:  # a progress bar redrawn in place: its last state
                 line = line.rsplit("\r", 1)[-1]

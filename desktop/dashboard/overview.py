@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from PySide6.QtCore import QSettings, QSize, Qt, Signal
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
 from desktop.bridge import Bridge, BridgeError, Json, Snapshot, spawn
 from desktop.charts import DailyChart, days_back, stack_by_project
 from desktop.dashboard.budgets import BudgetList
+from desktop.dashboard.looks import bold
 from desktop.icons import state_dot
 from desktop.models import FAILED_STATES, FAILURE, local_time, look, parse_time
 from desktop.terminal import open_terminal
@@ -134,7 +136,7 @@ class RunnerCard(QFrame):
         self.runner_id = 0
         self.dot = QLabel()
         self.title = QLabel()
-        self.title.setStyleSheet("font-weight: bold")
+        bold(self.title)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.sentence = QLabel()
         self.sentence.setWordWrap(True)
@@ -279,7 +281,9 @@ class OverviewPage(QScrollArea):
         self.setWidgetResizable(True)
         self.cards = Cards()
         self.spend = QLabel()
-        self.spend.setStyleSheet("font-size: 16pt")
+        font = QFont(self.spend.font())
+        font.setPointSizeF(font.pointSizeF() * 1.6)
+        self.spend.setFont(font)
         self.budgets = BudgetList(NO_BUDGET)
         self.week = DailyChart()
         self.week.setFixedHeight(260)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from desktop.bridge import Bridge, BridgeError, Json, spawn
 from desktop.dashboard.changes import ChangesView
+from desktop.dashboard.looks import bold
 from desktop.dashboard.output import OutputView
 from desktop.dashboard.overview import DOT
 from desktop.icons import state_dot
@@ -61,7 +62,6 @@ class Details(QWidget):
             label = QLabel()
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            label.setAccessibleName(name)
             self.fields[name] = label
             form.addRow(f"{name}:", label)
         self.open_folder = QPushButton("Open folder")
@@ -126,7 +126,7 @@ class RunnerPane(QWidget):
         self.runner: Json | None = None
         self.dot = QLabel()
         self.title = QLabel()
-        self.title.setStyleSheet("font-weight: bold")
+        bold(self.title)
         self.output = OutputView(bridge)
         self.details = Details()
         self.tabs = QTabWidget()

@@ -85,6 +85,7 @@ class Dashboard(QMainWindow):
         self._again: set[QWidget] = set()
         self.timer = QTimer(self)
         self.timer.setInterval(FETCH_INTERVAL_MS)
+        apply_theme(self, self.prefs)  # before the first show polishes the widgets
         self._restore()
         self._connect()
         self._keys()

@@ -59,9 +59,7 @@ def test_rows_wear_the_trays_state_colours_and_columns_fit_their_content(
     header = tab.view.horizontalHeader()
     headers = [c.header for c in model.columns]
     restarts = headers.index("Restarts")  # the last column: it took half the width before
-    assert header.sectionSize(restarts) <= max(
-        tab.view.sizeHintForColumn(restarts), header.sectionSizeHint(restarts)
-    )
+    assert header.sectionSize(restarts) <= header.sectionSizeHint(restarts) + 20
     stretch = headers.index("Profile / command")
     assert header.sectionResizeMode(stretch) == header.ResizeMode.Stretch
 
