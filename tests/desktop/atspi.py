@@ -134,6 +134,13 @@ class Tree:
         self._run(act)
 
 
+UNKNOWN_OBJECT = "org.freedesktop.DBus.Error.UnknownObject"
+
+
+class Gone(RuntimeError):
+    """The object was destroyed between being listed and being asked."""
+
+
 async def _call(
     bus: MessageBus, dest: str, path: str, iface: str, member: str, sig: str = "",
     body: tuple = (),
@@ -142,7 +149,8 @@ async def _call(
                                    signature=sig, body=list(body)))  # fmt: skip
     assert reply is not None
     if reply.message_type == MessageType.ERROR:
-        raise RuntimeError(f"{iface}.{member} on {path}: {reply.error_name} {reply.body}")
+        error = Gone if reply.error_name == UNKNOWN_OBJECT else RuntimeError
+        raise error(f"{iface}.{member} on {path}: {reply.error_name} {reply.body}")
     return reply.body
 
 
@@ -159,11 +167,14 @@ async def _name(bus: MessageBus, dest: str, path: str) -> str:
 
 
 async def _walk(bus: MessageBus, dest: str, path: str, depth: int, found: list[Node]) -> None:
-    (role,) = await _call(bus, dest, path, ACCESSIBLE, "GetRoleName")
-    found.append(Node(dest, path, role, await _name(bus, dest, path), depth))
-    if role in ("table cell", "list item"):
-        return  # a cell's children are its own parts
-    (children,) = await _call(bus, dest, path, ACCESSIBLE, "GetChildren")
+    try:
+        (role,) = await _call(bus, dest, path, ACCESSIBLE, "GetRoleName")
+        found.append(Node(dest, path, role, await _name(bus, dest, path), depth))
+        if role in ("table cell", "list item"):
+            return  # a cell's children are its own parts
+        (children,) = await _call(bus, dest, path, ACCESSIBLE, "GetChildren")
+    except Gone:  # the widget went away while the tree was read (a list refreshed): not there
+        return
     for child_dest, child_path in children:
         await _walk(bus, child_dest, child_path, depth + 1, found)
 
