@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import psycopg
@@ -44,6 +45,17 @@ def rows(
         )
         for i in range(n)
     ]
+
+
+def earlier_today(span: float) -> float:
+    """A start for rows spread over ``span`` seconds that all fall between today's midnight
+    (UTC: the test teams' zone) and now, whenever the test runs: daily budgets and reports
+    count them. In the first seconds after midnight it waits until there is room."""
+    since_midnight = time.time() % 86400
+    if since_midnight < span + 2:
+        time.sleep(span + 2 - since_midnight)
+    now = time.time()
+    return now - min(3600.0, now % 86400 - 1)
 
 
 def record(batch: list[UsageRow]) -> int:

@@ -7,11 +7,11 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import REPO, Daemon
+from tests.team.ledgers import earlier_today
 
 
 class Member:
@@ -57,7 +57,7 @@ class Member:
         """``n`` responses reported to the supervisor over its API."""
         records = [
             {"model": "claude-sonnet-4-5-20250929", "input_tokens": 100 + i, "output_tokens": 50,
-             "cache_read_tokens": 1000, "agent": "claude", "ts": time.time() - 60,
+             "cache_read_tokens": 1000, "agent": "claude", "ts": earlier_today(60),
              "key": f"{self.name}-{self.sent + i}"}
             for i in range(n)
         ]  # fmt: skip

@@ -19,7 +19,7 @@ from supervisor.team import budgets, membership, push
 from supervisor.team.budgets import TeamBudgets
 from supervisor.team.server import TeamError
 from tests.team.conftest import Machine
-from tests.team.ledgers import record, rows
+from tests.team.ledgers import earlier_today, record, rows
 from tests.team.pgcluster import Cluster
 
 
@@ -47,7 +47,7 @@ def _member(machines: Callable[[str], Machine], name: str, team_db: str, who: st
         Project.create(name="api", path=str(folder), created_at=time.time())
     membership.join(team_db, who, password=_password(team_db))
     if spend:
-        record(rows(spend, time.time() - 3600, prefix=name, step=1, cwd=str(folder)))
+        record(rows(spend, earlier_today(spend), prefix=name, step=1, cwd=str(folder)))
         push.push_now()
     return machine
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 from tests.team.conftest import Machine
-from tests.team.ledgers import record, rows
+from tests.team.ledgers import earlier_today, record, rows
 from tests.team.pgcluster import Cluster
 
 
@@ -28,7 +28,7 @@ def test_join_push_budget_report_and_leave_from_the_command_line(
     pg: Cluster, team_db: str, machines: Callable[[str], Machine]
 ) -> None:
     laptop = machines("laptop")
-    record(rows(30, time.time() - 600, step=10))
+    record(rows(30, earlier_today(300), step=10))
     password = "secret-" + team_db.rsplit("/team_", 1)[1]
     wrong = _cli(laptop, "join", team_db, "--as", "alice", stdin="nope\n")
     assert wrong.returncode == 1 and wrong.stderr.startswith("stratavore: The team database ")
@@ -68,7 +68,7 @@ def test_usage_and_budgets_take_team_as_the_team_commands_do(
     pg: Cluster, team_db: str, machines: Callable[[str], Machine]
 ) -> None:
     laptop = machines("laptop")
-    record(rows(12, time.time() - 600, step=10))
+    record(rows(12, earlier_today(120), step=10))
     password = "secret-" + team_db.rsplit("/team_", 1)[1]
     assert _cli(laptop, "join", team_db, "--as", "alice", stdin=password + "\n").returncode == 0
     made = _cli(laptop, "budget", "set", "member:alice", "--period", "weekly", "--usd", "5")
