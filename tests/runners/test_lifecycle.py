@@ -256,7 +256,9 @@ async def test_transition_running_to_backoff_resets_quick_exit_count(harness) ->
 async def test_on_failure_does_not_restart_a_clean_exit_but_always_does(harness) -> None:
     h = harness(backoff_initial=0.05)
     clean = await h.launch(exits_with(0, after=0.3), restart="on-failure")
-    again = await h.launch(exits_with(0, after=0.3), restart="always")
+    # each run of `again` lasts 2 s: long enough that, on a loaded machine, its second run
+    # has not ended (and restarted a second time) before it is looked at
+    again = await h.launch(exits_with(0, after=2.0), restart="always")
     await h.until(clean, RunnerState.EXITED)
     await h.until(again, RunnerState.BACKOFF)
     await h.until(again, RunnerState.STARTING, RunnerState.RUNNING)
