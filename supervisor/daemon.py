@@ -41,7 +41,9 @@ from supervisor.core.settings import Settings, read_saved
 from supervisor.notify.outbox import Dispatcher
 from supervisor.runners.manager import RunnerManager
 from supervisor.runners.process import ProcessOps
-from supervisor.storage import backups, store
+from supervisor.storage import backups
+from supervisor.storage.db import SchemaTooNew, close_db, init_db
+from supervisor.storage.models import DB
 from supervisor.storage.writes import StorageError, Writes
 from supervisor.usage import budgets
 from supervisor.usage.service import UsageService
@@ -147,8 +149,8 @@ class Supervisor:
         took = time.monotonic() - began
         log.log(logging.INFO if took > 1 else logging.DEBUG, "checked: %s in %.1f s", db_file, took)
         try:
-            store.init_db(db_file)
-        except store.SchemaTooNew as exc:
+            init_db(db_file)
+        except SchemaTooNew as exc:
             raise KnownError(str(exc)) from None
         self.writes.attach()  # the loop's connection: short lock waits
         saved = read_saved()
@@ -215,7 +217,7 @@ class Supervisor:
         for key, why in problems.items():
             default = getattr(defaults, key)
             log.warning("ignored: the saved setting %s (%s) for its default %r", key, why, default)
-            with store.DB.atomic():
+            with DB.atomic():
                 events.record(
                     events.SETTING_INVALID,
                     f"setting {key} is invalid: the default is used",
@@ -247,7 +249,7 @@ class Supervisor:
             return None
         except (OSError, sqlite3.Error, KnownError) as exc:
             log.warning("backup failed: %s", exc)
-            with store.DB.atomic():
+            with DB.atomic():
                 events.record(
                     events.BACKUP_FAILED,
                     "the database backup failed",
@@ -385,7 +387,7 @@ class Supervisor:
             await self.runner.cleanup()
         if self.url:
             runtime.remove_runtime(self.root)
-        store.close_db()
+        close_db()
         self.lock.release()
 
 

@@ -31,9 +31,6 @@ def test_importing_every_supervisor_module_loads_no_qt() -> None:
     assert out.stdout.strip() == ""
 
 
-# Packages whose inline queries their own helpers move into supervisor/storage/queries/ in the
-# restructuring of issue 12: remove each one once it is merged.
-QUERIES_NOT_MOVED_YET = ("supervisor/runners/",)
 QUERY_METHODS = {"select", "get", "get_or_none", "get_by_id", "create", "insert", "insert_many",
                  "replace", "update", "delete", "execute_sql", "connection", "cursor"}  # fmt: skip
 SQL_START = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|REPLACE|CREATE|ALTER|PRAGMA)\s")
@@ -78,7 +75,6 @@ def test_callers_never_build_queries_inline() -> None:
         where
         for path in sorted(root.rglob("*.py"))
         if not path.is_relative_to(root / "storage")
-        and not str(path.relative_to(root.parent)).startswith(QUERIES_NOT_MOVED_YET)
         for where in inline_queries(path)
     ]
     assert found == []

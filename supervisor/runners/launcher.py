@@ -27,7 +27,7 @@ from supervisor.runners.tasks import Tasks
 from supervisor.runners.tokens import hash_token
 from supervisor.runners.workspace import Workspace
 from supervisor.storage import queries
-from supervisor.storage.store import Profile, Project, Runner
+from supervisor.storage.models import Profile, Project, Runner
 
 log = logging.getLogger("stratavore.runners")
 S = RunnerState

@@ -24,7 +24,7 @@ from supervisor.runners.spawner import EXIT_FILE, Spawner
 from supervisor.runners.stopper import Stopper
 from supervisor.runners.table import Live, RunnerTable
 from supervisor.storage import queries
-from supervisor.storage.store import Runner
+from supervisor.storage.models import Runner
 
 log = logging.getLogger("stratavore.runners")
 S = RunnerState

@@ -24,7 +24,7 @@ from supervisor.runners.process import Identity, ProcessOps
 from supervisor.runners.table import RETRY_INTERVAL, Ended, Live, RunnerTable
 from supervisor.runners.tasks import Signal, Tasks
 from supervisor.runners.tokens import TOKEN_VARIABLE, hash_token
-from supervisor.storage.store import Runner
+from supervisor.storage.models import Runner
 from supervisor.storage.writes import StorageError
 
 log = logging.getLogger("stratavore.runners")

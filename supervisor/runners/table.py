@@ -29,7 +29,7 @@ from supervisor.runners.projects import ProjectBook
 from supervisor.runners.tasks import Signal, Tasks
 from supervisor.runners.tokens import hash_token
 from supervisor.storage import queries
-from supervisor.storage.store import Runner
+from supervisor.storage.models import Runner
 from supervisor.storage.writes import StorageError, Writes
 
 S = RunnerState
