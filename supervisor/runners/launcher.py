@@ -18,7 +18,8 @@ from supervisor.core.settings import LiveSettings
 from supervisor.core.states import RunnerState
 from supervisor.runners import worktrees
 from supervisor.runners.heartbeats import HeartbeatBook
-from supervisor.runners.process import Identity, ProcessOps
+from supervisor.runners.process import ProcessOps
+from supervisor.runners.procinfo import Identity
 from supervisor.runners.projects import ProjectBook
 from supervisor.runners.queue import Queue
 from supervisor.runners.spawner import Spawner

@@ -27,7 +27,8 @@ from supervisor.core.settings import Settings
 from supervisor.core.states import FINISHED_STATES, TRANSITIONS, RunnerState, check_transition
 from supervisor.runners.exits import backoff_delay
 from supervisor.runners.manager import RunnerManager
-from supervisor.runners.process import Identity, ProcessOps
+from supervisor.runners.process import ProcessOps
+from supervisor.runners.procinfo import Identity
 from supervisor.runners.tokens import hash_token
 from supervisor.storage.db import close_db, init_db
 from supervisor.storage.models import Event, Project, Runner
