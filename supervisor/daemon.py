@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import logging.handlers
 import os
 import signal
 import sqlite3
@@ -35,7 +34,8 @@ from supervisor.api.app import Api
 from supervisor.api.metrics import Metrics
 from supervisor.api.server import LoopbackSite
 from supervisor.core import events, paths, runtime
-from supervisor.core.errors import KnownError, problem_of
+from supervisor.core.errors import KnownError
+from supervisor.core.logfile import setup_logging
 from supervisor.core.ownprocess import raise_fd_limit, restrict_umask
 from supervisor.core.settings import Settings, read_saved
 from supervisor.notify.outbox import Dispatcher
@@ -50,8 +50,6 @@ from supervisor.usage.service import UsageService
 
 log = logging.getLogger("stratavore.daemon")
 ROLLOVER_GRACE = 1.0  # seconds after a period's end: its last bucket is complete
-LOG_MAX_BYTES = 5 * 1024 * 1024
-LOG_BACKUPS = 3
 
 
 class DataDirLock:
@@ -134,18 +132,38 @@ class Supervisor:
     async def _start(self) -> None:
         started_at = self.clock()
         raise_fd_limit()
+        await self._open_storage()
+        # asks the user's login shell for its PATH: off the loop (in the tray, the GUI thread)
+        path = await asyncio.get_running_loop().run_in_executor(None, commands.search_path)
+        manager, usage, dispatcher = self._assemble(path)
+        token = runtime.admin_token(self.root, create=True)
+        assert token is not None
+        api = Api(manager, usage, dispatcher, token, started_at, self.root, Metrics(started_at))
+        await self._serve(api)
+        manager.set_api_url(self.url)
+        self.scheduler = AsyncIOScheduler(
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
+        )
+        self._plan_resumes(manager, self.scheduler)
+        manager.reconcile()  # paused runners get their resume jobs here
+        dispatcher.start()  # what was not delivered before a crash goes out now
+        self._start_scheduler(manager, usage)
+        self._announce()
+
+    async def _open_storage(self) -> None:
+        """Tighten a loose data dir, refuse a damaged database, open (and migrate) it, and
+        read the saved settings under this run's overrides."""
         if paths.tighten(self.root):
             log.warning(
                 "tightened: the data dir %s could be read by other users; "
                 "made its folders 0700 and its files 0600",
                 self.root,
             )
-        loop = asyncio.get_running_loop()
         db_file = paths.db_path(self.root)
         # reads every page (seconds for a GiB, docs/benchmarks.md): off the loop, which in
         # the tray app is the GUI thread
         began = time.monotonic()
-        await loop.run_in_executor(None, backups.check_db, db_file)
+        await asyncio.get_running_loop().run_in_executor(None, backups.check_db, db_file)
         took = time.monotonic() - began
         log.log(logging.INFO if took > 1 else logging.DEBUG, "checked: %s in %.1f s", db_file, took)
         try:
@@ -156,8 +174,10 @@ class Supervisor:
         saved = read_saved()
         self.settings = Settings(**saved.values).with_overrides(**self.overrides)
         self._report_bad_settings(saved.problems)
-        # asks the user's login shell for its PATH: off the loop (in the tray, the GUI thread)
-        path = await loop.run_in_executor(None, commands.search_path)
+
+    def _assemble(self, path: str) -> tuple[RunnerManager, UsageService, Dispatcher]:
+        """The runners, the usage service and the notification dispatcher, wired together."""
+        assert self.settings is not None
         manager = self.manager = RunnerManager(
             self.root, self.settings, self.ops, self.clock, search_path=path, writes=self.writes
         )
@@ -166,9 +186,11 @@ class Supervisor:
         manager.when_finished(usage.import_soon)  # a finished run's last usage is read soon
         manager.import_usage_with(usage.import_now)  # a resume may need a session id from it
         dispatcher = self.dispatcher = Dispatcher(self.clock)
-        token = runtime.admin_token(self.root, create=True)
-        assert token is not None
-        api = Api(manager, usage, dispatcher, token, started_at, self.root, Metrics(started_at))
+        return manager, usage, dispatcher
+
+    async def _serve(self, api: Api) -> None:
+        """Serve ``api`` on 127.0.0.1 at the api_port setting (a port in use: one sentence)."""
+        assert self.settings is not None
         self.runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
         await self.runner.setup()
         site = LoopbackSite(self.runner, self.settings.api_port)
@@ -182,14 +204,10 @@ class Supervisor:
         self.port = site.port
         api.listening(self.port)
         self.url = api.url
-        manager.set_api_url(self.url)
-        self.scheduler = AsyncIOScheduler(
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
-        )
-        self._plan_resumes(manager, self.scheduler)
-        manager.reconcile()  # paused runners get their resume jobs here
-        dispatcher.start()  # what was not delivered before a crash goes out now
-        self._start_scheduler(manager, usage)
+
+    def _announce(self) -> None:
+        """The start as an event, the runtime file that tells clients where the API is, and
+        the log line."""
         with self.writes.transaction():
             events.record(
                 events.SUPERVISOR_STARTED,
@@ -294,6 +312,22 @@ class Supervisor:
         manager.use_scheduler(schedule, cancel)
 
     def _start_scheduler(self, manager: RunnerManager, usage: UsageService) -> None:
+        """Every periodic job (the runners' chores, backups, usage imports), then the scheduler."""
+        assert self.settings is not None and self.scheduler is not None
+        self._add_chores(manager)
+        interval = self.settings.backup_interval
+        self.scheduler.add_job(
+            self.backup,
+            IntervalTrigger(seconds=interval),
+            id="backup",
+            next_run_time=datetime.fromtimestamp(self._first_backup_at(time.time(), interval), UTC),
+        )
+        self._add_usage_jobs(usage)
+        self.scheduler.start()
+
+    def _add_chores(self, manager: RunnerManager) -> None:
+        """The runners' periodic chores: sweep, reap, heartbeat flush, log pump; the 1-second
+        ones sleep while no runner is watched."""
         s = self.settings
         assert s is not None and self.scheduler is not None
         scheduler = self.scheduler
@@ -321,6 +355,12 @@ class Supervisor:
 
         manager.watch_busy(busy)
 
+    def _add_usage_jobs(self, usage: UsageService) -> None:
+        """The usage import, at once and then every usage_import_interval, and the budgets'
+        rollover at the next period boundary."""
+        assert self.settings is not None and self.scheduler is not None
+        scheduler = self.scheduler
+
         async def import_usage() -> None:
             try:
                 await usage.import_now()
@@ -340,22 +380,13 @@ class Supervisor:
                 when = datetime.fromtimestamp(at + ROLLOVER_GRACE, UTC)
                 scheduler.add_job(rollover, DateTrigger(when), id="rollover", replace_existing=True)
 
-        scheduler.add_job(
-            self.backup,
-            IntervalTrigger(seconds=s.backup_interval),
-            id="backup",
-            next_run_time=datetime.fromtimestamp(
-                self._first_backup_at(time.time(), s.backup_interval), UTC
-            ),
-        )
         # the first import and the catch-up on rollovers missed while off run at once
         scheduler.add_job(
             import_usage,
-            IntervalTrigger(seconds=s.usage_import_interval),
+            IntervalTrigger(seconds=self.settings.usage_import_interval),
             id="import_usage",
             next_run_time=datetime.now(UTC),
         )
-        scheduler.start()
 
     async def stop(self, stop_runners: bool = False) -> None:
         """Stop serving; runners keep running for adoption unless ``stop_runners``."""
@@ -399,47 +430,6 @@ def cannot_start(gate: Writes, exc: BaseException) -> KnownError | None:
     return KnownError(
         f"The supervisor could not start: {refused.message[0].lower()}{refused.message[1:]}"
     )
-
-
-class PrivateLog(logging.handlers.RotatingFileHandler):
-    """The supervisor's log file: 0600 from its first byte (each rotation starts a new file
-    through :meth:`_open`, and the umask must not decide its mode). A line it cannot write
-    because the data folder is full or read-only is dropped, not followed by a traceback on
-    stderr for every line (stderr has the line itself, and ``status`` the problem)."""
-
-    def _open(self) -> IO[str]:
-        return open(
-            self.baseFilename,
-            self.mode,
-            encoding=self.encoding,
-            errors=self.errors,
-            opener=paths.private_opener,
-        )
-
-    def handleError(self, record: logging.LogRecord) -> None:
-        exc = sys.exc_info()[1]
-        if exc is None or problem_of(exc) is None:
-            super().handleError(record)
-
-
-def setup_logging(root: Path, verbose: bool = True) -> None:
-    """Rotating supervisor log in the data dir, and lifecycle lines on stderr."""
-    log_dir = paths.private_dir(paths.logs_dir(root))
-    handler = PrivateLog(
-        log_dir / "supervisor.log",
-        maxBytes=LOG_MAX_BYTES,
-        backupCount=LOG_BACKUPS,
-        encoding="utf-8",
-    )
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handler.setFormatter(fmt)
-    logger = logging.getLogger("stratavore")
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    if verbose:
-        console = logging.StreamHandler(sys.stderr)
-        console.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(console)
 
 
 async def serve(supervisor: Supervisor) -> None:

@@ -24,7 +24,8 @@ import pytest
 
 from supervisor.api.client import ApiClient
 from supervisor.core import paths, runtime
-from supervisor.daemon import LOG_MAX_BYTES, Supervisor, setup_logging
+from supervisor.core.logfile import LOG_MAX_BYTES, setup_logging
+from supervisor.daemon import Supervisor
 from supervisor.storage.db import close_db, init_db
 from supervisor.storage.migrations import MIGRATIONS
 from supervisor.storage.models import Setting
