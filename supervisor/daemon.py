@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import logging.handlers
 import os
 import signal
 import sqlite3
@@ -35,13 +34,16 @@ from supervisor.api.app import Api
 from supervisor.api.metrics import Metrics
 from supervisor.api.server import LoopbackSite
 from supervisor.core import events, paths, runtime
-from supervisor.core.errors import KnownError, problem_of
+from supervisor.core.errors import KnownError
+from supervisor.core.logfile import setup_logging
 from supervisor.core.ownprocess import raise_fd_limit, restrict_umask
 from supervisor.core.settings import Settings, read_saved
 from supervisor.notify.outbox import Dispatcher
 from supervisor.runners.manager import RunnerManager
 from supervisor.runners.process import ProcessOps
-from supervisor.storage import backups, store
+from supervisor.storage import backups
+from supervisor.storage.db import SchemaTooNew, close_db, init_db
+from supervisor.storage.models import DB
 from supervisor.storage.writes import StorageError, Writes
 from supervisor.team import otel
 from supervisor.team.service import TeamService
@@ -50,8 +52,6 @@ from supervisor.usage.service import UsageService
 
 log = logging.getLogger("stratavore.daemon")
 ROLLOVER_GRACE = 1.0  # seconds after a period's end: its last bucket is complete
-LOG_MAX_BYTES = 5 * 1024 * 1024
-LOG_BACKUPS = 3
 
 
 class DataDirLock:
@@ -136,57 +136,15 @@ class Supervisor:
     async def _start(self) -> None:
         started_at = self.clock()
         raise_fd_limit()
-        if paths.tighten(self.root):
-            log.warning(
-                "tightened: the data dir %s could be read by other users; "
-                "made its folders 0700 and its files 0600",
-                self.root,
-            )
-        loop = asyncio.get_running_loop()
-        db_file = paths.db_path(self.root)
-        # reads every page (seconds for a GiB, docs/benchmarks.md): off the loop, which in
-        # the tray app is the GUI thread
-        began = time.monotonic()
-        await loop.run_in_executor(None, backups.check_db, db_file)
-        took = time.monotonic() - began
-        log.log(logging.INFO if took > 1 else logging.DEBUG, "checked: %s in %.1f s", db_file, took)
-        try:
-            store.init_db(db_file)
-        except store.SchemaTooNew as exc:
-            raise KnownError(str(exc)) from None
-        self.writes.attach()  # the loop's connection: short lock waits
-        saved = read_saved()
-        self.settings = Settings(**saved.values).with_overrides(**self.overrides)
-        self._report_bad_settings(saved.problems)
+        await self._open_storage()
         # asks the user's login shell for its PATH: off the loop (in the tray, the GUI thread)
-        path = await loop.run_in_executor(None, commands.search_path)
-        manager = self.manager = RunnerManager(
-            self.root, self.settings, self.ops, self.clock, search_path=path, writes=self.writes
-        )
-        usage = self.usage = UsageService(manager)
-        manager.guard_launches(usage.check_launch)  # a spent budget refuses a launch
-        team = self.team = TeamService()
-        manager.guard_launches(team.check_launch)  # so does a spent team budget
-        manager.when_finished(usage.import_soon)  # a finished run's last usage is read soon
-        manager.import_usage_with(usage.import_now)  # a resume may need a session id from it
-        dispatcher = self.dispatcher = Dispatcher(self.clock)
+        path = await asyncio.get_running_loop().run_in_executor(None, commands.search_path)
+        manager, usage, dispatcher, team = self._assemble(path)
         token = runtime.admin_token(self.root, create=True)
         assert token is not None
         metrics = Metrics(started_at)
         api = Api(manager, usage, dispatcher, token, started_at, self.root, metrics, team)
-        self.runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
-        await self.runner.setup()
-        site = LoopbackSite(self.runner, self.settings.api_port)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise PortInUse(
-                f"Port {self.settings.api_port} on 127.0.0.1 is not available ({exc.strerror}); "
-                "pick another with --port (0 chooses a free one)."
-            ) from None
-        self.port = site.port
-        api.listening(self.port)
-        self.url = api.url
+        await self._serve(api)
         manager.set_api_url(self.url)
         self.scheduler = AsyncIOScheduler(
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
@@ -196,25 +154,7 @@ class Supervisor:
         dispatcher.start()  # what was not delivered before a crash goes out now
         self._start_scheduler(manager, usage)
         await self._start_otel(started_at)
-        with self.writes.transaction():
-            events.record(
-                events.SUPERVISOR_STARTED,
-                "supervisor started",
-                ts=self.clock(),
-                body=f"Stratavore {__version__} listening on {self.url}",
-                data={"pid": os.getpid(), "url": self.url},
-            )
-        runtime.write_runtime(
-            self.root,
-            runtime.RuntimeInfo(
-                pid=os.getpid(),
-                create_time=psutil.Process().create_time(),
-                port=self.port,
-                url=self.url,
-                version=__version__,
-            ),
-        )
-        log.info("started: supervisor %s on %s (data dir %s)", __version__, self.url, self.root)
+        self._announce()
 
     async def _start_otel(self, started_at: float) -> None:
         """Export the metrics over OTLP/HTTP when the otel_endpoint setting or the standard
@@ -235,6 +175,89 @@ class Supervisor:
             return
         log.info("otel: exporting metrics to %s", endpoint or "the OTEL_EXPORTER_OTLP_* endpoint")
 
+    async def _open_storage(self) -> None:
+        """Tighten a loose data dir, refuse a damaged database, open (and migrate) it, and
+        read the saved settings under this run's overrides."""
+        if paths.tighten(self.root):
+            log.warning(
+                "tightened: the data dir %s could be read by other users; "
+                "made its folders 0700 and its files 0600",
+                self.root,
+            )
+        db_file = paths.db_path(self.root)
+        # reads every page (seconds for a GiB, docs/benchmarks.md): off the loop, which in
+        # the tray app is the GUI thread
+        began = time.monotonic()
+        await asyncio.get_running_loop().run_in_executor(None, backups.check_db, db_file)
+        took = time.monotonic() - began
+        log.log(logging.INFO if took > 1 else logging.DEBUG, "checked: %s in %.1f s", db_file, took)
+        try:
+            init_db(db_file)
+        except SchemaTooNew as exc:
+            raise KnownError(str(exc)) from None
+        self.writes.attach()  # the loop's connection: short lock waits
+        saved = read_saved()
+        self.settings = Settings(**saved.values).with_overrides(**self.overrides)
+        self._report_bad_settings(saved.problems)
+
+    def _assemble(
+        self, path: str
+    ) -> tuple[RunnerManager, UsageService, Dispatcher, TeamService]:
+        """The runners, the usage service, the notification dispatcher and the team ledger's
+        service, wired together."""
+        assert self.settings is not None
+        manager = self.manager = RunnerManager(
+            self.root, self.settings, self.ops, self.clock, search_path=path, writes=self.writes
+        )
+        usage = self.usage = UsageService(manager)
+        manager.guard_launches(usage.check_launch)  # a spent budget refuses a launch
+        team = self.team = TeamService()
+        manager.guard_launches(team.check_launch)  # so does a spent team budget
+        manager.when_finished(usage.import_soon)  # a finished run's last usage is read soon
+        manager.import_usage_with(usage.import_now)  # a resume may need a session id from it
+        dispatcher = self.dispatcher = Dispatcher(self.clock)
+        return manager, usage, dispatcher, team
+
+    async def _serve(self, api: Api) -> None:
+        """Serve ``api`` on 127.0.0.1 at the api_port setting (a port in use: one sentence)."""
+        assert self.settings is not None
+        self.runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
+        await self.runner.setup()
+        site = LoopbackSite(self.runner, self.settings.api_port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise PortInUse(
+                f"Port {self.settings.api_port} on 127.0.0.1 is not available ({exc.strerror}); "
+                "pick another with --port (0 chooses a free one)."
+            ) from None
+        self.port = site.port
+        api.listening(self.port)
+        self.url = api.url
+
+    def _announce(self) -> None:
+        """The start as an event, the runtime file that tells clients where the API is, and
+        the log line."""
+        with self.writes.transaction():
+            events.record(
+                events.SUPERVISOR_STARTED,
+                "supervisor started",
+                ts=self.clock(),
+                body=f"Stratavore {__version__} listening on {self.url}",
+                data={"pid": os.getpid(), "url": self.url},
+            )
+        runtime.write_runtime(
+            self.root,
+            runtime.RuntimeInfo(
+                pid=os.getpid(),
+                create_time=psutil.Process().create_time(),
+                port=self.port,
+                url=self.url,
+                version=__version__,
+            ),
+        )
+        log.info("started: supervisor %s on %s (data dir %s)", __version__, self.url, self.root)
+
     def _report_bad_settings(self, problems: dict[str, str]) -> None:
         """Saved settings that cannot be used: each named in a log line and an event, its
         default used instead."""
@@ -242,7 +265,7 @@ class Supervisor:
         for key, why in problems.items():
             default = getattr(defaults, key)
             log.warning("ignored: the saved setting %s (%s) for its default %r", key, why, default)
-            with store.DB.atomic():
+            with DB.atomic():
                 events.record(
                     events.SETTING_INVALID,
                     f"setting {key} is invalid: the default is used",
@@ -274,7 +297,7 @@ class Supervisor:
             return None
         except (OSError, sqlite3.Error, KnownError) as exc:
             log.warning("backup failed: %s", exc)
-            with store.DB.atomic():
+            with DB.atomic():
                 events.record(
                     events.BACKUP_FAILED,
                     "the database backup failed",
@@ -319,6 +342,40 @@ class Supervisor:
         manager.use_scheduler(schedule, cancel)
 
     def _start_scheduler(self, manager: RunnerManager, usage: UsageService) -> None:
+        """Every periodic job (the runners' chores, backups, usage imports), then the scheduler."""
+        assert self.settings is not None and self.scheduler is not None
+        self._add_chores(manager)
+        interval = self.settings.backup_interval
+        self.scheduler.add_job(
+            self.backup,
+            IntervalTrigger(seconds=interval),
+            id="backup",
+            next_run_time=datetime.fromtimestamp(self._first_backup_at(time.time(), interval), UTC),
+        )
+        self._add_usage_jobs(usage)
+        self._add_team_job(manager)
+        self.scheduler.start()
+
+    def _add_team_job(self, manager: RunnerManager) -> None:
+        """The push to the team ledger, and its budgets applied, every team_push_interval
+        (nothing while in no team)."""
+        assert self.settings is not None and self.scheduler is not None
+        team = self.team
+        assert team is not None
+
+        async def team_push() -> None:
+            await team.push_round(self.writes, manager.stop)
+
+        self.scheduler.add_job(
+            team_push,
+            IntervalTrigger(seconds=self.settings.team_push_interval),
+            id="team_push",
+            next_run_time=datetime.now(UTC),
+        )
+
+    def _add_chores(self, manager: RunnerManager) -> None:
+        """The runners' periodic chores: sweep, reap, heartbeat flush, log pump; the 1-second
+        ones sleep while no runner is watched."""
         s = self.settings
         assert s is not None and self.scheduler is not None
         scheduler = self.scheduler
@@ -338,19 +395,6 @@ class Supervisor:
         for func, seconds in jobs:
             scheduler.add_job(func, IntervalTrigger(seconds=seconds), id=func.__name__)
         chores = [reap.__name__, flush.__name__, manager.pump_logs.__name__]
-        team = self.team
-        assert team is not None
-
-        async def team_push() -> None:
-            """Push to the team ledger and apply its budgets (nothing while in no team)."""
-            await team.push_round(self.writes, manager.stop)
-
-        scheduler.add_job(
-            team_push,
-            IntervalTrigger(seconds=s.team_push_interval),
-            id="team_push",
-            next_run_time=datetime.now(UTC),
-        )
 
         def busy(active: bool) -> None:
             """Runners to watch: the 1-second chores run; none: they sleep (idle CPU)."""
@@ -358,6 +402,12 @@ class Supervisor:
                 (scheduler.resume_job if active else scheduler.pause_job)(job_id)
 
         manager.watch_busy(busy)
+
+    def _add_usage_jobs(self, usage: UsageService) -> None:
+        """The usage import, at once and then every usage_import_interval, and the budgets'
+        rollover at the next period boundary."""
+        assert self.settings is not None and self.scheduler is not None
+        scheduler = self.scheduler
 
         async def import_usage() -> None:
             try:
@@ -378,22 +428,13 @@ class Supervisor:
                 when = datetime.fromtimestamp(at + ROLLOVER_GRACE, UTC)
                 scheduler.add_job(rollover, DateTrigger(when), id="rollover", replace_existing=True)
 
-        scheduler.add_job(
-            self.backup,
-            IntervalTrigger(seconds=s.backup_interval),
-            id="backup",
-            next_run_time=datetime.fromtimestamp(
-                self._first_backup_at(time.time(), s.backup_interval), UTC
-            ),
-        )
         # the first import and the catch-up on rollovers missed while off run at once
         scheduler.add_job(
             import_usage,
-            IntervalTrigger(seconds=s.usage_import_interval),
+            IntervalTrigger(seconds=self.settings.usage_import_interval),
             id="import_usage",
             next_run_time=datetime.now(UTC),
         )
-        scheduler.start()
 
     async def stop(self, stop_runners: bool = False) -> None:
         """Stop serving; runners keep running for adoption unless ``stop_runners``."""
@@ -430,7 +471,7 @@ class Supervisor:
             await self.runner.cleanup()
         if self.url:
             runtime.remove_runtime(self.root)
-        store.close_db()
+        close_db()
         self.lock.release()
 
 
@@ -442,47 +483,6 @@ def cannot_start(gate: Writes, exc: BaseException) -> KnownError | None:
     return KnownError(
         f"The supervisor could not start: {refused.message[0].lower()}{refused.message[1:]}"
     )
-
-
-class PrivateLog(logging.handlers.RotatingFileHandler):
-    """The supervisor's log file: 0600 from its first byte (each rotation starts a new file
-    through :meth:`_open`, and the umask must not decide its mode). A line it cannot write
-    because the data folder is full or read-only is dropped, not followed by a traceback on
-    stderr for every line (stderr has the line itself, and ``status`` the problem)."""
-
-    def _open(self) -> IO[str]:
-        return open(
-            self.baseFilename,
-            self.mode,
-            encoding=self.encoding,
-            errors=self.errors,
-            opener=paths.private_opener,
-        )
-
-    def handleError(self, record: logging.LogRecord) -> None:
-        exc = sys.exc_info()[1]
-        if exc is None or problem_of(exc) is None:
-            super().handleError(record)
-
-
-def setup_logging(root: Path, verbose: bool = True) -> None:
-    """Rotating supervisor log in the data dir, and lifecycle lines on stderr."""
-    log_dir = paths.private_dir(paths.logs_dir(root))
-    handler = PrivateLog(
-        log_dir / "supervisor.log",
-        maxBytes=LOG_MAX_BYTES,
-        backupCount=LOG_BACKUPS,
-        encoding="utf-8",
-    )
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handler.setFormatter(fmt)
-    logger = logging.getLogger("stratavore")
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    if verbose:
-        console = logging.StreamHandler(sys.stderr)
-        console.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(console)
 
 
 async def serve(supervisor: Supervisor) -> None:

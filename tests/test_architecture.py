@@ -31,9 +31,6 @@ def test_importing_every_supervisor_module_loads_no_qt() -> None:
     assert out.stdout.strip() == ""
 
 
-# Packages whose inline queries their own helpers move into supervisor/storage/queries/ in the
-# restructuring of issue 12: remove each one once it is merged.
-QUERIES_NOT_MOVED_YET = ("supervisor/runners/",)
 # The team ledger's own queries run on the team's PostgreSQL database (supervisor/team/):
 # their SQL text stays there; the local store's models and DB are as forbidden there as anywhere.
 TEAM_DATABASE = "supervisor/team/"
@@ -82,7 +79,6 @@ def test_callers_never_build_queries_inline() -> None:
         where
         for path in sorted(root.rglob("*.py"))
         if not path.is_relative_to(root / "storage")
-        and not str(path.relative_to(root.parent)).startswith(QUERIES_NOT_MOVED_YET)
         for where in inline_queries(
             path, sql_text=not str(path.relative_to(root.parent)).startswith(TEAM_DATABASE)
         )

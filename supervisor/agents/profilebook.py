@@ -12,7 +12,7 @@ from supervisor.agents import profiles
 from supervisor.core import paths
 from supervisor.core.errors import ApiError
 from supervisor.storage import queries
-from supervisor.storage.store import Profile, Runner
+from supervisor.storage.models import Profile, Runner
 
 HOOKS_FILE = "claude-hooks.json"
 

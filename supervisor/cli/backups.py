@@ -68,7 +68,8 @@ def restore(root: Path, backup: Backup) -> int:
     half-restored database, and none may be running on the one replaced."""
     from supervisor.core import paths
     from supervisor.daemon import DataDirLock
-    from supervisor.storage import backups, store
+    from supervisor.storage import backups
+    from supervisor.storage.migrations import SCHEMA_VERSION
 
     lock = DataDirLock(root)
     try:
@@ -81,7 +82,7 @@ def restore(root: Path, backup: Backup) -> int:
     try:
         if backup.size > CHECK_NOTE_BYTES:
             print(f"checking {backup.name} ({human_size(backup.size)})...", file=sys.stderr)
-        backups.check_backup(backup, store.SCHEMA_VERSION)
+        backups.check_backup(backup, SCHEMA_VERSION)
         db = paths.db_path(root)
         aside = backups.restore(db, backup)
     finally:

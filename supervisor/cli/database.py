@@ -17,11 +17,11 @@ def open_ledger() -> Settings:
     """Open the data dir's DB for this process; the saved settings."""
     from supervisor.core import paths
     from supervisor.core.settings import load_settings
-    from supervisor.storage import store
+    from supervisor.storage.db import SchemaTooNew, init_db
 
     try:
-        store.init_db(paths.db_path(paths.data_dir()))
-    except store.SchemaTooNew as exc:
+        init_db(paths.db_path(paths.data_dir()))
+    except SchemaTooNew as exc:
         raise KnownError(str(exc)) from None
     return load_settings()
 

@@ -19,7 +19,7 @@ from supervisor.runners.process import Sample
 from supervisor.runners.projects import ProjectBook
 from supervisor.runners.table import Live, RunnerTable
 from supervisor.storage import queries
-from supervisor.storage.store import Runner
+from supervisor.storage.models import Runner
 from supervisor.storage.writes import Writes
 
 log = logging.getLogger("stratavore.runners")

@@ -32,7 +32,7 @@ from supervisor.runners.spawner import EXIT_FILE, Spawner
 from supervisor.runners.table import RETRY_INTERVAL, Ended, Live, RunnerTable
 from supervisor.runners.tasks import Tasks
 from supervisor.runners.trees import ProcessTrees
-from supervisor.storage.store import Runner
+from supervisor.storage.models import Runner
 from supervisor.storage.writes import StorageError
 
 log = logging.getLogger("stratavore.runners")

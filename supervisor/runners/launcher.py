@@ -18,7 +18,8 @@ from supervisor.core.settings import LiveSettings
 from supervisor.core.states import RunnerState
 from supervisor.runners import worktrees
 from supervisor.runners.heartbeats import HeartbeatBook
-from supervisor.runners.process import Identity, ProcessOps
+from supervisor.runners.process import ProcessOps
+from supervisor.runners.procinfo import Identity
 from supervisor.runners.projects import ProjectBook
 from supervisor.runners.queue import Queue
 from supervisor.runners.spawner import Spawner
@@ -27,7 +28,7 @@ from supervisor.runners.tasks import Tasks
 from supervisor.runners.tokens import hash_token
 from supervisor.runners.workspace import Workspace
 from supervisor.storage import queries
-from supervisor.storage.store import Profile, Project, Runner
+from supervisor.storage.models import Profile, Project, Runner
 
 log = logging.getLogger("stratavore.runners")
 S = RunnerState

@@ -25,12 +25,13 @@ from supervisor.core.states import PROCESS_STATES
 from supervisor.runners.attention import AttentionWatch
 from supervisor.runners.exits import Exits
 from supervisor.runners.heartbeats import HeartbeatBook
-from supervisor.runners.process import Identity, ProcessOps, Sample
+from supervisor.runners.process import ProcessOps, Sample
+from supervisor.runners.procinfo import Identity
 from supervisor.runners.projects import ProjectBook
 from supervisor.runners.table import Live, RunnerTable
 from supervisor.runners.tasks import Tasks
 from supervisor.storage import queries
-from supervisor.storage.store import Runner
+from supervisor.storage.models import Runner
 from supervisor.storage.writes import StorageError, Writes
 
 log = logging.getLogger("stratavore.runners")

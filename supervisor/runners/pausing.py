@@ -18,7 +18,7 @@ from supervisor.runners.logpump import LOG_NAME
 from supervisor.runners.projects import ProjectBook
 from supervisor.runners.table import RunnerTable
 from supervisor.storage import queries
-from supervisor.storage.store import Runner
+from supervisor.storage.models import Runner
 from supervisor.storage.writes import Writes
 
 log = logging.getLogger("stratavore.runners")

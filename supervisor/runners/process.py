@@ -9,15 +9,8 @@ the command and its children while the trampoline (which traps the signal) lives
 the status. On Windows the root is a small wrapper holding a Job Object instead, with the same
 guarantees (:mod:`supervisor.runners.winjob`).
 
-Identity is (pid, create time): a pid alone is never trusted, because pids are reused. Create
-times count clock ticks (10 ms on Linux), so a process is told apart from an earlier holder of
-its pid that started at least a tick before it.
-
-Signals go only to what is provably a runner's own. A process is signalled by identity (its
-create time checked, then psutil refuses if the pid was reused in between). A runner's process
-group, whose id is its root's pid, is signalled whole only while it is provably the runner's
-(see :meth:`ProcessOps.group_verdict`): the root may have ended long ago, its pid given to a
-stranger who leads a group of the same id.
+Identity and a process's facts are :mod:`supervisor.runners.procinfo`'s; whether a runner's
+process group is provably its own, :mod:`supervisor.runners.groups`'.
 """
 
 from __future__ import annotations
@@ -29,7 +22,6 @@ import os
 import signal
 import subprocess
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,9 +30,19 @@ import psutil
 from supervisor.agents import commands
 from supervisor.core.ownprocess import user_umask
 from supervisor.runners import winjob
+from supervisor.runners.groups import GroupVerdict, Lineage, group_verdict
+from supervisor.runners.procinfo import (
+    CREATE_TIME_TOLERANCE,
+    PROC_CHILDREN,
+    WINDOWS,
+    Identity,
+    ProcInfo,
+    children_map,
+    proc_children,
+    proc_info,
+)
 
 log = logging.getLogger("stratavore.process")
-WINDOWS = os.name == "nt"
 
 # $1 is the exit-status file, $2 the command's umask, $3 the working directory, the rest the
 # command. Trapping the signals (rather than ignoring them) keeps the trampoline alive through a
@@ -55,55 +57,6 @@ TRAMPOLINE = (
 # Windows has no SIGKILL; there psutil answers SIGTERM with TerminateProcess, which is a kill
 KILL = signal.SIGTERM if WINDOWS else signal.SIGKILL
 PIDFD_SIGNAL_PROCESS_GROUP = 4  # linux/pidfd.h (Linux 6.9): signal the pidfd's process group
-CREATE_TIME_TOLERANCE = 0.01  # psutil's create time is stable to this within one boot
-# Linux lists each task's children in /proc (CONFIG_PROC_CHILDREN): walking a runner's tree
-# then costs a few file reads instead of a scan of the whole process table.
-# (Not on Windows, where Wine maps /proc to Linux's: there it lists Linux pids, not ours.)
-PROC_CHILDREN = not WINDOWS and os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
-
-
-def _proc_children(pid: int) -> list[int]:
-    """Direct children of ``pid`` from /proc (all its threads' children)."""
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return []
-    children: list[int] = []
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                children.extend(int(c) for c in f.read().split())
-        except OSError:  # the thread ended meanwhile
-            continue
-    return children
-
-
-@dataclass(frozen=True)
-class Identity:
-    pid: int
-    create_time: float
-
-
-@dataclass(frozen=True)
-class Lineage:
-    """What proves that a process is one of a runner's: its root (whose pid is the runner's
-    process-group id), the descendants seen in the root's tree (at a stop), and a mark every
-    process started from the runner inherits in its environment, (variable, SHA-256 hex of its
-    value): the runner's own secret token, which no stranger knows."""
-
-    root: Identity
-    seen: frozenset[Identity] = frozenset()
-    env_mark: tuple[str, str] | None = None
-
-
-@dataclass(frozen=True)
-class GroupVerdict:
-    """Whether a runner's process group may be signalled whole; if not, which of its members
-    are proven the runner's (signalled one by one), and why the group is refused."""
-
-    whole: bool
-    members: tuple[Identity, ...] = ()
-    refusal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -320,60 +273,9 @@ class ProcessOps:
             os.close(fd)
 
     def group_verdict(self, lineage: Lineage) -> GroupVerdict:
-        """Whether the process group whose id is the runner's root pid is provably the
-        runner's, so that one ``killpg`` may reach all of it.
-
-        - Its leader lives (or is a zombie not yet reaped) with the root's exact identity: the
-          group is the root's. A group's id is its leader's pid, and a session leader (the
-          trampoline) cannot leave its group.
-        - Another process has that pid: the root has ended and its pid was reused, which the
-          kernel allows only once no process is left in the root's group (a pid is not handed
-          out while it names a live group or session). Nothing of the runner's is in that
-          group now: refused.
-        - No process has that pid: the group, if any process is left in it, may still be the
-          runner's (the root ended, its command's children live on), or a stranger's whose
-          leader has ended. Every live member must then be proven the runner's: recorded in
-          its tree (``lineage.seen``), carrying the runner's token in its environment, or a
-          child of a member proven so. If all are, the group is signalled whole (which also
-          reaches a child forked meanwhile); if not, only the proven members are, one by one,
-          and the others are named in the refusal.
-
-        What remains is the instant between this check and ``killpg``: for the group to change
-        hands in it, all its members would have to end and the kernel hand out that exact pid
-        again, which it does only after cycling through every other free pid (or when root
-        chooses it, as the test of this does). While the leader lives, Linux 6.9+ closes even
-        that instant: the signal goes through a pidfd of the leader (``_signal_group_by_pidfd``)."""
-        root = lineage.root
-        holder = proc_info(root.pid)
-        if holder is not None:
-            if holder.matches(root):
-                return GroupVerdict(True)
-            return GroupVerdict(
-                False, refusal=f"pid {root.pid} now belongs to another program (pid reused)"
-            )
-        members = [(ident, info) for ident, info in self.group_members(root.pid) if not info.zombie]
-        proven = {
-            ident.pid
-            for ident, _ in members
-            if ident in lineage.seen or self._marked(ident, lineage)
-        }
-        grown = True
-        while grown:  # children of proven members, and theirs
-            grown = False
-            for ident, info in members:
-                if ident.pid not in proven and info.ppid in proven:
-                    proven.add(ident.pid)
-                    grown = True
-        strangers = [ident.pid for ident, _ in members if ident.pid not in proven]
-        if not strangers:
-            return GroupVerdict(bool(members))
-        names = ", ".join(map(str, strangers))
-        return GroupVerdict(
-            False,
-            tuple(ident for ident, _ in members if ident.pid in proven),
-            f"process{'es' if len(strangers) > 1 else ''} {names} in it cannot be proven to be "
-            "the runner's (not in its recorded tree, without its token, no proven parent)",
-        )
+        """Whether the runner's process group may be signalled whole (see
+        :func:`supervisor.runners.groups.group_verdict`)."""
+        return group_verdict(lineage, lambda ident: self._marked(ident, lineage))
 
     def _marked(self, ident: Identity, lineage: Lineage) -> bool:
         """``ident`` carries the lineage's environment mark (unreadable: not proven)."""
@@ -392,32 +294,11 @@ class ProcessOps:
         value = psutil.Process(ident.pid).environ().get(name)
         return value if self.is_alive(ident) else None
 
-    def group_members(self, pgid: int) -> list[tuple[Identity, ProcInfo]]:
-        """Every process in process group ``pgid`` (zombies too): nothing when ``killpg`` with
-        signal 0 finds no one, else from one pass over the process table."""
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return []
-        except OSError:  # someone else's process is in it: look
-            pass
-        pids = (
-            [int(name) for name in os.listdir("/proc") if name.isdigit()]
-            if _PROC_STAT
-            else psutil.pids()
-        )
-        found = []
-        for pid in pids:
-            info = proc_info(pid)
-            if info is not None and info.pgid == pgid:
-                found.append((Identity(pid, info.create_time), info))
-        return found
-
     # --- trees and sampling -----------------------------------------------------------------
     def _walk(self, roots: list[Identity]) -> dict[Identity, list[tuple[Identity, ProcInfo]]]:
         """Each live root with its descendants (root first), as (identity, info) pairs; a root
         that is gone, a zombie or a reused pid is absent."""
-        children = _proc_children if PROC_CHILDREN else _children_map().__getitem__
+        children = proc_children if PROC_CHILDREN else children_map().__getitem__
         result = {}
         for root in roots:
             info = proc_info(root.pid)
@@ -455,72 +336,3 @@ class ProcessOps:
             result[root] = Sample(round(cpu, 1), rss, tree[0][1].stopped)
         self._cpu_prev = seen  # processes that are gone are forgotten
         return result
-
-
-@dataclass(frozen=True)
-class ProcInfo:
-    """What the supervisor needs to know about one process."""
-
-    ppid: int
-    pgid: int
-    create_time: float
-    cpu_seconds: float
-    rss_bytes: int
-    stopped: bool  # SIGSTOP or traced
-    zombie: bool
-
-    def matches(self, ident: Identity) -> bool:
-        return abs(self.create_time - ident.create_time) <= CREATE_TIME_TOLERANCE
-
-
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-_BOOT_TIME = psutil.boot_time()
-_PROC_STAT = not WINDOWS and os.path.exists(f"/proc/{os.getpid()}/stat")
-
-
-def proc_info(pid: int) -> ProcInfo | None:
-    """One process's facts: on Linux from one read of /proc/<pid>/stat (create time computed
-    exactly as psutil does, so identities agree); elsewhere through psutil."""
-    if _PROC_STAT:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            return None
-        # fields after "(comm)", which may itself contain spaces and parentheses
-        fields = data[data.rfind(b")") + 2 :].split()
-        state = fields[0]
-        return ProcInfo(
-            ppid=int(fields[1]),
-            pgid=int(fields[2]),
-            create_time=int(fields[19]) / _CLOCK_TICKS + _BOOT_TIME,
-            cpu_seconds=(int(fields[11]) + int(fields[12])) / _CLOCK_TICKS,
-            rss_bytes=int(fields[21]) * _PAGE_SIZE,
-            stopped=state in (b"T", b"t"),
-            zombie=state == b"Z",
-        )
-    try:
-        proc = psutil.Process(pid)
-        with proc.oneshot():
-            times, status = proc.cpu_times(), proc.status()
-            return ProcInfo(
-                ppid=proc.ppid(),
-                pgid=os.getpgid(pid) if hasattr(os, "getpgid") else pid,
-                create_time=proc.create_time(),
-                cpu_seconds=times.user + times.system,
-                rss_bytes=proc.memory_info().rss,
-                stopped=status in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP),
-                zombie=status == psutil.STATUS_ZOMBIE,
-            )
-    except (psutil.Error, OSError):  # OSError: getpgid of a process that ended
-        return None
-
-
-def _children_map() -> defaultdict[int, list[int]]:
-    """pid -> child pids, from one pass over the whole process table (any platform)."""
-    children: defaultdict[int, list[int]] = defaultdict(list)
-    for proc in psutil.process_iter(["ppid"]):
-        if proc.info["ppid"] is not None:
-            children[proc.info["ppid"]].append(proc.pid)
-    return children

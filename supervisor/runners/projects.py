@@ -10,7 +10,7 @@ from typing import Any
 from supervisor.api.schemas import ProjectCreate
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.storage import queries
-from supervisor.storage.store import Project
+from supervisor.storage.models import Project
 from supervisor.storage.writes import StorageError, Writes
 
 
@@ -51,11 +51,11 @@ class ProjectBook:
         if queries.project_exists(request.name):
             raise ApiError(ErrorCode.ALREADY_EXISTS, f"Project '{request.name}' already exists.")
         with self.writes.transaction():
-            project = Project.create(
-                name=request.name,
-                path=str(path.resolve()),
-                max_runners=request.max_runners,
-                created_at=self.clock() if now is None else now,
+            project = queries.create_project(
+                request.name,
+                str(path.resolve()),
+                request.max_runners,
+                self.clock() if now is None else now,
             )
         self._projects[project.id] = project
         return project
@@ -67,7 +67,7 @@ class ProjectBook:
             setattr(project, name, value)
         try:
             with self.writes.transaction():
-                project.save()
+                queries.save_project(project)
         except StorageError:
             for name, value in before.items():
                 setattr(project, name, value)

@@ -15,7 +15,7 @@ from supervisor.core.states import RunnerState
 from supervisor.runners.projects import ProjectBook
 from supervisor.runners.spawner import Spawner
 from supervisor.runners.table import RunnerTable
-from supervisor.storage.store import Project, Runner
+from supervisor.storage.models import Project, Runner
 from supervisor.storage.writes import StorageError
 
 log = logging.getLogger("stratavore.runners")

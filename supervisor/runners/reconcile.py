@@ -18,13 +18,14 @@ from supervisor.runners.exits import Exits
 from supervisor.runners.heartbeats import HeartbeatBook
 from supervisor.runners.logpump import LogPump
 from supervisor.runners.pausing import Pauses
-from supervisor.runners.process import Identity, ProcessOps
+from supervisor.runners.process import ProcessOps
+from supervisor.runners.procinfo import Identity
 from supervisor.runners.queue import Queue
 from supervisor.runners.spawner import EXIT_FILE, Spawner
 from supervisor.runners.stopper import Stopper
 from supervisor.runners.table import Live, RunnerTable
 from supervisor.storage import queries
-from supervisor.storage.store import Runner
+from supervisor.storage.models import Runner
 
 log = logging.getLogger("stratavore.runners")
 S = RunnerState

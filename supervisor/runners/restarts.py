@@ -23,7 +23,7 @@ from supervisor.runners.table import RunnerTable
 from supervisor.runners.tasks import Tasks
 from supervisor.runners.workspace import Workspace
 from supervisor.storage import queries
-from supervisor.storage.store import Profile, Runner
+from supervisor.storage.models import Profile, Runner
 from supervisor.storage.writes import StorageError, Writes
 
 log = logging.getLogger("stratavore.runners")

@@ -20,11 +20,12 @@ from pathlib import Path
 from supervisor.core import paths
 from supervisor.core.states import RunnerState
 from supervisor.runners.logpump import SPOOL_NAME, LogPump
-from supervisor.runners.process import Identity, ProcessOps
+from supervisor.runners.process import ProcessOps
+from supervisor.runners.procinfo import Identity
 from supervisor.runners.table import RETRY_INTERVAL, Ended, Live, RunnerTable
 from supervisor.runners.tasks import Signal, Tasks
 from supervisor.runners.tokens import TOKEN_VARIABLE, hash_token
-from supervisor.storage.store import Runner
+from supervisor.storage.models import Runner
 from supervisor.storage.writes import StorageError
 
 log = logging.getLogger("stratavore.runners")

@@ -19,7 +19,7 @@ from supervisor.runners.pausing import Pauses
 from supervisor.runners.table import Live, RunnerTable
 from supervisor.runners.tasks import Tasks
 from supervisor.runners.trees import ProcessTrees
-from supervisor.storage.store import Runner
+from supervisor.storage.models import Runner
 from supervisor.storage.writes import StorageError, Writes
 
 log = logging.getLogger("stratavore.runners")

@@ -24,12 +24,12 @@ from supervisor.agents import limits
 from supervisor.core import events
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.core.states import ACTIVE_STATES, SLOT_STATES, RunnerState, check_transition
-from supervisor.runners.process import Identity
+from supervisor.runners.procinfo import Identity
 from supervisor.runners.projects import ProjectBook
 from supervisor.runners.tasks import Signal, Tasks
 from supervisor.runners.tokens import hash_token
 from supervisor.storage import queries
-from supervisor.storage.store import Runner
+from supervisor.storage.models import Runner
 from supervisor.storage.writes import StorageError, Writes
 
 S = RunnerState

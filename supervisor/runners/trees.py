@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from supervisor.runners.process import Identity, Lineage, ProcessOps
+from supervisor.runners.groups import Lineage
+from supervisor.runners.process import ProcessOps
+from supervisor.runners.procinfo import Identity
 from supervisor.runners.table import Live
 from supervisor.runners.tasks import Tasks
 from supervisor.runners.tokens import TOKEN_VARIABLE

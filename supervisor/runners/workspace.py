@@ -23,7 +23,7 @@ from supervisor.runners.projects import ProjectBook
 from supervisor.runners.table import Live, RunnerTable
 from supervisor.runners.tasks import Tasks
 from supervisor.storage import queries
-from supervisor.storage.store import Profile, Project
+from supervisor.storage.models import Profile, Project
 from supervisor.storage.writes import StorageError, Writes
 
 log = logging.getLogger("stratavore.runners")

@@ -350,18 +350,18 @@ def _exact(line: bytes) -> tuple[_Line | None, str | None]:
 def parse(chunk: bytes, base_offset: int, source: str, context: dict[str, Any]) -> Parsed:
     """The usage rows in ``chunk`` (complete lines of ``source`` starting at ``base_offset``).
 
-    ``context`` is unused (Claude lines stand alone) and returned as is.
+    ``context`` is unused (Claude lines stand alone) and returned as is. A line is found by
+    searching for the usage marker (ccusage's byte pre-filter) rather than by splitting every
+    line; then decoded (the fast shape, else the exact ones), checked and made a row, each
+    step its own function.
     """
     parsed = Parsed(context=context)
     rows = parsed.rows
-    file_session: str | None = None  # session_of_path(source), when first needed
+    path_session = _PathSession(source)
     decode = _line_decoder.decode
     find = chunk.find
     pos = 0
-    while True:
-        hit = find(USAGE_MARKER, pos)
-        if hit < 0:
-            break
+    while (hit := find(USAGE_MARKER, pos)) >= 0:
         start = chunk.rfind(b"\n", 0, hit) + 1
         end = find(b"\n", hit)
         if end < 0:
@@ -377,75 +377,108 @@ def parse(chunk: bytes, base_offset: int, source: str, context: dict[str, Any]) 
                     parsed.skip(source, base_offset + start, reason)
                 continue
             entry = found
-        # A direct entry first, as ccusage's untagged enum; else a sub-agent progress copy.
-        timestamp = entry.timestamp
-        message = entry.message
-        usage = message.usage if message is not None else None
-        if timestamp is not None and message is not None and usage is not None:
-            version, checked_session = entry.version, entry.session_id
-            cost, request_id, sidechain = entry.cost_usd, entry.request_id, entry.is_sidechain
-        else:
-            inner = entry.data.message if entry.data is not None else None
-            if inner is None or inner.timestamp is None or inner.message is None:
-                continue  # the marker was in some text: not a usage line
-            timestamp, message = inner.timestamp, inner.message
-            usage = message.usage
-            if usage is None:
-                continue
-            version = checked_session = None  # ccusage reads neither from a progress copy
-            cost, request_id, sidechain = inner.cost_usd, inner.request_id, inner.is_sidechain
-        null_at = line.find(b":null")
-        if null_at >= 0:
-            field = has_null_field(line, null_at)
-            if field is not None:
-                parsed.skip(source, base_offset + start, f"{field.decode()} is null")
-                continue
-        ts = parse_timestamp(timestamp)
-        if ts is None:
-            parsed.skip(source, base_offset + start, f"timestamp {timestamp!r} not understood")
-            continue
-        if version is not None and not _valid_version(version):
-            parsed.skip(source, base_offset + start, f"version {version!r} is not x.y.z")
-            continue
-        if checked_session == "" or request_id == "" or message.id == "" or message.model == "":
-            parsed.skip(source, base_offset + start, "an empty id or model")
-            continue
-        breakdown = usage.cache_creation
-        if breakdown is not None:
-            one_hour = breakdown.ephemeral_1h_input_tokens
-            cache_creation = breakdown.ephemeral_5m_input_tokens + one_hour
-        else:
-            one_hour = 0
-            cache_creation = usage.cache_creation_input_tokens
-        message_id = message.id
-        if message_id is None:
-            key = f"claude:{source}@{base_offset + start}"
-        elif request_id is not None or sidechain is True:
-            key = f"claude:{message_id}"
-        else:
-            if file_session is None:
-                file_session = session_of_path(source)
-            key = f"claude:{message_id}:{checked_session or file_session}:{round(ts * 1000)}"
-        # Positional, for speed: keywords cost more than the rest of a line's work.
-        # test_assistant_line_becomes_a_row pins this order against records.UsageRow.
-        rows.append(
-            UsageRow(
-                ts,
-                AGENT,
-                message.model or "",
-                usage.input_tokens,
-                usage.output_tokens,
-                cache_creation,
-                usage.cache_read_input_tokens,
-                key,
-                source,
-                one_hour,
-                cost,
-                "fast" if usage.speed == "fast" else None,
-                _web_searches(usage.server_tool_use) if len(usage.server_tool_use) > 4 else 0,
-                entry.session_id or None,
-                entry.cwd,
-                sidechain is True,
-            )
-        )
+        counted = _counted(entry, line)
+        if counted.__class__ is str:
+            parsed.skip(source, base_offset + start, counted)
+        elif counted is not None:
+            rows.append(_row(entry, counted, source, base_offset + start, path_session))
     return parsed
+
+
+# A usage line that counts: (instant, message, usage, the sessionId ccusage checks (a direct
+# entry's only), cost, request id, side chain). A plain tuple: a NamedTuple's construction
+# costs a Python call per line.
+_Counted = tuple[float, _AnyMessage, _Usage, str | None, float | None, str | None, bool | None]
+
+
+def _counted(entry: _Line, line: bytes) -> _Counted | str | None:
+    """What a decoded usage line says, or why ccusage skips it (a null field, a timestamp not
+    in its shape, a version that is not x.y.z, an empty id or model), or None when it is no
+    usage line (the marker was in some text).
+
+    A direct entry first, as ccusage's untagged enum; else a sub-agent's progress copy, whose
+    version and session ccusage does not read."""
+    timestamp = entry.timestamp
+    message = entry.message
+    usage = message.usage if message is not None else None
+    if timestamp is not None and message is not None and usage is not None:
+        version, checked_session = entry.version, entry.session_id
+        cost, request_id, sidechain = entry.cost_usd, entry.request_id, entry.is_sidechain
+    else:
+        inner = entry.data.message if entry.data is not None else None
+        if inner is None or inner.timestamp is None or inner.message is None:
+            return None
+        timestamp, message = inner.timestamp, inner.message
+        usage = message.usage
+        if usage is None:
+            return None
+        version = checked_session = None
+        cost, request_id, sidechain = inner.cost_usd, inner.request_id, inner.is_sidechain
+    null_at = line.find(b":null")
+    if null_at >= 0:
+        field = has_null_field(line, null_at)
+        if field is not None:
+            return f"{field.decode()} is null"
+    ts = parse_timestamp(timestamp)
+    if ts is None:
+        return f"timestamp {timestamp!r} not understood"
+    if version is not None and not _valid_version(version):
+        return f"version {version!r} is not x.y.z"
+    if checked_session == "" or request_id == "" or message.id == "" or message.model == "":
+        return "an empty id or model"
+    return ts, message, usage, checked_session, cost, request_id, sidechain
+
+
+class _PathSession:
+    """The session one file's path names, worked out once, when a line's key first needs it."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.session: str | None = None
+
+    def get(self) -> str:
+        if self.session is None:
+            self.session = session_of_path(self.source)
+        return self.session
+
+
+def _row(
+    entry: _Line, counted: _Counted, source: str, offset: int, path_session: _PathSession
+) -> UsageRow:
+    """The ledger row of a usage line that counts, with its dedupe key (the module's
+    docstring says which)."""
+    ts, message, usage, checked_session, cost, request_id, sidechain = counted
+    breakdown = usage.cache_creation
+    if breakdown is not None:
+        one_hour = breakdown.ephemeral_1h_input_tokens
+        cache_creation = breakdown.ephemeral_5m_input_tokens + one_hour
+    else:
+        one_hour = 0
+        cache_creation = usage.cache_creation_input_tokens
+    message_id = message.id
+    if message_id is None:
+        key = f"claude:{source}@{offset}"
+    elif request_id is not None or sidechain is True:
+        key = f"claude:{message_id}"
+    else:
+        key = f"claude:{message_id}:{checked_session or path_session.get()}:{round(ts * 1000)}"
+    # Positional, for speed: keywords cost more than the rest of a line's work.
+    # test_assistant_line_becomes_a_row pins this order against records.UsageRow.
+    return UsageRow(
+        ts,
+        AGENT,
+        message.model or "",
+        usage.input_tokens,
+        usage.output_tokens,
+        cache_creation,
+        usage.cache_read_input_tokens,
+        key,
+        source,
+        one_hour,
+        cost,
+        "fast" if usage.speed == "fast" else None,
+        _web_searches(usage.server_tool_use) if len(usage.server_tool_use) > 4 else 0,
+        entry.session_id or None,
+        entry.cwd,
+        sidechain is True,
+    )

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from supervisor.storage.store import Usage
+from supervisor.storage.models import Usage
 from supervisor.usage.importer import ImportReport, run_import
 from supervisor.usage.pricing import PriceTable
 from tests.fake_agents import (
@@ -566,7 +566,7 @@ def test_gemini_legacy_recordings_are_whole_json_in_a_hash_directory(
 def test_aider_history_is_counted_with_aiders_own_cost(
     bin_dir: Path, workdir: Path, agent_logs: dict[str, Path], db: None
 ) -> None:
-    from supervisor.storage.store import Project
+    from supervisor.storage.models import Project
 
     Project.create(name="demo", path=str(workdir), created_at=0)
     steps = [["turn", {"input_tokens": 3000, "cache_creation_input_tokens": 9000,

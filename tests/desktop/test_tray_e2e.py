@@ -32,9 +32,9 @@ FAILING = [sys.executable, "-c", "import sys; sys.exit(3)"]
 # The embedded supervisor listens on the api_port setting (default 7420): any free port here.
 FREE_PORT = (
     "import sys; from pathlib import Path; from supervisor.core import paths, settings; "
-    "from supervisor.storage import store; "
-    "store.init_db(paths.db_path(Path(sys.argv[1]))); settings.save_setting('api_port', 0); "
-    "store.close_db()"
+    "from supervisor.storage.db import close_db, init_db; "
+    "init_db(paths.db_path(Path(sys.argv[1]))); settings.save_setting('api_port', 0); "
+    "close_db()"
 )
 
 

@@ -24,8 +24,11 @@ import pytest
 
 from supervisor.api.client import ApiClient
 from supervisor.core import paths, runtime
-from supervisor.daemon import LOG_MAX_BYTES, Supervisor, setup_logging
-from supervisor.storage import store
+from supervisor.core.logfile import LOG_MAX_BYTES, setup_logging
+from supervisor.daemon import Supervisor
+from supervisor.storage.db import close_db, init_db
+from supervisor.storage.migrations import MIGRATIONS
+from supervisor.storage.models import Setting
 from tests.conftest import wait_for
 from tests.usage_data import claude_line, write_transcript
 
@@ -61,22 +64,22 @@ def loose_umask() -> Iterator[None]:
 
 def test_stratavore_db_is_created_0600_not_0644(tmp_path, loose_umask) -> None:
     path = tmp_path / "data" / "stratavore.db"
-    store.init_db(path)
+    init_db(path)
     try:
-        store.Setting.create(key="k", value=1)  # the WAL and its index exist now
+        Setting.create(key="k", value=1)  # the WAL and its index exist now
         names = sorted(p.name for p in path.parent.iterdir())
         assert names == ["stratavore.db", "stratavore.db-shm", "stratavore.db-wal"]
         assert loose(path.parent) == []
     finally:
-        store.close_db()
+        close_db()
 
 
 def test_migration_backup_is_private_from_its_first_byte(tmp_path, loose_umask) -> None:
     path = tmp_path / "data" / "stratavore.db"
     _old_schema_db(path)
     path.chmod(0o644)  # as an older version left it
-    store.init_db(path)
-    store.close_db()
+    init_db(path)
+    close_db()
     backups = list(paths.backups_dir(path.parent).iterdir())
     assert len(backups) == 1
     assert stat.S_IMODE(backups[0].stat().st_mode) == 0o600
@@ -89,7 +92,7 @@ def _old_schema_db(path: Path) -> None:
     db = pw.SqliteDatabase(str(path))
     db.connect()
     with db.atomic():
-        store.MIGRATIONS[0](db)
+        MIGRATIONS[0](db)
         db.execute_sql("PRAGMA user_version = 1")
     db.close()
 

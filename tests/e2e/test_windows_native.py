@@ -27,7 +27,9 @@ import pytest
 
 from supervisor.agents import commands
 from supervisor.runners import winjob
-from supervisor.runners.process import Identity, Lineage, ProcessOps
+from supervisor.runners.groups import Lineage
+from supervisor.runners.process import ProcessOps
+from supervisor.runners.procinfo import Identity
 from tests.conftest import wait_for
 
 pytestmark = [

@@ -98,16 +98,17 @@ def test_runner_left_starting_without_a_pid_is_lost(daemon_factory, project_dir)
     first.kill()
     # rewrite the row as the crash would have left it
     from supervisor.core import paths
-    from supervisor.storage import store
+    from supervisor.storage.db import close_db, init_db
+    from supervisor.storage.models import Runner
 
-    store.init_db(paths.db_path(first.root))
+    init_db(paths.db_path(first.root))
     try:
-        pid = store.Runner.get_by_id(rid).pid
-        store.Runner.update(state="starting", pid=None, create_time=None).where(
-            store.Runner.id == rid
+        pid = Runner.get_by_id(rid).pid
+        Runner.update(state="starting", pid=None, create_time=None).where(
+            Runner.id == rid
         ).execute()
     finally:
-        store.close_db()
+        close_db()
     os.killpg(pid, signal.SIGKILL)  # the whole runner, as if it had never started
     second = daemon_factory()
     runner = second.runner(rid)

@@ -27,10 +27,11 @@ from supervisor.core.settings import Settings
 from supervisor.core.states import FINISHED_STATES, TRANSITIONS, RunnerState, check_transition
 from supervisor.runners.exits import backoff_delay
 from supervisor.runners.manager import RunnerManager
-from supervisor.runners.process import Identity, ProcessOps
+from supervisor.runners.process import ProcessOps
+from supervisor.runners.procinfo import Identity
 from supervisor.runners.tokens import hash_token
-from supervisor.storage import store
-from supervisor.storage.store import Event, Project, Runner
+from supervisor.storage.db import close_db, init_db
+from supervisor.storage.models import Event, Project, Runner
 from tests.conftest import wait_for
 
 PY = sys.executable
@@ -105,7 +106,7 @@ class Harness:
 
 @pytest.fixture
 def harness(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
-    store.init_db(tmp_path / "stratavore.db")
+    init_db(tmp_path / "stratavore.db")
     made: list[Harness] = []
 
     def make(**settings: Any) -> Harness:
@@ -120,7 +121,7 @@ def harness(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
                 os.killpg(runner.pid, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(runner.pid, 0)
-    store.close_db()
+    close_db()
 
 
 def exits_with(code: int, after: float = 0.0) -> list[str]:

@@ -23,7 +23,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from supervisor.runners.process import Identity, Lineage, ProcessOps
+from supervisor.runners.groups import Lineage
+from supervisor.runners.process import ProcessOps
+from supervisor.runners.procinfo import Identity
 from supervisor.runners.tokens import TOKEN_VARIABLE
 from tests.conftest import wait_for
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from supervisor.storage.store import Project, Usage, UsageSession
+from supervisor.storage.models import Project, Usage, UsageSession
 from supervisor.usage import aider, gemini, periods, reports
 from supervisor.usage.importer import run_import
 from supervisor.usage.pricing import PriceTable

@@ -20,7 +20,7 @@ from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.core.states import ACTIVE_STATES
 from supervisor.runners import worktrees
 from supervisor.runners.manager import RunnerManager
-from supervisor.storage.store import Runner
+from supervisor.storage.models import Runner
 from supervisor.storage.writes import StorageError
 
 log = logging.getLogger("stratavore")

@@ -54,6 +54,7 @@ from supervisor.storage.queries.notify import (
 )
 from supervisor.storage.queries.projects import (
     create_profile,
+    create_project,
     delete_profile,
     list_profiles,
     list_projects,
@@ -62,6 +63,7 @@ from supervisor.storage.queries.projects import (
     project_by_name,
     project_containing,
     project_exists,
+    save_project,
 )
 from supervisor.storage.queries.reports import (
     COST_COLUMNS,
@@ -149,6 +151,7 @@ __all__ = [
     "channels_signature",
     "counts_by_state",
     "create_profile",
+    "create_project",
     "day_sums",
     "dead_deliveries",
     "delete_budget",
@@ -200,6 +203,7 @@ __all__ = [
     "runner_worktrees",
     "runners_in",
     "save_file_mark",
+    "save_project",
     "scope_usage",
     "session_sums",
     "sessions_of_runners_without_one",

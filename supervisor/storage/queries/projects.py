@@ -26,6 +26,15 @@ def list_projects(include_archived: bool = False) -> list[Project]:
     return list(query)
 
 
+def create_project(name: str, path: str, max_runners: int | None, now: float) -> Project:
+    return Project.create(name=name, path=path, max_runners=max_runners, created_at=now)
+
+
+def save_project(project: Project) -> None:
+    """Write a project's changed fields."""
+    project.save()
+
+
 def project_containing(path: str) -> Project | None:
     """The non-archived project whose folder is ``path`` or contains it (deepest wins)."""
     best = None
