@@ -48,10 +48,11 @@ T = TypeVar("T")
 
 
 def sources_digest(root: Path) -> str:
-    """A digest of ``root``/supervisor/*.py."""
+    """A digest of every ``.py`` file under ``root``/supervisor (the packages too)."""
     digest = hashlib.sha256()
-    for path in sorted((root / "supervisor").glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    base = root / "supervisor"
+    for path in sorted(base.rglob("*.py")):
+        digest.update(path.relative_to(base).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]
 
 

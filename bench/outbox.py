@@ -18,9 +18,15 @@ For each channel count (``--channels 1 4 16``), on a fresh daemon:
   as the supervisor takes them. deliveries/s = deliveries / (last receipt - first event);
   drain/s = the deliveries still to go when the last event was written / the time they took
   (the dispatcher alone, nothing else to do); peak = the busiest second. Latency as above.
-* reference, right after, on the same sink: as many POSTs of the same webhook body from a
-  plain ``requests`` loop in 8 threads (one Session each), the cost of the HTTP alone; the
-  table shows deliveries/s divided by it.
+* backlog ("drain"): the sink holds its answers (it records each POST, answers none) while
+  about ``--backlog`` deliveries' worth of runners run and end, so every delivery is written
+  and waits in the outbox with only the in-flight ones on their way; then the sink answers
+  and deliveries/s = the POSTs received after that / the time until the last. This is the
+  dispatcher's own ceiling, which a live burst cannot show when the supervisor writes events
+  more slowly than a channel takes them (one channel).
+* reference, right after, on the same sink: as many POSTs of the same webhook body from an
+  aiohttp client with ``--reference-inflight`` requests in flight (one session, keep-alive),
+  the HTTP client's ceiling on this machine; the table divides deliveries/s by it.
 
 Durability (``--rounds``, on a daemon with ``--durability-channels`` channels): the sink
 answers each POST after ``--sink-delay`` s; a burst of ``--burst`` quick runners is launched;
@@ -51,9 +57,9 @@ import os
 import random
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,7 +90,6 @@ from _common import (
 
 from supervisor.notify import channels as notify_channels
 
-THROUGHPUT_TARGET = 1000.0  # deliveries/s
 P99_TARGET_MS = 100.0  # healthy channel
 PROJECT = "bench"
 QUICK_COMMAND = ["/bin/true"]
@@ -92,7 +97,7 @@ EVENTS_PER_RUNNER = 3  # starting, running, exited (start_secs 0)
 SINK_FLAG = "--sink"
 HOOK_PREFIX = "/hook/"
 REFERENCE_PATH = "/ref"
-REFERENCE_THREADS = 8
+RATIO_TARGET = 0.8  # backlog deliveries/s over the aiohttp client's ceiling, same run
 KEYRING_BACKEND = "keyring_backend.FileBackend"  # tests/keyring_backend.py
 ANSWER_HEAD = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
 OK_ANSWER = (ANSWER_HEAD % 11).encode() + b'{"ok":true}'
@@ -102,6 +107,9 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--channels", type=int, nargs="+", default=[1, 4, 16], help="webhook counts")
     p.add_argument("--deliveries", type=int, default=1500, help="per burst (runners: /C/3)")
+    p.add_argument("--backlog", type=int, default=4500, help="deliveries held in the outbox")
+    p.add_argument("--reference-inflight", type=int, default=16, metavar="N")
+    p.add_argument("--repeat", type=int, default=3, help="backlog/reference rounds per count")
     p.add_argument("--concurrency", type=int, default=16, help="launch requests in flight")
     p.add_argument("--paced-rate", type=float, default=50.0, metavar="R", help="events/s")
     p.add_argument("--paced-seconds", type=float, default=10.0, metavar="S")
@@ -128,7 +136,9 @@ class SinkProtocol(asyncio.Protocol):
     whose ``event_ids`` are read only when the records are fetched (the sink stays fast).
 
     ``GET /_records?since=N`` answers the records from index N as ``[time, path, key,
-    event_ids]``; ``POST /_delay`` with a number of seconds delays every later answer."""
+    event_ids]``; ``POST /_delay`` with a number of seconds delays every later answer;
+    ``POST /_hold`` keeps every later answer until ``POST /_release``, which answers them
+    and returns its own time."""
 
     def __init__(self, state: dict[str, Any]) -> None:
         self.state = state
@@ -168,9 +178,20 @@ class SinkProtocol(asyncio.Protocol):
         elif target == "/_delay":
             self.state["delay"] = float(body)
             self.answer(b"{}")
+        elif target == "/_hold":
+            self.state["held"] = []
+            self.answer(b"{}")
+        elif target == "/_release":
+            held, self.state["held"] = self.state["held"], None
+            released = time.time()
+            for protocol in held or ():
+                protocol.send(OK_ANSWER)
+            self.answer(json.dumps({"released": released}).encode())
         else:
             records.append((at, target, headers.get("idempotency-key"), body))
-            if self.state["delay"] > 0:
+            if self.state["held"] is not None:
+                self.state["held"].append(self)
+            elif self.state["delay"] > 0:
                 asyncio.get_running_loop().call_later(self.state["delay"], self.send, OK_ANSWER)
             else:
                 self.send(OK_ANSWER)
@@ -187,7 +208,7 @@ class SinkProtocol(asyncio.Protocol):
 async def serve_sink() -> None:
     """Serve on a free loopback port, print it, run until SIGINT/SIGTERM."""
     loop = asyncio.get_running_loop()
-    state: dict[str, Any] = {"records": [], "delay": 0.0}
+    state: dict[str, Any] = {"records": [], "delay": 0.0, "held": None}
     server = await loop.create_server(lambda: SinkProtocol(state), "127.0.0.1", 0, backlog=1024)
     print(server.sockets[0].getsockname()[1], flush=True)
     stop = asyncio.Event()
@@ -232,6 +253,14 @@ class Sink:
 
     def set_delay(self, seconds: float) -> None:
         self.session.post(f"{self.url}/_delay", data=str(seconds), timeout=10)
+
+    def hold(self) -> None:
+        """Record every later POST but answer none until :meth:`release`."""
+        self.session.post(f"{self.url}/_hold", data=b"", timeout=10)
+
+    def release(self) -> float:
+        """Answer the held POSTs (and every later one at once); the sink's time of it."""
+        return self.session.post(f"{self.url}/_release", data=b"", timeout=10).json()["released"]
 
     def missing(self, hooks: list[str], event_ids: list[int]) -> int:
         """(channel, event) pairs not received yet."""
@@ -367,37 +396,34 @@ async def launch_quick_runners(
         return time.perf_counter() - started
 
 
-def reference_posts(sink: Sink, count: int, body: bytes) -> dict[str, Any]:
-    """``count`` POSTs of ``body`` to the sink from a plain ``requests`` loop in
-    :data:`REFERENCE_THREADS` threads, one Session each, each with its own key."""
+async def reference_posts(sink: Sink, count: int, body: bytes, inflight: int) -> dict[str, Any]:
+    """``count`` POSTs of ``body`` to the sink from one aiohttp client session with
+    ``inflight`` requests on their way (keep-alive), each with its own key and its answer
+    read: the HTTP client's ceiling, nothing stored."""
     url = sink.url + REFERENCE_PATH
     turns = iter(range(count))
-    lock = threading.Lock()
     failures = []
+    connector = aiohttp.TCPConnector(limit=inflight)
+    async with aiohttp.ClientSession(connector=connector) as session:
 
-    def worker() -> None:
-        session = requests.Session()  # as the dispatcher's: trust_env (proxy variables) on
-        while True:
-            with lock:
-                i = next(turns, None)
-            if i is None:
-                break
-            headers = {"Content-Type": "application/json", "Idempotency-Key": f"ref-{i}"}
-            answer = session.post(url, data=body, headers=headers, timeout=(5, 15))
-            answer.content  # noqa: B018 - read the answer, as the dispatcher does
-            if answer.status_code != 200:
-                failures.append(answer.status_code)
-        session.close()
+        async def worker() -> None:
+            for i in turns:
+                headers = {"Content-Type": "application/json", "Idempotency-Key": f"ref-{i}"}
+                async with session.post(url, data=body, headers=headers) as answer:
+                    await answer.read()
+                    if answer.status != 200:
+                        failures.append(answer.status)
 
-    threads = [threading.Thread(target=worker) for _ in range(REFERENCE_THREADS)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - started
+        started, sink_before = time.perf_counter(), cpu_seconds(sink.proc.pid)
+        cpu_before = time.process_time()
+        await asyncio.gather(*(worker() for _ in range(inflight)))
+        wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu_before
+        sink_cpu = cpu_seconds(sink.proc.pid) - sink_before
     return {"posts": count, "seconds": round(wall, 3), "per_s": round(count / wall, 1),
-            "failures": len(failures)}  # fmt: skip
+            "inflight": inflight, "failures": len(failures),
+            "client_cpu_percent": round(cpu / wall * 100, 1),
+            "sink_cpu_percent": round(sink_cpu / wall * 100, 1)}  # fmt: skip
 
 
 def webhook_body(daemon: OutboxDaemon, event_id: int) -> bytes:
@@ -417,8 +443,13 @@ def webhook_body(daemon: OutboxDaemon, event_id: int) -> bytes:
 # (file, function) -> stage; a sample counts for the stage of its innermost listed frame
 # (function "": any function of that file).
 STAGES = [
-    (("notify/outbox.py", "_send"), "HTTP: requests in the worker threads"),
-    (("notify/outbox.py", "_answered"), "HTTP: requests in the worker threads"),
+    (("aiohttp/client", ""), "HTTP: the aiohttp client"),
+    (("aiohttp/connector", ""), "HTTP: the aiohttp client"),
+    (("aiohttp/http_writer", ""), "HTTP: the aiohttp client"),
+    (("aiohttp/payload", ""), "HTTP: the aiohttp client"),
+    (("asyncio/selector_events.py", ""), "HTTP: sockets (asyncio transports)"),
+    (("notify/channels.py", ""), "channels: payload, answer"),
+    (("notify/outbox.py", "_sender"), "channels: payload, answer"),
     (("notify/outbox.py", "_record_answers"), "recording answers (UPDATE delivery)"),
     (("notify/outbox.py", "_fan_out"), "fan-out (SELECT event, INSERT delivery)"),
     (("notify/outbox.py", "_load_channels"), "loading channels"),
@@ -430,7 +461,7 @@ STAGES = [
     (("supervisor/runners/spawner.py", "spawn"), "spawning runners"),
     (("supervisor/runners/", ""), "runner lifecycle (other)"),
     (("supervisor/api/", ""), "API handlers (other)"),
-    (("aiohttp/", ""), "aiohttp server"),
+    (("aiohttp/", ""), "aiohttp (other: parser, streams; the API server)"),
     (("concurrent/futures/thread.py", ""), "thread pool (other)"),
     (("asyncio/", ""), "asyncio loop"),
 ]
@@ -544,6 +575,62 @@ def phase(
     return out
 
 
+def backlog_phase(
+    daemon: OutboxDaemon,
+    sink: Sink,
+    hooks: list[str],
+    runners: int,
+    args: argparse.Namespace,
+    spy_out: Path | None = None,
+) -> dict[str, Any]:
+    """The sink holds its answers while ``runners`` quick runners run and end and every
+    delivery of their events is written; then it answers: deliveries/s from then until the
+    last one arrived is the dispatcher's own rate, with nothing else for the daemon to do."""
+    sink.fetch()
+    first_id = daemon.last_event_id()
+    sink.hold()
+    try:
+        asyncio.run(launch_quick_runners(daemon.url, daemon.token, runners, 0.0, args.concurrency))
+        daemon.wait_idle(args.timeout)
+        events = daemon.events_after(first_id)
+        expected = len(events) * len(hooks)
+        poll_until(
+            lambda: (
+                daemon.query('SELECT COUNT(*) FROM "delivery" WHERE event_id > ?', first_id)[0][0]
+                >= expected
+            ),
+            args.timeout,
+            0.05,
+            "every delivery to be written",
+        )
+        spy = py_spy_start(daemon.pid, spy_out) if spy_out else None
+        cpu_before, sink_before = cpu_seconds(daemon.pid), cpu_seconds(sink.proc.pid)
+    finally:
+        released = sink.release()
+    missing = sink.wait_all(hooks, list(events), args.timeout)
+    busy = cpu_seconds(daemon.pid) - cpu_before
+    sink_busy = cpu_seconds(sink.proc.pid) - sink_before
+    if spy is not None:
+        stop_process(spy, signal.SIGINT, 30)
+    after = [r[0] for r in sink.records if r[0] >= released and r[1] in hooks]
+    span = max(after) - released
+    out = {
+        "runners": runners,
+        "events": len(events),
+        "deliveries": expected,
+        "held_at_release": expected - len(after),
+        "after_release": len(after),
+        "seconds": round(span, 3),
+        "deliveries_per_s": round(len(after) / span, 1),
+        "missing_after_timeout": missing,
+        "daemon_cpu_percent": round(busy / span * 100, 1),
+        "sink_cpu_percent": round(sink_busy / span * 100, 1),
+    }
+    if spy_out is not None and spy_out.exists():
+        out["profile"] = py_spy_stages(spy_out)
+    return out
+
+
 def per_channel_count(count: int, sink: Sink, args: argparse.Namespace) -> dict[str, Any]:
     """Paced, then burst, then the reference, on a fresh daemon with ``count`` channels."""
     out: dict[str, Any] = {"channels": count}
@@ -559,12 +646,26 @@ def per_channel_count(count: int, sink: Sink, args: argparse.Namespace) -> dict[
         )
         burst = max(1, round(args.deliveries / count / EVENTS_PER_RUNNER))
         log(f"{count} channel(s): burst of {burst} runners, as fast as possible")
-        profile = args.profile if count == max(args.channels) else None
-        out["burst"] = phase(daemon, sink, hooks, burst, 0.0, args, profile)
-        body = webhook_body(daemon, daemon.last_event_id())
-    posts = out["burst"]["deliveries"]
-    log(f"{count} channel(s): reference, {posts} POSTs, requests in {REFERENCE_THREADS} threads")
-    out["reference"] = reference_posts(sink, posts, body)
+        out["burst"] = phase(daemon, sink, hooks, burst, 0.0, args)
+        backlog = max(1, round(args.backlog / count / EVENTS_PER_RUNNER))
+        inflight = args.reference_inflight
+        out["rounds"] = []
+        for n in range(args.repeat):  # interleaved, so that both sides see the same machine
+            log(
+                f"{count} channel(s), round {n + 1}: backlog of {backlog} runners' events, then "
+                f"the sink answers; then the reference, aiohttp with {inflight} in flight"
+            )
+            profile = args.profile if count == max(args.channels) and n == 0 else None
+            drained = backlog_phase(daemon, sink, hooks, backlog, args, profile)
+            body = webhook_body(daemon, daemon.last_event_id())
+            posts = drained["after_release"]
+            ref = asyncio.run(reference_posts(sink, posts, body, inflight))
+            share = ratio(drained["deliveries_per_s"], ref["per_s"])
+            out["rounds"].append({"backlog": drained, "reference": ref, "ratio": share})
+    rounds = out["rounds"]
+    out["backlog_per_s"] = statistics.median(r["backlog"]["deliveries_per_s"] for r in rounds)
+    out["reference_per_s"] = statistics.median(r["reference"]["per_s"] for r in rounds)
+    out["ratio"] = statistics.median(r["ratio"] for r in rounds)
     return out
 
 
@@ -678,39 +779,42 @@ def log(text: str) -> None:
 def tables(r: dict[str, Any], args: argparse.Namespace) -> list[Table]:
     rows = []
     for c in r["per_channels"]:
-        b, ref = c["burst"], c["reference"]
+        b, rounds = c["burst"], c["rounds"]
         rows.append(
             [
                 c["channels"],
-                b["events"],
-                b["deliveries"],
+                rounds[0]["backlog"]["after_release"],
+                c["backlog_per_s"],
+                c["reference_per_s"],
+                c["ratio"],
+                ", ".join(f"{x['ratio']:g}" for x in rounds),
+                statistics.median(x["backlog"]["daemon_cpu_percent"] for x in rounds),
                 b["events_per_s"],
                 b["deliveries_per_s"],
-                b["drain_per_s"],
-                b["peak_per_s"],
-                ref["per_s"],
-                ratio(b["deliveries_per_s"], ref["per_s"]),
-                b["daemon_cpu_percent"],
-                verdict(b["deliveries_per_s"], THROUGHPUT_TARGET, higher_is_better=True),
+                ratio(b["deliveries_per_s"], c["reference_per_s"]),
+                verdict(c["ratio"], RATIO_TARGET, higher_is_better=True),
             ]
         )
     out = [
         Table(
-            "Throughput: a burst of quick runners as fast as the supervisor takes them, every "
-            "event to every webhook channel (one sink process); with no channel, the first "
-            f"burst's events are written at {r['no_channel']['events_per_s']:,.1f}/s",
+            "Throughput, every event to every webhook channel (one sink process). Backlog: the "
+            "outbox full, then the sink answers; burst: quick runners as fast as the supervisor "
+            "takes them, delivered as they come (with no channel, the first burst's events are "
+            f"written at {r['no_channel']['events_per_s']:,.1f}/s). Reference: the same POSTs "
+            f"from an aiohttp client, {args.reference_inflight} in flight, right after each "
+            f"backlog; medians of {args.repeat} interleaved rounds",
             [
                 "channels",
-                "events",
-                "deliveries",
-                "events/s written",
-                "deliveries/s",
-                "drain/s",
-                "peak 1 s",
-                f"reference: requests x{REFERENCE_THREADS} POSTs/s",
-                "deliveries / reference",
-                "daemon CPU %",
-                f"target >= {THROUGHPUT_TARGET:,.0f}/s",
+                "backlog deliveries",
+                "backlog deliveries/s",
+                "reference POSTs/s",
+                "backlog / reference",
+                "ratio per round",
+                "daemon CPU % (backlog)",
+                "burst events/s written",
+                "burst deliveries/s",
+                "burst / reference",
+                f"target backlog >= {RATIO_TARGET:g} x reference",
             ],
             rows,
         )
@@ -800,11 +904,13 @@ def tables(r: dict[str, Any], args: argparse.Namespace) -> list[Table]:
                 kills,
             )
         )
-    profile = next((c["burst"].get("profile") for c in r["per_channels"][::-1]), None)
+    profile = next(
+        (c["rounds"][0]["backlog"].get("profile") for c in r["per_channels"][::-1]), None
+    )
     if profile:
         out.append(
             Table(
-                f"Where the daemon's time goes (py-spy --gil, burst with {max(args.channels)} "
+                f"Where the daemon's time goes (py-spy --gil, backlog with {max(args.channels)} "
                 f"channels, {profile['samples']} samples)",
                 ["stage", "% of samples"],
                 [[k, v] for k, v in profile["stages_percent"].items()],
@@ -839,7 +945,7 @@ def main() -> int:
     payload = {
         "machine": machine(),
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "targets": {"deliveries_per_s": THROUGHPUT_TARGET, "p99_ms": P99_TARGET_MS},
+        "targets": {"backlog_over_reference": RATIO_TARGET, "p99_ms": P99_TARGET_MS},
         "results": result,
         "tables": [t.render() for t in rendered],
     }

@@ -2,7 +2,13 @@
 
 If a headless supervisor already runs for this data dir, the app attaches to it as a client
 instead of starting a second one. One instance per user and data dir: a second launch brings
-the first one's dashboard forward and exits.
+the first one's dashboard forward and exits, having imported nothing but the standard library
+and the data dir's location (:func:`bring_forward`).
+
+The order of a start is its speed: the single instance is claimed, then the tray icon is shown
+with the last run's face (:mod:`desktop.startup`), and only then is the rest imported (the
+supervisor and its libraries in a thread, while Qt paints the icon) and the supervisor started
+or attached to.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import importlib
 import logging
 import os
 import signal
@@ -24,10 +31,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from supervisor.core import paths
-from supervisor.daemon import setup_logging
 
 if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.instance import SingleInstance
     from desktop.shell import Shell
+    from desktop.startup import StartupIcon
 
 log = logging.getLogger("stratavore.desktop")
 _dialog_shown = False
@@ -61,6 +71,55 @@ def instance_key(root: Path) -> str:
     """The single-instance socket name: one per user and data dir."""
     who = f"{os.getuid() if hasattr(os, 'getuid') else os.environ.get('USERNAME', '')}:{root}"
     return "stratavore-" + hashlib.sha256(who.encode()).hexdigest()[:16]
+
+
+def bring_forward(key: str) -> bool:
+    """Ask the first instance to bring its dashboard forward, before Qt or anything heavy is
+    imported: True when it took the message. It listens with a QLocalServer
+    (:mod:`desktop.instance`), which is a Unix socket named ``key`` in Qt's temp dir
+    (``$TMPDIR`` or /tmp) or, on Windows, the named pipe ``key``; the same ``show`` line its
+    Qt client sends. False (nobody listening, a socket left by a crash) leaves the claim to
+    :meth:`SingleInstance.claim`, which settles a race between two starts."""
+    try:
+        if os.name == "nt":
+            with open(rf"\\.\pipe\{key}", "wb", buffering=0) as pipe:
+                pipe.write(b"show\n")
+            return True
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            sock.connect(os.path.join(os.environ.get("TMPDIR") or "/tmp", key))
+            sock.sendall(b"show\n")
+        return True
+    except OSError:
+        return False
+
+
+# Qt-free and heavy: imported in a thread while the startup icon is painted (the modules
+# that define Qt classes are imported on the GUI thread after them).
+BACKGROUND_IMPORTS = ("supervisor.daemon", "desktop_notifier")
+
+
+def import_while_painting(app: QApplication, modules: Sequence[str]) -> None:
+    """Import ``modules`` in a thread while this (the GUI) thread lets Qt paint and dock the
+    tray icon; an import's error is raised here."""
+    from PySide6.QtCore import QEventLoop
+
+    failed: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            for name in modules:
+                importlib.import_module(name)
+        except BaseException as exc:  # raised again on the GUI thread
+            failed.append(exc)
+
+    worker = threading.Thread(target=load, name="stratavore-imports", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+        worker.join(0.01)
+    if failed:
+        raise failed[0]
 
 
 def quit_on_signals(shell: Shell) -> None:
@@ -99,25 +158,56 @@ def main(argv: Sequence[str] | None = None) -> int:
         from desktop import selftest
 
         return selftest.run()
-    install_crash_hook()
     root = paths.data_dir()
-    setup_logging(root, verbose=False)
+    key = instance_key(root)
+    if bring_forward(key):
+        print("stratavore-desktop: already running; its dashboard was brought forward.")
+        return 0
+    install_crash_hook()
+    started = start_qt(key, root)
+    if started is None:
+        print("stratavore-desktop: already running; its dashboard was brought forward.")
+        return 0
+    app, instance, startup = started
+    import_while_painting(app, BACKGROUND_IMPORTS)
+    from supervisor.daemon import setup_logging
 
-    import qasync
+    setup_logging(root, verbose=False)
+    return run_shell(app, root, instance, startup, open_dashboard=args.dashboard)
+
+
+def start_qt(key: str, root: Path) -> tuple[QApplication, SingleInstance, StartupIcon] | None:
+    """Qt's application, the single instance claimed (None: another one runs, and was told
+    to come forward), and the tray icon shown with the last run's face."""
     from PySide6.QtWidgets import QApplication
 
     from desktop.instance import SingleInstance
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Stratavore")
+    app.setQuitOnLastWindowClosed(False)
+    instance = SingleInstance(key)
+    if not instance.claim():
+        return None
+    from desktop.startup import StartupIcon
+
+    startup = StartupIcon(root)
     from desktop.icons import apply_identity
 
-    apply_identity(app)
-    app.setQuitOnLastWindowClosed(False)
-    instance = SingleInstance(instance_key(root))
-    if not instance.claim():
-        print("stratavore-desktop: already running; its dashboard was brought forward.")
-        return 0
+    apply_identity(app)  # the application icon, drawn at eight sizes: after the tray's
+    return app, instance, startup
+
+
+def run_shell(
+    app: QApplication,
+    root: Path,
+    instance: SingleInstance,
+    startup: StartupIcon,
+    open_dashboard: bool,
+) -> int:
+    """The qasync loop on Qt's, and the shell on it until the app quits."""
+    import qasync
+
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     loop.set_exception_handler(
@@ -129,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from desktop.shell import Shell
 
-    shell = Shell(root, instance, open_dashboard=args.dashboard)
+    shell = Shell(root, instance, open_dashboard=open_dashboard, startup=startup)
     quit_on_signals(shell)
     with loop:
         return loop.run_until_complete(shell.run())

@@ -57,7 +57,7 @@ class TrayState(enum.Enum):
 def dark_panel() -> bool:
     """Whether the icon sits on a dark panel: the user's choice in Settings, else the
     desktop's own theme."""
-    from desktop.settings import theme
+    from desktop.settings.prefs import theme
 
     chosen = theme()
     if chosen != "system":

@@ -16,6 +16,9 @@ class SingleInstance(QObject):
         super().__init__(parent)
         self.key = key
         self.server: QLocalServer | None = None
+        # asked at least once: a launch while this one still starts (its icon is up before
+        # its windows can be) is answered once they can
+        self.asked = False
 
     def claim(self) -> bool:
         """True: this is the first instance (now listening). False: another one runs and was
@@ -43,6 +46,7 @@ class SingleInstance(QObject):
 
     def _read(self, connection: QLocalSocket) -> None:
         if bytes(connection.readAll().data()).strip() == b"show":
+            self.asked = True
             self.activated.emit()
         connection.disconnectFromServer()
 

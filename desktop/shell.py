@@ -12,7 +12,8 @@ from PySide6.QtWidgets import QMessageBox
 from desktop.bridge import RETRY_S, Bridge, BridgeError, spawn
 from desktop.instance import SingleInstance
 from desktop.notifications import Notifier
-from desktop.tray import Tray
+from desktop.startup import StartupIcon, remember_face
+from desktop.tray import Tray, summary, tray_state
 from supervisor.core import runtime
 from supervisor.daemon import PortInUse, Supervisor
 from supervisor.notify import channels
@@ -24,8 +25,18 @@ DESKTOP_CHANNEL = "desktop"
 
 
 class Shell:
-    def __init__(self, root: Path, instance: SingleInstance, open_dashboard: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        instance: SingleInstance,
+        open_dashboard: bool = False,
+        startup: StartupIcon | None = None,
+    ) -> None:
         self.root = root
+        self.startup = startup  # the icon shown while the app starts: the tray takes it over
+        if startup is not None:
+            startup.quit_action.triggered.connect(lambda: self.quit())
+        instance.activated.connect(self._brought_forward)
         self.instance = instance
         self.open_dashboard_at_start = open_dashboard
         self.supervisor: Supervisor | None = None
@@ -38,6 +49,7 @@ class Shell:
         self._stop_runners = False
         self._unsubscribe = None
         self._channel: asyncio.Task | None = None  # making sure the desktop channel exists
+        self._face: tuple[object, ...] | None = None  # the tray's face, as last kept
         self.keep: object = None  # things that must live as long as the app (signal wake-up)
 
     async def run(self) -> int:
@@ -53,7 +65,8 @@ class Shell:
         bridge.start()
         self.notifier.start()
         self._channel = spawn(self._desktop_channel(embedded=info is None))
-        self.tray = tray = Tray(bridge, self.notifier)
+        self.tray = tray = Tray(bridge, self.notifier, startup=self.startup)
+        bridge.changed.connect(self._remember_face)
         self.notifier.fallback = tray.icon
         tray.dashboard_requested.connect(self.show_dashboard)
         tray.sessions_requested.connect(self.show_sessions)
@@ -61,11 +74,10 @@ class Shell:
         tray.quit_requested.connect(self.ask_quit)
         bridge.failed.connect(lambda text: tray.icon.showMessage("Stratavore", text))
         self.notifier.clicked.connect(self.open_subject)
-        self.instance.activated.connect(self.show_dashboard)
         if not tray.show():  # the icon shows when a tray appears
             log.warning("desktop: this desktop has no system tray yet; the dashboard stands in")
             self.open_dashboard_at_start = True
-        if self.open_dashboard_at_start:
+        if self.open_dashboard_at_start or self.instance.asked:  # asked while starting
             self.show_dashboard()
         from desktop.welcome import show_if_first_run
 
@@ -73,6 +85,16 @@ class Shell:
         await self._done.wait()
         await self.shutdown()
         return 0
+
+    def _remember_face(self) -> None:
+        """Keep the tray's face in the data dir when it changed: the next start shows it
+        before anything else is ready (:mod:`desktop.startup`)."""
+        assert self.bridge is not None
+        state, running = tray_state(self.bridge.snapshot)
+        face = (state, running, summary(self.bridge.snapshot))
+        if face != self._face:
+            self._face = face
+            remember_face(self.root, *face)
 
     async def _embed(self) -> Supervisor:
         """The supervisor on this loop, on its configured port or, when another program holds
@@ -124,6 +146,11 @@ class Shell:
         self.bridge.events.connect(follow)
 
     # --- windows ---------------------------------------------------------------------------
+    def _brought_forward(self) -> None:
+        """Another launch asked for the dashboard: now, or once the app has started."""
+        if self.tray is not None:
+            self.show_dashboard()
+
     def show_dashboard(self) -> None:
         from desktop.dashboard import Dashboard
 

@@ -18,6 +18,7 @@ from desktop.icons import TrayState, tray_icon
 from desktop.notifications import OPEN_LOG, RESUME, STOP, Notifier
 from desktop.prompt import PromptDialog, ask_prompt
 from desktop.sni import TrayHosts
+from desktop.startup import StartupIcon
 from desktop.terminal import open_terminal, run_in_terminal
 
 RECENT_PROJECTS = 8
@@ -118,21 +119,29 @@ class Tray(QObject):
     settings_requested = Signal()
     quit_requested = Signal()
 
-    def __init__(self, bridge: Bridge, notifier: Notifier, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        bridge: Bridge,
+        notifier: Notifier,
+        parent: QObject | None = None,
+        startup: StartupIcon | None = None,
+    ) -> None:
+        """``startup``: the icon already shown while the app started, taken over (its face
+        stays until the bridge's first snapshot)."""
         super().__init__(parent)
         self.bridge = bridge
         self.notifier = notifier
         self.menu = QMenu()
         self.menu.aboutToShow.connect(self.rebuild)
         self.menu.aboutToShow.connect(lambda: spawn(bridge.refresh_soon()))  # fresh next time
-        self.hosts = TrayHosts(self)
+        self.hosts = startup.hosts if startup is not None else TrayHosts(self)
         self.hosts.appeared.connect(self._host_appeared)
         self._on_sni = False  # whether the icon was made while a StatusNotifierItem host was up
         self._wanted = False  # show() was called: the icon shows, now or when a tray appears
         self._shown_state: tuple[TrayState, int] | None = None
         self._shown_tip = ""
         self.prompt: PromptDialog | None = None  # the open prompt of a background launch
-        self.icon = self._make_icon()
+        self.icon = self._make_icon(startup)
         bridge.changed.connect(self.update_icon)
         notifier.action_requested.connect(self.act)
         self.rebuild()
@@ -149,16 +158,22 @@ class Tray(QObject):
         self._wanted = False
         self.icon.hide()
 
-    def _make_icon(self) -> QSystemTrayIcon:
-        """A new QSystemTrayIcon with the menu, state and tooltip: Qt chooses between
-        StatusNotifierItem and XEmbed when the object is made."""
-        self._on_sni = self.hosts.registered()
-        icon = QSystemTrayIcon(self.parent())
+    def _make_icon(self, startup: StartupIcon | None = None) -> QSystemTrayIcon:
+        """A new QSystemTrayIcon with the menu, state and tooltip (Qt chooses between
+        StatusNotifierItem and XEmbed when the object is made), or the startup icon with this
+        menu, its face kept until the first snapshot."""
+        if startup is not None:
+            self._on_sni, icon = startup.on_sni, startup.icon
+            self._wanted = True  # it is shown already
+        else:
+            self._on_sni = self.hosts.registered()
+            icon = QSystemTrayIcon(self.parent())
         icon.setContextMenu(self.menu)
         icon.activated.connect(self._activated)
         self.icon = icon
         self._shown_state, self._shown_tip = None, ""
-        self.update_icon()
+        if startup is None or self.bridge.snapshot.status:
+            self.update_icon()
         # Qt draws its own balloons on XEmbed; on a StatusNotifierItem tray it sends them to
         # the notification service, which is no fallback for that same service.
         self.notifier.fallback = icon

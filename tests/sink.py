@@ -59,6 +59,10 @@ class Reply:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # a client opening many connections at once (the dispatcher: 16 per channel) must not
+    # overflow the listen queue (socketserver's default is 5): the kernel drops the SYNs past
+    # it and the client tries again only a second later
+    request_queue_size = 128
 
     def __init__(self, sink: Sink) -> None:
         self.sink = sink

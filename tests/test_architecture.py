@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import pkgutil
 import re
 import subprocess
@@ -104,3 +105,30 @@ def test_the_inline_query_finder_finds_each_kind(tmp_path: Path) -> None:
     assert [line.split(" ", 1)[1] for line in inline_queries(module, sql_text=False)] == [
         ".select()", ".delete()", ".execute_sql()", ".save()"
     ]
+
+
+def test_an_idle_supervisor_has_not_imported_an_http_client_the_keyring_or_metrics(
+    tmp_path: Path,
+) -> None:
+    """What a supervisor with no channel secret, no heartbeat and no scrape has no use for
+    is imported when first used, not at start (issue 15: about 10 MB of its memory)."""
+    script = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "import supervisor.cli.main  # `stratavore daemon` starts through the CLI's module\n"
+        "from supervisor.daemon import Supervisor\n"
+        "async def main():\n"
+        "    supervisor = Supervisor(Path(sys.argv[1]), api_port=0)\n"
+        "    await supervisor.start()\n"
+        "    lazy = ('requests', 'keyring', 'prometheus_client')\n"
+        "    loaded = [m for m in lazy if m in sys.modules]\n"
+        "    await supervisor.stop()\n"
+        "    print(','.join(loaded))\n"
+        "asyncio.run(main())\n"
+    )
+    env = {**os.environ, "STRATAVORE_HOME": str(tmp_path), "STRATAVORE_NO_LOGIN_PATH": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True, text=True, check=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert out.stdout.strip() == "", out.stderr

@@ -56,6 +56,8 @@ ROUTES: tuple[Route, ...] = (
     *system.METRICS,
 )
 
+HOT_ROUTES = frozenset(hooks.HEARTBEATS)  # thousands a second: matched first (no overlap)
+
 
 class Api:
     """The API of one supervisor: each resource's handlers built with what they need, and the
@@ -114,7 +116,9 @@ class Api:
             for fn in vars(type(res)).values()
             if inspect.iscoroutinefunction(fn)
         }
-        for route in ROUTES:
+        # the hot routes first: aiohttp tries the routes under one path prefix in the order
+        # they were added (a heartbeat was tried after six other /runners/{id} patterns)
+        for route in sorted(ROUTES, key=lambda r: r not in HOT_ROUTES):
             handler = MethodType(route.handler, serving[route.handler])
             methods = ("HEAD", "GET") if route.method == "get" else (route.method.upper(),)
             for method in methods:

@@ -1,16 +1,21 @@
-"""A small blocking client for the supervisor's HTTP API, used by the CLI and stratavore-agent."""
+"""A small blocking client for the supervisor's HTTP API, used by the CLI and stratavore-agent.
+
+``requests`` is imported when the first client is made: ``stratavore daemon`` starts through
+the CLI's module, and a supervisor has no use for it (3 MB of its memory).
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from supervisor.core import paths, runtime
 from supervisor.core.errors import ErrorCode
+
+if TYPE_CHECKING:
+    import requests
 
 LOCK_WAIT_S = 30.0  # how long a request refused because the DB is locked is tried again
 
@@ -45,6 +50,8 @@ class ApiClient:
         # told (the refusal's sentence, the seconds it will wait) when a request starts
         # waiting for a locked database: the CLI says so on stderr
         self.on_wait: Callable[[str, float], None] | None = None
+        import requests
+
         self.session = requests.Session()
         # Loopback only: never route through a proxy configured for the outside world.
         self.session.trust_env = False
@@ -105,6 +112,8 @@ class ApiClient:
         params: dict[str, Any] | None,
         token: str | None,
     ) -> requests.Response:
+        import requests
+
         headers = {}
         if token or self.token:
             headers["Authorization"] = f"Bearer {token or self.token}"

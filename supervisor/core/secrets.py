@@ -7,21 +7,20 @@ database, the settings or a log line. A backend that would keep it in clear text
 having none at all: :class:`KeyringUnavailable` then says, in one sentence, what to install.
 
 Keyring calls can block (an unlock prompt, a slow DBus): call these from a worker thread, never
-on the event loop.
+on the event loop. :mod:`keyring` (with its backends and their dependencies, about a megabyte)
+is imported at the first call: a supervisor without channel secrets never needs it.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-
-import keyring
-import keyring.backend
-import keyring.core
-import keyring.errors
-from keyring.backends import chainer, fail, null
+from typing import TYPE_CHECKING
 
 from supervisor.core.errors import KnownError
+
+if TYPE_CHECKING:
+    import keyring.backend
 
 SERVICE = "stratavore"
 log = logging.getLogger("stratavore.secrets")
@@ -65,6 +64,8 @@ def _no_keyring() -> str:
 
 def _refusal(backend: keyring.backend.KeyringBackend) -> str | None:
     """Why ``backend`` must not hold a secret (one sentence), or None when it may."""
+    from keyring.backends import fail, null
+
     if isinstance(backend, fail.Keyring | null.Keyring):
         return _no_keyring()
     module = type(backend).__module__
@@ -92,6 +93,8 @@ def _usable(
     that accepts a password, which may be a clear-text one; we use its best secure member
     directly instead.
     """
+    from keyring.backends import chainer
+
     if isinstance(backend, chainer.ChainerBackend):
         members = list(backend.backends)
         for member in members:
@@ -108,6 +111,9 @@ def _backend() -> keyring.backend.KeyringBackend:
     keyring picks its backend once per process; when that pick is unusable we ask again, so
     a keyring installed or started after Stratavore works without a restart.
     """
+    import keyring
+    import keyring.core
+
     chosen, refusal = _usable(keyring.get_keyring())
     if chosen is None:
         keyring.core.init_backend()
@@ -142,6 +148,8 @@ def store_secret(name: str, value: str) -> None:
     if not value:
         raise ValueError(f"secret {name!r} is empty")
     backend = _backend()
+    import keyring.errors
+
     try:
         backend.set_password(SERVICE, name, value)
     except keyring.errors.NoKeyringError:
@@ -154,6 +162,8 @@ def store_secret(name: str, value: str) -> None:
 def load_secret(name: str) -> str | None:
     """Secret ``name``, or None when there is none."""
     backend = _backend()
+    import keyring.errors
+
     try:
         return backend.get_password(SERVICE, name)
     except keyring.errors.NoKeyringError:
@@ -165,6 +175,8 @@ def load_secret(name: str) -> str | None:
 def delete_secret(name: str) -> None:
     """Delete secret ``name``; deleting one that does not exist is not an error."""
     backend = _backend()
+    import keyring.errors
+
     try:
         if backend.get_password(SERVICE, name) is None:
             return

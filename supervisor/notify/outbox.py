@@ -2,12 +2,16 @@
 
 Events are the outbox (written in the transaction of the change they report). The dispatcher
 fans each new event out into one ``delivery`` row per matching channel, in one transaction
-with the cursor that says how far it got, then sends what is due from a thread pool (network
-I/O never runs on the supervisor's loop) and records each answer. A delivery is ``sent`` only
+with the cursor that says how far it got, then sends what is due as tasks on the loop (an
+aiohttp client session: non-blocking, keep-alive; what blocks, the keyring and the desktop
+subscriber, runs in a small thread pool per channel) and records the answers of a round in
+one transaction. A delivery is ``sent`` only
 once its channel acknowledged it: after a kill -9, everything unacknowledged is sent again at
 the next start, under the same idempotency key. Failures are retried with exponential
 backoff (1, 2, 4, … s, capped; a 429's Retry-After is honoured) and, after ``MAX_ATTEMPTS``
 or a permanent refusal, the delivery goes to the dead letters, from where a user can retry it.
+A delivery whose channel's rules no longer select its event (they were edited since) is
+``skipped``.
 """
 
 from __future__ import annotations
@@ -17,15 +21,15 @@ import contextlib
 import dataclasses
 import logging
 import re
-import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
-import requests
+import aiohttp
+import msgspec
 
 from supervisor.api.schemas import NAME_PATTERN
 from supervisor.core import events
@@ -49,11 +53,18 @@ MAX_ATTEMPTS = 10
 BACKOFF_CAP = 300.0  # seconds between attempts, at most
 RETRY_AFTER_CAP = 3600.0  # a server asking for longer is asked again after an hour
 FANOUT_BATCH = 5000  # events fanned out per transaction
-SEND_BATCH = 5000  # due deliveries looked at per round (plain tuples: cheap)
-CHANNEL_WORKERS = 4  # threads per channel: a slow or hung channel never holds up the others
-CHANNEL_INFLIGHT = 16  # messages per channel on their way at once; the rest wait in the DB
+SEND_BATCH = 5000  # due deliveries a folding channel looks at per round (plain tuples: cheap)
+CHANNEL_WORKERS = 4  # threads per channel for what blocks (keyring, desktop subscriber)
+CHANNEL_INFLIGHT = 16  # messages per channel on the wire at once (connections to it)
+# Messages per channel taken from the outbox at once: they go out as the wire frees, without
+# waiting for a round; the rest wait in the DB. Taken again once half of them are answered, so
+# a backlog is read a few hundred rows at a time, not once per answer.
+CHANNEL_QUEUE = 256
+RECORD_DELAY = 0.01  # seconds: answers are recorded together, at most this long after the first
+MESSAGE_CACHE = 4096  # events' messages kept (events never change; one per channel to send)
 IDLE_WAKE = 30.0  # seconds: a look at the outbox even when nothing pokes
 CURSOR = "notify.cursor"  # the last event id fanned out
+SKIPPED = "no longer selected by the channel's types or minimum severity"
 # Machines, not people, read webhooks: every event, no folding. People get the defaults.
 KIND_POLICY = {channels.WEBHOOK: {"types": ["*"], "min_severity": "debug", "max_messages": 100000,
                                   "window_s": 1, "settle_s": 0}}  # fmt: skip
@@ -77,6 +88,16 @@ class _Channel:
     row: Channel
     policy: ChannelPolicy
     settings: dict[str, Any]  # what channels.send takes, with "kind"
+    wanted: dict[tuple[str, str], bool] = field(default_factory=dict)  # (type, severity)
+
+    def wants(self, message: Message) -> bool:
+        """Whether the channel's rules select the message (remembered per type and
+        severity: the rules are fixed for the life of this object)."""
+        key = (message.type, message.severity)
+        found = self.wanted.get(key)
+        if found is None:
+            found = self.wanted[key] = self.policy.wants(*key)
+        return found
 
 
 @dataclass
@@ -168,9 +189,16 @@ def retry_dead(delivery_id: int, now: float) -> None:
     queries.requeue_deliveries(row, now)
 
 
-def _events(event_ids: list[int]) -> dict[int, Message]:
-    """The messages of these events, by id, in one query."""
-    return {row.id: Message.from_event(row) for row in queries.events_by_ids(event_ids)}
+def _event_messages(event_ids: list[int]) -> dict[int, Message]:
+    """The messages of these events, by id, made from plain rows (not models: cheaper)."""
+    found: dict[int, Message] = {}
+    for row in queries.event_rows_by_ids(event_ids):
+        event_id, ts, kind, severity, title, body, runner_id, project, data = row
+        found[event_id] = Message(
+            event_id, ts, kind, severity, title, body or "", runner_id, project,
+            dict(msgspec.json.decode(data) or {}) if data else {}, (event_id,),
+        )  # fmt: skip
+    return found
 
 
 # --- the dispatcher -----------------------------------------------------------------------------
@@ -182,9 +210,14 @@ class Dispatcher:
     ) -> None:
         self.clock = clock
         self.timeout = timeout
-        self._pools: dict[int, ThreadPoolExecutor] = {}  # one per channel
-        self._busy: dict[int, int] = defaultdict(int)  # channel -> messages on their way
-        self._local = threading.local()  # one requests.Session per worker thread
+        self._pools: dict[int, ThreadPoolExecutor] = {}  # one per channel, for what blocks
+        self._busy: dict[int, int] = defaultdict(int)  # channel -> messages taken, unanswered
+        self._rows: dict[int, int] = defaultdict(int)  # channel -> their deliveries
+        self._queues: dict[int, deque[_Unit]] = defaultdict(deque)  # channel -> not yet sent
+        self._senders: dict[int, int] = defaultdict(int)  # channel -> its sending tasks
+        self._record_timer: asyncio.TimerHandle | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # the senders, referenced until they end
         self._waker = events.Waker()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -193,8 +226,9 @@ class Dispatcher:
         self._secrets: dict[int, str | None] = {}
         self._inflight: set[int] = set()
         self._sent: dict[int, deque[float]] = defaultdict(lambda: deque(maxlen=1000))
-        self._done: deque[tuple[_Unit, Outcome, float]] = deque()  # from the worker threads
+        self._done: deque[tuple[_Unit, Outcome, float]] = deque()  # answers not yet recorded
         self._cursor: int | None = None  # the last event fanned out
+        self._messages: dict[int, Message] = {}  # event id -> message, the newest kept
 
     # --- running ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -202,11 +236,20 @@ class Dispatcher:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        """Stop sending; what is on its way is dropped unrecorded (sent again at the next
+        start, under the same idempotency key)."""
         self._waker.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._record_timer is not None:
+            self._record_timer.cancel()
+        if self._http is not None:
+            await self._http.close()
         for pool in self._pools.values():
             pool.shutdown(wait=False, cancel_futures=True)
 
@@ -217,6 +260,18 @@ class Dispatcher:
                 CHANNEL_WORKERS, thread_name_prefix=f"notify-{channel_id}"
             )
         return pool
+
+    def _session(self) -> aiohttp.ClientSession:
+        """The one client session (made on the running loop when first needed): its
+        connections are kept alive between deliveries; cookies are not kept. (Proxies from
+        the environment are looked up once per host by :func:`channels.send`, not per request
+        in a thread as aiohttp's ``trust_env`` does.)"""
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0),  # bounded per channel: CHANNEL_INFLIGHT
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._http
 
     def poke(self) -> None:
         """Something was written to the outbox (or came back from a channel): look soon. On
@@ -248,7 +303,8 @@ class Dispatcher:
                 timer.cancel()
 
     def round(self, now: float) -> float | None:
-        """Record answers, fan out new events, send what is due; when to look again."""
+        """Record answers, fan out new events, send what is due; when to look again. On the
+        loop: the sends are its tasks."""
         self._record_answers()
         self._load_channels()
         more = self._fan_out(now)
@@ -306,7 +362,7 @@ class Dispatcher:
         that folds storms takes, with its first due delivery, the ones due within its settle
         time: a storm is folded from its first message on."""
         lookahead = max((c.policy.settle for c in self._channels.values()), default=0.0)
-        rows = queries.due_deliveries(now + lookahead, SEND_BATCH)
+        rows = self._due(now + lookahead)
         singles: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
         batched: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
         for row in rows:
@@ -317,7 +373,7 @@ class Dispatcher:
         for batch_id, members in batched.items():  # folded before a crash: the same message
             channel = self._channels[members[0][1]]
             batch = queries.delivery_batch(batch_id)
-            if batch is not None and min(m[4] for m in members) <= now and self._room(channel):
+            if batch is not None and min(m[4] for m in members) <= now and self._room(channel) > 0:
                 message = message_from_json(batch.message)
                 tries = max(m[3] for m in members)
                 ids = [m[0] for m in members]
@@ -338,31 +394,65 @@ class Dispatcher:
             wake.append(later)
         return min(wake, default=None)
 
+    def _due(self, until: float) -> list[tuple[Any, ...]]:
+        """The pending deliveries due by ``until`` of the channels that may take more (half
+        their queue free), oldest due first: those taken already (still pending), then as many
+        as the channels may take (a folding channel: up to :data:`SEND_BATCH`, to fold them
+        all): read through the (state, next_attempt_at) index, so a backlog costs what is
+        taken, not its length."""
+        wanted = {
+            channel_id: SEND_BATCH if c.policy.max_messages < SEND_BATCH else self._room(c)
+            for channel_id, c in self._channels.items()
+            if self._room(c) >= CHANNEL_QUEUE // 2
+        }
+        return queries.due_deliveries(
+            until, list(wanted), sum(self._rows[c] + n for c, n in wanted.items())
+        )
+
     def _room(self, channel: _Channel) -> int:
-        return CHANNEL_INFLIGHT - self._busy[channel.row.id]
+        return CHANNEL_QUEUE - self._busy[channel.row.id]
+
+    def _messages_of(self, event_ids: list[int]) -> dict[int, Message]:
+        """The messages of these events: from the cache, the others read in one query."""
+        cache = self._messages
+        missing = [i for i in event_ids if i not in cache]
+        if missing:
+            cache.update(_event_messages(missing))
+            while len(cache) > MESSAGE_CACHE:
+                del cache[next(iter(cache))]
+        return {i: cache[i] for i in event_ids if i in cache}
 
     def _plan(self, channel: _Channel, members: list[tuple[Any, ...]], now: float) -> list[float]:
         """Quiet hours and folding for one channel's due deliveries; when to look again."""
         room = self._room(channel)
         if room <= 0:
             return []  # an answer pokes the dispatcher when a slot frees
-        folds = channel.policy.max_messages < len(members)  # a summary may take them all
+        policy = channel.policy
+        folds = policy.max_messages < len(members)  # a summary may take them all
         members = members if folds else members[:room]
-        events_by_id = _events([m[5] for m in members])
-        pending, held = [], []
+        events_by_id = self._messages_of([m[5] for m in members])
+        if policy.quiet_hours is None and len(members) <= policy.max_messages - len(
+            self._sent[channel.row.id]
+        ):  # nothing to hold, and room under the rate limit for each on its own
+            return self._send_each(channel, members, events_by_id, now)
+        pending, held, skipped = [], [], []
         attempts = {}
         for delivery_id, _, _, tries, _, event_id in members:
             message = events_by_id.get(event_id)
             if message is None:
                 continue
-            decision = channel.policy.decide(message.type, message.severity, now)
+            decision = policy.decide(message.type, message.severity, now)
             if decision.verdict is Verdict.HOLD:
                 held.append((decision.not_before, delivery_id))
             elif decision.verdict is Verdict.SEND:
                 pending.append(Pending(delivery_id, message, now))
                 attempts[delivery_id] = tries
-        if held:
-            queries.hold_deliveries(held)
+            else:
+                skipped.append(delivery_id)
+        if held or skipped:
+            with DB.atomic():
+                queries.hold_deliveries(held)
+                queries.skip_deliveries(skipped, SKIPPED)
         plan = channel.policy.coalescer().plan(pending, list(self._sent[channel.row.id]), now)
         for batch in plan.batches[:room]:
             ids = list(batch.keys)
@@ -376,47 +466,94 @@ class Dispatcher:
             self._submit(_Unit(channel, ids, batch.message, key, tries), now)
         return [plan.wake_at] if plan.wake_at is not None else []
 
+    def _send_each(
+        self,
+        channel: _Channel,
+        members: list[tuple[Any, ...]],
+        events_by_id: dict[int, Message],
+        now: float,
+    ) -> list[float]:
+        """Every due delivery on its own, as the coalescer would plan it when no quiet hours
+        hold them and the rate limit has room for all (a webhook's, always); no wake-up."""
+        skipped = []
+        for delivery_id, _, _, tries, _, event_id in members:
+            message = events_by_id.get(event_id)
+            if message is None:
+                continue
+            if not channel.wants(message):
+                skipped.append(delivery_id)
+                continue
+            key = f"stratavore-delivery-{delivery_id}"
+            self._submit(_Unit(channel, [delivery_id], message, key, tries), now)
+        if skipped:
+            queries.skip_deliveries(skipped, SKIPPED)
+        return []
+
     def _submit(self, unit: _Unit, now: float) -> None:
         channel_id = unit.channel.row.id
         self._inflight.update(unit.ids)
         self._busy[channel_id] += 1
+        self._rows[channel_id] += len(unit.ids)
         self._sent[channel_id].append(now)
-        future = self._pool(channel_id).submit(self._send, unit)
-        future.add_done_callback(lambda f: self._answered(unit, f))
+        self._queues[channel_id].append(unit)
+        if self._senders[channel_id] < CHANNEL_INFLIGHT:  # else a sender takes it when free
+            self._senders[channel_id] += 1
+            task = asyncio.get_running_loop().create_task(self._sender(channel_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-    def _send(self, unit: _Unit) -> Outcome:
-        """In a worker thread: the secret, then one attempt."""
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        channel_id = unit.channel.row.id
+    async def _sender(self, channel_id: int) -> None:
+        """One of a channel's at most :data:`CHANNEL_INFLIGHT` senders: sends what the
+        channel has taken, one attempt at a time, until there is nothing left; each answer is
+        recorded by a round at most :data:`RECORD_DELAY` later."""
+        queue = self._queues[channel_id]
         try:
-            if channel_id not in self._secrets:  # the keyring only for channels with a secret
-                has = unit.channel.row.has_secret
-                name = channel_secret(unit.channel.row.name)
-                self._secrets[channel_id] = load_secret(name) if has else None
-        except KeyringUnavailable as exc:
-            return Outcome.retry(str(exc))
-        return channels.send(
-            unit.channel.settings,
-            self._secrets[channel_id],
-            unit.message,
-            unit.key,
-            session,
-            self.timeout,
-        )
+            while queue:
+                unit = queue.popleft()
+                try:
+                    outcome = await self._send(unit)
+                except Exception as exc:  # a bug in a channel: retried, logged with its traceback
+                    log.exception("notify: sending to %s failed", unit.channel.row.name)
+                    outcome = Outcome.retry(f"internal error: {type(exc).__name__}")
+                self._done.append((unit, outcome, self.clock()))
+                if self._record_timer is None:
+                    loop = asyncio.get_running_loop()
+                    self._record_timer = loop.call_later(RECORD_DELAY, self._record_soon)
+        finally:
+            self._senders[channel_id] -= 1
 
-    def _answered(self, unit: _Unit, future: Future[Outcome]) -> None:
-        """In the worker thread: hand the answer to the loop."""
-        try:
-            outcome = future.result()
-        except Exception as exc:  # a bug in a channel: retried, and logged with its traceback
-            log.exception("notify: sending to %s failed", unit.channel.row.name)
-            outcome = Outcome.retry(f"internal error: {type(exc).__name__}")
-        self._done.append((unit, outcome, self.clock()))
+    def _record_soon(self) -> None:
+        self._record_timer = None
         self.poke()
 
+    async def _send(self, unit: _Unit) -> Outcome:
+        """The channel's secret (from the keyring, in a worker thread, once), then one
+        attempt."""
+        row = unit.channel.row
+        if row.id not in self._secrets:  # the keyring only for channels with a secret
+            try:
+                self._secrets[row.id] = (
+                    await asyncio.get_running_loop().run_in_executor(
+                        self._pool(row.id), load_secret, channel_secret(row.name)
+                    )
+                    if row.has_secret
+                    else None
+                )
+            except KeyringUnavailable as exc:
+                return Outcome.retry(str(exc))
+        return await channels.send(
+            unit.channel.settings,
+            self._secrets.get(row.id),
+            unit.message,
+            unit.key,
+            self._session(),
+            self.timeout,
+            self._pool(row.id),
+        )
+
     def _record_answers(self) -> None:
+        """Every answer since the last round, in one transaction (one statement for all the
+        single deliveries)."""
         done = []
         while self._done:
             done.append(self._done.popleft())
@@ -424,32 +561,34 @@ class Dispatcher:
             return
         try:
             with DB.atomic():
-                for unit, outcome, at in done:
-                    self._record(unit, outcome, at)
+                queries.record_attempts(
+                    [(unit.ids, *self._verdict(unit, outcome, at)) for unit, outcome, at in done]
+                )
         except Exception:  # kept for the next round: an answer is never dropped
             self._done.extendleft(reversed(done))
             raise
         for unit, _, _ in done:
             self._inflight.difference_update(unit.ids)
             self._busy[unit.channel.row.id] -= 1
+            self._rows[unit.channel.row.id] -= len(unit.ids)
 
-    def _record(self, unit: _Unit, outcome: Outcome, at: float) -> None:
+    def _verdict(
+        self, unit: _Unit, outcome: Outcome, at: float
+    ) -> tuple[str, int, float, str | None, float | None]:
+        """(state, attempts, next attempt, last error, sent at) after this answer."""
         attempts = unit.attempts + 1
         if outcome.result is Result.DELIVERED:
-            state, next_at, error = "sent", at, None
-        elif outcome.result is Result.FAILED or attempts >= MAX_ATTEMPTS:
-            state, next_at, error = "dead", at, outcome.reason
+            return "sent", attempts, at, None, at
+        if outcome.result is Result.FAILED or attempts >= MAX_ATTEMPTS:
             log.warning(
                 "notify: %s to %s is a dead letter after %d attempts: %s",
                 unit.key, unit.channel.row.name, attempts, outcome.reason,
             )  # fmt: skip
-        else:
-            wait = backoff(attempts)
-            if outcome.retry_after is not None:
-                wait = max(wait, min(outcome.retry_after, RETRY_AFTER_CAP))
-            state, next_at, error = "pending", at + wait, outcome.reason
-        sent_at = at if state == "sent" else None
-        queries.record_attempt(unit.ids, state, attempts, next_at, error, sent_at)
+            return "dead", attempts, at, outcome.reason, None
+        wait = backoff(attempts)
+        if outcome.retry_after is not None:
+            wait = max(wait, min(outcome.retry_after, RETRY_AFTER_CAP))
+        return "pending", attempts, at + wait, outcome.reason, None
 
     # --- by hand ---------------------------------------------------------------------------
     async def test(self, name: str) -> Outcome:
@@ -468,5 +607,4 @@ class Dispatcher:
             [], message, f"stratavore-test-{int(now * 1000)}", 0,
         )  # fmt: skip
         self._secrets.pop(row.id, None)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool(row.id), self._send, unit)
+        return await self._send(unit)

@@ -375,6 +375,8 @@ class Coalescer:
         wake_at = min(later) if later else None
         if not due:
             return Plan([], wake_at)
+        if len(due) <= self.max_messages - len(sent):  # room even if every one sent is recent
+            return Plan([Batch((p.key,), p.message) for p in due], wake_at)
         recent = sorted(t for t in sent if now - self.window < t <= now)
         room = self.max_messages - len(recent)
         if len(due) <= room:

@@ -21,7 +21,9 @@ from typing import Any
 
 import pytest
 
-from supervisor.core import paths
+from desktop.icons import TrayState
+from desktop.startup import last_face, remember_face
+from supervisor.core import paths, runtime
 from tests import fake_agents
 from tests.conftest import wait_for
 from tests.desktop.conftest import BareDesktop, XDesktop
@@ -145,6 +147,35 @@ def test_a_desktop_notification_nobody_showed_is_retried_until_a_service_shows_i
     )  # fmt: skip
 
 
+def tooltip(host: StatusNotifierHost, service: str) -> list[str]:
+    """The item's tooltip, line by line (Qt puts it all in the title)."""
+    tip = host.properties(service)["ToolTip"]  # (icon name, pixmaps, title, text)
+    return [line for line in (tip[2] + "\n" + tip[3]).split("\n") if line]
+
+
+def test_the_icon_shows_the_last_runs_face_at_once_then_the_live_one(
+    bare_desktop: BareDesktop, home: Path
+) -> None:
+    host = StatusNotifierHost(bare_desktop.dbus_address)
+    remember_face(home, TrayState.ATTENTION, 3, "Stratavore\n3 running\napi: needs input")
+    app = TrayApp(home, bare_desktop)
+    try:
+        host.start()
+        app.spawn()
+        (service,) = wait_for(lambda: host.items, 20, 0.05, what="the app's item to register")
+        # before the supervisor serves: the face the last run left, and that it starts
+        assert runtime.read_runtime(home) is None
+        assert tooltip(host, service) == [
+            "Stratavore", "3 running", "api: needs input", "Stratavore is starting…",
+        ]  # fmt: skip
+        wait_for(lambda: tooltip(host, service)[:2] == ["Stratavore", "idle"], 30, 0.1,
+                 what="the running app's tooltip")  # fmt: skip
+        assert last_face(home)[:2] == (TrayState.IDLE, 0)  # kept for the next start
+    finally:
+        app.close()
+        host.stop()
+
+
 @pytest.mark.parametrize("host_first", [True, False], ids=["host-before-app", "host-after-app"])
 def test_the_tray_icon_is_a_status_notifier_item_with_its_menu_on_dbus(
     bare_desktop: BareDesktop, home: Path, host_first: bool
@@ -160,10 +191,11 @@ def test_the_tray_icon_is_a_status_notifier_item_with_its_menu_on_dbus(
             assert host.items == []
             host.start()  # the panel starts after the app, as at a login
         (service,) = wait_for(lambda: host.items, 20, 0.1, what="the app's item to register")
+        # the icon shows "starting" until the supervisor's first snapshot reaches the tray
+        wait_for(lambda: tooltip(host, service)[:2] == ["Stratavore", "idle"], 20, 0.1,
+                 what="the running app's tooltip")  # fmt: skip
         item = host.properties(service)
         assert (item["Status"], item["Category"]) == ("Active", "ApplicationStatus")
-        tip = item["ToolTip"]  # (icon name, pixmaps, title, text): Qt puts it all in the title
-        assert (tip[2] + "\n" + tip[3]).split("\n")[:2] == ["Stratavore", "idle"]
         sizes = {(w, h) for w, h, _ in item["IconPixmap"]}
         assert {(16, 16), (22, 22), (24, 24), (32, 32)} <= sizes  # each drawn, none scaled
 

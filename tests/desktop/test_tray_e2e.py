@@ -52,14 +52,19 @@ class TrayApp:
         self.client: ApiClient | None = None
 
     def start(self, *args: str) -> TrayApp:
+        self.spawn(*args)
+        wait_for(self._serving, 30, 0.1, what="the app's embedded supervisor to serve")
+        self.client = ApiClient.discover(self.home)
+        return self
+
+    def spawn(self, *args: str) -> TrayApp:
+        """Start the app, without waiting for anything."""
         subprocess.run([sys.executable, "-c", FREE_PORT, str(self.home)], env=self.env, check=True)
         with open(self.output, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "desktop", *args],
                 env=self.env, stdout=out, stderr=out, cwd=self.home,
             )  # fmt: skip
-        wait_for(self._serving, 30, 0.1, what="the app's embedded supervisor to serve")
-        self.client = ApiClient.discover(self.home)
         return self
 
     def _serving(self) -> bool:
@@ -260,11 +265,15 @@ def test_a_second_launch_brings_the_dashboard_forward(
         api.post("/api/v1/runners", {"project": name, "command": SLEEP})
 
     second = subprocess.run(
-        [sys.executable, "-m", "desktop", "--dashboard"],
+        [sys.executable, "-X", "importtime", "-m", "desktop", "--dashboard"],
         env=app.env, capture_output=True, text=True, timeout=30, cwd=app.home,
     )  # fmt: skip
     assert second.returncode == 0, second.stderr
     assert "already running" in second.stdout
+    # it asked with the standard library alone, before Qt or the supervisor was imported
+    imported = {line.rpartition("|")[2].strip() for line in second.stderr.splitlines()}
+    assert "desktop.app" in imported
+    assert not {"PySide6", "supervisor.daemon", "aiohttp"} & imported
 
     def dashboard() -> list[Window]:
         return [w for w in popups(desktop, icon) if w.width >= 300 and w.height >= 200]
@@ -273,6 +282,30 @@ def test_a_second_launch_brings_the_dashboard_forward(
     time.sleep(3)  # one refresh of the bridge, and the window painted
     desktop.screenshot(SCREENSHOTS / "dashboard.png", around=[window], margin=0)
     assert app.proc is not None and app.proc.poll() is None
+
+
+def test_a_launch_while_the_first_still_starts_gets_the_dashboard_once_it_is_up(
+    x_screen: XDesktop, home: Path
+) -> None:
+    desktop = x_screen
+    app = TrayApp(home, desktop).spawn()
+    try:
+        icon = tray_icon(desktop, app)  # shown before the supervisor is started
+        second = subprocess.run(
+            [sys.executable, "-m", "desktop", "--dashboard"],
+            env=app.env, capture_output=True, text=True, timeout=30, cwd=app.home,
+        )  # fmt: skip
+        assert "already running" in second.stdout
+        asked_while_starting = runtime.read_runtime(home) is None
+        wait_for(app._serving, 30, 0.1, what="the app's embedded supervisor to serve")
+
+        def dashboard() -> list[Window]:
+            return [w for w in popups(desktop, icon) if w.width >= 300 and w.height >= 200]
+
+        wait_for(dashboard, 20, 0.1, what="the dashboard window")
+        assert asked_while_starting  # (else this test did not test what it says)
+    finally:
+        app.close()
 
 
 def test_an_agent_waiting_for_input_is_one_native_notification(

@@ -27,13 +27,14 @@ from supervisor.storage.queries.budgets import (
 )
 from supervisor.storage.queries.events import (
     event_heads_after,
-    events_by_ids,
+    event_rows_by_ids,
     events_since,
     insert_event,
     last_event_id,
     last_events,
 )
 from supervisor.storage.queries.notify import (
+    Attempt,
     DueDelivery,
     add_deliveries,
     all_channels,
@@ -49,8 +50,9 @@ from supervisor.storage.queries.notify import (
     list_channels,
     next_attempt_after,
     put_channel,
-    record_attempt,
+    record_attempts,
     requeue_deliveries,
+    skip_deliveries,
 )
 from supervisor.storage.queries.projects import (
     create_profile,
@@ -134,6 +136,7 @@ __all__ = [
     "COST_COLUMNS",
     "RUNNER_COLUMNS",
     "TEAM_TRIGGERS",
+    "Attempt",
     "DueDelivery",
     "UsageFilter",
     "active_counts_by_project",
@@ -163,7 +166,7 @@ __all__ = [
     "drop_team_outbox_until",
     "due_deliveries",
     "event_heads_after",
-    "events_by_ids",
+    "event_rows_by_ids",
     "events_since",
     "file_marks",
     "finished_runners",
@@ -190,7 +193,7 @@ __all__ = [
     "put_channel",
     "put_setting",
     "rebuild_buckets",
-    "record_attempt",
+    "record_attempts",
     "refresh_runner_tokens",
     "remove_team_outbox",
     "reported_totals",
@@ -210,6 +213,7 @@ __all__ = [
     "set_costs",
     "setting_texts",
     "setting_value",
+    "skip_deliveries",
     "store_heartbeats",
     "team_crossings",
     "team_outbox_batch",

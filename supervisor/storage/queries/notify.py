@@ -6,6 +6,7 @@ due deliveries on the loop, and ORM objects for each would cost it milliseconds.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from supervisor.storage.models import DB, Channel, Delivery, DeliveryBatch, Event
@@ -70,13 +71,19 @@ def add_deliveries(rows: list[tuple[int, int, float, float]]) -> None:
     )
 
 
-def due_deliveries(until: float, limit: int) -> list[DueDelivery]:
-    """Pending deliveries due by ``until``, oldest first."""
+def due_deliveries(until: float, channel_ids: Collection[int], limit: int) -> list[DueDelivery]:
+    """Up to ``limit`` pending deliveries of channels ``channel_ids`` due by ``until``, oldest
+    due first. The index on (state, next_attempt_at) yields them in that order, so a backlog
+    costs what is taken, not its length; ``+channel_id`` keeps SQLite off the channel index
+    (every delivery ever)."""
+    if not channel_ids:
+        return []
+    marks = ",".join("?" * len(channel_ids))
     return DB.execute_sql(
         "SELECT id, channel_id, batch_id, attempts, next_attempt_at, event_id "
         "FROM \"delivery\" WHERE state = 'pending' AND next_attempt_at <= ? "
-        "ORDER BY id LIMIT ?",
-        (until, limit),
+        f"AND +channel_id IN ({marks}) ORDER BY next_attempt_at, id LIMIT ?",
+        (until, *channel_ids, limit),
     ).fetchall()
 
 
@@ -94,6 +101,15 @@ def hold_deliveries(held: list[tuple[float, int]]) -> None:
     DB.connection().executemany('UPDATE "delivery" SET next_attempt_at = ? WHERE id = ?', held)
 
 
+def skip_deliveries(delivery_ids: list[int], reason: str) -> None:
+    """Deliveries their channel no longer wants (its rules changed since they were written):
+    ``skipped`` with ``reason``, so that they are not read again at every round."""
+    DB.connection().executemany(
+        "UPDATE \"delivery\" SET state = 'skipped', last_error = ? WHERE id = ?",
+        [(reason, delivery_id) for delivery_id in delivery_ids],
+    )
+
+
 def fold_deliveries(channel_id: int, message: dict[str, Any], ids: list[int], now: float) -> int:
     """Store the summary ``message`` of deliveries ``ids`` as one batch, in one transaction;
     its id."""
@@ -107,21 +123,26 @@ def delivery_batch(batch_id: int) -> DeliveryBatch | None:
     return DeliveryBatch.get_or_none(DeliveryBatch.id == batch_id)
 
 
-def record_attempt(
-    ids: list[int],
-    state: str,
-    attempts: int,
-    next_attempt_at: float,
-    error: str | None,
-    sent_at: float | None,
-) -> None:
-    """The outcome of one attempt at sending deliveries ``ids`` (one message)."""
-    marks = ",".join("?" * len(ids))
-    DB.execute_sql(
-        f'UPDATE "delivery" SET state = ?, attempts = ?, next_attempt_at = ?, last_error = ?, '
-        f"sent_at = ? WHERE id IN ({marks})",
-        (state, attempts, next_attempt_at, error, sent_at, *ids),
-    )
+# An answer as the dispatcher records it: delivery ids (one message), then state, attempts,
+# next attempt at, last error, sent at.
+Attempt = tuple[list[int], str, int, float, "str | None", "float | None"]
+_RECORD = (
+    'UPDATE "delivery" SET state = ?, attempts = ?, next_attempt_at = ?, last_error = ?, '
+    "sent_at = ?"
+)
+
+
+def record_attempts(answers: list[Attempt]) -> None:
+    """The outcomes of a round's attempts: one statement for all the single deliveries, one per
+    folded batch (the caller draws the transaction around them)."""
+    singles = []
+    for ids, *values in answers:
+        if len(ids) == 1:
+            singles.append((*values, ids[0]))
+            continue
+        marks = ",".join("?" * len(ids))
+        DB.execute_sql(f"{_RECORD} WHERE id IN ({marks})", (*values, *ids))
+    DB.connection().executemany(f"{_RECORD} WHERE id = ?", singles)
 
 
 # --- dead letters ---------------------------------------------------------------------------
