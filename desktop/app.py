@@ -109,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from desktop.instance import SingleInstance
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)  # the tray's widgets need a QApplication
     app.setApplicationName("Stratavore")
     from desktop.icons import apply_identity
 
