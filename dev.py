@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
-# What each command installs: running the app needs the tray app's extra only; pytest, ruff,
+# What each command installs: running the app needs the tray app's extra only; pytest, ruff, mypy,
 # PyInstaller and schemathesis come with the test extra.
 EXTRAS = {"run": "desktop", "test": "test"}
 
@@ -141,9 +141,11 @@ def test(args: list[str]) -> int:
     step("ruff")
     sources = ["supervisor", "desktop", "installer", "tests", "bench", "dev.py"]
     lint = subprocess.call([BIN / "ruff", "check", *sources], cwd=ROOT)
+    step("mypy")
+    types = subprocess.call([PYTHON, "-m", "mypy"], cwd=ROOT)  # supervisor/ and desktop/
     step("pytest")
     tests = subprocess.call([PYTHON, "-m", "pytest", *args], cwd=ROOT)
-    return tests or lint
+    return tests or lint or types
 
 
 def main() -> int:

@@ -184,6 +184,7 @@ def start_qt(key: str, root: Path) -> tuple[QApplication, SingleInstance, Startu
     from desktop.instance import SingleInstance
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)  # the tray's widgets need a QApplication
     app.setApplicationName("Stratavore")
     app.setQuitOnLastWindowClosed(False)
     instance = SingleInstance(key)

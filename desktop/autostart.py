@@ -134,7 +134,9 @@ def enabled(where: Location | None = None) -> bool:
     """Whether the app starts at login."""
     where = where or Location.current()
     if where.kind == "windows":
-        import winreg  # only on Windows
+        if sys.platform != "win32":  # (so the type checker reads the rest as Windows code)
+            raise OSError("The Run key is in the Windows registry.")
+        import winreg
 
         try:
             with winreg.OpenKey(winreg.HKEY_CURRENT_USER, RUN_KEY) as key:
@@ -162,7 +164,9 @@ def enable(command: Sequence[str] | None = None, where: Location | None = None) 
     where = where or Location.current()
     command = list(command) if command else default_command(environ=where.environ)
     if where.kind == "windows":
-        import winreg  # only on Windows
+        if sys.platform != "win32":  # (so the type checker reads the rest as Windows code)
+            raise OSError("The Run key is in the Windows registry.")
+        import winreg
 
         with winreg.CreateKey(winreg.HKEY_CURRENT_USER, RUN_KEY) as key:
             winreg.SetValueEx(key, APP_NAME, 0, winreg.REG_SZ, run_value(command))
@@ -180,7 +184,9 @@ def disable(where: Location | None = None) -> None:
     """Do not start at login any more (nothing to do if it did not); raises OSError."""
     where = where or Location.current()
     if where.kind == "windows":
-        import winreg  # only on Windows
+        if sys.platform != "win32":  # (so the type checker reads the rest as Windows code)
+            raise OSError("The Run key is in the Windows registry.")
+        import winreg
 
         access = winreg.KEY_SET_VALUE
         with (
@@ -196,7 +202,8 @@ def disable(where: Location | None = None) -> None:
 
 def _read_entry(path: Path) -> configparser.SectionProxy:
     parser = configparser.ConfigParser(interpolation=None, strict=False)
-    parser.optionxform = str  # keys are case-sensitive
+    # keys are case-sensitive (configparser's documented way; typeshed has it as a method)
+    parser.optionxform = str  # type: ignore[assignment, method-assign]
     parser.read_string(path.read_text(encoding="utf-8"))
     return parser["Desktop Entry"]
 

@@ -200,7 +200,9 @@ class Bridge(QObject):
         for a request the supervisor holds (default: the session's)."""
         assert self._session is not None, "start() first"
         query = {k: str(v) for k, v in (params or {}).items() if v is not None}
-        held = {} if timeout is None else {"timeout": aiohttp.ClientTimeout(total=timeout)}
+        held: dict[str, Any] = {}  # no timeout given: the session's
+        if timeout is not None:
+            held["timeout"] = aiohttp.ClientTimeout(total=timeout)
         try:
             async with self._session.request(
                 method, self.url + API + path, json=body, params=query, **held
@@ -243,7 +245,8 @@ class Bridge(QObject):
                 return self.snapshot
             self._full_at = asyncio.get_running_loop().time()
             since = self.snapshot.last_event_id
-            status, runners, projects, profiles, budgets, today, new = await asyncio.gather(
+            # seven results: past typeshed's overloads of gather, which type each one apart
+            answers: list[Any] = await asyncio.gather(
                 self.status(),
                 self.runners(),
                 self.projects(),
@@ -253,6 +256,7 @@ class Bridge(QObject):
                 # the first refresh takes the history as read: only its newest id matters
                 self.read_events(since=since, limit=200) if since else self.read_events(last=1),
             )
+            status, runners, projects, profiles, budgets, today, new = answers
             self.snapshot = Snapshot(
                 status=status,
                 runners=runners,

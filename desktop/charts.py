@@ -362,8 +362,9 @@ class BurnChart(_ChartView):
         self.projection.replace(points(burn.projection))
         limit = [] if burn.limit is None else [(burn.start, burn.limit), (burn.end, burn.limit)]
         self.limit.replace(points(limit))
-        self.x_axis.setRange(
-            datetime.datetime.fromtimestamp(burn.start), datetime.datetime.fromtimestamp(burn.end)
+        self.x_axis.setRange(  # PySide6 converts a datetime; the stub lists only QDateTime
+            datetime.datetime.fromtimestamp(burn.start),  # type: ignore[arg-type]
+            datetime.datetime.fromtimestamp(burn.end),  # type: ignore[arg-type]
         )
         self.y_axis.setRange(0.0, _nice_top(max(tops) / scale))
         self.y_axis.applyNiceNumbers()

@@ -185,7 +185,8 @@ def app_icon_png(size: int) -> bytes:
     data = QByteArray()
     buffer = QBuffer(data)
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    if not app_icon_image(size).save(buffer, "PNG"):
+    # PySide6's stub wants bytes for the format; the binding takes a str (and refuses bytes)
+    if not app_icon_image(size).save(buffer, "PNG"):  # type: ignore[call-overload]
         raise RuntimeError("Qt could not encode a PNG")
     return bytes(data.data())
 

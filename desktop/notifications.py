@@ -27,6 +27,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,8 @@ def _native(icon: Path) -> DesktopNotifier:
                     if getattr(self, "bus", None) is not None:
                         self.bus.disconnect()
                     raise
-                notify = interface.call_notify
+                # dbus-fast makes call_<method> from the introspection data, at runtime
+                notify = interface.call_notify  # type: ignore[attr-defined]
 
                 async def call_notify(*args: Any) -> int:
                     *head, hints, timeout = args
@@ -92,7 +94,7 @@ def _native(icon: Path) -> DesktopNotifier:
                     )  # the server's hint type: a{ss} on old ones, a{sv} by the spec
                     return await notify(*head, {**hints, "desktop-entry": value}, timeout)
 
-                interface.call_notify = call_notify
+                interface.call_notify = call_notify  # type: ignore[attr-defined]
                 return interface
 
         if isinstance(notifier._backend, DBusDesktopNotifier):
@@ -202,7 +204,7 @@ class Notifier(QObject):
                    "type": message.type}  # fmt: skip
         on_clicked: Callable[[], Any] = lambda: self.clicked.emit(subject)  # noqa: E731
         buttons = [
-            Button(name, on_pressed=lambda n=name: self.action_requested.emit(n, message.runner_id))
+            Button(name, on_pressed=partial(self.action_requested.emit, name, message.runner_id))
             for name in actions_for(message)
         ]
         accepted = asyncio.Event()

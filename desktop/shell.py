@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QMessageBox
 
@@ -19,6 +21,10 @@ from supervisor.daemon import PortInUse, Supervisor
 from supervisor.notify import channels
 from supervisor.notify.channels import Message
 from supervisor.notify.policy import ChannelPolicy
+
+if TYPE_CHECKING:  # imported when first opened (start-up time)
+    from desktop.dashboard import Dashboard
+    from desktop.settings import SettingsDialog
 
 log = logging.getLogger("stratavore.desktop")
 DESKTOP_CHANNEL = "desktop"
@@ -43,11 +49,11 @@ class Shell:
         self.bridge: Bridge | None = None
         self.notifier = Notifier()
         self.tray: Tray | None = None
-        self.dashboard = None
-        self.settings = None
+        self.dashboard: Dashboard | None = None
+        self.settings: SettingsDialog | None = None
         self._done = asyncio.Event()
         self._stop_runners = False
-        self._unsubscribe = None
+        self._unsubscribe: Callable[[], None] | None = None
         self._channel: asyncio.Task | None = None  # making sure the desktop channel exists
         self._face: tuple[object, ...] | None = None  # the tray's face, as last kept
         self.keep: object = None  # things that must live as long as the app (signal wake-up)

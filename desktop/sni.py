@@ -46,7 +46,8 @@ class TrayHosts(QObject):
             WATCHER, bus, QDBusServiceWatcher.WatchModeFlag.WatchForRegistration, self
         )
         self._service_watcher.serviceRegistered.connect(self._watcher_started)
-        bus.connect(WATCHER, WATCHER_PATH, WATCHER, "StatusNotifierHostRegistered", self,
+        # SLOT() gives a str, which the binding takes; the stub wants the slot as bytes
+        bus.connect(WATCHER, WATCHER_PATH, WATCHER, "StatusNotifierHostRegistered", self,  # type: ignore[call-overload]
                     SLOT("host_registered()"))  # fmt: skip
 
     def registered(self) -> bool:

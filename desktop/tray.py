@@ -6,6 +6,7 @@ import datetime
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -190,7 +191,7 @@ class Tray(QObject):
         if self._wanted:
             self.icon.show()
         old.hide()
-        old.setContextMenu(None)
+        old.setContextMenu(None)  # type: ignore[arg-type]  # Qt takes a null menu; the stub no None
         old.deleteLater()
 
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
@@ -245,7 +246,7 @@ class Tray(QObject):
         renders the command line, so Claude Code gets its session id and hooks)."""
         recent = recent_projects(snapshot)
         for project in recent:
-            sub = menu.addMenu(project["name"])
+            sub = menu.addMenu(str(project["name"]))  # a str: the overload that makes a menu
             for profile in snapshot.profiles:
                 if profile["batch"] is not None:
                     sub.addAction(profile["name"] + "…").triggered.connect(
@@ -253,10 +254,10 @@ class Tray(QObject):
                     )
                 else:
                     name = profile["name"]
-                    self._add(sub, name, lambda p=project["name"], f=name: self.bridge.launch(p, f))
+                    self._add(sub, name, partial(self.bridge.launch, project["name"], name))
             terminal = sub.addMenu("In a terminal")
             for profile in snapshot.profiles:
-                terminal.addAction(profile["name"]).triggered.connect(
+                terminal.addAction(str(profile["name"])).triggered.connect(
                     lambda _=False, p=project, f=profile: run_in_terminal(
                         p["name"], p["path"], profile=f["name"]
                     )

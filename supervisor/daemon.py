@@ -66,7 +66,7 @@ class DataDirLock:
         # held for the supervisor's lifetime
         handle = open(self.path, "a+", opener=paths.private_opener)  # noqa: SIM115
         try:
-            if os.name == "nt":
+            if sys.platform == "win32":
                 import msvcrt
 
                 msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)

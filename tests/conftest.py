@@ -6,15 +6,17 @@ Nothing here touches the user's real data dir or agent logs: every test gets its
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import gc
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 import pytest
@@ -26,6 +28,7 @@ from tests.keyring_backend import keyring_env
 
 REPO = Path(__file__).resolve().parent.parent
 FINISHED = {"stopped", "exited", "failed", "fatal", "lost"}
+T = TypeVar("T")
 
 
 @pytest.fixture(autouse=True)
@@ -85,6 +88,30 @@ def wait_for(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)`` for a headless test, failing it on what the loop reports as
+    unhandled: a background task's exception nobody retrieved, a callback that raised.
+    asyncio only logs those, so a test would pass over a broken background task;
+    ``tests/desktop/conftest.py``'s ``qloop`` does the same for the desktop tests (as
+    qasync's own tests do)."""
+    reported: list[dict[str, Any]] = []
+
+    def new_loop() -> asyncio.AbstractEventLoop:
+        loop = asyncio.new_event_loop()
+        loop.set_exception_handler(lambda _loop, context: reported.append(context))
+        return loop
+
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        result = runner.run(main)
+    gc.collect()  # a task dropped with its exception reports it when it is collected
+    if reported:
+        context = reported[0]
+        raise AssertionError(f"the loop reported: {context['message']}") from context.get(
+            "exception"
+        )
+    return result
 
 
 class Daemon:

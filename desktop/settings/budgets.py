@@ -53,7 +53,9 @@ class BudgetsPage(Page):
         form = QFormLayout(box)
         self.scope = QComboBox()
         self.scope.setEditable(True)
-        self.scope.lineEdit().setPlaceholderText("global, project:NAME or agent:NAME")
+        scope_text = self.scope.lineEdit()
+        assert scope_text is not None  # an editable combo box has one
+        scope_text.setPlaceholderText("global, project:NAME or agent:NAME")
         self.period = combo_box(PERIODS)
         self.tokens = line_edit("no token limit")
         self.usd = line_edit("no dollar limit")

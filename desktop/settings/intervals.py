@@ -99,10 +99,10 @@ class IntervalsPage(Page):
         self.spins[key].setValue(value)
         self.shown[key] = self.spins[key].value()
         when = "applies now" if row["applies"] == "now" else "applies at next start"
-        hint = f"default {number_text(row['default'])}; {when}"
+        text = f"default {number_text(row['default'])}; {when}"
         if row["value"] != value:
-            hint += f" (now {number_text(row['value'])})"
-        self.hints[key].setText(hint)
+            text += f" (now {number_text(row['value'])})"
+        self.hints[key].setText(text)
 
     def changed(self) -> dict[str, int | float]:
         return {key: spin.value() for key, spin in self.spins.items()

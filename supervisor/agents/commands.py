@@ -215,12 +215,13 @@ def resolve(argv: list[str], cwd: str, path: str, *, platform: str = sys.platfor
             )
         found = str(candidate)
     else:
-        found = find_program([program], path, platform)
-        if found is None:
+        on_path = find_program([program], path, platform)
+        if on_path is None:
             raise ApiError(
                 ErrorCode.COMMAND_NOT_FOUND,
                 f"command '{program}' not found on PATH (searched: {path or '(empty)'}).",
             )
+        found = on_path
     run = exec_argv([found, *argv[1:]], platform)
     if run[0] == found or ntpath.basename(run[0]) != run[0]:
         return run

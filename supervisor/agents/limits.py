@@ -192,7 +192,7 @@ def _a_reply(obj: dict) -> bool:
 def describe_reset(resets_at: float | None, now: float, zone: tzinfo) -> str:
     """When a limit resets, in words for a notification, in local time in ``zone``: "resets
     at 23:00 (in 2 h 5 min)", "resets tomorrow at 09:00 (in 14 h)" or "reset time unknown"."""
-    if _epoch(resets_at) is None:
+    if resets_at is None or _epoch(resets_at) is None:
         return "reset time unknown"
     local = datetime.fromtimestamp(resets_at, zone)
     today = datetime.fromtimestamp(now, zone).date()
@@ -275,8 +275,8 @@ def _resolve(when: re.Match[str], written: float, zone: tzinfo) -> float | None:
         return None
     weekday = _DAYS.index(when["weekday"][:3].lower()) if when["weekday"] else None
     for offset in range(8):
-        day = start + timedelta(days=offset)
-        if weekday in (None, day.weekday()) and (instant := _instant(day, at, zone)) > written:
+        on = start + timedelta(days=offset)
+        if weekday in (None, on.weekday()) and (instant := _instant(on, at, zone)) > written:
             return instant
     return None
 

@@ -25,10 +25,10 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
-def common_options() -> argparse.ArgumentParser:
+def common_options() -> Parser:
     """The options of ``stratavore`` and of every command (a parent parser): ``--timeout``
     goes before or after the command."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument(
         "--timeout",
         type=finite("--timeout"),

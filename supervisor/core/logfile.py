@@ -3,11 +3,12 @@ lifecycle lines on stderr."""
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
 import sys
 from pathlib import Path
-from typing import IO
+from typing import cast
 
 from supervisor.core import paths
 from supervisor.core.errors import problem_of
@@ -22,13 +23,18 @@ class PrivateLog(logging.handlers.RotatingFileHandler):
     because the data folder is full or read-only is dropped, not followed by a traceback on
     stderr for every line (stderr has the line itself, and ``status`` the problem)."""
 
-    def _open(self) -> IO[str]:
-        return open(
-            self.baseFilename,
-            self.mode,
-            encoding=self.encoding,
-            errors=self.errors,
-            opener=paths.private_opener,
+    def _open(self) -> io.TextIOWrapper:
+        # a text mode (FileHandler's "a"), so open() makes a TextIOWrapper; typeshed cannot
+        # tell from a mode held in a variable
+        return cast(
+            io.TextIOWrapper,
+            open(
+                self.baseFilename,
+                self.mode,
+                encoding=self.encoding,
+                errors=self.errors,
+                opener=paths.private_opener,
+            ),
         )
 
     def handleError(self, record: logging.LogRecord) -> None:

@@ -175,7 +175,7 @@ class LiveSettings:
         return True
 
 
-def _check_text(key: str, value: Any, kind: type) -> Any:
+def _check_text(key: str, value: Any, kind: type[Any]) -> Any:
     """The string and table settings, each checked by the code that uses it."""
     if not isinstance(value, kind):
         raise ApiError(ErrorCode.INVALID, f"Setting {key} takes a {kind.__name__} value.")

@@ -81,8 +81,9 @@ class AttentionWatch:
         profile = self.profiles.profile_or_none(live.row.profile)
         live.hooked = False
         live.active_at, live.seen_offset = now, live.row.log_offset
-        heuristic = profile is not None and not profiles.has_hooks(profile)
-        live.idle_after = (profile.idle_after or profiles.DEFAULT_IDLE_AFTER) if heuristic else None
+        live.idle_after = None
+        if profile is not None and not profiles.has_hooks(profile):  # the heuristic's
+            live.idle_after = profile.idle_after or profiles.DEFAULT_IDLE_AFTER
 
     def hook(
         self,
@@ -155,8 +156,8 @@ class AttentionWatch:
                 )
         elif now - live.active_at >= live.idle_after and runner.attention != Attention.IDLE:
             quiet = now - live.active_at
-            quiet = f"{quiet:.0f} s" if quiet < 120 else f"{quiet / 60:.0f} min"
+            quiet_for = f"{quiet:.0f} s" if quiet < 120 else f"{quiet / 60:.0f} min"
             self.set_attention(
-                runner, Attention.IDLE, f"no output and no CPU for {quiet} (heuristic)", now,
+                runner, Attention.IDLE, f"no output and no CPU for {quiet_for} (heuristic)", now,
                 "heuristic",
             )  # fmt: skip

@@ -10,8 +10,9 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from supervisor.agents import commands, profiles
+from supervisor.agents import commands
 from supervisor.agents.profilebook import ProfileBook
+from supervisor.agents.profiles import Plan
 from supervisor.api.schemas import Launch, Register
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.core.settings import LiveSettings
@@ -47,7 +48,7 @@ class Launching:
     project: Project
     profile: Profile | None
     argv: list[str]
-    plan: profiles.Plan | None
+    plan: Plan | None
     restart: str | None
     expected: list[int]
     env: dict[str, str]
@@ -143,7 +144,8 @@ class Launcher:
 
     def _prepare(self, request: Launch, project: Project, profile: Profile | None) -> Launching:
         """The launch, checked: its command line from its profile's plan, or the command given."""
-        restart, expected, env = request.restart, [0], dict(request.env)
+        restart: str | None = request.restart  # the launch's, else its profile's
+        expected, env = [0], dict(request.env)
         extra = list(request.command or [])
         plan = None
         if profile is not None:
@@ -203,7 +205,7 @@ class Launcher:
 
     @staticmethod
     def _resume_on_limit(
-        profile: Profile | None, asked: bool | None, plan: profiles.Plan | None
+        profile: Profile | None, asked: bool | None, plan: Plan | None
     ) -> bool:
         """Whether a run paused at a provider limit resumes by itself at the reset: as asked,
         else as its profile says, else for batch runs (nobody is at an interactive one)."""

@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,13 +109,13 @@ class ProcessOps:
             command = commands.popen_args(argv)
             wrapped = [*winjob.wrapper_command(), str(exit_file)]
             wrapped += ["--line", command] if isinstance(command, str) else ["--", *command]
-            with open(spool, "ab") as out:
+            with open(spool, "ab") as spool_file:
                 popen = winjob.RunnerPopen(
                     wrapped,
                     cwd=cwd,
                     env=env,
                     stdin=subprocess.DEVNULL,
-                    stdout=out,
+                    stdout=spool_file,
                     stderr=subprocess.STDOUT,
                     # a console of its own, hidden: no window pops up, and the user's Ctrl+C in
                     # the terminal of a `stratavore daemon` does not reach the runners
@@ -201,7 +202,7 @@ class ProcessOps:
         """SIGTERM to the runner's process group while it is provably the runner's (or to just
         its root); on Windows, the polite stop through the runner's wrapper (CTRL_BREAK to the
         root's group where there is none)."""
-        if WINDOWS:
+        if sys.platform == "win32":  # WINDOWS, spelled so that the type checker knows
             root = lineage.root
             if self.is_alive(root) and not winjob.polite_stop(root.pid, root.create_time):
                 with contextlib.suppress(OSError):  # no wrapper, or it ended meanwhile

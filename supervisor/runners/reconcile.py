@@ -75,7 +75,9 @@ class Reconciler:
             if runner.resume_on_limit and profiles.can_resume(profile):
                 self.pauses.plan_resume(runner)
             return
-        ident = Identity(runner.pid, runner.create_time) if runner.pid else None
+        ident = None  # pid and create time are written together
+        if runner.pid and runner.create_time is not None:
+            ident = Identity(runner.pid, runner.create_time)
         if ident is not None and self.ops.is_alive(ident):
             self._adopt(live, ident, now)
             return

@@ -146,8 +146,8 @@ class RunnerTable:
                     data={"state": new.value, "previous": old and old.value, **(data or {})},
                 )
         except StorageError:
-            if old is None:
-                runner.id = runner.state = None
+            if old is None:  # unsaved again: peewee's row has no id until it is inserted
+                runner.id = runner.state = None  # type: ignore[assignment]
             elif kept:
                 self._unwritten[runner.id] = kept
             raise
@@ -262,7 +262,7 @@ class RunnerTable:
         expected = self._unwritten.get(runner_id, {}).get("token_hash") or (
             runner.token_hash if runner is not None else None
         )
-        if not expected or not hmac.compare_digest(hash_token(token), expected):
+        if runner is None or not expected or not hmac.compare_digest(hash_token(token), expected):
             raise ApiError(ErrorCode.UNAUTHORIZED, f"Wrong token for runner {runner_id}.")
         return runner
 

@@ -101,6 +101,8 @@ class _ExtendedLimits(ctypes.Structure):
 
 def _api() -> tuple:
     """kernel32 and user32 with the signatures used here (Windows only: loaded at first use)."""
+    if sys.platform != "win32":  # (so the type checker reads the rest as Windows code)
+        raise OSError("Job Objects are Windows'.")
     kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
     user32 = ctypes.WinDLL("user32", use_last_error=True)
     kernel32.CreateJobObjectW.restype = wintypes.HANDLE
@@ -137,6 +139,8 @@ def _api() -> tuple:
 
 
 def _enum_windows_proc() -> type:
+    if sys.platform != "win32":  # (so the type checker reads the rest as Windows code)
+        raise OSError("Job Objects are Windows'.")
     return ctypes.WINFUNCTYPE(wintypes.BOOL, wintypes.HWND, wintypes.LPARAM)
 
 
@@ -151,6 +155,8 @@ def _dlls() -> tuple:
 
 
 def _check(ok: object, what: str) -> None:
+    if sys.platform != "win32":  # (so the type checker reads the rest as Windows code)
+        raise OSError("Job Objects are Windows'.")
     if not ok:
         raise ctypes.WinError(ctypes.get_last_error(), f"{what} failed")
 

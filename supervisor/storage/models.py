@@ -26,12 +26,17 @@ class JSONField(pw.TextField):
 
 
 class BaseModel(pw.Model):
+    """The models' base. A model's implicit ``id`` and its foreign keys' ``<name>_id``
+    accessors, which peewee adds at runtime, are declared as annotations only (no runtime
+    effect) so that the type checker knows them."""
+
     class Meta:
         database = DB
         legacy_table_names = False
 
 
 class Project(BaseModel):
+    id: pw.AutoField[int]
     name = pw.CharField(unique=True)
     path = pw.TextField()
     archived = pw.BooleanField(default=False)
@@ -43,6 +48,7 @@ class Profile(BaseModel):
     """How to run an agent (``claude``, ``codex``, ... or the user's own): argument-list
     templates with named placeholders (see ``supervisor.agents.profiles``), never shell strings."""
 
+    id: pw.AutoField[int]
     name = pw.CharField(unique=True)
     command = JSONField()  # interactive (or plain) command line
     description = pw.TextField(default="")
@@ -63,6 +69,8 @@ class Profile(BaseModel):
 
 
 class Runner(BaseModel):
+    id: pw.AutoField[int]
+    project_id: int
     project = pw.ForeignKeyField(Project, backref="runners", on_delete="RESTRICT")
     profile = pw.CharField(null=True)
     command = JSONField()  # argument list, never a shell string
@@ -114,6 +122,7 @@ class Runner(BaseModel):
 class Event(BaseModel):
     """An event, written in the same transaction as the change it reports (the outbox)."""
 
+    id: pw.AutoField[int]
     ts = pw.FloatField()
     type = pw.CharField(index=True)
     severity = pw.CharField(default="info")
@@ -132,6 +141,7 @@ class Setting(BaseModel):
 class UsageFile(BaseModel):
     """How far an agent log file has been imported: a refresh reads only what follows."""
 
+    id: pw.AutoField[int]
     path = pw.TextField(unique=True)
     agent = pw.CharField()
     size = pw.IntegerField(default=0)
@@ -147,6 +157,7 @@ class UsageFile(BaseModel):
 class Usage(BaseModel):
     """The ledger: one row per counted API response."""
 
+    id: pw.AutoField[int]
     ts = pw.FloatField(index=True)  # UTC epoch seconds
     agent = pw.CharField()
     model = pw.CharField()
@@ -181,6 +192,7 @@ class UsageSession(BaseModel):
 class UsageBucket(BaseModel):
     """Ledger totals per 15 minutes: reports and budget windows sum these, not the rows."""
 
+    id: pw.AutoField[int]
     start = pw.IntegerField()  # UTC epoch seconds, a multiple of 900
     agent = pw.CharField()
     model = pw.CharField()
@@ -198,6 +210,7 @@ class UsageBucket(BaseModel):
 
 
 class Budget(BaseModel):
+    id: pw.AutoField[int]
     scope = pw.CharField()  # "global" | "project:NAME" | "agent:NAME"
     period = pw.CharField()  # "5h" | "daily" | "weekly" | "monthly"
     limit_tokens = pw.IntegerField(null=True)
@@ -213,6 +226,8 @@ class Budget(BaseModel):
 class BudgetMark(BaseModel):
     """What was already reported for a budget's period: each threshold and rollover once."""
 
+    id: pw.AutoField[int]
+    budget_id: int
     budget = pw.ForeignKeyField(Budget, on_delete="CASCADE")
     period_start = pw.FloatField()
     kind = pw.CharField()  # "warn:75", "spent", "rollover"
@@ -226,6 +241,7 @@ class Channel(BaseModel):
     """Where events are delivered. Its secret (bot token, access token, signing key) is in the
     OS keyring, never here."""
 
+    id: pw.AutoField[int]
     name = pw.CharField(unique=True)
     kind = pw.CharField()  # desktop | telegram | ntfy | webhook
     config = JSONField(default={})
@@ -240,6 +256,8 @@ class DeliveryBatch(BaseModel):
     """A summary message folding several deliveries: stored before its first attempt, so a
     retry sends the very same message under the same idempotency key."""
 
+    id: pw.AutoField[int]
+    channel_id: int
     channel = pw.ForeignKeyField(Channel, on_delete="CASCADE")
     message = JSONField()
     created_at = pw.FloatField()
@@ -248,6 +266,10 @@ class DeliveryBatch(BaseModel):
 class Delivery(BaseModel):
     """One event to one channel: pending until the channel acknowledged it, or dead."""
 
+    id: pw.AutoField[int]
+    event_id: int
+    channel_id: int
+    batch_id: int | None
     event = pw.ForeignKeyField(Event, on_delete="CASCADE")
     channel = pw.ForeignKeyField(Channel, on_delete="CASCADE")
     state = pw.CharField()  # pending | sent | dead

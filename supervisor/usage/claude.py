@@ -378,7 +378,7 @@ def parse(chunk: bytes, base_offset: int, source: str, context: dict[str, Any]) 
                 continue
             entry = found
         counted = _counted(entry, line)
-        if counted.__class__ is str:
+        if isinstance(counted, str):
             parsed.skip(source, base_offset + start, counted)
         elif counted is not None:
             rows.append(_row(entry, counted, source, base_offset + start, path_session))

@@ -246,10 +246,10 @@ def _commit(ledger: Ledger, batch: _Batch, now: float) -> WriteResult:
     with DB.atomic():
         for rows, file_id in batch.rows:
             result.add(ledger.write(rows, file_id))
-        for file_id, (mark, rows, skipped, reset) in batch.marks.items():
+        for file_id, (mark, records, skipped, reset) in batch.marks.items():
             queries.save_file_mark(
                 file_id, size=mark.size, mtime_ns=mark.mtime_ns, offset=mark.offset,
-                head=mark.head, context=mark.context, records=rows, skipped=skipped,
+                head=mark.head, context=mark.context, records=records, skipped=skipped,
                 restarted=reset, now=now,
             )  # fmt: skip
         if result.span is not None:

@@ -78,7 +78,8 @@ def blocks(timestamps: list[float]) -> list[tuple[float, float]]:
     at the hour of its first response and takes every response until 5 h after its start or a
     5-hour silence; (block start, last response) each."""
     found: list[tuple[float, float]] = []
-    start = last = None
+    start: float | None = None
+    last = 0.0  # the previous response (read only once a block has started)
     for ts in timestamps:
         if start is None or ts - start >= BLOCK or ts - last >= BLOCK:
             if start is not None:

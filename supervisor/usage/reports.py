@@ -9,7 +9,7 @@ report carries a ``totals`` object.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -80,7 +80,7 @@ class _Total:
         self.models: set[str] = set()
         self.first = self.last = 0.0
 
-    def add(self, row: tuple[Any, ...], model: str | None) -> None:
+    def add(self, row: Sequence[Any], model: str | None) -> None:
         tokens = self.tokens
         for i in range(4):
             tokens[i] += row[i] or 0

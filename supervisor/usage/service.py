@@ -258,14 +258,14 @@ class UsageService:
             totals.cost_usd or 0.0,
         )
         before = self._reported.get(runner.id) or queries.reported_totals(runner.id)
-        grown = [max(a - b, 0) for a, b in zip(now, before, strict=True)]
-        if not any(grown[:4]):
+        grown = [max(a - b, 0) for a, b in zip(now[:4], before[:4], strict=True)]
+        if not any(grown):
             self._reported[runner.id] = now
             return 0
         row = self.rows_from_api([totals], runner)[0]
         row.input_tokens, row.output_tokens, row.cache_creation_tokens = grown[:3]
         row.cache_read_tokens = grown[3]
-        row.logged_cost = grown[4] if totals.cost_usd is not None else None
+        row.logged_cost = max(now[4] - before[4], 0) if totals.cost_usd is not None else None
         row.key = f"heartbeat:{runner.id}:{sum(now[:4])}"
         row.source = "heartbeat"
         written = self.record([row])  # refused: the next heartbeat counts from the old base

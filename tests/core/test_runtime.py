@@ -3,7 +3,6 @@ dir, so that the tray app attaches to it instead of starting a second one."""
 
 from __future__ import annotations
 
-import asyncio
 import http.server
 import socket
 import threading
@@ -14,7 +13,7 @@ import psutil
 import pytest
 
 from supervisor.core import runtime
-from tests.conftest import Daemon
+from tests.conftest import Daemon, run_async
 
 
 def claim_runtime(root: Path, port: int) -> runtime.RuntimeInfo:
@@ -40,19 +39,19 @@ def stranger() -> Iterator[int]:
 
 
 def test_attachable_is_the_supervisor_that_serves_the_data_dir(daemon: Daemon, home: Path):
-    info = asyncio.run(runtime.attachable(home))
+    info = run_async(runtime.attachable(home))
     assert info is not None
     assert (info.pid, info.url) == (daemon.proc.pid, daemon.api.base_url)
 
 
 def test_attachable_is_none_without_a_runtime_file(home: Path):
-    assert asyncio.run(runtime.attachable(home)) is None
+    assert run_async(runtime.attachable(home)) is None
 
 
 def test_attachable_is_none_after_the_supervisor_was_killed(daemon: Daemon, home: Path):
     daemon.kill()  # its runtime file stays behind, naming a process that is gone
     assert (home / "supervisor.json").exists()
-    assert asyncio.run(runtime.attachable(home)) is None
+    assert run_async(runtime.attachable(home)) is None
 
 
 def test_attachable_is_none_when_nothing_listens_on_its_port(home: Path):
@@ -60,9 +59,9 @@ def test_attachable_is_none_when_nothing_listens_on_its_port(home: Path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     claim_runtime(home, port)  # closed again: the connection is refused
-    assert asyncio.run(runtime.attachable(home)) is None
+    assert run_async(runtime.attachable(home)) is None
 
 
 def test_attachable_is_none_when_its_port_answers_but_not_healthy(home: Path, stranger: int):
     claim_runtime(home, stranger)
-    assert asyncio.run(runtime.attachable(home)) is None
+    assert run_async(runtime.attachable(home)) is None

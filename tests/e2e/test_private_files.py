@@ -29,7 +29,7 @@ from supervisor.daemon import Supervisor
 from supervisor.storage.db import close_db, init_db
 from supervisor.storage.migrations import MIGRATIONS
 from supervisor.storage.models import Setting
-from tests.conftest import wait_for
+from tests.conftest import run_async, wait_for
 from tests.usage_data import claude_line, write_transcript
 
 PY = sys.executable
@@ -207,7 +207,7 @@ def test_embedded_supervisor_keeps_files_private_under_a_loose_umask(
             await supervisor.stop(stop_runners=True)
 
     try:
-        asyncio.run(scenario())
+        run_async(scenario())
     finally:
         for handler in handlers:
             logger.removeHandler(handler)

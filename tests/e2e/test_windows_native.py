@@ -30,7 +30,7 @@ from supervisor.runners import winjob
 from supervisor.runners.groups import Lineage
 from supervisor.runners.process import ProcessOps
 from supervisor.runners.procinfo import Identity
-from tests.conftest import wait_for
+from tests.conftest import run_async, wait_for
 
 pytestmark = [
     pytest.mark.windows,
@@ -193,7 +193,7 @@ def test_adopted_after_a_supervisor_restart_with_exit_statuses(tmp_path):
             assert stopped["exit_code"] is not None
             assert not [pid for pid in tree if psutil.pid_exists(pid)]
 
-    asyncio.run(scenario())
+    run_async(scenario())
     gc.collect()  # the connections' warnings, here rather than in a later test
 
 
@@ -322,7 +322,7 @@ def test_notification_is_a_toast_with_the_app_id_or_else_a_tray_balloon():
         notifier.start()
         await notifier.show(message)
 
-    asyncio.run(notify())
+    run_async(notify())
     app.processEvents()
     tray.hide()
     import ctypes

@@ -32,7 +32,7 @@ from supervisor.runners.procinfo import Identity
 from supervisor.runners.tokens import hash_token
 from supervisor.storage.db import close_db, init_db
 from supervisor.storage.models import Event, Project, Runner
-from tests.conftest import wait_for
+from tests.conftest import run_async, wait_for
 
 PY = sys.executable
 
@@ -51,7 +51,7 @@ def async_test(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., No
                     OPEN.pop().shutdown()
                 await asyncio.sleep(0)  # let the cancelled tasks finish on this loop
 
-        asyncio.run(run())
+        run_async(run())
 
     return wrapper
 
@@ -415,7 +415,7 @@ def test_heartbeat_with_the_wrong_token_is_refused(harness) -> None:
             h.manager.heartbeat(rid, "not-the-token", Heartbeat())
         assert info.value.code is ErrorCode.UNAUTHORIZED
 
-    asyncio.run(go())
+    run_async(go())
 
 
 # --- caps and queue ------------------------------------------------------------------------------
@@ -457,7 +457,7 @@ def test_no_queue_launch_over_a_cap_is_refused_naming_the_cap(harness) -> None:
         )
         assert Runner.select().count() == 1
 
-    asyncio.run(go())
+    run_async(go())
 
 
 @async_test

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import fields
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -113,7 +113,7 @@ def profile_out(row: Profile) -> sc.Profile:
         name=row.name,
         command=row.command,
         description=row.description,
-        restart=row.restart,
+        restart=cast(sc.RestartPolicyName, row.restart),  # as the API checked it
         expected_exit_codes=row.expected_exit_codes,
         env=row.env,
         builtin=row.builtin,

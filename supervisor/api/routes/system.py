@@ -8,6 +8,7 @@ import contextlib
 import os
 import time
 from pathlib import Path
+from typing import cast
 
 from aiohttp import web
 
@@ -17,6 +18,7 @@ from supervisor.api.edge import Address
 from supervisor.api.metrics import Metrics
 from supervisor.api.routes import ADMIN, OPEN, Route
 from supervisor.api.schemas import iso
+from supervisor.api.schemas.system import Severity
 from supervisor.api.wire import JSON_HEADERS, int_param, json_response
 from supervisor.core import events
 from supervisor.core.states import SLOT_STATES
@@ -131,7 +133,7 @@ def event_out(row: Event) -> sc.Event:
         id=row.id,
         ts=iso(row.ts),
         type=row.type,
-        severity=row.severity,
+        severity=cast(Severity, row.severity),  # as events.record wrote it
         runner_id=row.runner_id,
         project=row.project,
         title=row.title,

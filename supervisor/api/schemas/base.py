@@ -4,7 +4,7 @@ base of request bodies), :class:`Error`, and timestamps as ISO 8601."""
 from __future__ import annotations
 
 import time
-from typing import Annotated, Literal
+from typing import Annotated, Literal, overload
 
 from msgspec import Meta, Struct
 
@@ -48,6 +48,14 @@ MAX_EPOCH = 253402300799.0  # 9999-12-31T23:59:59Z: the last instant ISO 8601 ca
 Cap = Annotated[int, Meta(ge=1, le=MAX_CAP)]
 ExitCode = Annotated[int, Meta(ge=-(2**31), le=2**32 - 1)]  # Windows: 32-bit codes
 Id = Annotated[int, Meta(ge=1, le=MAX_INT)]
+
+
+@overload
+def iso(ts: float) -> str: ...
+
+
+@overload
+def iso(ts: float | None) -> str | None: ...
 
 
 def iso(ts: float | None) -> str | None:

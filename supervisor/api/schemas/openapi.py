@@ -52,7 +52,7 @@ def openapi_document(routes: Sequence[Route]) -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": schema_of[body]}},
             }
-        ok = {"description": "OK"}
+        ok: dict[str, Any] = {"description": "OK"}
         if response is not None:
             ok["content"] = {"application/json": {"schema": schema_of[response]}}
         op["responses"]["200"] = ok

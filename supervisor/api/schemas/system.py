@@ -8,12 +8,14 @@ from msgspec import Struct
 
 from supervisor.api.schemas.base import Timestamp
 
+Severity = Literal["debug", "info", "warning", "error"]
+
 
 class Event(Struct, kw_only=True):
     id: int
     ts: Timestamp
     type: str
-    severity: Literal["debug", "info", "warning", "error"]
+    severity: Severity
     runner_id: int | None
     project: str | None
     title: str

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import peewee as pw
+
 from supervisor.core.errors import not_found
 from supervisor.storage.models import Profile, Project
 
@@ -11,7 +13,7 @@ from supervisor.storage.models import Profile, Project
 def project_by_name(name: str) -> Project:
     try:
         return Project.get(Project.name == name)
-    except Project.DoesNotExist:
+    except pw.DoesNotExist:  # the base of Project.DoesNotExist, which the stubs lack
         raise not_found(f"Project '{name}'") from None
 
 
@@ -50,7 +52,7 @@ def project_containing(path: str) -> Project | None:
 def profile_by_name(name: str) -> Profile:
     try:
         return Profile.get(Profile.name == name)
-    except Profile.DoesNotExist:
+    except pw.DoesNotExist:  # the base of Profile.DoesNotExist, which the stubs lack
         raise not_found(f"Profile '{name}'") from None
 
 

@@ -22,7 +22,7 @@ RUNNER_COLUMNS = [f for f in Runner._meta.sorted_fields if f.name != "id"]
 def runner_by_id(runner_id: int) -> Runner:
     try:
         return Runner.get_by_id(runner_id)
-    except Runner.DoesNotExist:
+    except pw.DoesNotExist:  # the base of Runner.DoesNotExist, which the stubs lack
         raise not_found(f"Runner {runner_id}") from None
 
 
@@ -40,7 +40,7 @@ def finished_runners(project: Project | None = None) -> list[Runner]:
 def counts_by_state() -> dict[str, int]:
     rows = Runner.select(Runner.state, pw.fn.COUNT(Runner.id)).group_by(Runner.state).tuples()
     counts = {state.value: 0 for state in RunnerState}
-    counts.update(dict(rows))
+    counts.update(dict(rows))  # type: ignore[arg-type]  # peewee's stub: .tuples() keeps the model as the row type
     return counts
 
 
@@ -56,7 +56,7 @@ def active_counts_by_project() -> dict[str, int]:
         .group_by(Project.name)
         .tuples()
     )
-    return dict(rows)
+    return dict(rows)  # type: ignore[arg-type]  # peewee's stub: .tuples() keeps the model as the row type
 
 
 def total_restarts() -> int:

@@ -45,7 +45,8 @@ def agent_sessions(project_id: int | None, limit: int) -> list[tuple[Any, ...]]:
 # --- attribution: where sessions ran --------------------------------------------------------
 def project_folders() -> list[tuple[str, int]]:
     """(folder, id) of every project."""
-    return list(Project.select(Project.path, Project.id).tuples())
+    query = Project.select(Project.path, Project.id).tuples()
+    return list(query)  # type: ignore[arg-type]  # peewee's stub: .tuples() keeps the model as the row type
 
 
 def project_paths() -> list[str]:
@@ -55,7 +56,7 @@ def project_paths() -> list[str]:
 def runner_worktrees() -> list[tuple[int, dict[str, Any]]]:
     """(project id, worktree) of every runner that had a git worktree of its own."""
     query = Runner.select(Runner.project, Runner.worktree).where(Runner.worktree.is_null(False))
-    return list(query.tuples())
+    return list(query.tuples())  # type: ignore[arg-type]  # peewee's stub: .tuples() keeps the model as the row type
 
 
 def runner_spans() -> list[tuple[int, int, str | None, float, float | None]]:
@@ -64,7 +65,7 @@ def runner_spans() -> list[tuple[int, int, str | None, float, float | None]]:
     query = Runner.select(
         Runner.id, Runner.project, Runner.session_id, Runner.started_at, Runner.ended_at
     ).where(Runner.started_at.is_null(False))
-    return list(query.tuples())
+    return list(query.tuples())  # type: ignore[arg-type]  # peewee's stub: .tuples() keeps the model as the row type
 
 
 def runner_commands() -> list[tuple[str, Any, str | None]]:
@@ -130,7 +131,8 @@ def upsert_sessions(rows: list[tuple[str, str, str | None, int | None, int | Non
 
 def rebuild_buckets(span: tuple[int, int] | None = None) -> None:
     """Recompute the buckets from the rows, over ``span`` (bucket starts, inclusive) or all."""
-    where, args = "", ()
+    where = ""
+    args: tuple[int, ...] = ()
     if span is not None:
         where, args = " WHERE ts >= ? AND ts < ?", (span[0], span[1] + BUCKET)
         DB.execute_sql(
