@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, replace
+from typing import Any
 
 # SGR (ESC [ ... m), any other CSI sequence, OSC (ESC ] ... BEL or ST), and lone escapes.
 _SEQUENCE = re.compile(r"\x1b\[([0-9;:?]*)([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?")
@@ -80,7 +81,8 @@ def apply_sgr(style: Style, params: str) -> Style:
             style = PLAIN
         elif code in _FLAGS:
             name, value = _FLAGS[code]
-            style = replace(style, **{name: value})
+            flag: dict[str, Any] = {name: value}
+            style = replace(style, **flag)
             if code == 22:
                 style = replace(style, dim=False)
         elif 30 <= code <= 37 or 90 <= code <= 97:
@@ -89,7 +91,8 @@ def apply_sgr(style: Style, params: str) -> Style:
             style = replace(style, bg=BASIC[code - 40 if code < 100 else code - 92])
         elif code in (38, 48):
             colour, i = _extended(codes, i)
-            style = replace(style, **{"fg" if code == 38 else "bg": colour})
+            extended: dict[str, Any] = {"fg" if code == 38 else "bg": colour}
+            style = replace(style, **extended)
         elif code == 39:
             style = replace(style, fg=None)
         elif code == 49:

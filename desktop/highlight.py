@@ -83,7 +83,7 @@ def tokens(lexer: Lexer, code: str) -> list[tuple[str, _TokenType]]:
 
 @functools.lru_cache(maxsize=8)
 def _styles(dark: bool) -> dict[_TokenType, dict]:
-    return dict(get_style_by_name(STYLES[dark]))
+    return {kind: dict(look) for kind, look in get_style_by_name(STYLES[dark])}  # a Style iterates
 
 
 def look(kind: _TokenType, dark: bool) -> dict:

@@ -103,9 +103,9 @@ class BudgetList(QWidget):
     def update_budgets(self, budgets: list[Json]) -> None:
         wanted = {(b["scope"], b["period"]): b for b in budgets}
         for key in [key for key in self.rows if key not in wanted]:
-            row = self.rows.pop(key)
-            self.rows_layout.removeWidget(row)
-            row.deleteLater()
+            gone = self.rows.pop(key)
+            self.rows_layout.removeWidget(gone)
+            gone.deleteLater()
         for position, (key, budget) in enumerate(wanted.items()):
             row = self.rows.get(key)
             if row is None:

@@ -247,7 +247,8 @@ class ChangesView(QWidget):
         if changes["truncated"]:
             self._say("The diff is too long to show whole: the first 4 MiB are shown.")
         self.files = {f.path: f for f in split_files(changes["patch"])}
-        chosen = self.list.currentItem().text(0) if self.list.currentItem() else None
+        current = self.list.currentItem()
+        chosen = current.text(0) if current is not None else None
         self.list.clear()
         for change in changes["files"]:
             binary = change["added"] is None
@@ -260,10 +261,12 @@ class ChangesView(QWidget):
             self.list.addTopLevelItem(item)
         for column in (0, 1, 2):
             self.list.resizeColumnToContents(column)
-        items = [self.list.topLevelItem(i) for i in range(self.list.topLevelItemCount())]
+        listed = (self.list.topLevelItem(i) for i in range(self.list.topLevelItemCount()))
+        items = [entry for entry in listed if entry is not None]
         pick = next((i for i in items if i.text(0) == chosen), items[0] if items else None)
-        self.list.setCurrentItem(pick)
-        if pick is None:
+        if pick is not None:
+            self.list.setCurrentItem(pick)
+        else:
             self.diff.show_file(None)
         self._enable()
 

@@ -101,6 +101,6 @@ def saved_int(prefs: QSettings, key: str, default: int) -> int:
     """An integer preference (QSettings gives strings back from INI files)."""
     value = prefs.value(key, default)
     try:
-        return int(value)
+        return int(str(value))
     except (TypeError, ValueError):
         return default

@@ -12,6 +12,7 @@ import asyncio
 import datetime
 import time
 from collections import deque
+from typing import Literal
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import (
@@ -82,11 +83,11 @@ class SearchBar(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         for widget in (self.field, self.previous, self.next, self.result, close):
             row.addWidget(widget)
-        self.field.returnPressed.connect(lambda: self.find(backward=False))
-        self.next.clicked.connect(lambda: self.find(backward=False))
-        self.previous.clicked.connect(lambda: self.find(backward=True))
+        self.field.returnPressed.connect(lambda: self.find_match(backward=False))
+        self.next.clicked.connect(lambda: self.find_match(backward=False))
+        self.previous.clicked.connect(lambda: self.find_match(backward=True))
         close.clicked.connect(self.close_bar)
-        QShortcut(QKeySequence("Shift+Return"), self.field, lambda: self.find(backward=True))
+        QShortcut(QKeySequence("Shift+Return"), self.field, lambda: self.find_match(backward=True))
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.close_bar)
         self.hide()
 
@@ -99,7 +100,7 @@ class SearchBar(QWidget):
         self.hide()
         self.text.setFocus()
 
-    def find(self, backward: bool = False) -> bool:
+    def find_match(self, backward: bool = False) -> bool:
         """Select the next (or previous) match, wrapping round; whether there is one."""
         pattern = self.field.text()
         if not pattern:
@@ -151,7 +152,7 @@ class OutputView(QWidget):
         layout.addWidget(self.text, 1)
         find = QShortcut(QKeySequence.StandardKey.Find, self, self.search.open_bar)
         find.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        self.follow.toggled.connect(lambda on: on and self.scroll_to_end())
+        self.follow.toggled.connect(self._follow_toggled)
         self.text.verticalScrollBar().valueChanged.connect(self._scrolled)
         self.whole.clicked.connect(lambda: self._restart("all"))
         self.runner: Json | None = None
@@ -166,7 +167,7 @@ class OutputView(QWidget):
         self._stamp_format.setForeground(QColor("#808080"))
         self._moving = False  # the view scrolls itself: not the user turning Follow off
         self._where: tuple[int, str] | None = None  # (offset, file id) read up to
-        self._tail: int | str = FIRST_LINES  # what the first request asks for
+        self._tail: int | Literal["all"] = FIRST_LINES  # what the first request asks for
 
     # --- which runner ----------------------------------------------------------------------
     def show_runner(self, runner: Json | None) -> None:
@@ -177,7 +178,7 @@ class OutputView(QWidget):
             return
         self._restart(FIRST_LINES)
 
-    def _restart(self, tail: int | str) -> None:
+    def _restart(self, tail: int | Literal["all"]) -> None:
         self._stop()
         self.text.clear()
         self._pending.clear()
@@ -288,6 +289,10 @@ class OutputView(QWidget):
         return fmt
 
     # --- following ---------------------------------------------------------------------------
+    def _follow_toggled(self, on: bool) -> None:
+        if on:
+            self.scroll_to_end()
+
     def scroll_to_end(self) -> None:
         bar = self.text.verticalScrollBar()
         self._moving = True

@@ -3,7 +3,7 @@ exit status), what to do with the selected ones, and the selected one's pane bes
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelectionModel, Qt, QUrl, Signal
+from PySide6.QtCore import QItemSelectionModel, QSortFilterProxyModel, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
@@ -73,8 +73,8 @@ class RunnersTab(QWidget):
         self.view.selectionModel().selectionChanged.connect(self._selected)
         self.filter.currentIndexChanged.connect(self._filtered)
         self.view.doubleClicked.connect(lambda _index: self.open_selected())
-        for key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
-            opens = QShortcut(QKeySequence(key), self.view, self.open_selected)
+        for enter in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            opens = QShortcut(QKeySequence(enter), self.view, self.open_selected)
             opens.setContext(Qt.ShortcutContext.WidgetShortcut)
         stops = QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.view, self.ask_stop)
         stops.setContext(Qt.ShortcutContext.WidgetShortcut)
@@ -140,7 +140,9 @@ class RunnersTab(QWidget):
         row = self.model.row_of(runner_id)
         if row is None:
             return False
-        index = self.view.model().mapFromSource(self.model.index(row, 0))
+        proxy = self.view.model()
+        assert isinstance(proxy, QSortFilterProxyModel)  # table_view's: see sorted_proxy
+        index = proxy.mapFromSource(self.model.index(row, 0))
         self.view.selectionModel().select(
             index,
             QItemSelectionModel.SelectionFlag.ClearAndSelect
@@ -199,7 +201,12 @@ class RunnersTab(QWidget):
         box.addButton(QMessageBox.StandardButton.Cancel)
         box.setDefaultButton(stop)
         ids = [r["id"] for r in chosen]
-        box.buttonClicked.connect(lambda button: button is stop and self._stop(ids))
+
+        def clicked(button: object) -> None:
+            if button is stop:
+                self._stop(ids)
+
+        box.buttonClicked.connect(clicked)
         self.confirm = box
         box.open()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSortFilterProxyModel, Qt
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -75,5 +75,6 @@ def fit(view: QTableView, model: KeyedTableModel, stretch: int) -> None:
 def selected_rows(view: QTableView, model: KeyedTableModel) -> list[Json]:
     """The selected rows' JSON, in the view's order."""
     proxy = view.model()
+    assert isinstance(proxy, QSortFilterProxyModel)  # table_view's: see sorted_proxy
     rows = sorted(view.selectionModel().selectedRows(), key=lambda index: index.row())
     return [model.row_at(proxy.mapToSource(index).row()) for index in rows]

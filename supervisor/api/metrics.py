@@ -80,7 +80,7 @@ class Metrics:
             from prometheus_client import CollectorRegistry, Histogram
 
             self._registry = CollectorRegistry(auto_describe=False)
-            self._registry.register(_StateCollector(self.started_at))  # type: ignore[arg-type]
+            self._registry.register(_StateCollector(self.started_at))
             self._heartbeat_latency = Histogram(
                 "stratavore_heartbeat_latency_seconds",
                 "Time to accept one heartbeat.",

@@ -99,7 +99,7 @@ def describe(url: str) -> str:
     host = params.get("host") or params.get("hostaddr") or "localhost"
     port = params.get("port") or "5432"
     user = params.get("user")
-    return f"{user + '@' if user else ''}{host}:{port}/{params.get('dbname')}"
+    return f"{f'{user}@' if user else ''}{host}:{port}/{params.get('dbname')}"
 
 
 def _first_line(exc: BaseException) -> str:

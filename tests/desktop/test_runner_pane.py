@@ -79,7 +79,7 @@ def test_the_pane_shows_a_runners_coloured_output_as_it_prints_it(
         qtbot.keyClick(output.search.field, Qt.Key.Key_Return)
         assert output.text.textCursor().selectedText() == "plain 2"
         output.search.field.setText("no such text")
-        assert not output.search.find() and output.search.result.text() == "not found"
+        assert not output.search.find_match() and output.search.result.text() == "not found"
         qtbot.keyClick(output.search.field, Qt.Key.Key_Escape)
         assert not output.search.isVisible()
 

@@ -124,7 +124,7 @@ class Worktrees:
 def _file(change: worktrees.FileChange) -> sc.FileChange:
     return sc.FileChange(
         path=change.path,
-        status=change.status,  # type: ignore[arg-type]  (git's letters: A, M, D, T)
+        status=change.status,  # type: ignore[arg-type]  # git's letters: A, M, D, T
         added=change.added,
         deleted=change.deleted,
     )
