@@ -180,8 +180,13 @@ class Shell:
             self.settings = SettingsDialog(self.bridge)
             if self.tray is not None:
                 self.settings.theme_changed.connect(lambda _theme: self.tray.update_icon(True))
+            self.settings.theme_changed.connect(self._theme_chosen)
         self.settings.show()
         self.settings.raise_()
+
+    def _theme_chosen(self, _theme: str) -> None:
+        if self.dashboard is not None:
+            self.dashboard.follow_theme()
 
     def open_subject(self, subject: dict) -> None:
         """A notification was clicked: the runner or budget it is about."""
