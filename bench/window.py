@@ -18,6 +18,9 @@ up), then:
   API. A 5 ms QTimer measures the GUI loop: the longest gap between two ticks minus 5 ms is
   the longest stall (p99 too). Reference in the same run: the same window and runners with
   the pane on an idle runner (what the snapshot's refreshes of 1,000 runners cost alone).
+  The garbage collector's full passes meanwhile are counted and timed. As in the app,
+  :func:`desktop.heap.settle` freezes what start-up and the window made (``--no-settle``:
+  not, for the comparison).
 
 Targets (issue 20): open <= 300 ms once the tray is up; longest stall <= 50 ms at 10,000
 lines/s. Run: ``.venv/bin/python bench/window.py``; writes ``bench/results/window.json``.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import statistics
 import sys
@@ -68,6 +72,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--lines-per-s", type=int, default=10_000, help="the printer's rate")
     p.add_argument("--seconds", type=int, default=10, help="how long it prints")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--no-settle",
+        action="store_true",
+        help="leave the garbage collector as it was before desktop.heap.settle",
+    )
     return p.parse_args()
 
 
@@ -82,10 +91,20 @@ class Ticks:
         from PySide6.QtCore import QTimer
 
         self.gaps: list[float] = []
+        self.collections: list[float] = []  # the garbage collector's full passes meanwhile
         self._last = 0.0
+        self._collecting = 0.0
         self.timer = QTimer()
         self.timer.setInterval(TICK_MS)
         self.timer.timeout.connect(self._tick)
+
+    def _collected(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._collecting = time.perf_counter()
+        elif self._collecting:
+            self.collections.append(time.perf_counter() - self._collecting)
 
     def _tick(self) -> None:
         now = time.perf_counter()
@@ -94,17 +113,21 @@ class Ticks:
         self._last = now
 
     def start(self) -> None:
-        self.gaps, self._last = [], 0.0
+        self.gaps, self.collections, self._last = [], [], 0.0
+        gc.callbacks.append(self._collected)
         self.timer.start()
 
     def stop(self) -> dict[str, float]:
         self.timer.stop()
+        gc.callbacks.remove(self._collected)
         stalls = sorted(max(0.0, g * 1000 - TICK_MS) for g in self.gaps)
         return {
             "ticks": len(stalls),
             "max_ms": round(stalls[-1], 1),
             "p99_ms": round(stalls[int(len(stalls) * 0.99)], 1),
             "over_50ms": sum(1 for s in stalls if s > STALL_TARGET_MS),
+            "full_gcs": len(self.collections),
+            "longest_gc_ms": round(max(self.collections, default=0.0) * 1000, 1),
         }
 
 
@@ -162,15 +185,20 @@ def bare_open(repeat: int) -> dict[str, float]:
     return {"median_ms": _ms(statistics.median(times)), "max_ms": _ms(max(times))}
 
 
-async def stall(bridge: Any, runner_id: int, seconds: float, printing: bool) -> dict[str, Any]:
+async def stall(
+    bridge: Any, runner_id: int, seconds: float, printing: bool, settle: bool
+) -> dict[str, Any]:
     """The GUI loop's longest stall over ``seconds`` with the pane on ``runner_id``."""
     from PySide6.QtCore import QSettings
 
+    from desktop import heap
     from desktop.dashboard import Dashboard
 
     folder = tempfile.mkdtemp(prefix="stratavore-bench-prefs-")
     prefs = QSettings(str(Path(folder) / "prefs.ini"), QSettings.Format.IniFormat)
     window = Dashboard(bridge, prefs)
+    if settle:
+        heap.settle()  # as the tray app does once its window is built (Shell.show_dashboard)
     window.resize(1400, 900)
     window.show()
     window.show_runner(runner_id)
@@ -204,20 +232,25 @@ async def measure(daemon: Daemon, args: argparse.Namespace) -> dict[str, Any]:
     try:
         await bridge.refresh()
         say(f"the tray's snapshot: {len(bridge.snapshot.runners)} active runners")
+        if not args.no_settle:
+            from desktop import heap
+
+            heap.settle()  # as the tray app does once it has started (Shell.run)
         results: dict[str, Any] = {}
         for page, name in ((0, "overview"), (1, "runners")):
             say(f"opening the window on {name}, {args.repeat} times")
             results[f"open_{name}"] = await open_times(bridge, page, args.repeat)
         idle = bridge.snapshot.runners[0]["id"]
         say(f"stall with the pane on an idle runner, {args.seconds} s")
-        results["stall_idle"] = await stall(bridge, idle, args.seconds, printing=False)
+        settle = not args.no_settle
+        results["stall_idle"] = await stall(bridge, idle, args.seconds, False, settle)
         printer = PRINTER.format(rate=args.lines_per_s, seconds=args.seconds + 5)
         runner = daemon.post("/api/v1/runners", {
             "project": "demo", "command": [sys.executable, "-c", printer],
         })["id"]  # fmt: skip
         await bridge.refresh()
         say(f"stall with the pane on a runner printing {args.lines_per_s:,} lines/s")
-        results["stall_printing"] = await stall(bridge, runner, args.seconds, printing=True)
+        results["stall_printing"] = await stall(bridge, runner, args.seconds, True, settle)
         return results
     finally:
         await bridge.close()
@@ -240,13 +273,14 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
     idle, busy = results["stall_idle"], results["stall_printing"]
     stalls = Table(
         f"Longest GUI stall over {args.seconds} s (ms; 5 ms timer)",
-        ["pane on", "longest", "p99", "stalls > 50 ms", "lines shown/s", "target"],
+        ["pane on", "longest", "p99", "stalls > 50 ms", "full GCs (longest ms)",
+         "lines shown/s", "target"],
         [
             ["an idle runner (reference)", idle["max_ms"], idle["p99_ms"], idle["over_50ms"],
-             idle["lines_shown_per_s"], "-"],
+             f"{idle['full_gcs']} ({idle['longest_gc_ms']})", idle["lines_shown_per_s"], "-"],
             [f"a runner printing {args.lines_per_s:,} lines/s", busy["max_ms"], busy["p99_ms"],
-             busy["over_50ms"], busy["lines_shown_per_s"],
-             verdict(busy["max_ms"], STALL_TARGET_MS)],
+             busy["over_50ms"], f"{busy['full_gcs']} ({busy['longest_gc_ms']})",
+             busy["lines_shown_per_s"], verdict(busy["max_ms"], STALL_TARGET_MS)],
         ],
     )  # fmt: skip
     return opening.render() + "\n\n" + stalls.render()

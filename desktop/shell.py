@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QMessageBox
 
+from desktop import heap
 from desktop.bridge import RETRY_S, Bridge, BridgeError, spawn
 from desktop.instance import SingleInstance
 from desktop.notifications import Notifier
@@ -88,6 +89,7 @@ class Shell:
         from desktop.welcome import show_if_first_run
 
         self.welcome = await show_if_first_run(bridge, self.root)
+        heap.settle()  # what start-up made lives as long as the app
         await self._done.wait()
         await self.shutdown()
         return 0
@@ -163,6 +165,7 @@ class Shell:
         assert self.bridge is not None
         if self.dashboard is None:
             self.dashboard = Dashboard(self.bridge)
+            heap.settle()  # the window lives as long as the app: hidden, never deleted
         self.dashboard.show()
         self.dashboard.raise_()
         self.dashboard.activateWindow()
@@ -180,8 +183,13 @@ class Shell:
             self.settings = SettingsDialog(self.bridge)
             if self.tray is not None:
                 self.settings.theme_changed.connect(lambda _theme: self.tray.update_icon(True))
+            self.settings.theme_changed.connect(self._theme_chosen)
         self.settings.show()
         self.settings.raise_()
+
+    def _theme_chosen(self, _theme: str) -> None:
+        if self.dashboard is not None:
+            self.dashboard.follow_theme()
 
     def open_subject(self, subject: dict) -> None:
         """A notification was clicked: the runner or budget it is about."""

@@ -8,10 +8,9 @@ The git work is the supervisor's (``GET /runners/{id}/diff``, ``POST .../merge``
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QUrl
+from PySide6.QtCore import QEvent, QSettings, Qt
 from PySide6.QtGui import (
     QColor,
-    QDesktopServices,
     QFont,
     QFontDatabase,
     QPalette,
@@ -34,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.bridge import Bridge, BridgeError, Json, spawn
+from desktop.editor import OpenButton
 from desktop.highlight import (
     MAX_HIGHLIGHTED,
     FileDiff,
@@ -82,12 +82,19 @@ class DiffView(QPlainTextEdit):
         self.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.setAccessibleName("The selected file's changes")
         self._formats: dict[tuple[str, bool], QTextCharFormat] = {}
+        self._shown: FileDiff | None = None
 
     @property
     def dark(self) -> bool:
         return self.palette().color(QPalette.ColorRole.Base).lightness() < 128
 
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and self._shown is not None:
+            self.show_file(self._shown)  # the colours are chosen for a light or dark background
+
     def show_file(self, diff: FileDiff | None) -> None:
+        self._shown = diff
         self.clear()
         if diff is None:
             return
@@ -137,9 +144,9 @@ class DiffView(QPlainTextEdit):
 
 
 class ChangesView(QWidget):
-    """A runner's worktree: what changed, and Merge, Open folder, Discard."""
+    """A runner's worktree: what changed; Merge, Open (editor or file manager), Discard."""
 
-    def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
+    def __init__(self, bridge: Bridge, prefs: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.bridge = bridge
         self.runner: Json | None = None
@@ -150,8 +157,7 @@ class ChangesView(QWidget):
         self.note = QLabel()
         self.note.setWordWrap(True)
         self.merge_button = QPushButton("Merge")
-        self.open_button = QPushButton("Open folder")
-        self.open_button.setAccessibleName("Open the worktree's folder")
+        self.open_button = OpenButton(prefs, "the worktree")
         self.discard_button = QPushButton("Discard…")
         self.discard_button.setAccessibleName("Discard the worktree and its branch")
         self.refresh_button = QPushButton("Refresh")
@@ -184,7 +190,7 @@ class ChangesView(QWidget):
         layout.addWidget(split, 1)
         self.list.currentItemChanged.connect(self._file_chosen)
         self.merge_button.clicked.connect(lambda: spawn(self.merge()))
-        self.open_button.clicked.connect(self.open_folder)
+        self.open_button.failed.connect(lambda why: self._say(why, failure=True))
         self.discard_button.clicked.connect(self.ask_discard)
         self.refresh_button.clicked.connect(lambda: spawn(self.fetch()))
 
@@ -219,6 +225,7 @@ class ChangesView(QWidget):
         self.discard_button.setEnabled(changes is not None and not active)
         self.discard_button.setToolTip("Stop the runner first." if active else "")
         self.open_button.setEnabled(changes is not None)
+        self.open_button.folder = changes["path"] if changes is not None else ""
 
     def _say(self, text: str, failure: bool = False) -> None:
         self.note.setText(text)
@@ -286,10 +293,6 @@ class ChangesView(QWidget):
             self._say(merged["message"])
         await self.fetch()
         await self.bridge.refresh_soon()
-
-    def open_folder(self) -> None:
-        if self.changes is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(self.changes["path"]))
 
     def ask_discard(self) -> None:
         """Discard, once the user confirms: the worktree and its branch are deleted."""

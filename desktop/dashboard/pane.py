@@ -7,14 +7,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
     QListWidget,
-    QPushButton,
     QStackedWidget,
     QTabWidget,
     QVBoxLayout,
@@ -26,8 +24,9 @@ from desktop.dashboard.changes import ChangesView
 from desktop.dashboard.looks import bold
 from desktop.dashboard.output import OutputView
 from desktop.dashboard.overview import DOT
+from desktop.editor import OpenButton
 from desktop.icons import state_dot
-from desktop.models import local_time, look
+from desktop.models import FAILURE, local_time, look
 from desktop.tray import activity, human_tokens
 
 HISTORY_EVENTS = 2000  # the newest events searched for the runner's history
@@ -53,7 +52,7 @@ def history_line(event: Json) -> str:
 class Details(QWidget):
     """What the runner is, its session's use, and its history."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, prefs: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.fields: dict[str, QLabel] = {}
         form = QFormLayout()
@@ -64,22 +63,22 @@ class Details(QWidget):
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.fields[name] = label
             form.addRow(f"{name}:", label)
-        self.open_folder = QPushButton("Open folder")
-        self.open_folder.setAccessibleName("Open the runner's folder")
+        self.editor = OpenButton(prefs, "the runner's folder")
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet(f"color: {FAILURE}")
+        self.editor.failed.connect(self.note.setText)
         self.history = QListWidget()
         self.history.setAccessibleName("History: the events about this runner")
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         row = QHBoxLayout()
-        row.addWidget(self.open_folder)
+        row.addWidget(self.editor)
         row.addStretch(1)
         layout.addLayout(row)
+        layout.addWidget(self.note)
         layout.addWidget(QLabel("History:"))
         layout.addWidget(self.history, 1)
-        self.folder = ""
-        self.open_folder.clicked.connect(
-            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(self.folder))
-        )
 
     def show_runner(self, runner: Json) -> None:
         values = {
@@ -94,8 +93,9 @@ class Details(QWidget):
         }
         for name, value in values.items():
             self.fields[name].setText(value)
-        self.folder = runner["cwd"]
-        self.open_folder.setEnabled(Path(runner["cwd"]).is_dir())
+        self.editor.folder = runner["cwd"]
+        self.editor.setEnabled(Path(runner["cwd"]).is_dir())
+        self.note.clear()
 
     def show_use(self, runner: Json, session: Json | None) -> None:
         if session is not None:
@@ -120,7 +120,7 @@ class RunnerPane(QWidget):
     """The selected runner: a header, then Output and Details tabs; a sentence when none is
     selected."""
 
-    def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
+    def __init__(self, bridge: Bridge, prefs: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.bridge = bridge
         self.runner: Json | None = None
@@ -128,11 +128,11 @@ class RunnerPane(QWidget):
         self.title = QLabel()
         bold(self.title)
         self.output = OutputView(bridge)
-        self.details = Details()
+        self.details = Details(prefs)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.output, "Output")
         self.tabs.addTab(self.details, "Details")
-        self.changes = ChangesView(bridge)
+        self.changes = ChangesView(bridge, prefs)
         self.tabs.addTab(self.changes, "Changes")
         self.tabs.setTabVisible(2, False)
         self.tabs.setAccessibleName("The selected runner")

@@ -3,7 +3,14 @@ exit status), what to do with the selected ones, and the selected one's pane bes
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelectionModel, QSortFilterProxyModel, Qt, QUrl, Signal
+from PySide6.QtCore import (
+    QItemSelectionModel,
+    QSettings,
+    QSortFilterProxyModel,
+    Qt,
+    QUrl,
+    Signal,
+)
 from PySide6.QtGui import QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
@@ -33,7 +40,7 @@ class RunnersTab(QWidget):
 
     wants_fetch = Signal()
 
-    def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
+    def __init__(self, bridge: Bridge, prefs: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.bridge = bridge
         self.model = RunnersModel(self)
@@ -52,7 +59,7 @@ class RunnersTab(QWidget):
         for widget in (self.filter, self.stop_button, self.restart_button, self.log_button):
             buttons.addWidget(widget)
         buttons.addStretch(1)
-        self.pane = RunnerPane(bridge)
+        self.pane = RunnerPane(bridge, prefs)
         self.split = QSplitter(Qt.Orientation.Horizontal)
         listing = QWidget()
         left = QVBoxLayout(listing)

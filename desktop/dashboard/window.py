@@ -64,7 +64,7 @@ class Dashboard(QMainWindow):
         self.setWindowTitle("Stratavore")
         self.setAccessibleName("Stratavore")
         self.overview = OverviewPage(bridge, self.prefs)
-        self.runners = RunnersTab(bridge)
+        self.runners = RunnersTab(bridge, self.prefs)
         self.sessions = SessionsTab(bridge)
         self.projects = ProjectsModel(self)
         self.projects_view = table_view(self.projects, 0, Qt.SortOrder.AscendingOrder)
@@ -219,9 +219,13 @@ class Dashboard(QMainWindow):
         self.fetch_failed.emit(text)
 
     # --- visibility ----------------------------------------------------------------------------
+    def follow_theme(self) -> None:
+        """Take the palette chosen in Settings now (it is also read each time the window shows)."""
+        apply_theme(self, self.prefs)
+
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        apply_theme(self, self.prefs)
+        self.follow_theme()
         if not self.timer.isActive():
             self.bridge.watchers += 1  # live CPU, memory, uptime: a full refresh each tick
         self.timer.start()

@@ -1,18 +1,20 @@
-"""The General page: this app's own preferences (start at login, the icon theme)."""
+"""The General page: this app's own preferences (start at login, the theme, the code editor)."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QSettings, Signal
-from PySide6.QtWidgets import QCheckBox, QFormLayout, QLabel, QWidget
+from PySide6.QtWidgets import QCheckBox, QFormLayout, QLabel, QLineEdit, QWidget
 
 from desktop import autostart
 from desktop.bridge import Bridge
+from desktop.editor import EDITOR_KEY, check_editor, found_editor
 from desktop.settings.page import Page, choose, combo_box
 from desktop.settings.prefs import THEME_KEY, THEMES, theme
 
 
 class GeneralPage(Page):
-    """This app's own preferences: start at login, and the theme its icon follows."""
+    """This app's own preferences: start at login, the light or dark theme of its icon and
+    windows, and the code editor that opens a runner's folder."""
 
     theme_changed = Signal(str)
 
@@ -32,11 +34,15 @@ class GeneralPage(Page):
         self.theme.currentIndexChanged.connect(self._theme_chosen)
         form = QFormLayout(self.body)
         form.addRow(self.at_login)
-        form.addRow("Icon theme", self.theme)
-        note = QLabel("The tray icon is drawn for a light or a dark panel; the windows follow "
-                      "the system's theme.")  # fmt: skip
+        self.editor = QLineEdit()
+        self.editor.setAccessibleName("The command that opens a folder in your code editor")
+        self.editor.editingFinished.connect(self._editor_chosen)
+        form.addRow("Theme", self.theme)
+        note = QLabel("The tray icon is drawn for a light or a dark panel, and the windows take "
+                      "the same look; \"Follow the system\" uses the desktop's own.")  # fmt: skip
         note.setWordWrap(True)
         form.addRow(note)
+        form.addRow("Code editor", self.editor)
 
     def load(self) -> None:
         self.at_login.blockSignals(True)
@@ -45,6 +51,10 @@ class GeneralPage(Page):
         self.theme.blockSignals(True)
         choose(self.theme, theme(self.prefs))
         self.theme.blockSignals(False)
+        self.editor.setText(str(self.prefs.value(EDITOR_KEY, "") or ""))
+        found = found_editor()
+        hint = f"{found} (found on PATH)" if found else "none found on PATH: code, zed, subl…"
+        self.editor.setPlaceholderText(hint)
 
     def _login_toggled(self, on: bool) -> None:
         try:
@@ -64,3 +74,16 @@ class GeneralPage(Page):
         self.prefs.setValue(THEME_KEY, value)
         self.prefs.sync()
         self.theme_changed.emit(value)
+
+    def _editor_chosen(self) -> None:
+        text = self.editor.text().strip()
+        if text == str(self.prefs.value(EDITOR_KEY, "") or ""):
+            return
+        if text and (why := check_editor(text)) is not None:
+            self.say(why, error=True)
+            return
+        self.prefs.setValue(EDITOR_KEY, text)
+        self.prefs.sync()
+        self.say(
+            f"Folders open in {text}." if text else "Folders open in the editor found on PATH."
+        )

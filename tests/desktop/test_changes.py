@@ -78,6 +78,8 @@ def test_the_changes_tab_shows_merges_and_discards_a_worktree(
         assert cursor.charFormat().foreground().color().name() == keyword
         view.list.setCurrentItem(files[1])
         assert block_of(view.diff, "+# notes")
+        assert view.open_button.isEnabled()
+        assert view.open_button.folder == runner["worktree"]
 
         assert view.merge_button.text() == "Merge into main"
         assert not view.discard_button.isEnabled()  # it runs

@@ -8,6 +8,7 @@ spawned actions and the Qt events all proceed while it awaits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import os
 import signal
@@ -216,23 +217,30 @@ class UrlRecorder(QObject):
         self.opened.append(url.toLocalFile())
 
 
+@contextlib.contextmanager
+def opened_urls() -> Iterator[list[str]]:
+    """The files the app asks the desktop to open meanwhile (instead of opening them)."""
+    recorder = UrlRecorder()
+    QDesktopServices.setUrlHandler("file", recorder, "open")
+    try:
+        yield recorder.opened
+    finally:
+        QDesktopServices.unsetUrlHandler("file")
+
+
 def test_open_log_opens_the_selected_runners_log(daemon, project_dir, qloop, bridge, dashboard):
     daemon.project("demo", project_dir)
     runner = daemon.launch("demo", SLEEP)["id"]
     log_path = daemon.wait_state(runner, "running")["log_path"]
-    recorder = UrlRecorder()
-    QDesktopServices.setUrlHandler("file", recorder, "open")
-    try:
 
-        async def scenario() -> None:
-            await bridge.refresh()
-            dashboard.show_runner(runner)
-            dashboard.runners.log_button.click()
+    async def scenario() -> None:
+        await bridge.refresh()
+        dashboard.show_runner(runner)
+        dashboard.runners.log_button.click()
 
+    with opened_urls() as opened:
         run(qloop, scenario())
-    finally:
-        QDesktopServices.unsetUrlHandler("file")
-    assert recorder.opened == [log_path]
+    assert opened == [log_path]
 
 
 def test_an_unresponsive_runner_is_flagged_in_its_state(daemon, project_dir, qloop, bridge):

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QPushButton
 
 from desktop import autostart
 from desktop.bridge import Bridge
+from desktop.editor import EDITOR_KEY
 from desktop.settings import THEME_KEY, SettingsDialog, theme
 from supervisor.core import paths
 from tests.conftest import REPO, Daemon
@@ -373,3 +374,29 @@ def test_start_at_login_and_theme(loop, daemon, qtbot, tmp_path):
     run(loop, scenario())
     reread = QSettings(str(tmp_path / "prefs.ini"), QSettings.Format.IniFormat)
     assert theme(reread) == "dark"
+
+
+def test_the_code_editor_is_checked_before_it_is_kept(loop, daemon, qtbot, tmp_path):
+    editor = tmp_path / "my-editor"
+    editor.write_text("#!/bin/sh\n")
+    editor.chmod(0o755)
+
+    async def scenario() -> None:
+        async with opened(daemon, qtbot, tmp_path) as dialog:
+            page = dialog.general
+            page.editor.setText("no-such-editor-anywhere --new-window")
+            page.editor.editingFinished.emit()
+            assert page.status.text() == (
+                "'no-such-editor-anywhere' is not a program on PATH: give the editor's full "
+                "path or the name of its command-line launcher (for VS Code, 'code')."
+            )
+            assert page.prefs.value(EDITOR_KEY) is None
+            page.editor.setText('"unclosed')
+            page.editor.editingFinished.emit()
+            assert page.status.text().startswith("The editor command cannot be read (")
+            page.editor.setText(f"{editor} --new-window")
+            page.editor.editingFinished.emit()
+            assert page.status.text() == f"Folders open in {editor} --new-window."
+            assert page.prefs.value(EDITOR_KEY) == f"{editor} --new-window"
+
+    run(loop, scenario())

@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.dashboard import Dashboard
+from desktop.dashboard.changes import BACKGROUNDS
+from desktop.highlight import split_files
 from desktop.icons import TrayState
 from desktop.settings.prefs import THEME_KEY
 from tests.conftest import SLEEP
@@ -175,3 +177,26 @@ def test_the_palette_follows_the_choice_in_settings(daemon, qloop, bridge, prefs
     prefs.setValue(THEME_KEY, "light")
     window.show()
     assert window.palette().color(QPalette.ColorRole.Window).lightness() > 200
+
+
+def test_a_theme_chosen_in_settings_applies_at_once_diff_colours_included(
+    daemon, qloop, bridge, prefs, qtbot
+):
+    prefs.setValue(THEME_KEY, "dark")
+    window = Dashboard(bridge, prefs)
+    qtbot.addWidget(window)
+    window.show()
+    view = window.runners.pane.changes.diff
+    view.show_file(split_files("diff --git a/a.py b/a.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n")[0])
+    added = next(b for b in blocks(view) if b.text() == "+x = 2")
+    assert added.blockFormat().background().color().name() == BACKGROUNDS["add"][1]
+    prefs.setValue(THEME_KEY, "light")
+    window.follow_theme()  # what the Settings dialog's theme_changed triggers, while shown
+    assert window.palette().color(QPalette.ColorRole.Window).lightness() > 200
+    added = next(b for b in blocks(view) if b.text() == "+x = 2")
+    assert added.blockFormat().background().color().name() == BACKGROUNDS["add"][0]
+
+
+def blocks(view: QPlainTextEdit) -> list:
+    document = view.document()
+    return [document.findBlockByNumber(n) for n in range(document.blockCount())]
