@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
 
 from desktop.ansi import BASIC
-from desktop.dashboard.output import FIRST_LINES, local_stamp
+from desktop.dashboard.output import FIRST_LINES, OutputView, local_stamp
 from tests.conftest import SLEEP
 from tests.desktop import test_dashboard as base
 from tests.desktop.test_dashboard import cell, run, shown_ids, until
@@ -194,3 +194,16 @@ def test_the_first_page_of_a_long_log_is_its_tail_and_whole_log_loads_the_rest(
         assert output.lines()[0].endswith(" line 0")
 
     run(qloop, scenario())
+
+
+def test_a_long_output_loses_its_oldest_lines_in_cuts_past_its_limit(qapp):
+    view = OutputView(None)  # fed directly: no runner, no supervisor
+    view.max_lines, view.trim_lines = 1000, 100
+    view.feed("".join(f"line {n}\n" for n in range(1099)))
+    while view.draw_slice():
+        pass
+    assert len(view.lines()) == 1099  # under the limit by less than a cut: kept
+    view.feed("line 1099\n")
+    view.draw_slice()
+    lines = view.lines()
+    assert (len(lines), lines[0], lines[-1]) == (1000, "line 100", "line 1099")
