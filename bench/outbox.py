@@ -448,7 +448,7 @@ STAGES = [
     (("aiohttp/http_writer", ""), "HTTP: the aiohttp client"),
     (("aiohttp/payload", ""), "HTTP: the aiohttp client"),
     (("asyncio/selector_events.py", ""), "HTTP: sockets (asyncio transports)"),
-    (("notify/channels.py", ""), "channels: payload, answer"),
+    (("notify/channels/", ""), "channels: payload, answer"),
     (("notify/outbox.py", "_sender"), "channels: payload, answer"),
     (("notify/outbox.py", "_record_answers"), "recording answers (UPDATE delivery)"),
     (("notify/outbox.py", "_fan_out"), "fan-out (SELECT event, INSERT delivery)"),
