@@ -19,7 +19,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import psutil
 from aiohttp import web
@@ -34,9 +34,10 @@ from supervisor.api.app import Api
 from supervisor.api.metrics import Metrics
 from supervisor.api.server import LoopbackSite
 from supervisor.core import events, paths, runtime
+from supervisor.core.datalock import DataDirLock
 from supervisor.core.errors import KnownError
 from supervisor.core.logfile import setup_logging
-from supervisor.core.ownprocess import raise_fd_limit, restrict_umask
+from supervisor.core.ownprocess import raise_fd_limit, release_free_memory, restrict_umask
 from supervisor.core.settings import Settings, read_saved
 from supervisor.notify.outbox import Dispatcher
 from supervisor.runners.manager import RunnerManager
@@ -45,7 +46,7 @@ from supervisor.storage import backups
 from supervisor.storage.db import SchemaTooNew, close_db, init_db
 from supervisor.storage.models import DB
 from supervisor.storage.writes import StorageError, Writes
-from supervisor.team import otel
+from supervisor.team import otel, wiring
 from supervisor.team.service import TeamService
 from supervisor.usage import budgets
 from supervisor.usage.service import UsageService
@@ -54,56 +55,8 @@ log = logging.getLogger("stratavore.daemon")
 ROLLOVER_GRACE = 1.0  # seconds after a period's end: its last bucket is complete
 
 
-class DataDirLock:
-    """One supervisor per data dir: an OS lock on ``supervisor.lock``, released on exit
-    (also when the process is killed, as the OS drops the lock)."""
-
-    def __init__(self, root: Path) -> None:
-        self.path = paths.lock_file(root)
-        self.handle: IO[str] | None = None
-
-    def acquire(self) -> None:
-        # held for the supervisor's lifetime
-        handle = open(self.path, "a+", opener=paths.private_opener)  # noqa: SIM115
-        try:
-            if sys.platform == "win32":
-                import msvcrt
-
-                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            info = runtime.read_runtime(self.path.parent)
-            where = f" (pid {info.pid}, {info.url})" if info else ""
-            raise KnownError(
-                f"A Stratavore supervisor is already running for {self.path.parent}{where}."
-            ) from None
-        self.handle = handle
-
-    def release(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
-
-
 class PortInUse(KnownError):
     """The API's port is taken by another program."""
-
-
-def release_free_memory() -> None:
-    """Give the C heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere
-    nothing): a start's transient work (reading the database through, the OpenAPI document,
-    the worker threads' arenas) leaves about 3 MB that an idle supervisor would keep."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # not in musl
-    if trim is not None:
-        trim(0)
 
 
 class Supervisor:
@@ -166,28 +119,10 @@ class Supervisor:
         manager.reconcile()  # paused runners get their resume jobs here
         dispatcher.start()  # what was not delivered before a crash goes out now
         self._start_scheduler(manager, usage)
-        await self._start_otel(started_at)
+        assert self.settings is not None
+        self.otel = await wiring.start_otel(self.settings.otel_endpoint or None, started_at)
         self._announce()
         release_free_memory()
-
-    async def _start_otel(self, started_at: float) -> None:
-        """Export the metrics over OTLP/HTTP when the otel_endpoint setting or the standard
-        OTEL_EXPORTER_OTLP_* variables ask for it (docs/team.md); without the ``otel``
-        extra, a warning says so and the supervisor runs on."""
-        assert self.settings is not None
-        endpoint = self.settings.otel_endpoint or None
-        if not otel.wanted(endpoint=endpoint):
-            return
-
-        def start() -> otel.OtelExport:  # reads (or makes) the machine id: off the loop
-            return otel.OtelExport(endpoint, started_at=started_at)
-
-        try:
-            self.otel = await asyncio.get_running_loop().run_in_executor(None, start)
-        except KnownError as exc:
-            log.warning("otel: not exported: %s", exc)
-            return
-        log.info("otel: exporting metrics to %s", endpoint or "the OTEL_EXPORTER_OTLP_* endpoint")
 
     async def _open_storage(self) -> None:
         """Tighten a loose data dir, refuse a damaged database, open (and migrate) it, and
@@ -214,9 +149,7 @@ class Supervisor:
         self.settings = Settings(**saved.values).with_overrides(**self.overrides)
         self._report_bad_settings(saved.problems)
 
-    def _assemble(
-        self, path: str
-    ) -> tuple[RunnerManager, UsageService, Dispatcher, TeamService]:
+    def _assemble(self, path: str) -> tuple[RunnerManager, UsageService, Dispatcher, TeamService]:
         """The runners, the usage service, the notification dispatcher and the team ledger's
         service, wired together."""
         assert self.settings is not None
@@ -367,25 +300,11 @@ class Supervisor:
             next_run_time=datetime.fromtimestamp(self._first_backup_at(time.time(), interval), UTC),
         )
         self._add_usage_jobs(usage)
-        self._add_team_job(manager)
-        self.scheduler.start()
-
-    def _add_team_job(self, manager: RunnerManager) -> None:
-        """The push to the team ledger, and its budgets applied, every team_push_interval
-        (nothing while in no team)."""
-        assert self.settings is not None and self.scheduler is not None
-        team = self.team
-        assert team is not None
-
-        async def team_push() -> None:
-            await team.push_round(self.writes, manager.stop)
-
-        self.scheduler.add_job(
-            team_push,
-            IntervalTrigger(seconds=self.settings.team_push_interval),
-            id="team_push",
-            next_run_time=datetime.now(UTC),
+        assert self.team is not None
+        wiring.add_push_job(
+            self.scheduler, self.team, self.settings.team_push_interval, self.writes, manager.stop
         )
+        self.scheduler.start()
 
     def _add_chores(self, manager: RunnerManager) -> None:
         """The runners' periodic chores: sweep, reap, heartbeat flush, log pump; the 1-second

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from supervisor.cli.output import UsageError
@@ -75,3 +75,19 @@ def finite(option: str) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def add_budget_options(p: argparse.ArgumentParser, scopes: str, periods: Sequence[str]) -> None:
+    """The arguments of ``budget`` (and ``team budget``): set/rm, SCOPE, --period, limits."""
+    p.add_argument("action", choices=("set", "rm"))
+    p.add_argument("scope", metavar="SCOPE", help=scopes)
+    p.add_argument("--period", required=True, choices=periods)
+    p.add_argument("--tokens", type=int, metavar="N", help="token limit")
+    p.add_argument("--usd", type=finite("--usd"), metavar="X", help="dollar limit")
+    p.add_argument("--warn", metavar="PCTS", help="warn at these percentages (default 75,90)")
+    p.add_argument(
+        "--action",
+        dest="budget_action",
+        choices=("warn", "block", "stop"),
+        help="at 100%%: warn, block new launches, or also stop running runners (default warn)",
+    )

@@ -6,11 +6,10 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from supervisor.api.client import NotRunning
-from supervisor.cli.args import Arguments, Command, add_json, finite
+from supervisor.cli.args import Arguments, Command, add_budget_options, add_json
 from supervisor.cli.database import open_ledger
 from supervisor.cli.output import (
     ExitStatus,
@@ -68,22 +67,6 @@ def cmd_budget(args: argparse.Namespace) -> int:
 def budget_arguments(p: argparse.ArgumentParser) -> None:
     add_budget_options(
         p, "global, project:NAME or agent:NAME", ("5h", "daily", "weekly", "monthly")
-    )
-
-
-def add_budget_options(p: argparse.ArgumentParser, scopes: str, periods: Sequence[str]) -> None:
-    """The arguments of ``budget`` (and ``team budget``): set/rm, SCOPE, --period, limits."""
-    p.add_argument("action", choices=("set", "rm"))
-    p.add_argument("scope", metavar="SCOPE", help=scopes)
-    p.add_argument("--period", required=True, choices=periods)
-    p.add_argument("--tokens", type=int, metavar="N", help="token limit")
-    p.add_argument("--usd", type=finite("--usd"), metavar="X", help="dollar limit")
-    p.add_argument("--warn", metavar="PCTS", help="warn at these percentages (default 75,90)")
-    p.add_argument(
-        "--action",
-        dest="budget_action",
-        choices=("warn", "block", "stop"),
-        help="at 100%%: warn, block new launches, or also stop running runners (default warn)",
     )
 
 

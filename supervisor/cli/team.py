@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from supervisor.cli.args import Arguments, Command, Parser, add_json
+from supervisor.cli.args import Arguments, Command, Parser, add_budget_options, add_json
 from supervisor.cli.database import open_ledger
 from supervisor.cli.main import Commands
 from supervisor.cli.output import ExitStatus, UsageError, print_json, render_table
@@ -216,8 +216,6 @@ def leave_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def budget_arguments(p: argparse.ArgumentParser) -> None:
-    from supervisor.cli.budgets import add_budget_options  # what `stratavore budget` takes
-
     add_budget_options(p, "team, team:project:NAME or member:NAME", ("daily", "weekly", "monthly"))
 
 
@@ -258,7 +256,7 @@ def cmd_team(args: argparse.Namespace) -> int:
 class Subcommands(Commands):
     """As the main parser's commands: a subcommand's arguments are added only once argparse
     has chosen it, so ``team --help`` imports nothing more (``team budget`` takes the
-    arguments of ``stratavore budget``, from its module)."""
+    arguments of ``stratavore budget``: ``args.add_budget_options``)."""
 
     def fill(self, name: str, p: argparse.ArgumentParser) -> None:
         SUBCOMMANDS[name][1](p)

@@ -2,10 +2,11 @@
 
 Events are the outbox (written in the transaction of the change they report). The dispatcher
 fans each new event out into one ``delivery`` row per matching channel, in one transaction
-with the cursor that says how far it got, then sends what is due as tasks on the loop (an
-aiohttp client session: non-blocking, keep-alive; what blocks, the keyring and the desktop
-subscriber, runs in a small thread pool per channel) and records the answers of a round in
-one transaction. A delivery is ``sent`` only
+with the cursor that says how far it got, then plans what is due (quiet hours, folding a
+storm, the rate limit) and hands it to the :class:`~supervisor.notify.sender.Sender` (tasks
+on the loop, one aiohttp client session), whose answers a round records in one transaction.
+This module is the planning half and the channels' admin; ``sender.py`` the sending half.
+A delivery is ``sent`` only
 once its channel acknowledged it: after a kill -9, everything unacknowledged is sent again at
 the next start, under the same idempotency key. Failures are retried with exponential
 backoff (1, 2, 4, … s, capped; a 429's Retry-After is honoured) and, after ``MAX_ATTEMPTS``
@@ -22,13 +23,10 @@ import dataclasses
 import logging
 import re
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import msgspec
 
 from supervisor.api.schemas import NAME_PATTERN
@@ -38,29 +36,19 @@ from supervisor.core.secrets import (
     KeyringUnavailable,
     channel_secret,
     delete_secret,
-    load_secret,
     store_secret,
 )
 from supervisor.notify import channels
-from supervisor.notify.channels import Message, Outcome, Result
+from supervisor.notify.channels import Message, Outcome
 from supervisor.notify.policy import ChannelPolicy, Pending, Verdict
+from supervisor.notify.sender import CHANNEL_QUEUE, LoadedChannel, Sender, Unit
 from supervisor.storage import queries
 from supervisor.storage.models import DB, Channel
 
 log = logging.getLogger("stratavore.notify")
 
-MAX_ATTEMPTS = 10
-BACKOFF_CAP = 300.0  # seconds between attempts, at most
-RETRY_AFTER_CAP = 3600.0  # a server asking for longer is asked again after an hour
 FANOUT_BATCH = 5000  # events fanned out per transaction
 SEND_BATCH = 5000  # due deliveries a folding channel looks at per round (plain tuples: cheap)
-CHANNEL_WORKERS = 4  # threads per channel for what blocks (keyring, desktop subscriber)
-CHANNEL_INFLIGHT = 16  # messages per channel on the wire at once (connections to it)
-# Messages per channel taken from the outbox at once: they go out as the wire frees, without
-# waiting for a round; the rest wait in the DB. Taken again once half of them are answered, so
-# a backlog is read a few hundred rows at a time, not once per answer.
-CHANNEL_QUEUE = 256
-RECORD_DELAY = 0.01  # seconds: answers are recorded together, at most this long after the first
 MESSAGE_CACHE = 4096  # events' messages kept (events never change; one per channel to send)
 IDLE_WAKE = 30.0  # seconds: a look at the outbox even when nothing pokes
 CURSOR = "notify.cursor"  # the last event id fanned out
@@ -70,45 +58,12 @@ KIND_POLICY = {channels.WEBHOOK: {"types": ["*"], "min_severity": "debug", "max_
                                   "window_s": 1, "settle_s": 0}}  # fmt: skip
 
 
-def backoff(attempts: int) -> float:
-    """Seconds before the next attempt after ``attempts`` failed ones: 1, 2, 4, … capped."""
-    return min(2.0 ** max(attempts - 1, 0), BACKOFF_CAP)
-
-
 def message_json(message: Message) -> dict[str, Any]:
     return dataclasses.asdict(message)
 
 
 def message_from_json(data: dict[str, Any]) -> Message:
     return Message(**{**data, "event_ids": tuple(data.get("event_ids") or ())})
-
-
-@dataclass
-class _Channel:
-    row: Channel
-    policy: ChannelPolicy
-    settings: dict[str, Any]  # what channels.send takes, with "kind"
-    wanted: dict[tuple[str, str], bool] = field(default_factory=dict)  # (type, severity)
-
-    def wants(self, message: Message) -> bool:
-        """Whether the channel's rules select the message (remembered per type and
-        severity: the rules are fixed for the life of this object)."""
-        key = (message.type, message.severity)
-        found = self.wanted.get(key)
-        if found is None:
-            found = self.wanted[key] = self.policy.wants(*key)
-        return found
-
-
-@dataclass
-class _Unit:
-    """One message on its way: a delivery, or a batch of them folded into a summary."""
-
-    channel: _Channel
-    ids: list[int]
-    message: Message
-    key: str  # idempotency key, the same on every attempt
-    attempts: int
 
 
 # --- channels (called by the API, the CLI through it, and the tray) -------------------------
@@ -210,23 +165,12 @@ class Dispatcher:
     ) -> None:
         self.clock = clock
         self.timeout = timeout
-        self._pools: dict[int, ThreadPoolExecutor] = {}  # one per channel, for what blocks
-        self._busy: dict[int, int] = defaultdict(int)  # channel -> messages taken, unanswered
-        self._rows: dict[int, int] = defaultdict(int)  # channel -> their deliveries
-        self._queues: dict[int, deque[_Unit]] = defaultdict(deque)  # channel -> not yet sent
-        self._senders: dict[int, int] = defaultdict(int)  # channel -> its sending tasks
-        self._record_timer: asyncio.TimerHandle | None = None
-        self._http: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[None]] = set()  # the senders, referenced until they end
+        self.sender = Sender(clock, timeout, self.poke)
         self._waker = events.Waker()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
-        self._channels: dict[int, _Channel] = {}
+        self._channels: dict[int, LoadedChannel] = {}
         self._signature: tuple[Any, ...] | None = None
-        self._secrets: dict[int, str | None] = {}
-        self._inflight: set[int] = set()
-        self._sent: dict[int, deque[float]] = defaultdict(lambda: deque(maxlen=1000))
-        self._done: deque[tuple[_Unit, Outcome, float]] = deque()  # answers not yet recorded
         self._cursor: int | None = None  # the last event fanned out
         self._messages: dict[int, Message] = {}  # event id -> message, the newest kept
 
@@ -243,35 +187,7 @@ class Dispatcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._record_timer is not None:
-            self._record_timer.cancel()
-        if self._http is not None:
-            await self._http.close()
-        for pool in self._pools.values():
-            pool.shutdown(wait=False, cancel_futures=True)
-
-    def _pool(self, channel_id: int) -> ThreadPoolExecutor:
-        pool = self._pools.get(channel_id)
-        if pool is None:
-            pool = self._pools[channel_id] = ThreadPoolExecutor(
-                CHANNEL_WORKERS, thread_name_prefix=f"notify-{channel_id}"
-            )
-        return pool
-
-    def _session(self) -> aiohttp.ClientSession:
-        """The one client session (made on the running loop when first needed): its
-        connections are kept alive between deliveries; cookies are not kept. (Proxies from
-        the environment are looked up once per host by :func:`channels.send`, not per request
-        in a thread as aiohttp's ``trust_env`` does.)"""
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0),  # bounded per channel: CHANNEL_INFLIGHT
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-        return self._http
+        await self.sender.close()
 
     def poke(self) -> None:
         """Something was written to the outbox (or came back from a channel): look soon. On
@@ -305,7 +221,7 @@ class Dispatcher:
     def round(self, now: float) -> float | None:
         """Record answers, fan out new events, send what is due; when to look again. On the
         loop: the sends are its tasks."""
-        self._record_answers()
+        self.sender.record_answers()
         self._load_channels()
         more = self._fan_out(now)
         next_due = self._dispatch(now)
@@ -324,8 +240,8 @@ class Dispatcher:
             except ApiError as exc:  # edited by hand into something invalid
                 log.warning("notify: channel %s skipped: %s", row.name, exc.message)
                 continue
-            self._channels[row.id] = _Channel(row, rules, {**row.config, "kind": row.kind})
-        self._secrets.clear()
+            self._channels[row.id] = LoadedChannel.of(row, rules)
+        self.sender.secrets.clear()
 
     # --- fan-out ---------------------------------------------------------------------------
     def _fan_out(self, now: float) -> bool:
@@ -366,19 +282,23 @@ class Dispatcher:
         singles: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
         batched: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
         for row in rows:
-            if row[0] in self._inflight or row[1] not in self._channels:
+            if row[0] in self.sender.inflight or row[1] not in self._channels:
                 continue
             (batched[row[2]] if row[2] else singles[row[1]]).append(row)
         wake: list[float] = []
         for batch_id, members in batched.items():  # folded before a crash: the same message
             channel = self._channels[members[0][1]]
             batch = queries.delivery_batch(batch_id)
-            if batch is not None and min(m[4] for m in members) <= now and self._room(channel) > 0:
+            if (
+                batch is not None
+                and min(m[4] for m in members) <= now
+                and self.sender.room(channel) > 0
+            ):
                 message = message_from_json(batch.message)
                 tries = max(m[3] for m in members)
                 ids = [m[0] for m in members]
-                self._submit(
-                    _Unit(channel, ids, message, f"stratavore-batch-{batch_id}", tries), now
+                self.sender.submit(
+                    Unit(channel, ids, message, f"stratavore-batch-{batch_id}", tries), now
                 )
         for channel_id, members in singles.items():
             channel = self._channels[channel_id]
@@ -401,16 +321,13 @@ class Dispatcher:
         all): read through the (state, next_attempt_at) index, so a backlog costs what is
         taken, not its length."""
         wanted = {
-            channel_id: SEND_BATCH if c.policy.max_messages < SEND_BATCH else self._room(c)
+            channel_id: SEND_BATCH if c.policy.max_messages < SEND_BATCH else self.sender.room(c)
             for channel_id, c in self._channels.items()
-            if self._room(c) >= CHANNEL_QUEUE // 2
+            if self.sender.room(c) >= CHANNEL_QUEUE // 2
         }
         return queries.due_deliveries(
-            until, list(wanted), sum(self._rows[c] + n for c, n in wanted.items())
+            until, list(wanted), sum(self.sender.rows[c] + n for c, n in wanted.items())
         )
-
-    def _room(self, channel: _Channel) -> int:
-        return CHANNEL_QUEUE - self._busy[channel.row.id]
 
     def _messages_of(self, event_ids: list[int]) -> dict[int, Message]:
         """The messages of these events: from the cache, the others read in one query."""
@@ -422,9 +339,11 @@ class Dispatcher:
                 del cache[next(iter(cache))]
         return {i: cache[i] for i in event_ids if i in cache}
 
-    def _plan(self, channel: _Channel, members: list[tuple[Any, ...]], now: float) -> list[float]:
+    def _plan(
+        self, channel: LoadedChannel, members: list[tuple[Any, ...]], now: float
+    ) -> list[float]:
         """Quiet hours and folding for one channel's due deliveries; when to look again."""
-        room = self._room(channel)
+        room = self.sender.room(channel)
         if room <= 0:
             return []  # an answer pokes the dispatcher when a slot frees
         policy = channel.policy
@@ -432,7 +351,7 @@ class Dispatcher:
         members = members if folds else members[:room]
         events_by_id = self._messages_of([m[5] for m in members])
         if policy.quiet_hours is None and len(members) <= policy.max_messages - len(
-            self._sent[channel.row.id]
+            self.sender.sent[channel.row.id]
         ):  # nothing to hold, and room under the rate limit for each on its own
             return self._send_each(channel, members, events_by_id, now)
         pending, held, skipped = [], [], []
@@ -453,7 +372,7 @@ class Dispatcher:
             with DB.atomic():
                 queries.hold_deliveries(held)
                 queries.skip_deliveries(skipped, SKIPPED)
-        plan = channel.policy.coalescer().plan(pending, list(self._sent[channel.row.id]), now)
+        plan = channel.policy.coalescer().plan(pending, list(self.sender.sent[channel.row.id]), now)
         for batch in plan.batches[:room]:
             ids = list(batch.keys)
             if len(ids) == 1:
@@ -463,12 +382,12 @@ class Dispatcher:
                 folded = queries.fold_deliveries(channel.row.id, summary, ids, now)
                 key = f"stratavore-batch-{folded}"
             tries = max(attempts[i] for i in ids)
-            self._submit(_Unit(channel, ids, batch.message, key, tries), now)
+            self.sender.submit(Unit(channel, ids, batch.message, key, tries), now)
         return [plan.wake_at] if plan.wake_at is not None else []
 
     def _send_each(
         self,
-        channel: _Channel,
+        channel: LoadedChannel,
         members: list[tuple[Any, ...]],
         events_by_id: dict[int, Message],
         now: float,
@@ -484,111 +403,10 @@ class Dispatcher:
                 skipped.append(delivery_id)
                 continue
             key = f"stratavore-delivery-{delivery_id}"
-            self._submit(_Unit(channel, [delivery_id], message, key, tries), now)
+            self.sender.submit(Unit(channel, [delivery_id], message, key, tries), now)
         if skipped:
             queries.skip_deliveries(skipped, SKIPPED)
         return []
-
-    def _submit(self, unit: _Unit, now: float) -> None:
-        channel_id = unit.channel.row.id
-        self._inflight.update(unit.ids)
-        self._busy[channel_id] += 1
-        self._rows[channel_id] += len(unit.ids)
-        self._sent[channel_id].append(now)
-        self._queues[channel_id].append(unit)
-        if self._senders[channel_id] < CHANNEL_INFLIGHT:  # else a sender takes it when free
-            self._senders[channel_id] += 1
-            task = asyncio.get_running_loop().create_task(self._sender(channel_id))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _sender(self, channel_id: int) -> None:
-        """One of a channel's at most :data:`CHANNEL_INFLIGHT` senders: sends what the
-        channel has taken, one attempt at a time, until there is nothing left; each answer is
-        recorded by a round at most :data:`RECORD_DELAY` later."""
-        queue = self._queues[channel_id]
-        try:
-            while queue:
-                unit = queue.popleft()
-                try:
-                    outcome = await self._send(unit)
-                except Exception as exc:  # a bug in a channel: retried, logged with its traceback
-                    log.exception("notify: sending to %s failed", unit.channel.row.name)
-                    outcome = Outcome.retry(f"internal error: {type(exc).__name__}")
-                self._done.append((unit, outcome, self.clock()))
-                if self._record_timer is None:
-                    loop = asyncio.get_running_loop()
-                    self._record_timer = loop.call_later(RECORD_DELAY, self._record_soon)
-        finally:
-            self._senders[channel_id] -= 1
-
-    def _record_soon(self) -> None:
-        self._record_timer = None
-        self.poke()
-
-    async def _send(self, unit: _Unit) -> Outcome:
-        """The channel's secret (from the keyring, in a worker thread, once), then one
-        attempt."""
-        row = unit.channel.row
-        if row.id not in self._secrets:  # the keyring only for channels with a secret
-            try:
-                self._secrets[row.id] = (
-                    await asyncio.get_running_loop().run_in_executor(
-                        self._pool(row.id), load_secret, channel_secret(row.name)
-                    )
-                    if row.has_secret
-                    else None
-                )
-            except KeyringUnavailable as exc:
-                return Outcome.retry(str(exc))
-        return await channels.send(
-            unit.channel.settings,
-            self._secrets.get(row.id),
-            unit.message,
-            unit.key,
-            self._session(),
-            self.timeout,
-            self._pool(row.id),
-        )
-
-    def _record_answers(self) -> None:
-        """Every answer since the last round, in one transaction (one statement for all the
-        single deliveries)."""
-        done = []
-        while self._done:
-            done.append(self._done.popleft())
-        if not done:
-            return
-        try:
-            with DB.atomic():
-                queries.record_attempts(
-                    [(unit.ids, *self._verdict(unit, outcome, at)) for unit, outcome, at in done]
-                )
-        except Exception:  # kept for the next round: an answer is never dropped
-            self._done.extendleft(reversed(done))
-            raise
-        for unit, _, _ in done:
-            self._inflight.difference_update(unit.ids)
-            self._busy[unit.channel.row.id] -= 1
-            self._rows[unit.channel.row.id] -= len(unit.ids)
-
-    def _verdict(
-        self, unit: _Unit, outcome: Outcome, at: float
-    ) -> tuple[str, int, float, str | None, float | None]:
-        """(state, attempts, next attempt, last error, sent at) after this answer."""
-        attempts = unit.attempts + 1
-        if outcome.result is Result.DELIVERED:
-            return "sent", attempts, at, None, at
-        if outcome.result is Result.FAILED or attempts >= MAX_ATTEMPTS:
-            log.warning(
-                "notify: %s to %s is a dead letter after %d attempts: %s",
-                unit.key, unit.channel.row.name, attempts, outcome.reason,
-            )  # fmt: skip
-            return "dead", attempts, at, outcome.reason, None
-        wait = backoff(attempts)
-        if outcome.retry_after is not None:
-            wait = max(wait, min(outcome.retry_after, RETRY_AFTER_CAP))
-        return "pending", attempts, at + wait, outcome.reason, None
 
     # --- by hand ---------------------------------------------------------------------------
     async def test(self, name: str) -> Outcome:
@@ -602,9 +420,7 @@ class Dispatcher:
             title=f"Stratavore test message for channel {name}",
             body="If you can read this, the channel works.",
         )  # fmt: skip
-        unit = _Unit(
-            _Channel(row, ChannelPolicy.from_config(row.policy), {**row.config, "kind": row.kind}),
-            [], message, f"stratavore-test-{int(now * 1000)}", 0,
-        )  # fmt: skip
-        self._secrets.pop(row.id, None)
-        return await self._send(unit)
+        channel = LoadedChannel.of(row, ChannelPolicy.from_config(row.policy))
+        unit = Unit(channel, [], message, f"stratavore-test-{int(now * 1000)}", 0)
+        self.sender.secrets.pop(row.id, None)
+        return await self.sender.send(unit)

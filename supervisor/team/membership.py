@@ -92,34 +92,76 @@ def join(
     ``password``, or, when the server asks for one, from ``ask_password``; a client
     certificate and its key (PEM files, read once: the keyring keeps them) from
     ``client_cert`` and ``client_key``."""
+    _check_member_name(as_name)
+    url, in_url = server.split_password(server.check_url(url))
+    password = password or in_url
+    certificate = _client_certificate(client_cert, client_key)
+    _refuse_another_team(url, as_name)
+    db, password = _open_asking(url, password, certificate, ask_password)
+    machine = local.machine_id()
+    _register(db, url, as_name, machine)
+    kept = {"password": password, "certificate": certificate}
+    _keep_credentials(machine, kept)
+    member = Membership(
+        url=url,
+        member=as_name,
+        joined_at=time.time() if now is None else now,
+        credentials=[kind for kind, value in kept.items() if value],
+    )
+    local.join(member)
+    return member
+
+
+def _check_member_name(as_name: str) -> None:
     if not re.match(NAME_PATTERN, as_name):
         raise TeamError(
             f"'{as_name}' is not a member name: use letters, digits, '.', '_' or '-' "
             "(at most 64, starting with a letter or digit)."
         )
-    url, in_url = server.split_password(server.check_url(url))
-    password = password or in_url
+
+
+def _client_certificate(client_cert: Path | None, client_key: Path | None) -> str | None:
+    """The client certificate and its key as one keyring secret, or None when neither is
+    given."""
     if (client_cert is None) != (client_key is None):
         raise TeamError(
             "A client certificate needs its key: give both --client-cert and --client-key."
         )
-    certificate = None
     if client_cert is not None and client_key is not None:
-        certificate = server.read_client_certificate(client_cert, client_key)
+        return server.read_client_certificate(client_cert, client_key)
+    return None
+
+
+def _refuse_another_team(url: str, as_name: str) -> None:
+    """A data dir is in one team as one member: joining again is only a repeat of that."""
     current = local.membership()
     if current is not None and (current.url, current.member) != (url, as_name):
         raise TeamError(
             f"This data dir is already in the team {server.describe(current.url)} as "
             f"{current.member}; `stratavore team leave` first."
         )
+
+
+def _open_asking(
+    url: str,
+    password: str | None,
+    certificate: str | None,
+    ask_password: Callable[[], str] | None,
+) -> tuple[pw.PostgresqlDatabase, str | None]:
+    """The team database and the password it took: asked for only when the server wants one
+    and none was given."""
     try:
-        db = server.open_db(url, password, certificate)
+        return server.open_db(url, password, certificate), password
     except TeamAuthFailed:
         if password is not None or ask_password is None:
             raise
         password = ask_password()
-        db = server.open_db(url, password, certificate)
-    machine = local.machine_id()
+        return server.open_db(url, password, certificate), password
+
+
+def _register(db: pw.PostgresqlDatabase, url: str, as_name: str, machine: str) -> None:
+    """Create or upgrade the team schema, then register the member and this machine (a
+    machine that left comes back); the connection is closed after."""
     try:
         server.migrate(db, server.describe(url))
         with db.atomic():
@@ -137,21 +179,16 @@ def join(
         raise server.explain(exc, url) from None
     finally:
         db.close()
-    kept = {"password": password, "certificate": certificate}
+
+
+def _keep_credentials(machine: str, kept: dict[str, str | None]) -> None:
+    """Store each credential given in the keyring; forget one an earlier join left."""
     for kind, value in kept.items():
         name = local.secret_name(machine, kind)
         if value:
             secrets.store_secret(name, value)
         elif secrets.keyring_status() is None:  # one of an earlier join must not linger
             secrets.delete_secret(name)
-    member = Membership(
-        url=url,
-        member=as_name,
-        joined_at=time.time() if now is None else now,
-        credentials=[kind for kind, value in kept.items() if value],
-    )
-    local.join(member)
-    return member
 
 
 def leave(force: bool = False, push: Callable[[], Any] | None = None) -> Membership:

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from supervisor.core import paths
-from supervisor.notify.outbox import CHANNEL_INFLIGHT
+from supervisor.notify.sender import CHANNEL_INFLIGHT
 from tests.cli.test_e2e import Cli
 from tests.conftest import REPO, Daemon, api_error, wait_for
 from tests.keyring_backend import FAIL_BACKEND

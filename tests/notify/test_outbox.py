@@ -10,13 +10,8 @@ from pathlib import Path
 import pytest
 
 from supervisor.core import events
-from supervisor.notify.outbox import (
-    CHANNEL_INFLIGHT,
-    CHANNEL_QUEUE,
-    Dispatcher,
-    add_channel,
-    backoff,
-)
+from supervisor.notify.outbox import Dispatcher, add_channel
+from supervisor.notify.sender import CHANNEL_INFLIGHT, CHANNEL_QUEUE, backoff
 from supervisor.storage.db import close_db, init_db
 from supervisor.storage.models import DB, Delivery
 from tests.sink import Reply, Sink
@@ -54,17 +49,17 @@ def test_one_round_takes_every_due_delivery_and_the_wire_refills_without_another
             dispatcher.round(now=10.0)
             # all 40 taken at once, not one per round; 16 on the wire while none is answered
             assert Delivery.select().count() == 40
-            assert len(dispatcher._inflight) == 40
+            assert len(dispatcher.sender.inflight) == 40
             await until(lambda: len(sink.requests) >= CHANNEL_INFLIGHT, "the first POSTs")
             await asyncio.sleep(0.2)
             assert len(sink.requests) == CHANNEL_INFLIGHT
             # each answer frees a slot for the next, with no round in between
             await until(lambda: len(sink.requests) == 40, "every POST")
-            await until(lambda: len(dispatcher._done) == 40, "every answer")
+            await until(lambda: len(dispatcher.sender.done) == 40, "every answer")
             dispatcher.round(now=11.0)  # records them in one go
             sent = Delivery.select().where(Delivery.state == "sent").count()
             assert sent == 40
-            assert not dispatcher._inflight
+            assert not dispatcher.sender.inflight
         finally:
             await dispatcher.stop()
 
@@ -79,10 +74,10 @@ def test_a_round_takes_at_most_the_channels_queue(db) -> None:
         dispatcher = Dispatcher()
         try:
             dispatcher.round(now=10.0)
-            assert len(dispatcher._inflight) == CHANNEL_QUEUE  # the rest wait in the DB
-            await until(lambda: len(dispatcher._done) == CHANNEL_QUEUE, "their answers")
+            assert len(dispatcher.sender.inflight) == CHANNEL_QUEUE  # the rest wait in the DB
+            await until(lambda: len(dispatcher.sender.done) == CHANNEL_QUEUE, "their answers")
             dispatcher.round(now=11.0)
-            assert len(dispatcher._inflight) == CHANNEL_QUEUE // 2  # the rest, taken at once
+            assert len(dispatcher.sender.inflight) == CHANNEL_QUEUE // 2  # the rest, taken at once
         finally:
             await dispatcher.stop()
 
@@ -97,7 +92,7 @@ def test_a_delivery_the_channel_no_longer_wants_is_skipped_not_read_again(db) ->
         dispatcher = Dispatcher()
         try:
             dispatcher.round(now=10.0)
-            assert not dispatcher._inflight
+            assert not dispatcher.sender.inflight
         finally:
             await dispatcher.stop()
 

@@ -1,6 +1,6 @@
 """The routes that review a runner's own git worktree: what it changed (files with +/- counts
 and the unified diff), merged into the branch it started from, or discarded. The git work is
-:mod:`supervisor.runners.worktrees`', in a worker thread, one operation per repository at a
+:mod:`supervisor.runners.review`'s, in a worker thread, one operation per repository at a
 time; the CLI and the tray app both come here."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from supervisor.api.wire import id_param, json_response
 from supervisor.core import events
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.core.states import ACTIVE_STATES
-from supervisor.runners import worktrees
+from supervisor.runners import review, worktrees
 from supervisor.runners.manager import RunnerManager
 from supervisor.storage.models import Runner
 from supervisor.storage.writes import StorageError
@@ -70,7 +70,7 @@ class Worktrees:
     async def diff(self, request: web.Request) -> web.Response:
         runner_id = id_param(request)
         _row, tree = self._tree(runner_id)
-        changes = await self._git(tree, worktrees.diff, tree)
+        changes = await self._git(tree, review.diff, tree)
         return json_response(
             sc.Changes(
                 runner_id=runner_id,
@@ -89,7 +89,7 @@ class Worktrees:
     async def merge(self, request: web.Request) -> web.Response:
         runner_id = id_param(request)
         row, tree = self._tree(runner_id)
-        merged = await self._git(tree, worktrees.merge, tree, self._title(row))
+        merged = await self._git(tree, review.merge, tree, self._title(row))
         base = tree.base_branch or ""
         self._record(row, events.WORKTREE_MERGED, f"{self._title(row)}: {merged.sentence}",
                      merged.sentence, {"branch": tree.branch, "base_branch": base,
@@ -114,14 +114,14 @@ class Worktrees:
                 ErrorCode.CONFLICT,
                 f"Runner {runner_id} is still {row.state} in its worktree; stop it first.",
             )
-        sentence = await self._git(tree, worktrees.discard, tree)
+        sentence = await self._git(tree, review.discard, tree)
         self._record(row, events.WORKTREE_DISCARDED, f"{self._title(row)}: {sentence}",
                      sentence, {"branch": tree.branch, "path": tree.path})  # fmt: skip
         log.info("worktree: runner %s %s", runner_id, sentence)
         return json_response(sc.Discarded(runner_id=runner_id, message=_sentence(sentence)))
 
 
-def _file(change: worktrees.FileChange) -> sc.FileChange:
+def _file(change: review.FileChange) -> sc.FileChange:
     return sc.FileChange(
         path=change.path,
         status=change.status,  # type: ignore[arg-type]  # git's letters: A, M, D, T

@@ -5,6 +5,7 @@ from __future__ import annotations
 from msgspec import Struct
 
 from supervisor.api.schemas.base import Timestamp
+from supervisor.api.schemas.usage import BudgetSpend
 
 
 class TeamPush(Struct, kw_only=True):
@@ -35,16 +36,9 @@ class MemberSpend(Struct, kw_only=True):
     used_usd: float
 
 
-class TeamBudget(Struct, kw_only=True):
-    scope: str  # team, team:project:NAME or member:NAME
-    period: str  # daily, weekly or monthly, in the team's zone
-    limit_tokens: int | None
-    limit_usd: float | None
-    warn: list[float]
-    action: str
-    used_tokens: int
-    used_usd: float
-    percent: float
+# scope: team, team:project:NAME or member:NAME; period: daily, weekly or monthly, in the
+# team's zone. (No docstring: it would become this schema's description in the OpenAPI document.)
+class TeamBudget(BudgetSpend, kw_only=True):
     period_start: Timestamp
     resets_at: Timestamp
     zone: str

@@ -57,7 +57,10 @@ class BudgetSet(Input):
     action: Literal["warn", "block", "stop"] | None = None
 
 
-class BudgetStatus(Struct, kw_only=True):
+class BudgetSpend(Struct, kw_only=True):
+    """A budget's rule and what its period has used: the first fields of a local budget's
+    status and of a team budget's, in this order on the wire."""
+
     scope: str
     period: str
     limit_tokens: int | None
@@ -67,6 +70,9 @@ class BudgetStatus(Struct, kw_only=True):
     used_tokens: int
     used_usd: float
     percent: float
+
+
+class BudgetStatus(BudgetSpend, kw_only=True):
     period_start: Timestamp | None  # null: a 5-hour budget between blocks
     resets_at: Timestamp | None
     projected_exhaustion_at: Timestamp | None  # at the period's burn rate, if before reset

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.runners import worktrees
-from supervisor.runners.worktrees import FileChange, Worktree, WorktreeError
+from supervisor.runners import review, worktrees
+from supervisor.runners.review import FileChange
+from supervisor.runners.worktrees import Worktree, WorktreeError
 from tests.runners import test_worktrees as base
 from tests.runners.test_worktrees import branches, commit_all, git, registered
 
@@ -42,7 +43,7 @@ def test_diff_lists_committed_and_uncommitted_changes_but_not_setup_files(repo, 
     (tree / "notes.txt").write_text("a\nb\nc\n")  # ... a new file, ...
     (tree / "logo.png").write_bytes(b"\x89PNG\0\3")  # ... a binary edit
 
-    changes = worktrees.diff(wt)
+    changes = review.diff(wt)
 
     assert (changes.branch, changes.base_branch, changes.commits) == (wt.branch, "main", 1)
     assert changes.uncommitted and not changes.truncated
@@ -57,8 +58,8 @@ def test_diff_lists_committed_and_uncommitted_changes_but_not_setup_files(repo, 
     assert ".env" not in changes.patch
     assert wt.copied == (".env",)
     assert git(tree, "status", "--porcelain").count("\n") == 4  # its own index untouched
-    assert len(worktrees.diff(wt, max_patch=10).patch) == 10
-    assert worktrees.diff(wt, max_patch=10).truncated
+    assert len(review.diff(wt, max_patch=10).patch) == 10
+    assert review.diff(wt, max_patch=10).truncated
 
 
 def test_diff_is_against_where_the_branch_left_a_base_that_moved_on(repo, root):
@@ -66,14 +67,14 @@ def test_diff_is_against_where_the_branch_left_a_base_that_moved_on(repo, root):
     (repo / "later.txt").write_text("on main after the fork\n")
     commit_all(repo, "later")
     (Path(wt.path) / "mine.txt").write_text("mine\n")
-    assert [f.path for f in worktrees.diff(wt).files] == ["mine.txt"]
+    assert [f.path for f in review.diff(wt).files] == ["mine.txt"]
 
 
 def test_merge_fast_forwards_the_base_with_the_uncommitted_work_committed(repo, root):
     wt = worktrees.create(str(repo), root, "api")
     (Path(wt.path) / "README.md").write_text("hello\nfrom the agent\n")
 
-    merged = worktrees.merge(wt, "runner 7 (demo)")
+    merged = review.merge(wt, "runner 7 (demo)")
 
     assert merged.fast_forward
     assert merged.sentence == (
@@ -96,7 +97,7 @@ def test_merge_makes_a_merge_commit_when_the_base_moved_on(repo, root):
     (repo / "theirs.txt").write_text("theirs\n")
     commit_all(repo, "theirs")
 
-    merged = worktrees.merge(wt, "runner 7 (demo)")
+    merged = review.merge(wt, "runner 7 (demo)")
 
     assert not merged.fast_forward and "merge commit" in merged.sentence
     parents = git(repo, "log", "-1", "--format=%P", "main").split()
@@ -112,7 +113,7 @@ def test_a_conflict_is_refused_in_one_sentence_and_nothing_changes(repo, root):
     before = state(repo, wt)
 
     with pytest.raises(WorktreeError) as refused:
-        worktrees.merge(wt, "runner 7 (demo)")
+        review.merge(wt, "runner 7 (demo)")
 
     assert str(refused.value) == (
         f"{wt.branch} conflicts with main in README.md; nothing was changed: merge it by hand "
@@ -129,7 +130,7 @@ def test_edits_in_the_base_checkout_in_the_way_refuse_the_merge_and_change_nothi
     before = state(repo, wt)
 
     with pytest.raises(WorktreeError, match=r"could not be merged into main in .*nothing was"):
-        worktrees.merge(wt, "runner 7 (demo)")
+        review.merge(wt, "runner 7 (demo)")
 
     assert state(repo, wt) == before
     assert (repo / "README.md").read_text() == "the user's, not committed\n"
@@ -139,7 +140,7 @@ def test_a_base_not_checked_out_anywhere_is_merged_without_a_checkout(repo, root
     wt = worktrees.create(str(repo), root, "api")
     git(repo, "switch", "-q", "-c", "elsewhere")
     (Path(wt.path) / "mine.txt").write_text("mine\n")
-    first = worktrees.merge(wt, "runner 7 (demo)")
+    first = review.merge(wt, "runner 7 (demo)")
     assert first.fast_forward and git(repo, "rev-parse", "main").strip() == first.commit
     git(repo, "switch", "-q", "main")
     (repo / "theirs.txt").write_text("theirs\n")
@@ -147,7 +148,7 @@ def test_a_base_not_checked_out_anywhere_is_merged_without_a_checkout(repo, root
     git(repo, "switch", "-q", "elsewhere")
     (Path(wt.path) / "more.txt").write_text("more\n")
 
-    second = worktrees.merge(wt, "runner 7 (demo)")
+    second = review.merge(wt, "runner 7 (demo)")
 
     assert not second.fast_forward
     files = git(repo, "ls-tree", "--name-only", "main").split()
@@ -158,11 +159,11 @@ def test_a_base_not_checked_out_anywhere_is_merged_without_a_checkout(repo, root
 def test_merge_refuses_nothing_to_merge_and_an_unrecorded_base(repo, root):
     wt = worktrees.create(str(repo), root, "api")
     with pytest.raises(WorktreeError, match=f"{wt.branch} has nothing that is not on main"):
-        worktrees.merge(wt, "runner 7 (demo)")
+        review.merge(wt, "runner 7 (demo)")
     old = Worktree.from_json({k: v for k, v in wt.to_json().items() if k != "base_branch"})
     assert old.base_branch is None
     with pytest.raises(WorktreeError, match="merge it by hand in "):
-        worktrees.merge(old, "runner 7 (demo)")
+        review.merge(old, "runner 7 (demo)")
 
 
 def test_discard_removes_the_worktree_and_its_branch_whatever_they_hold(repo, root):
@@ -171,9 +172,9 @@ def test_discard_removes_the_worktree_and_its_branch_whatever_they_hold(repo, ro
     commit_all(Path(wt.path), "mine")
     (Path(wt.path) / "more.txt").write_text("uncommitted\n")
 
-    assert worktrees.discard(wt) == f"discarded worktree {wt.path} and branch {wt.branch}"
+    assert review.discard(wt) == f"discarded worktree {wt.path} and branch {wt.branch}"
 
     assert not Path(wt.path).exists()
     assert registered(repo) == [repo.resolve()] and branches(repo) == ["main"]
     with pytest.raises(WorktreeError, match="is gone"):
-        worktrees.diff(wt)
+        review.diff(wt)
