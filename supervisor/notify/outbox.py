@@ -162,6 +162,13 @@ def remove_channel(name: str) -> None:
         delete_secret(channel_secret(name))
 
 
+def ensure_desktop_channel(now: float) -> None:
+    """Make the desktop channel (named "desktop") unless one exists: embedded in the tray app,
+    the supervisor has it from its start, so an event of its first second is delivered too."""
+    if not any(row.kind == channels.DESKTOP for row in queries.all_channels()):
+        add_channel(channels.DESKTOP, channels.DESKTOP, {}, None, None, now)
+
+
 def dead_letters(limit: int = 200) -> list[dict[str, Any]]:
     return [
         {
@@ -207,9 +214,13 @@ class Dispatcher:
         self,
         clock: Callable[[], float] = time.time,
         timeout: tuple[float, float] = channels.DEFAULT_TIMEOUT,
+        desktop_waits: bool = False,
     ) -> None:
         self.clock = clock
         self.timeout = timeout
+        # Embedded in the tray app: desktop deliveries wait in the outbox until its notifier
+        # subscribes (it pokes then), rather than being logged as a headless supervisor does.
+        self.desktop_waits = desktop_waits
         self._pools: dict[int, ThreadPoolExecutor] = {}  # one per channel, for what blocks
         self._busy: dict[int, int] = defaultdict(int)  # channel -> messages taken, unanswered
         self._rows: dict[int, int] = defaultdict(int)  # channel -> their deliveries
@@ -403,10 +414,18 @@ class Dispatcher:
         wanted = {
             channel_id: SEND_BATCH if c.policy.max_messages < SEND_BATCH else self._room(c)
             for channel_id, c in self._channels.items()
-            if self._room(c) >= CHANNEL_QUEUE // 2
+            if self._room(c) >= CHANNEL_QUEUE // 2 and not self._waits(c)
         }
         return queries.due_deliveries(
             until, list(wanted), sum(self._rows[c] + n for c, n in wanted.items())
+        )
+
+    def _waits(self, channel: _Channel) -> bool:
+        """Whether the channel's deliveries wait: the desktop's, until the app subscribes."""
+        return (
+            self.desktop_waits
+            and channel.row.kind == channels.DESKTOP
+            and not channels.desktop_subscribed()
         )
 
     def _room(self, channel: _Channel) -> int:
