@@ -44,6 +44,7 @@ API = "/api/v1"  # the prefix of every path the bridge asks for
 NO_ANSWER = "no_answer"  # BridgeError.code: the supervisor was not reached, or did not answer
 Json = dict[str, Any]
 UsageReport = Literal["daily", "weekly", "monthly", "session", "blocks"]
+TeamReport = Literal["daily", "weekly", "monthly"]
 T = TypeVar("T")
 
 
@@ -380,6 +381,20 @@ class Bridge(QObject):
     async def import_usage(self) -> Json:
         """Import new usage from the agents' logs now (a first import can take minutes)."""
         return await self._request("POST", "/usage/import", timeout=600)
+
+    async def team(self) -> Json:
+        """This machine's team membership and push state (``joined`` false: in no team)."""
+        return await self._request("GET", "/team")
+
+    async def team_budgets(self) -> Json:
+        """The team budgets as this supervisor enforces them (the team database's last
+        answer, with when it came and why it may be stale)."""
+        return await self._request("GET", "/team/budgets")
+
+    async def team_usage(self, report: TeamReport, **params: Any) -> Json:
+        """A team usage report, summed by the team database; ``params``: since, until, by
+        (member, project, model or agent), mode, left out when None."""
+        return await self._request("GET", f"/team/usage/{report}", params=params)
 
     async def channels(self) -> list[Json]:
         """The notification channels."""

@@ -37,7 +37,7 @@ from PySide6.QtCharts import (
 )
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QCursor, QPainter, QPen
-from PySide6.QtWidgets import QToolTip, QWidget
+from PySide6.QtWidgets import QComboBox, QToolTip, QWidget
 
 from desktop.bridge import Json
 from desktop.tray import human_tokens
@@ -71,6 +71,16 @@ def _axes(chart: QChart) -> tuple[QCategoryAxis, QValueAxis]:
 
 
 # --- data: what to draw, from the report JSON -------------------------------------------------
+def range_choice() -> QComboBox:
+    """The choice of :data:`RANGES` above a daily chart (30 days first), its data the days."""
+    box = QComboBox()
+    for days in RANGES:
+        box.addItem("1 year" if days == 365 else f"{days} days", days)
+    box.setCurrentIndex(1)
+    box.setAccessibleName("Range of days")
+    return box
+
+
 def days_back(days: int, today: date | None = None) -> list[date]:
     """The last ``days`` local days, today last."""
     end = today or date.today()

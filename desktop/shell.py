@@ -71,7 +71,13 @@ class Shell:
         self.bridge = bridge = Bridge(url, token)
         bridge.start()
         self.notifier.start()
-        self._channel = spawn(self._desktop_channel(embedded=info is None))
+        if self.supervisor is not None:
+            # its desktop channel exists since its start; deliveries made before now waited
+            self._unsubscribe = channels.subscribe_desktop(self.notifier.deliver)
+            assert self.supervisor.dispatcher is not None
+            self.supervisor.dispatcher.poke()
+        else:
+            self._channel = spawn(self._follow_events())
         self.tray = tray = Tray(bridge, self.notifier, startup=self.startup)
         bridge.changed.connect(self._remember_face)
         self.notifier.fallback = tray.icon
@@ -107,19 +113,21 @@ class Shell:
     async def _embed(self) -> Supervisor:
         """The supervisor on this loop, on its configured port or, when another program holds
         that one, on any free port (clients find it through the runtime file either way)."""
-        supervisor = Supervisor(self.root)
+        supervisor = Supervisor(self.root, desktop=True)
         try:
             await supervisor.start()
         except PortInUse as exc:
             log.warning("desktop: %s Using a free port instead.", exc)
-            supervisor = Supervisor(self.root, api_port=0)
+            supervisor = Supervisor(self.root, desktop=True, api_port=0)
             await supervisor.start()
         return supervisor
 
-    async def _desktop_channel(self, embedded: bool) -> None:
-        """Make sure a desktop channel exists, asking again (2 s, doubling to a minute) while
-        the supervisor cannot answer or take it; embedded, this process shows its deliveries;
-        attached, the headless supervisor only logs them, so the tray follows the events."""
+    async def _follow_events(self) -> None:
+        """Attached to a headless supervisor, which only logs desktop deliveries: make sure a
+        desktop channel exists (asking again, 2 s doubling to a minute, while the supervisor
+        cannot answer or take it) and show the events its rules select as they come. (An
+        embedded supervisor has its channel from its start and hands this app its
+        deliveries.)"""
         assert self.bridge is not None
         delay = RETRY_S
         while True:
@@ -136,9 +144,6 @@ class Shell:
                 )  # fmt: skip
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
-        if embedded:
-            self._unsubscribe = channels.subscribe_desktop(self.notifier.deliver)
-            return
         wanted = ChannelPolicy.from_config(desktop["policy"])
 
         def follow(events: list[dict]) -> None:

@@ -39,7 +39,7 @@ from supervisor.core.errors import KnownError
 from supervisor.core.logfile import setup_logging
 from supervisor.core.ownprocess import raise_fd_limit, release_free_memory, restrict_umask
 from supervisor.core.settings import Settings, read_saved
-from supervisor.notify.outbox import Dispatcher
+from supervisor.notify.outbox import Dispatcher, ensure_desktop_channel
 from supervisor.runners.manager import RunnerManager
 from supervisor.runners.process import ProcessOps
 from supervisor.storage import backups
@@ -67,9 +67,11 @@ class Supervisor:
         root: Path | None = None,
         ops: ProcessOps | None = None,
         clock: Any = time.time,
+        desktop: bool = False,
         **overrides: Any,
     ) -> None:
         self.root = root or paths.data_dir()
+        self.desktop = desktop  # embedded in the tray app, which shows desktop deliveries
         self.ops = ops
         self.clock = clock
         self.overrides = overrides
@@ -162,7 +164,9 @@ class Supervisor:
         manager.guard_launches(team.check_launch)  # so does a spent team budget
         manager.when_finished(usage.import_soon)  # a finished run's last usage is read soon
         manager.import_usage_with(usage.import_now)  # a resume may need a session id from it
-        dispatcher = self.dispatcher = Dispatcher(self.clock)
+        dispatcher = self.dispatcher = Dispatcher(self.clock, desktop_waits=self.desktop)
+        if self.desktop:  # before adoption records anything: its events reach the desktop too
+            ensure_desktop_channel(self.clock())
         return manager, usage, dispatcher, team
 
     async def _serve(self, api: Api) -> None:

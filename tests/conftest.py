@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psutil
 import pytest
@@ -25,6 +27,9 @@ from supervisor.api.client import ApiClient, ClientError
 from supervisor.core import runtime
 from supervisor.storage.db import close_db, init_db
 from tests.keyring_backend import keyring_env
+
+if TYPE_CHECKING:
+    from tests.team.pgcluster import Cluster
 
 REPO = Path(__file__).resolve().parent.parent
 FINISHED = {"stopped", "exited", "failed", "fatal", "lost"}
@@ -242,3 +247,30 @@ def api_error(call: Callable[[], Any]) -> ClientError:
 
 
 SLEEP = [sys.executable, "-c", "import time; time.sleep(600)"]
+
+
+# --- the team ledger's PostgreSQL (tests/team/, and the desktop's Team tab) ----------------------
+_team_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[Cluster]:
+    """A PostgreSQL cluster for the whole session (a temp dir outside pytest's own, which is
+    private to root: the server runs as ``postgres``); skipped, with the reason, where the
+    server cannot be installed or started."""
+    from tests.team.pgcluster import ClusterUnavailable, start_cluster
+
+    try:
+        cluster = start_cluster(Path(tempfile.mkdtemp(prefix="stratavore-pg-")))
+    except ClusterUnavailable as exc:
+        pytest.skip(f"no PostgreSQL server for the team tests: {exc}.")
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture
+def team_db(pg: Cluster) -> str:
+    """A fresh, empty team database and its owner role ``team_N`` (password: ``secret-N``);
+    the join URL, without the password."""
+    n = next(_team_names)
+    return pg.create_team(f"team_{n}", f"secret-{n}")

@@ -13,13 +13,13 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSplitter, QVBoxLa
 from desktop.bridge import Bridge, Json
 from desktop.charts import (
     BLOCK_DAYS,
-    RANGES,
     BlocksChart,
     BurnChart,
     DailyChart,
     burn_today,
     day_bounds,
     days_back,
+    range_choice,
     scope_filter,
     stack_by_project,
     tightest_daily,
@@ -39,11 +39,7 @@ class UsagePanel(QWidget):
     def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.bridge = bridge
-        self.range_choice = QComboBox()
-        for days in RANGES:
-            self.range_choice.addItem("1 year" if days == 365 else f"{days} days", days)
-        self.range_choice.setCurrentIndex(1)
-        self.range_choice.setAccessibleName("Range of days")
+        self.range_choice = range_choice()
         self.metric_choice = QComboBox()
         self.metric_choice.setAccessibleName("Tokens or cost")
         self.metric_choice.addItem("Tokens", "tokens")

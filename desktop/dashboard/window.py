@@ -25,13 +25,14 @@ from desktop.dashboard.overview import OverviewPage
 from desktop.dashboard.runners import RunnersTab
 from desktop.dashboard.sessions import SessionsTab
 from desktop.dashboard.tables import table_view
+from desktop.dashboard.team import TeamPanel
 from desktop.dashboard.usage import UsagePanel
 from desktop.models import ProjectsModel
 from desktop.settings.prefs import preferences
 
 log = logging.getLogger("stratavore.desktop")
 FETCH_INTERVAL_MS = 10_000  # how often a visible fetching tab asks again
-# The pages in order (Ctrl+1..8): the window's attribute and the tab's title.
+# The pages in order (Ctrl+1..9): the window's attribute and the tab's title.
 PAGES = (
     ("overview", "Overview"),
     ("runners", "Runners"),
@@ -41,6 +42,7 @@ PAGES = (
     ("events", "Events"),
     ("dead", "Dead letters"),
     ("usage", "Usage"),
+    ("team", "Team"),
 )
 
 
@@ -48,7 +50,7 @@ class Dashboard(QMainWindow):
     """The main window.
 
     ``fetched(str)``: a fetching tab (``"overview"``, ``"sessions"``, ``"events"``,
-    ``"dead"``, ``"usage"``) has drawn what it fetched. ``fetch_failed(str)``: a fetch
+    ``"dead"``, ``"usage"``, ``"team"``) has drawn what it fetched. ``fetch_failed(str)``: a fetch
     failed; the sentence (also in the status bar).
     """
 
@@ -73,6 +75,7 @@ class Dashboard(QMainWindow):
         self.events = EventsTab(bridge)
         self.dead = DeadLettersTab(bridge)
         self.usage = UsagePanel(bridge)
+        self.team = TeamPanel(bridge)
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Pages")
         for page, title in PAGES:
@@ -81,6 +84,7 @@ class Dashboard(QMainWindow):
         self._names: dict[QWidget, str] = {self.events: "events", self.dead: "dead"}
         self._names.update({self.overview: "overview", self.runners: "runners"})
         self._names.update({self.usage: "usage", self.sessions: "sessions"})
+        self._names[self.team] = "team"
         self._busy: set[QWidget] = set()
         self._again: set[QWidget] = set()
         self.timer = QTimer(self)
@@ -96,6 +100,7 @@ class Dashboard(QMainWindow):
         self.timer.timeout.connect(self.fetch_current)
         self.tabs.currentChanged.connect(self._page_changed)
         self.usage.wants_fetch.connect(lambda: self.fetch_page(self.usage))
+        self.team.wants_fetch.connect(lambda: self.fetch_page(self.team))
         self.sessions.wants_fetch.connect(lambda: self.fetch_page(self.sessions))
         self.runners.wants_fetch.connect(lambda: self.fetch_page(self.runners))
         self.runners.filter.currentIndexChanged.connect(

@@ -117,6 +117,13 @@ def remove_channel(name: str) -> None:
         delete_secret(channel_secret(name))
 
 
+def ensure_desktop_channel(now: float) -> None:
+    """Make the desktop channel (named "desktop") unless one exists: embedded in the tray app,
+    the supervisor has it from its start, so an event of its first second is delivered too."""
+    if not any(row.kind == channels.DESKTOP for row in queries.all_channels()):
+        add_channel(channels.DESKTOP, channels.DESKTOP, {}, None, None, now)
+
+
 def dead_letters(limit: int = 200) -> list[dict[str, Any]]:
     return [
         {
@@ -162,9 +169,13 @@ class Dispatcher:
         self,
         clock: Callable[[], float] = time.time,
         timeout: tuple[float, float] = channels.DEFAULT_TIMEOUT,
+        desktop_waits: bool = False,
     ) -> None:
         self.clock = clock
         self.timeout = timeout
+        # Embedded in the tray app: desktop deliveries wait in the outbox until its notifier
+        # subscribes (it pokes then), rather than being logged as a headless supervisor does.
+        self.desktop_waits = desktop_waits
         self.sender = Sender(clock, timeout, self.poke)
         self._waker = events.Waker()
         self._wake: asyncio.Event | None = None
@@ -323,10 +334,18 @@ class Dispatcher:
         wanted = {
             channel_id: SEND_BATCH if c.policy.max_messages < SEND_BATCH else self.sender.room(c)
             for channel_id, c in self._channels.items()
-            if self.sender.room(c) >= CHANNEL_QUEUE // 2
+            if self.sender.room(c) >= CHANNEL_QUEUE // 2 and not self._waits(c)
         }
         return queries.due_deliveries(
             until, list(wanted), sum(self.sender.rows[c] + n for c, n in wanted.items())
+        )
+
+    def _waits(self, channel: LoadedChannel) -> bool:
+        """Whether the channel's deliveries wait: the desktop's, until the app subscribes."""
+        return (
+            self.desktop_waits
+            and channel.row.kind == channels.DESKTOP
+            and not channels.desktop_subscribed()
         )
 
     def _messages_of(self, event_ids: list[int]) -> dict[int, Message]:

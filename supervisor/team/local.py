@@ -28,7 +28,7 @@ MACHINE_ID = "team.machine_id"  # kept across leave/join: the same machine, the 
 MEMBERSHIP = "team.membership"
 CURSOR = "team.cursor"  # the last outbox seq confirmed by the team database
 LAST_PUSH = "team.last_push"  # {"at": ts, "rows": n} of the last confirmed push
-LAST_ERROR = "team.last_error"  # {"at": ts, "message": sentence} of the last failed one
+LAST_ERROR = "team.last_error"  # {"at", "since": ts, "message": sentence} of the last failure
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,11 @@ def confirm(last_seq: int, rows: int, now: float | None = None) -> None:
 
 
 def note_error(message: str, now: float | None = None) -> None:
-    queries.put_setting(LAST_ERROR, {"at": time.time() if now is None else now, "message": message})
+    """Keep the last push's failure, and since when pushes fail (the first failure after the
+    last confirmed push): what "server unreachable since …" says."""
+    at = time.time() if now is None else now
+    since = (last_error() or {}).get("since", at)
+    queries.put_setting(LAST_ERROR, {"at": at, "since": since, "message": message})
 
 
 def last_push() -> dict[str, Any] | None:

@@ -485,6 +485,18 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | re.Pattern[str]
     ("team-budgets-in-no-team", "GET", "/api/v1/team/budgets", {}, 404, "not_found",
      "This data dir is in no team; `stratavore team join postgresql://HOST/DB --as NAME` joins "
      "one."),
+    ("team-usage-in-no-team", "GET", "/api/v1/team/usage/daily", {}, 404, "not_found",
+     "This data dir is in no team; `stratavore team join postgresql://HOST/DB --as NAME` joins "
+     "one."),
+    ("team-usage-unknown-report", "GET", "/api/v1/team/usage/session", {}, 404, "not_found",
+     "Team report 'session' does not exist; use daily, weekly, monthly."),
+    ("team-usage-bad-by", "GET", "/api/v1/team/usage/daily", {"params": {"by": "hostname"}},
+     422, "invalid", "by takes one of member, project, model, agent, not 'hostname'."),
+    ("team-usage-bad-since", "GET", "/api/v1/team/usage/daily", {"params": {"since": "May"}},
+     422, "invalid", "since takes a date as YYYY-MM-DD, not 'May'."),
+    ("team-usage-unknown-parameter", "GET", "/api/v1/team/usage/daily",
+     {"params": {"project": "api"}}, 400, "bad_request",
+     "Unknown query parameter project; use by, mode, since, until."),
     # /metrics takes no input: only the wrong method
     ("metrics-post", "POST", "/metrics", {"body": {}}, 405, "method_not_allowed",
      "/metrics does not take POST; use GET, HEAD."),

@@ -185,12 +185,9 @@ def open_quick_launch(desktop: XDesktop, icon: Window, timeout: float = 20) -> l
 def with_demo_project(
     tray_app: Callable[..., TrayApp], desktop: XDesktop, tmp_path: Path
 ) -> TrayApp:
-    """The app started, its icon in the tray, its desktop channel made (the app asks for it
-    once the icon shows: an event before that has no desktop delivery), and a project "demo"
-    in a new folder."""
+    """The app started, its icon in the tray, and a project "demo" in a new folder."""
     app = tray_app()
     tray_icon(desktop, app)
-    wait_for(lambda: app.api.get("/api/v1/notify/channels"), 20, 0.1, what="the desktop channel")
     (tmp_path / "demo").mkdir()
     app.api.post("/api/v1/projects", {"name": "demo", "path": str(tmp_path / "demo")})
     return app

@@ -1,11 +1,10 @@
-"""The team ledger's fixtures: one throwaway PostgreSQL cluster per test session, a fresh
-team database per test, and local data dirs ("machines") with their own SQLite store."""
+"""The team ledger's fixtures: local data dirs ("machines") with their own SQLite store (the
+throwaway PostgreSQL cluster and the fresh team database per test, ``pg`` and ``team_db``, are
+in ``tests/conftest.py``: the desktop's Team tab uses them too)."""
 
 from __future__ import annotations
 
-import itertools
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,30 +12,6 @@ import pytest
 
 from supervisor.storage import db as store
 from tests.conftest import REPO
-from tests.team.pgcluster import Cluster, ClusterUnavailable, start_cluster
-
-_names = itertools.count(1)
-
-
-@pytest.fixture(scope="session")
-def pg() -> Iterator[Cluster]:
-    """A PostgreSQL cluster for the whole session (a temp dir outside pytest's own, which is
-    private to root: the server runs as ``postgres``); skipped, with the reason, where the
-    server cannot be installed or started."""
-    try:
-        cluster = start_cluster(Path(tempfile.mkdtemp(prefix="stratavore-pg-")))
-    except ClusterUnavailable as exc:
-        pytest.skip(f"no PostgreSQL server for the team tests: {exc}.")
-    yield cluster
-    cluster.destroy()
-
-
-@pytest.fixture
-def team_db(pg: Cluster) -> str:
-    """A fresh, empty team database and its owner role ``team_N`` (password: ``secret-N``);
-    the join URL, without the password."""
-    n = next(_names)
-    return pg.create_team(f"team_{n}", f"secret-{n}")
 
 
 class Machine:

@@ -7,8 +7,11 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.conftest import REPO, Daemon
 from tests.team.ledgers import earlier_today
@@ -78,3 +81,17 @@ class Member:
             "SELECT COUNT(*), SUM(input_tokens + output_tokens + cache_creation_tokens "
             '+ cache_read_tokens) FROM "usage"'
         )[0]
+
+
+@pytest.fixture
+def members(tmp_path: Path) -> Iterator[list[Member]]:
+    """Two members with their supervisors: alice on her laptop, bob on a build box (stopped,
+    with their runners, at teardown)."""
+    found: list[Member] = []
+    try:
+        found.append(Member(tmp_path / "laptop", "alice"))
+        found.append(Member(tmp_path / "box", "bob"))
+        yield found
+    finally:
+        for member in found:
+            member.daemon.close()

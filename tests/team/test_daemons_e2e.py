@@ -5,26 +5,11 @@ their write gate); ``stratavore team push`` runs beside them as a separate proce
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from tests.team.ledgers import team_totals
-from tests.team.members import Member
+from tests.team.members import Member, members
 from tests.team.pgcluster import Cluster
 
-
-@pytest.fixture
-def members(tmp_path: Path) -> Iterator[list[Member]]:
-    found: list[Member] = []
-    try:
-        found.append(Member(tmp_path / "laptop", "alice"))
-        found.append(Member(tmp_path / "box", "bob"))
-        yield found
-    finally:
-        for member in found:
-            member.daemon.close()
+__all__ = ["members"]  # the fixture (tests/team/members.py)
 
 
 def _team_matches(pg: Cluster, dbname: str, members: list[Member]) -> None:

@@ -100,12 +100,16 @@ def test_offline_then_back_everything_arrives_once(
     try:
         record(rows(400, DAY + 3600, prefix="offline"))  # a day of work without the server
         pusher = push.Pusher()
+        failures = []
         for _ in range(2):  # the same pusher, as the daemon's job keeps it
             with pytest.raises(TeamUnreachable, match="cannot be reached"):
                 pusher.push()
+            failures.append(local.last_error())
         assert local.pending() == 400
         status = membership.status()
         assert status["last_error"]["message"].startswith("The team database")
+        # "unreachable since" the first failure, not the last
+        assert status["last_error"]["since"] == failures[0]["at"] < failures[1]["at"]
         assert status["server"]["reachable"] is False
     finally:
         pg.start()

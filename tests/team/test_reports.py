@@ -83,6 +83,33 @@ def test_daily_by_member_project_and_model_in_the_teams_zone(
     assert Counter({(r["date"], r["group"]): r["total_tokens"] for r in again["rows"]}) == expected
 
 
+@pytest.mark.parametrize(
+    ("team_zone", "zone", "since", "until"),
+    [
+        ("America/New_York", "Asia/Kolkata", None, None),  # the team's days, moved 9:30/10:30
+        ("America/New_York", "Pacific/Kiritimati", date(2026, 3, 8), date(2026, 3, 9)),
+        ("Pacific/Pago_Pago", "Pacific/Kiritimati", None, None),  # 25 h apart: every bucket
+    ],
+)
+def test_a_report_in_another_zone_has_that_zones_days_across_a_dst_change(
+    team_db: str, machines: Callable[[str], Machine], tmp_path: Path,
+    team_zone: str, zone: str, since: date | None, until: date | None,
+) -> None:  # fmt: skip
+    _machine(machines, "laptop", "alice", "api", SONNET, team_db, tmp_path)
+    expected = _tokens_by_day(ZoneInfo(zone), lambda _m, _p: "alice")
+    if since and until:
+        expected = Counter({k: v for k, v in expected.items() if since.isoformat() <= k[0]
+                            <= until.isoformat()})  # fmt: skip
+    with membership.connected() as db:
+        budgets.set_zone(db, team_zone)
+        found = reports.report(db, "daily", by="member", zone=zone, since=since, until=until)
+    assert found["zone"] == zone
+    assert Counter({(r["date"], r["group"]): r["total_tokens"] for r in found["rows"]}) == expected
+    assert found["totals"]["responses"] == (
+        sum(r["responses"] for r in found["rows"]) if since else 3 * 24 * 60 // 7 + 40
+    )
+
+
 def test_bad_report_arguments_are_refused_in_one_sentence(
     team_db: str, machines: Callable[[str], Machine]
 ) -> None:

@@ -15,8 +15,10 @@ from supervisor.api.routes import ADMIN, Route
 from supervisor.api.wire import json_response
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.runners.manager import RunnerManager
-from supervisor.team import local, membership
+from supervisor.team import local, membership, reports
+from supervisor.team.server import TeamError
 from supervisor.team.service import TeamService
+from supervisor.usage import reports as usage_reports
 
 
 class Team:
@@ -43,19 +45,18 @@ class Team:
                 joined_at=sc.iso(found["joined_at"]),
                 pending=found["pending"],
                 last_push=sc.TeamPush(at=sc.iso(push["at"]), rows=push["rows"]) if push else None,
-                last_error=sc.TeamProblem(at=sc.iso(error["at"]), message=error["message"])
+                last_error=sc.TeamProblem(
+                    at=sc.iso(error["at"]),
+                    message=error["message"],
+                    since=sc.iso(error.get("since", error["at"])),
+                )
                 if error
                 else None,
             )
         )
 
     async def budgets(self, request: web.Request) -> web.Response:
-        if local.membership() is None:
-            raise ApiError(
-                ErrorCode.NOT_FOUND,
-                "This data dir is in no team; `stratavore team join postgresql://HOST/DB "
-                "--as NAME` joins one.",
-            )
+        _require_team()
         snapshot = self.team.budgets.known()
         if snapshot is None:  # joined, and no answer from the team database yet
             return json_response(sc.TeamBudgets(fetched_at=None, stale=None, budgets=[]))
@@ -88,6 +89,55 @@ class Team:
         )
 
 
+    async def usage(self, request: web.Request) -> web.Response:
+        """The team's usage per day (week, month), summed by the team database in its zone,
+        optionally a row per member, project, model or agent: asked in a worker thread,
+        so an unreachable server is a 503 after its connect timeout, never a stalled loop."""
+        kind = request.match_info["report"]
+        q = request.query
+        allowed = {"since", "until", "by", "mode"}
+        unknown = sorted(set(q) - allowed)
+        if unknown:
+            raise ApiError(
+                ErrorCode.BAD_REQUEST,
+                f"Unknown query parameter {unknown[0]}; use {', '.join(sorted(allowed))}.",
+            )
+        if kind not in reports.UNITS:
+            raise ApiError(
+                ErrorCode.NOT_FOUND,
+                f"Team report '{kind}' does not exist; use {', '.join(reports.UNITS)}.",
+            )
+        by = q.get("by") or None
+        if by is not None and by not in reports.GROUPS:
+            raise ApiError(
+                ErrorCode.INVALID, f"by takes one of {', '.join(reports.GROUPS)}, not '{by}'."
+            )
+        since = usage_reports.parse_day(q["since"], "since") if "since" in q else None
+        until = usage_reports.parse_day(q["until"], "until") if "until" in q else None
+        mode = usage_reports.parse_mode(q.get("mode") or self.manager.settings.cost_mode, "mode")
+        _require_team()
+
+        def ask() -> dict[str, Any]:
+            with membership.connected() as db:
+                return reports.report(db, kind, by, since, until, mode=mode)
+
+        try:
+            found = await asyncio.get_running_loop().run_in_executor(None, ask)
+        except TeamError as exc:
+            raise ApiError(ErrorCode.UNAVAILABLE, str(exc)) from None
+        return json_response(found)
+
+
+def _require_team() -> None:
+    """A 404 with the command that joins one, when this data dir is in no team."""
+    if local.membership() is None:
+        raise ApiError(
+            ErrorCode.NOT_FOUND,
+            "This data dir is in no team; `stratavore team join postgresql://HOST/DB "
+            "--as NAME` joins one.",
+        )
+
+
 def _local_status() -> dict[str, Any] | None:
     """This data dir's membership and push state (None: in no team); asks no server."""
     if local.membership() is None:
@@ -102,4 +152,8 @@ ROUTES = (
     Route("get", "/api/v1/team/budgets", Team.budgets,
           "The team budgets as this supervisor enforces them: the team database's last answer",
           ADMIN, response=sc.TeamBudgets),
+    Route("get", "/api/v1/team/usage/{report}", Team.usage,
+          "The team's usage: daily|weekly|monthly, summed by the team database in the team's "
+          "zone (?since, ?until as YYYY-MM-DD, ?by=member|project|model|agent for a row per "
+          "group, ?mode=vendor|ccusage; default: the cost_mode setting)", ADMIN),
 )  # fmt: skip

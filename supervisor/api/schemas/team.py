@@ -16,6 +16,7 @@ class TeamPush(Struct, kw_only=True):
 class TeamProblem(Struct, kw_only=True):
     at: Timestamp
     message: str  # one sentence: the team database's refusal or why it cannot be reached
+    since: Timestamp | None = None  # the first failure since the last push that succeeded
 
 
 class TeamStatus(Struct, kw_only=True):

@@ -59,6 +59,7 @@ from supervisor.notify.channels.base import (
 from supervisor.notify.channels.desktop import (
     DesktopCallback,
     DesktopNotShown,
+    desktop_subscribed,
     send_desktop,
     subscribe_desktop,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "Result",
     "check_channel",
     "check_secret",
+    "desktop_subscribed",
     "escape_markdown_v2",
     "icon",
     "iso",

@@ -41,6 +41,12 @@ def subscribe_desktop(callback: DesktopCallback) -> Callable[[], None]:
     return unsubscribe
 
 
+def desktop_subscribed() -> bool:
+    """Whether a desktop notifier (the tray app) is subscribed now."""
+    with _desktop_lock:
+        return bool(_desktop_subscribers)
+
+
 def send_desktop(message: Message) -> Outcome:
     with _desktop_lock:
         subscribers = list(_desktop_subscribers)
