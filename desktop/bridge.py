@@ -28,11 +28,15 @@ log = logging.getLogger("stratavore.desktop")
 _tasks: set[asyncio.Task[Any]] = set()
 
 
-def spawn(work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-    """Run ``work`` on the loop from a Qt slot, keeping the task referenced until done."""
+def spawn(work: Coroutine[Any, Any, Any], owner: QObject | None = None) -> asyncio.Task[Any]:
+    """Run ``work`` on the loop from a Qt slot, keeping the task referenced until done; with
+    ``owner``, the task is cancelled when that widget is destroyed, so an answer arriving
+    later never touches a deleted one."""
     task = asyncio.ensure_future(work)
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
+    if owner is not None:
+        owner.destroyed.connect(lambda *_: task.cancel())
     return task
 
 

@@ -189,10 +189,10 @@ class ChangesView(QWidget):
         layout.addWidget(self.note)
         layout.addWidget(split, 1)
         self.list.currentItemChanged.connect(self._file_chosen)
-        self.merge_button.clicked.connect(lambda: spawn(self.merge()))
+        self.merge_button.clicked.connect(lambda: spawn(self.merge(), self))
         self.open_button.failed.connect(lambda why: self._say(why, failure=True))
         self.discard_button.clicked.connect(self.ask_discard)
-        self.refresh_button.clicked.connect(lambda: spawn(self.fetch()))
+        self.refresh_button.clicked.connect(lambda: spawn(self.fetch(), self))
 
     def show_runner(self, runner: Json) -> None:
         """Show ``runner``'s worktree: fetched once shown when it is another runner's."""
@@ -208,13 +208,13 @@ class ChangesView(QWidget):
             self._stale = True
         if self._stale and self.isVisible():
             self._stale = False
-            spawn(self.fetch())
+            spawn(self.fetch(), self)
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         if self._stale and self.runner is not None:
             self._stale = False
-            spawn(self.fetch())
+            spawn(self.fetch(), self)
 
     def _enable(self) -> None:
         runner, changes = self.runner, self.changes
@@ -306,7 +306,7 @@ class ChangesView(QWidget):
         discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
         box.addButton(QMessageBox.StandardButton.Cancel)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.buttonClicked.connect(lambda button: button is discard and spawn(self.discard()))
+        box.buttonClicked.connect(lambda button: button is discard and spawn(self.discard(), self))
         self.confirm = box
         box.open()
 

@@ -78,4 +78,4 @@ class DeadLettersTab(QWidget):
 
         ids = [d["id"] for d in self.selected()]
         if ids:
-            spawn(retry(ids))
+            spawn(retry(ids), self)

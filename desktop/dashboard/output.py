@@ -197,7 +197,7 @@ class OutputView(QWidget):
         if runner is None or not runner["supervised"] or not self.isVisible():
             return
         if self._task is None or self._task.done():
-            self._task = spawn(self._follow(runner["id"]))
+            self._task = spawn(self._follow(runner["id"]), self)
 
     def _stop(self) -> None:
         if self._task is not None:

@@ -173,7 +173,7 @@ class RunnerPane(QWidget):
         if before is None or before["id"] != runner["id"] or before["state"] != runner["state"]:
             if self._details_task is not None:
                 self._details_task.cancel()
-            self._details_task = spawn(self.fetch_details(runner))
+            self._details_task = spawn(self.fetch_details(runner), self)
 
     async def fetch_details(self, runner: Json) -> None:
         """Its session's tokens and cost, and its history, at once."""

@@ -124,7 +124,7 @@ class RunnersTab(QWidget):
         if pane is not None and pane["id"] not in ids:
             if self._kept is None or self._kept["id"] != pane["id"]:
                 self._kept = pane
-                spawn(self._refresh_kept(pane["id"]))
+                spawn(self._refresh_kept(pane["id"]), self)
             shown.append(self._kept)
         self.model.update(shown)
         self._selected()
@@ -233,7 +233,7 @@ class RunnersTab(QWidget):
 
         ids = [r["id"] for r in self.selected()]
         if ids:
-            spawn(restart(ids))
+            spawn(restart(ids), self)
 
     def open_logs(self) -> None:
         for runner in self.selected():

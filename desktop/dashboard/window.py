@@ -174,7 +174,7 @@ class Dashboard(QMainWindow):
                 self.statusBar().showMessage(f"There is no runner #{runner_id}.", 10_000)
 
         if not self.runners.select(runner_id):
-            spawn(reveal())
+            spawn(reveal(), self)
 
     def show_budgets(self) -> None:
         self.tabs.setCurrentWidget(self.budgets)
@@ -201,7 +201,7 @@ class Dashboard(QMainWindow):
             self._again.add(page)
             return
         self._busy.add(page)
-        spawn(self._fetch(page))
+        spawn(self._fetch(page), self)
 
     async def _fetch(self, page: Any) -> None:
         name = self._names[page]

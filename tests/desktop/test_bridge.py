@@ -119,3 +119,29 @@ def test_a_fetch_while_the_supervisor_is_gone_is_a_bridge_error(
     error = run(qloop, scenario())
     assert error.code == bridge_module.NO_ANSWER
     assert error.message.startswith("The supervisor did not answer (")
+
+
+def test_work_spawned_for_a_widget_is_cancelled_when_the_widget_is_destroyed(
+    qloop: qasync.QEventLoop,
+):
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication, QLabel
+
+    label = QLabel("before")
+    kept = QLabel("before")
+
+    async def answer(widget: QLabel) -> None:
+        await asyncio.sleep(0.2)
+        widget.setText("after")  # on a deleted widget: RuntimeError, reported by the loop
+
+    owned = bridge_module.spawn(answer(label), label)
+    bridge_module.spawn(answer(kept), kept)
+    label.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)  # the label is gone
+
+    async def settle() -> None:
+        await asyncio.sleep(0.4)
+
+    qloop.run_until_complete(settle())
+    assert owned.cancelled()
+    assert kept.text() == "after"
