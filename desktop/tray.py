@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import os
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -22,6 +21,7 @@ from desktop.prompt import PromptDialog, ask_prompt
 from desktop.sni import TrayHosts
 from desktop.startup import StartupIcon
 from desktop.terminal import open_terminal, run_in_terminal
+from supervisor.agents.accounts import shown
 
 RECENT_PROJECTS = 8
 NAMED_IN_TOOLTIP = 3  # runners that need the user, named in the tooltip; the rest counted
@@ -115,7 +115,7 @@ def plan_lines(snapshot: Snapshot) -> list[str]:
     for f in found:
         who = f["agent"].title()
         if len(agents) < len(accounts):  # two accounts of one agent: name the folder
-            who += f" ({f['account'].replace(os.path.expanduser('~'), '~', 1)})"
+            who += f" ({shown(f['account'])})"
         lines.append(f"{who} {f['text']}")
     return lines
 

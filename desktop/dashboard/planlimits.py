@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import os
-
 from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QWidget
 
 from desktop.bridge import Json
 from desktop.dashboard.budgets import LEVEL_COLORS
+from supervisor.agents.accounts import shown
 
 NO_PLAN_LIMITS = (
     "No plan limits known yet: Claude Code reports its 5-hour and 7-day use to the runs "
@@ -26,11 +25,7 @@ def plan_level(used_percent: float) -> str:
 
 def account_name(found: Json) -> str:
     """"Claude ~/.claude": the agent and its config folder, the home folder shortened."""
-    home = os.path.expanduser("~")
-    folder = found["account"]
-    if folder == home or folder.startswith(home + os.sep):
-        folder = "~" + folder[len(home) :]
-    return f"{found['agent'].title()} {folder}"
+    return f"{found['agent'].title()} {shown(found['account'])}"
 
 
 class PlanLimits(QWidget):

@@ -30,3 +30,11 @@ def account_key(agent: str, env: Mapping[str, str]) -> str:
         own_home = env.get("USERPROFILE" if os.name == "nt" else "HOME")
         folder = own_home + folder[1:] if own_home else os.path.expanduser(folder)
     return os.path.realpath(folder)
+
+
+def shown(account: str) -> str:
+    """An account's folder for people: under the home folder as ``~/…``."""
+    home = os.path.expanduser("~")
+    if account == home or account.startswith(home + os.sep):
+        return "~" + account[len(home) :]
+    return account

@@ -130,13 +130,15 @@ def _written(obj: dict[str, Any]) -> float:
 def describe(name: str, used_percent: float, resets_at: float | None, zone: tzinfo,
              now: float) -> str:  # fmt: skip
     """One line for people: "5-hour: 63 %, resets 23:00" (a reset on another day names the
-    day: "resets Mon 09:00"; one already past or unknown is left out)."""
-    text = f"{label(name)}: {used_percent:.0f} %"
-    if resets_at is None or resets_at <= now:
-        return text
+    day: "resets Mon 09:00"; an unknown one is left out). After the reset, until the agent
+    reports again, the use is unknown: "5-hour: reset at 23:00 (was 63 %)"."""
+    if resets_at is None:
+        return f"{label(name)}: {used_percent:.0f} %"
     local, today = datetime.fromtimestamp(resets_at, zone), datetime.fromtimestamp(now, zone)
     day = "" if local.date() == today.date() else f"{local:%a} "
-    return f"{text}, resets {day}{local:%H:%M}"
+    if resets_at <= now:
+        return f"{label(name)}: reset at {day}{local:%H:%M} (was {used_percent:.0f} %)"
+    return f"{label(name)}: {used_percent:.0f} %, resets {day}{local:%H:%M}"
 
 
 def _number(value: Any) -> float | None:

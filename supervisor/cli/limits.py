@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from supervisor.agents.accounts import shown
 from supervisor.api.client import NotRunning
 from supervisor.cli.args import Arguments, Command, add_json
 from supervisor.cli.database import open_ledger
@@ -45,7 +46,7 @@ def print_limits(found: list[Json]) -> None:
         return parse_ts(ts).astimezone().strftime("%Y-%m-%d %H:%M") if ts else "-"
 
     rows = [
-        [f["agent"], f["account"], f["label"], f"{f['used_percent']:.0f} %",
+        [f["agent"], shown(f["account"]), f["label"], f"{f['used_percent']:.0f} %",
          local(f["resets_at"]), local(f["observed_at"])]
         for f in found
     ]  # fmt: skip

@@ -68,6 +68,10 @@ def test_the_line_names_the_reset_in_local_time_and_the_day_when_not_today():
         "7-day: 12 %, resets Mon 09:00"
     )
     assert planlimits.describe("five_hour", 63, None, BERLIN, now) == "5-hour: 63 %"
+    past = datetime(2026, 12, 8, 17, 0, tzinfo=BERLIN).timestamp()
+    assert planlimits.describe("five_hour", 63, past, BERLIN, now) == (
+        "5-hour: reset at 17:00 (was 63 %)"
+    )
 
 
 def test_an_account_is_the_agents_config_folder_resolved(tmp_path):

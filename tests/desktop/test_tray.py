@@ -572,3 +572,25 @@ def test_a_runs_plan_use_reaches_the_tray_within_one_status_line_update(
             await bridge.close()
 
     run(qloop, scenario())
+
+
+def test_plan_lines_name_the_agent_and_account_only_when_there_are_several() -> None:
+    from desktop.tray import plan_lines
+
+    home = str(Path.home())
+
+    def found(agent: str, account: str, text: str) -> dict[str, str]:
+        return {"agent": agent, "account": account, "text": text}
+
+    one = [found("claude", f"{home}/.claude", "5-hour: 63 %"),
+           found("claude", f"{home}/.claude", "7-day: 12 %")]  # fmt: skip
+    assert plan_lines(Snapshot(plan_limits=one)) == ["5-hour: 63 %", "7-day: 12 %"]
+    agents = [*one, found("codex", f"{home}/.codex", "5-hour: 5 %")]
+    assert plan_lines(Snapshot(plan_limits=agents)) == [
+        "Claude 5-hour: 63 %", "Claude 7-day: 12 %", "Codex 5-hour: 5 %",
+    ]  # fmt: skip
+    two = [one[0], found("claude", "/work/claude", "5-hour: 90 %")]
+    assert plan_lines(Snapshot(plan_limits=two)) == [
+        "Claude (~/.claude) 5-hour: 63 %", "Claude (/work/claude) 5-hour: 90 %",
+    ]  # fmt: skip
+    assert plan_lines(Snapshot()) == []
