@@ -82,6 +82,7 @@ class Snapshot:
     profiles: list[Json] = field(default_factory=list)
     budgets: list[Json] = field(default_factory=list)
     today: Json = field(default_factory=dict)  # today's usage totals
+    plan_limits: list[Json] = field(default_factory=list)  # each account's plan windows
     last_event_id: int = 0
 
     @property
@@ -250,7 +251,7 @@ class Bridge(QObject):
                 return self.snapshot
             self._full_at = asyncio.get_running_loop().time()
             since = self.snapshot.last_event_id
-            # seven results: past typeshed's overloads of gather, which type each one apart
+            # eight results: past typeshed's overloads of gather, which type each one apart
             answers: list[Any] = await asyncio.gather(
                 self.status(),
                 self.runners(),
@@ -258,10 +259,11 @@ class Bridge(QObject):
                 self.profiles(),
                 self.budgets(),
                 self.usage("daily", since=_today()),
+                self.plan_limits(),
                 # the first refresh takes the history as read: only its newest id matters
                 self.read_events(since=since, limit=200) if since else self.read_events(last=1),
             )
-            status, runners, projects, profiles, budgets, today, new = answers
+            status, runners, projects, profiles, budgets, today, plan_limits, new = answers
             self.snapshot = Snapshot(
                 status=status,
                 runners=runners,
@@ -269,6 +271,7 @@ class Bridge(QObject):
                 profiles=profiles,
                 budgets=budgets,
                 today=today["totals"],
+                plan_limits=plan_limits,
                 last_event_id=new[-1]["id"] if new else since,
             )
         if new and since:  # the first refresh takes the history as read
@@ -353,6 +356,10 @@ class Bridge(QObject):
 
     async def set_setting(self, key: str, value: Any) -> Json:
         return await self._request("PUT", f"/settings/{key}", {"value": value})
+
+    async def plan_limits(self) -> list[Json]:
+        """The plans' own limits: each account's 5-hour and 7-day use, as last reported."""
+        return await self._request("GET", "/limits")
 
     async def budgets(self) -> list[Json]:
         """Budgets with their current periods' use."""

@@ -21,6 +21,7 @@ from desktop.prompt import PromptDialog, ask_prompt
 from desktop.sni import TrayHosts
 from desktop.startup import StartupIcon
 from desktop.terminal import open_terminal, run_in_terminal
+from supervisor.agents.accounts import shown
 
 RECENT_PROJECTS = 8
 NAMED_IN_TOOLTIP = 3  # runners that need the user, named in the tooltip; the rest counted
@@ -98,7 +99,25 @@ def summary(snapshot: Snapshot) -> str:
     if len(needy) > NAMED_IN_TOOLTIP:
         lines.append(f"and {len(needy) - NAMED_IN_TOOLTIP} more")
     lines.append(today_line(snapshot))
+    lines += plan_lines(snapshot)
     return "\n".join(lines)
+
+
+def plan_lines(snapshot: Snapshot) -> list[str]:
+    """A line per plan window ("5-hour: 63 %, resets 23:00"), the agent and account named
+    when there is more than one."""
+    found = snapshot.plan_limits
+    accounts = {(f["agent"], f["account"]) for f in found}
+    if len(accounts) <= 1:
+        return [f["text"] for f in found]
+    agents = {agent for agent, _ in accounts}
+    lines = []
+    for f in found:
+        who = f["agent"].title()
+        if len(agents) < len(accounts):  # two accounts of one agent: name the folder
+            who += f" ({shown(f['account'])})"
+        lines.append(f"{who} {f['text']}")
+    return lines
 
 
 def today_line(snapshot: Snapshot) -> str:
@@ -227,6 +246,8 @@ class Tray(QObject):
         menu.addSeparator()
         today = menu.addAction(today_line(snapshot))
         today.setEnabled(False)
+        for line in plan_lines(snapshot):
+            menu.addAction(line).setEnabled(False)
         pause = menu.addMenu("Pause notifications")
         if self.notifier.paused_until:
             until = datetime.datetime.fromtimestamp(self.notifier.paused_until)

@@ -17,12 +17,17 @@ What a run does is scripted by the environment variable ``FAKE_AGENT_SCRIPT`` (b
 - ``["hook", EVENT, {fields}]``: fire Claude's hooks for EVENT (ignored by codex);
 - ``["turn", {"input_tokens": 10, "output_tokens": 5, ...}]``: log one model turn (claude:
   also ``cache_creation_input_tokens``, ``cache_read_input_tokens``; codex: also
-  ``cached_input_tokens``, part of its input, and ``reasoning_output_tokens``; both:
+  ``cached_input_tokens``, part of its input, ``reasoning_output_tokens``, and
+  ``rate_limits``, written as Codex's plan windows; both:
   ``model``; aider: the same four as claude, uncached input first; gemini: Gemini's own
   ``input`` (cached included), ``output``, ``cached``, ``thoughts``, ``tool``, ``model``);
 - ``["limit", TEXT]``: log a usage-limit refusal (claude: the synthetic ``isApiErrorMessage``
   line; codex: a ``rate_limits`` update at 100% resetting at ``$FAKE_LIMIT_RESETS_AT``, and an
   error event) and print TEXT;
+- ``["statusline", {fields}]``: one status-line update (claude only): the ``statusLine``
+  command of its settings (the last layer that has one, ``--settings`` last) run through the
+  shell with Claude's JSON plus ``fields`` (e.g. ``rate_limits``) on stdin; what it prints is
+  appended to ``$FAKE_STATUSLINE_OUT`` (else printed);
 - ``["print", TEXT]``, ``["stderr", TEXT]``, ``["sleep", SECONDS]``;
 - ``["append", PATH, TEXT]``: append TEXT to the file PATH (relative: in its folder), as an
   agent edits a file;

@@ -45,6 +45,7 @@ WAIT_FILE_LIMIT = 60.0
 WAIT_FILE_GAVE_UP = 3
 BAD_USAGE = 2
 END_HOOKS_BUDGET = 1.0  # seconds for SessionEnd hooks after a signal
+STATUSLINE_TIMEOUT = 10.0  # seconds for one status-line command
 HTTP_HOOK_TIMEOUT = 30.0
 COMMAND_HOOK_TIMEOUT = 60.0  # Claude Code's documented default for command hooks
 
@@ -289,6 +290,9 @@ class Agent:
     def hook(self, event: str, fields: dict[str, Any]) -> None:
         pass  # Codex has no hooks
 
+    def statusline(self, fields: dict[str, Any]) -> None:
+        pass  # only Claude Code has a status-line command
+
     def turn(self, fields: dict[str, Any]) -> None:
         raise NotImplementedError
 
@@ -325,6 +329,8 @@ class Agent:
                 self.hook(str(args[0]), dict(args[1]) if len(args) > 1 else {})
             elif kind == "turn":
                 self.turn(dict(args[0]) if args else {})
+            elif kind == "statusline":
+                self.statusline(dict(args[0]) if args else {})
             elif kind == "limit":
                 self.limit(str(args[0]))
             elif kind == "print":
@@ -438,6 +444,7 @@ class Claude(Agent):
         self.transcript = Path()
         self.parent_uuid: str | None = None
         self.hooks: dict[str, list[Any]] = {}
+        self.status_line: Any = None  # the statusLine setting of the last layer that has one
         self.settings_arg = args.value("--settings")
         self.sources = args.value("--setting-sources")
 
@@ -505,6 +512,8 @@ class Claude(Agent):
         if self.settings_arg is not None:
             layers.append(parse_settings(self.settings_arg))
         for layer in layers:
+            if isinstance(layer, dict) and "statusLine" in layer:
+                self.status_line = layer["statusLine"]
             hooks = layer.get("hooks") if isinstance(layer, dict) else None
             if isinstance(hooks, dict):
                 for event, groups in hooks.items():
@@ -615,6 +624,39 @@ class Claude(Agent):
                     post_hook(event, spec, body, timeout)
                 elif kind == "command":
                     command_hook(event, spec, body, timeout, self.cwd)
+
+    def statusline(self, fields: dict[str, Any]) -> None:
+        """One status-line update: the statusLine command run through the shell with the
+        session's JSON on stdin (``fields`` added, e.g. ``rate_limits``); what it prints goes
+        to ``$FAKE_STATUSLINE_OUT`` (appended), else to the terminal."""
+        spec = self.status_line
+        if not isinstance(spec, dict) or spec.get("type") != "command":
+            return
+        payload = {
+            "hook_event_name": "Status",
+            "session_id": self.session_id,
+            "transcript_path": str(self.transcript),
+            "cwd": self.cwd,
+            "model": {"id": self.model, "display_name": self.model},
+            "workspace": {"current_dir": self.cwd, "project_dir": self.cwd},
+            "version": CLAUDE_VERSION,
+            **fields,
+        }
+        try:
+            done = subprocess.run(
+                str(spec.get("command") or ""), shell=True, input=json.dumps(payload).encode(),
+                capture_output=True, timeout=STATUSLINE_TIMEOUT, cwd=self.cwd, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            err("fake claude: the status line timed out")
+            return
+        shown = done.stdout.decode("utf-8", "replace")
+        target = os.environ.get("FAKE_STATUSLINE_OUT")
+        if target:
+            with open(target, "a", encoding="utf-8") as file:
+                file.write(shown if shown.endswith("\n") else shown + "\n")
+        else:
+            out(f"statusline: {shown.rstrip()}")
 
     def finish(self) -> None:
         reason = "other" if self.batch else "prompt_input_exit"
@@ -865,7 +907,8 @@ class Codex(Agent):
             "last_token_usage": last,
             "model_context_window": 272000,
         }
-        self.write("event_msg", {"type": "token_count", "info": info, "rate_limits": None})
+        limits = fields.get("rate_limits")  # the plan's windows, as Codex reports them
+        self.write("event_msg", {"type": "token_count", "info": info, "rate_limits": limits})
         self.write("event_msg", {"type": "agent_message", "message": f"ok: {prompt}"})
 
     def limit(self, text: str) -> None:

@@ -1,6 +1,6 @@
 """The Overview page, the window's first: what needs the user now (a card per runner with its
-one next action), today's spend against each budget, the last seven days, and the
-supervisor's health.
+one next action), today's spend against each budget, the plans' own limits, the last seven
+days, and the supervisor's health.
 
 The active runners come from the bridge's snapshot (live); what the snapshot lacks is fetched
 while the page is shown: the runners that failed lately, the week's usage, the dead letters.
@@ -30,6 +30,7 @@ from desktop.bridge import Bridge, BridgeError, Json, Snapshot, spawn
 from desktop.charts import DailyChart, days_back, stack_by_project
 from desktop.dashboard.budgets import BudgetList
 from desktop.dashboard.looks import bold
+from desktop.dashboard.planlimits import PlanLimits
 from desktop.icons import state_dot
 from desktop.models import FAILED_STATES, FAILURE, local_time, look, parse_time
 from desktop.terminal import open_terminal
@@ -285,6 +286,7 @@ class OverviewPage(QScrollArea):
         font.setPointSizeF(font.pointSizeF() * 1.6)
         self.spend.setFont(font)
         self.budgets = BudgetList(NO_BUDGET)
+        self.plan_limits = PlanLimits()
         self.week = DailyChart()
         self.week.setFixedHeight(260)
         self.week_empty = QLabel(NO_USAGE)
@@ -295,6 +297,7 @@ class OverviewPage(QScrollArea):
         layout = QVBoxLayout(inner)
         self.needs_box = _section(layout, "Needs you", self.cards)
         _section(layout, "Today", self.spend, self.budgets)
+        _section(layout, "Plan limits", self.plan_limits)
         _section(layout, "Last 7 days", self.week, self.week_empty)
         _section(layout, "Supervisor", self.health)
         layout.addStretch(1)
@@ -317,6 +320,7 @@ class OverviewPage(QScrollArea):
             f"{human_tokens(today.get('total_tokens'))} tokens"
         )
         self.budgets.update_budgets(snapshot.budgets)
+        self.plan_limits.show_limits(snapshot.plan_limits)
         self.health.show_status(snapshot.status)
 
     def show_cards(self, snapshot: Snapshot | None = None) -> None:

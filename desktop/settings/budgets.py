@@ -31,6 +31,7 @@ from desktop.settings.page import (
 
 PERIODS = {"daily": "Daily", "weekly": "Weekly", "monthly": "Monthly", "5h": "5-hour block"}
 ACTIONS = {"warn": "Warn only", "block": "Block new launches", "stop": "Block and stop runners"}
+THRESHOLDS = "limit_thresholds"  # the setting of plan-limit percentages that notify
 BUDGET_COLUMNS = ["Scope", "Period", "Tokens", "USD", "Warn at %", "At 100 %", "Used"]
 
 
@@ -73,16 +74,26 @@ class BudgetsPage(Page):
         self.remove_button.clicked.connect(self.remove)
         self.remove_button.setEnabled(False)
         form.addRow(ends(self.remove_button, self.save_button))
-        stack(self.body, self.table, box)
+        plan = QGroupBox("Plan limits (the 5-hour and 7-day windows of your subscription)")
+        plan_form = QFormLayout(plan)
+        self.plan_thresholds = line_edit("80, 95")
+        self.plan_save_button = QPushButton("Save")
+        self.plan_save_button.clicked.connect(lambda: self.start(self._save_thresholds()))
+        plan_form.addRow("Notify at %", self.plan_thresholds)
+        plan_form.addRow(ends(QWidget(), self.plan_save_button))
+        stack(self.body, self.table, box, plan)
 
     def load(self) -> None:
         self.start(self._fetch())
 
     async def _fetch(self) -> None:
-        budgets, projects = await asyncio.gather(
+        budgets, projects, settings = await asyncio.gather(
             self.bridge.budgets(),
             self.bridge.projects(),
+            self.bridge.settings(),
         )
+        thresholds = next((s["value"] for s in settings if s["key"] == THRESHOLDS), "")
+        self.plan_thresholds.setText(", ".join(filter(None, thresholds.split(","))))
         scope = self.scope.currentText() or "global"
         self.scope.clear()
         self.scope.addItems(["global", *(f"project:{p['name']}" for p in projects)])
@@ -135,6 +146,12 @@ class BudgetsPage(Page):
         await self.bridge.set_budget(scope, period, tokens, usd, self.action.currentData(), warn)
         self.say(f"Saved the {period} budget of {scope}.")
         await self._fetch()
+
+    async def _save_thresholds(self) -> None:
+        """The plan-limit percentages that notify (the supervisor checks them)."""
+        text = ",".join(part for part in re.split(r"[,\s]+", self.plan_thresholds.text()) if part)
+        await self.bridge.set_setting(THRESHOLDS, text)
+        self.say(f"Plan limits notify at {text.replace(',', ', ')} %.")
 
     def remove(self) -> None:
         row = self.table.currentRow()

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from supervisor.agents import commands
+from supervisor.agents import commands, statusline
 from supervisor.api.schemas import ProfileCreate
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.storage import queries
@@ -206,7 +206,9 @@ def can_resume(profile: Profile | None) -> bool:
 def hooks_settings(api_url: str) -> dict[str, object]:
     """Claude Code settings whose HTTP hooks report to ``api_url`` as the runner itself: its
     id and token come from the environment the supervisor (or stratavore-agent) gives the
-    agent, and Claude Code only expands the variables listed in ``allowedEnvVars``."""
+    agent, and Claude Code only expands the variables listed in ``allowedEnvVars``. Its
+    status line is ours (``supervisor.agents.statusline``): it reports the plan's limits the
+    same way and then runs the user's own."""
     hook = {
         "type": "http",
         "url": f"{api_url}/api/v1/hooks",
@@ -226,4 +228,7 @@ def hooks_settings(api_url: str) -> dict[str, object]:
         event: [{"matcher": "*", "hooks": [hook]}] for event in tool_events
     }
     hooks.update({event: [{"hooks": [hook]}] for event in plain_events})
-    return {"hooks": hooks}
+    return {
+        "hooks": hooks,
+        "statusLine": {"type": "command", "command": statusline.command(), "padding": 0},
+    }

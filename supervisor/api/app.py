@@ -25,6 +25,7 @@ from supervisor.api.metrics import Metrics
 from supervisor.api.routes import (
     Route,
     hooks,
+    limits,
     notify,
     projects,
     runners,
@@ -51,6 +52,7 @@ ROUTES: tuple[Route, ...] = (
     *system.EVENTS,
     *projects.SETTINGS,
     *usage.ROUTES,
+    *limits.ROUTES,
     *notify.ROUTES,
     *team.ROUTES,
     *system.METRICS,
@@ -96,6 +98,7 @@ class Api:
             notify.Notify(dispatcher, manager.clock),
             team.Team(manager, team_service),
             worktrees.Worktrees(manager),
+            limits.Limits(manager),
         )
 
     @property

@@ -344,7 +344,12 @@ def resolve(name: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    opts, command = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["statusline"]:  # Claude Code's status line (a frozen build has no `python -m`)
+        from supervisor.agents import statusline
+
+        return statusline.main()
+    opts, command = parse_args(argv)
     if not command and not opts.profile:
         print(f"{PROG}: nothing to run; usage: {USAGE}", file=sys.stderr)
         return 2

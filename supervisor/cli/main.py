@@ -49,6 +49,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "usage": ("usage", "token usage and cost from the agents' own logs"),
     "budget": ("budgets", "set or remove a budget"),
     "budgets": ("budgets", "list budgets: used, limit, reset, projected exhaustion"),
+    "limits": ("limits", "the plans' own limits: 5-hour and 7-day use, per account"),
     "backup": ("backups", "back the database up into the data dir's backups/ now"),
     "restore": ("backups", "list the backups, or put one back in place of the database"),
     "team": ("team", "a team's shared ledger on PostgreSQL, team budgets"),

@@ -31,6 +31,8 @@ WORKTREE_DISCARDED = "runner.worktree_discarded"  # the user removed its worktre
 STORAGE_PROBLEM = "supervisor.storage_problem"  # the data folder was full or read-only (once)
 SETTING_INVALID = "settings.invalid"  # a saved setting cannot be used: its default is, at start
 BACKUP_FAILED = "backup.failed"  # a scheduled backup of the database could not be made
+PLAN_LIMIT = "plan.limit"  # an account's use of a provider plan window changed
+PLAN_THRESHOLD = "plan.threshold"  # a plan window crossed a limit_thresholds percentage, once
 
 STATE_TITLES = {
     RunnerState.QUEUED: "was queued",

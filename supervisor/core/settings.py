@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,6 +40,9 @@ class Settings:
     price_overrides: dict = field(default_factory=dict)  # model -> {price key: USD per token}
     limit_resume_delay: float = 60.0  # resume this long after a provider limit's reset
     limit_retry: float = 3600.0  # a limit without a reset time: try again after this long
+    # a plan window's use (the 5-hour, 7-day limits) at these percentages is notified, once
+    # per window period: comma-separated
+    limit_thresholds: str = "80,95"
     backup_interval: float = 86400.0  # seconds between scheduled backups of the database
     backup_keep: int = 7  # the newest backups kept (of every kind)
     team_push_interval: float = 30.0  # seconds between pushes to the team ledger, when joined
@@ -54,7 +58,7 @@ LIVE = frozenset({
     "heartbeat_interval", "heartbeat_ttl", "max_runners_per_project", "max_runners_global",
     "stop_timeout", "start_secs", "max_retries", "backoff_initial", "backoff_max",
     "timezone", "week_start", "cost_mode", "price_overrides", "limit_resume_delay", "limit_retry",
-    "backup_keep",
+    "backup_keep", "limit_thresholds",
 })  # fmt: skip
 DAY = 86400
 # Inclusive bounds: NaN, infinities and anything outside are refused, whether the value comes
@@ -196,9 +200,30 @@ def _check_text(key: str, value: Any, kind: type[Any]) -> Any:
                 "Setting otel_endpoint is an http:// or https:// URL, e.g. "
                 "http://collector:4318 (or empty).",
             )
+    if key == "limit_thresholds":
+        thresholds_of(value)
     if key == "price_overrides":
         try:
             pricing.PriceTable.bundled(value)
         except ValueError as exc:
             raise ApiError(ErrorCode.INVALID, str(exc)) from None
     return value
+
+
+def thresholds_of(text: str) -> list[float]:
+    """The percentages of ``limit_thresholds`` ("80,95"), sorted; one sentence when one is
+    not a number from 1 to 100."""
+    found = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            value = float(part.rstrip("%").strip())
+        except ValueError:
+            value = math.nan
+        if not 1 <= value <= 100:  # also false for NaN
+            raise ApiError(
+                ErrorCode.INVALID,
+                f"Setting limit_thresholds takes percentages from 1 to 100 separated by "
+                f"commas, like 80,95; {part!r} is not one.",
+            )
+        found.append(value)
+    return sorted(set(found))

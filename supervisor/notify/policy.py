@@ -56,6 +56,7 @@ DEFAULT_TYPES = (
     "runner.limit",
     "runner.resume_failed",
     "runner.worktree_kept",
+    "plan.threshold",  # a provider plan's 5-hour or 7-day use at a percentage the user set
     "budget.*",
     "!budget.rollover",  # a period's report: the app shows it; not worth a push
 )

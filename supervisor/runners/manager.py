@@ -49,6 +49,7 @@ from supervisor.runners.liveness import Liveness
 from supervisor.runners.logpump import LogPump
 from supervisor.runners.logs import Logs
 from supervisor.runners.pausing import Pauses
+from supervisor.runners.planlimits import PlanLimitBook
 from supervisor.runners.process import ProcessOps
 from supervisor.runners.projects import ProjectBook
 from supervisor.runners.queue import Queue
@@ -101,7 +102,10 @@ class RunnerManager:
         profiles, projects = self.profiles, self.projects
         pump, heartbeats = self.pump, self.heartbeats
         table = self.table = RunnerTable(writes, projects, tasks)
-        pauses = self.pauses = Pauses(root, table, projects, profiles, config, writes, clock)
+        self.plan_limits = PlanLimitBook(writes, config, clock)
+        pauses = self.pauses = Pauses(
+            root, table, projects, profiles, config, writes, clock, self.plan_limits
+        )
         attention = self.attention = AttentionWatch(
             table, projects, profiles, heartbeats, pauses, writes, clock
         )

@@ -133,9 +133,23 @@ def _migration_6(db: pw.Database) -> None:
     _run_sql(db, _V6)
 
 
+_V7 = """
+CREATE TABLE "plan_limit" ("id" INTEGER NOT NULL PRIMARY KEY, "account" TEXT NOT NULL, "agent" VARCHAR(255) NOT NULL, "window" VARCHAR(255) NOT NULL, "used_percent" REAL NOT NULL, "resets_at" REAL, "observed_at" REAL NOT NULL, "notified" REAL NOT NULL);
+CREATE UNIQUE INDEX "plan_limit_account_window" ON "plan_limit" ("account", "window")
+"""  # noqa: E501
+
+
+def _migration_7(db: pw.Database) -> None:
+    """The latest use of each provider plan window per account (Claude Code's status line,
+    Codex's rollouts), and the highest threshold already reported in its period."""
+    for statement in _V7.strip().split(";\n"):
+        db.execute_sql(statement.rstrip(";"))
+
+
 # Ordered; MIGRATIONS[i] takes the schema from version i to i + 1. Never edit a released one.
 MIGRATIONS: list[Callable[[pw.Database], None]] = [
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
+    _migration_7,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -237,6 +237,23 @@ class BudgetMark(BaseModel):
         indexes = ((("budget", "period_start", "kind"), True),)
 
 
+class PlanLimit(BaseModel):
+    """The latest use of one window of a provider plan's limits, per account (the agent's
+    config folder, ``supervisor.agents.accounts``): what the status line or a rollout said."""
+
+    id: pw.AutoField[int]
+    account = pw.TextField()
+    agent = pw.CharField()  # "claude" | "codex"
+    window = pw.CharField()  # "five_hour" | "seven_day" | "<minutes>m"
+    used_percent = pw.FloatField()
+    resets_at = pw.FloatField(null=True)  # UTC epoch seconds
+    observed_at = pw.FloatField()
+    notified = pw.FloatField(default=0)  # the highest threshold reported in this period
+
+    class Meta:
+        indexes = ((("account", "window"), True),)
+
+
 class Channel(BaseModel):
     """Where events are delivered. Its secret (bot token, access token, signing key) is in the
     OS keyring, never here."""
@@ -290,5 +307,5 @@ class Delivery(BaseModel):
 MODELS: list[type[BaseModel]] = [
     Project, Profile, Runner, Event, Setting,
     UsageFile, Usage, UsageSession, UsageBucket, Budget, BudgetMark,
-    Channel, DeliveryBatch, Delivery,
+    Channel, DeliveryBatch, Delivery, PlanLimit,
 ]  # fmt: skip

@@ -57,6 +57,7 @@ def route_request(
             "cwd": str(w.folder),
         },
         "/api/v1/hooks": {"hook_event_name": "Notification"},
+        "/api/v1/statusline": {"account": "/home/x/.claude", "rate_limits": None},
         "/api/v1/usage": {"records": [{"model": "m", "output_tokens": 1}], "runner_id": int(agent)},
     }
     if path == "/api/v1/profiles/{name}":
@@ -66,7 +67,7 @@ def route_request(
     body = body if method in ("post", "put", "patch") else None
     concrete = concrete.replace("dead/" + str(w.id("busy")), "dead/1")
     kwargs: dict[str, Any] = {"body": body} if body is not None else {}
-    if concrete == "/api/v1/hooks":
+    if concrete in ("/api/v1/hooks", "/api/v1/statusline"):
         kwargs["headers"] = {"X-Stratavore-Runner": agent}
     return concrete, kwargs
 

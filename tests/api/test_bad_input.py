@@ -309,6 +309,11 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | re.Pattern[str]
     # POST /hooks
     ("hooks-no-runner", "POST", "/api/v1/hooks", {"body": {"hook_event_name": "Stop"}}, 401,
      "unauthorized", "Missing X-Stratavore-Runner header (the runner's id)."),
+    # POST /statusline, GET /limits
+    ("statusline-no-runner", "POST", "/api/v1/statusline", {"body": {"account": "/a"}}, 401,
+     "unauthorized", "Missing X-Stratavore-Runner header (the runner's id)."),
+    ("limits-post", "POST", "/api/v1/limits", {"body": {}}, 405, "method_not_allowed",
+     "/api/v1/limits does not take POST; use GET, HEAD."),
     # GET /sessions
     ("sessions-limit-word", "GET", "/api/v1/sessions", {"params": {"limit": "x"}}, 400,
      "bad_request", "Query parameter limit must be a whole number >= 1, got 'x'."),

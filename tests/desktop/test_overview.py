@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from PySide6.QtWidgets import QProgressBar
+
 from desktop.dashboard.overview import (
     NO_BUDGET,
     NO_USAGE,
@@ -205,3 +207,39 @@ def test_each_need_has_its_one_action(daemon, project_dir, tmp_path):
                                                       (8, "failed")]  # fmt: skip
     assert cards[2][1].sentence.startswith("Gave up at ")
     assert cards[2][1].sentence.endswith(": gave up: exited too quickly 4 times in a row.")
+
+
+def test_the_plan_limits_strip_shows_a_bar_per_window_of_each_account(qapp) -> None:
+    from desktop.dashboard.planlimits import NO_PLAN_LIMITS, PlanLimits
+
+    home = str(Path.home())
+
+    def window(account: str, agent: str, name: str, label: str, used: float) -> dict:
+        text = f"{label}: {used:.0f} %, resets 23:00"
+        return {"account": account, "agent": agent, "window": name, "label": label,
+                "used_percent": used, "text": text}  # fmt: skip
+
+    strip = PlanLimits()
+    strip.show_limits([])
+    assert not strip.empty.isHidden() and strip.empty.text() == NO_PLAN_LIMITS
+    found = [
+        window(f"{home}/.claude", "claude", "five_hour", "5-hour", 63),
+        window(f"{home}/.claude", "claude", "seven_day", "7-day", 12),
+        window("/work/codex", "codex", "five_hour", "5-hour", 97.5),
+    ]
+    strip.show_limits(found)
+    assert strip.empty.isHidden()
+    bars = list(strip.bars.values())
+    assert [b.accessibleName() for b in bars] == [
+        "Claude ~/.claude 5-hour limit", "Claude ~/.claude 7-day limit",
+        "Codex /work/codex 5-hour limit",
+    ]  # fmt: skip
+    assert [(b.value(), b.format()) for b in bars] == [(630, "63 %"), (120, "12 %"),
+                                                       (975, "98 %")]  # fmt: skip
+    assert [line.text() for line in strip.lines.values()] == [
+        "5-hour: 63 %, resets 23:00", "7-day: 12 %, resets 23:00", "5-hour: 98 %, resets 23:00",
+    ]  # fmt: skip
+    strip.show_limits([window(f"{home}/.claude", "claude", "five_hour", "5-hour", 64), *found[1:]])
+    assert list(strip.bars.values()) == bars and bars[0].value() == 640  # the same rows, updated
+    strip.show_limits(found[:1])
+    assert len(strip.bars) == 1 and len(strip.findChildren(QProgressBar)) == 1

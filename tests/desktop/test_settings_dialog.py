@@ -292,6 +292,23 @@ def test_add_change_and_remove_a_budget(loop, daemon, qtbot, tmp_path, project_d
     run(loop, scenario())
 
 
+def test_plan_limit_thresholds_are_set_on_the_budgets_page(loop, daemon, qtbot, tmp_path):
+    async def scenario() -> None:
+        async with opened(daemon, qtbot, tmp_path) as dialog:
+            page = dialog.budgets
+            assert page.plan_thresholds.text() == "80, 95"
+            page.plan_thresholds.setText("50 75, 99")
+            await click(dialog, page.plan_save_button)
+            assert page.status.text() == "Plan limits notify at 50, 75, 99 %."
+            page.plan_thresholds.setText("50, lots")
+            await click(dialog, page.plan_save_button)
+            assert "like 80,95; 'lots' is not one" in page.status.text()
+
+    run(loop, scenario())
+    settings = {row["key"]: row for row in daemon.api.get("/api/v1/settings")}
+    assert settings["limit_thresholds"]["value"] == "50,75,99"
+
+
 # --- Profiles ----------------------------------------------------------------------------------
 def test_add_and_delete_a_profile_builtins_read_only(loop, daemon, qtbot, tmp_path):
     async def scenario() -> None:

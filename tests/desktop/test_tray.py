@@ -526,3 +526,71 @@ def test_today_line_names_the_tightest_budget() -> None:
         today={"total_tokens": 950, "cost_usd": 0.125},
     )
     assert today_line(snapshot) == "Today: 950 tokens, $0.12, 65% of project:api daily"
+
+
+def test_a_runs_plan_use_reaches_the_tray_within_one_status_line_update(
+    fake_claude: Path, qloop: asyncio.AbstractEventLoop, daemon: Daemon, project_dir: Path
+) -> None:
+    """The fake claude, launched by the real supervisor, runs the status-line command
+    Stratavore injected with Claude Code's JSON; the tray's tooltip and menu show the plan's
+    five-hour use before the next update (one a second here)."""
+    from tests.fake_agents import script
+
+    daemon.project("demo", project_dir)
+    shown, go = project_dir / "shown.txt", project_dir / "go"
+    resets = int(time.time()) + 2 * 3600
+    local = datetime.datetime.fromtimestamp(resets).strftime("%H:%M")
+
+    def update(five: float) -> list[Any]:
+        return ["statusline", {"rate_limits": {
+            "five_hour": {"used_percentage": five, "resets_at": resets},
+            "seven_day": {"used_percentage": 12, "resets_at": resets + 3 * 86400},
+        }}]  # fmt: skip
+
+    steps = [update(63), ["sleep", 2], update(64), ["wait_file", str(go)]]
+    env = {"FAKE_AGENT_SCRIPT": script(*steps), "FAKE_STATUSLINE_OUT": str(shown)}
+
+    async def scenario() -> None:
+        bridge = Bridge(daemon.api.base_url, daemon.api.token or "")
+        bridge.start()
+        try:
+            await bridge.refresh()
+            tray = Tray(bridge, Notifier())
+            assert "5-hour" not in tray.icon.toolTip()  # unknown: not shown, never 0 %
+            await asyncio.sleep(0.5)  # the bridge waits for news now
+            daemon.api.post("/api/v1/runners", {"project": "demo", "profile": "claude",
+                                                "prompt": "work", "env": env})  # fmt: skip
+            await until(lambda: shown.exists(), "the first status-line update")
+            # before the second update (a second later) the tray shows the first one
+            await until(lambda: "5-hour: 63 %" in tray.icon.toolTip(), "63 % in the tooltip")
+            assert len(shown.read_text().splitlines()) == 1
+            assert f"\n5-hour: 63 %, resets {local}\n7-day: 12 %, resets " in tray.icon.toolTip()
+            assert f"5-hour: 63 %, resets {local}" in texts(opened(tray))
+            await until(lambda: "5-hour: 64 %" in tray.icon.toolTip(), "the second update")
+        finally:
+            go.touch()
+            await bridge.close()
+
+    run(qloop, scenario())
+
+
+def test_plan_lines_name_the_agent_and_account_only_when_there_are_several() -> None:
+    from desktop.tray import plan_lines
+
+    home = str(Path.home())
+
+    def found(agent: str, account: str, text: str) -> dict[str, str]:
+        return {"agent": agent, "account": account, "text": text}
+
+    one = [found("claude", f"{home}/.claude", "5-hour: 63 %"),
+           found("claude", f"{home}/.claude", "7-day: 12 %")]  # fmt: skip
+    assert plan_lines(Snapshot(plan_limits=one)) == ["5-hour: 63 %", "7-day: 12 %"]
+    agents = [*one, found("codex", f"{home}/.codex", "5-hour: 5 %")]
+    assert plan_lines(Snapshot(plan_limits=agents)) == [
+        "Claude 5-hour: 63 %", "Claude 7-day: 12 %", "Codex 5-hour: 5 %",
+    ]  # fmt: skip
+    two = [one[0], found("claude", "/work/claude", "5-hour: 90 %")]
+    assert plan_lines(Snapshot(plan_limits=two)) == [
+        "Claude (~/.claude) 5-hour: 63 %", "Claude (/work/claude) 5-hour: 90 %",
+    ]  # fmt: skip
+    assert plan_lines(Snapshot()) == []

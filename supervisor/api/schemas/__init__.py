@@ -34,6 +34,7 @@ from supervisor.api.schemas.base import (
     iso,
 )
 from supervisor.api.schemas.hooks import Heartbeat, HeartbeatAck, HookAck, HookIn
+from supervisor.api.schemas.limits import PlanLimitOut, StatusLineAck, StatusLineIn
 from supervisor.api.schemas.notify import ChannelOut, ChannelSet, ChannelTest, DeadLetter
 from supervisor.api.schemas.openapi import ERROR_STATUSES, openapi_document
 from supervisor.api.schemas.projects import (
@@ -113,6 +114,7 @@ __all__ = [
     "Merged",
     "Mode",
     "Name",
+    "PlanLimitOut",
     "Profile",
     "ProfileCreate",
     "Project",
@@ -129,6 +131,8 @@ __all__ = [
     "SettingUpdate",
     "SettingValue",
     "Status",
+    "StatusLineAck",
+    "StatusLineIn",
     "Stop",
     "StopMany",
     "TeamBudget",

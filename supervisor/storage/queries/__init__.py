@@ -11,6 +11,7 @@ import and the name says what it does.
 - ``usage``: the usage ledger, its buckets, agent sessions, the imported files' marks
 - ``reports``: what usage reports sum: buckets per local day, rows per session or in order
 - ``budgets``: budgets, their marks, and the usage of a scope
+- ``limits``: provider plan limits, the latest use of each window per account
 - ``notify``: notification channels and the outbox's deliveries
 - ``team``: the team ledger's local side: its outbox, what a push reads (``supervisor/team``)
 """
@@ -33,6 +34,7 @@ from supervisor.storage.queries.events import (
     last_event_id,
     last_events,
 )
+from supervisor.storage.queries.limits import plan_limits, plan_limits_of, put_plan_limit
 from supervisor.storage.queries.notify import (
     Attempt,
     DueDelivery,
@@ -182,6 +184,8 @@ __all__ = [
     "list_projects",
     "mark_budget",
     "next_attempt_after",
+    "plan_limits",
+    "plan_limits_of",
     "profile_by_name",
     "profile_exists",
     "project_by_name",
@@ -191,6 +195,7 @@ __all__ = [
     "project_paths",
     "put_budget",
     "put_channel",
+    "put_plan_limit",
     "put_setting",
     "rebuild_buckets",
     "record_attempts",
