@@ -423,8 +423,8 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | re.Pattern[str]
      422, "invalid", "Unknown time zone 'Nowhere'; use an IANA name such as Europe/Berlin or UTC."),
     ("usage-report-unknown-param", "GET", "/api/v1/usage/daily", {"params": {"from": "x"}},
      400, "bad_request",
-     "Unknown query parameter from; use agent, by_project, mode, project, since, timezone, "
-     "until."),
+     "Unknown query parameter from; use account, agent, by_account, by_project, mode, project, "
+     "since, timezone, until."),
     ("usage-report-unknown-project", "GET", "/api/v1/usage/daily", {"params": {"project": "nope"}},
      404, "not_found", "Project 'nope' does not exist."),
     # GET, PUT /budgets; DELETE /budgets/{scope}/{period}
