@@ -67,7 +67,8 @@ def cmd_budget(args: argparse.Namespace) -> int:
 
 def budget_arguments(p: argparse.ArgumentParser) -> None:
     add_budget_options(
-        p, "global, project:NAME or agent:NAME", ("5h", "daily", "weekly", "monthly")
+        p, "global, project:NAME, agent:NAME or account:NAME (a profile or config dir)",
+        ("5h", "daily", "weekly", "monthly"),
     )
 
 

@@ -1,0 +1,131 @@
+"""Accounts: the config directory a run uses (its key), a profile's own account checked and
+put in its environment, and the accounts' labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from supervisor.agents import accounts
+from supervisor.core.errors import ApiError, ErrorCode
+from tests import fake_agents
+from tests.agents.test_e2e import fake_bin  # noqa: F401  (a fixture: the fake agents on PATH)
+from tests.conftest import api_error
+from tests.fake_agents import script
+
+
+def test_account_key_is_the_resolved_config_dir_or_the_default(tmp_path) -> None:
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    (tmp_path / "link").symlink_to(work, target_is_directory=True)
+    work.mkdir()
+    env = {"HOME": str(home)}
+    assert accounts.account_key("claude", env) == str((home / ".claude").resolve())
+    assert accounts.account_key("codex", env) == str((home / ".codex").resolve())
+    assert accounts.account_key("claude", {**env, "CLAUDE_CONFIG_DIR": str(tmp_path / "link")}) == (
+        str(work.resolve())
+    )  # a link and its target are one account
+    assert accounts.account_key("codex", {**env, "CODEX_HOME": "~/elsewhere"}) == str(
+        (home / "elsewhere").resolve()
+    )
+    # a list of config dirs (ccusage reads them all): a run uses the first
+    listed = {**env, "CLAUDE_CONFIG_DIR": f" {work} , {home}"}
+    assert accounts.account_key("claude", listed) == str(work.resolve())
+    assert accounts.account_key("aider", {**env, "CLAUDE_CONFIG_DIR": str(work)}) == ""
+    assert accounts.account_key("claude", {**env, "CLAUDE_CONFIG_DIR": ""}) == str(
+        (home / ".claude").resolve()
+    )
+
+
+@pytest.mark.parametrize(
+    ("agent", "raw", "message"),
+    [
+        ("aider", "/tmp", "Only claude and codex profiles have an account (a config directory); "
+                          "this profile's agent is aider."),
+        (None, "/tmp", "Only claude and codex profiles have an account (a config directory); "
+                       "this profile's agent is none."),
+        ("claude", "relative/dir", "Account directory 'relative/dir' is not an absolute path; "
+                                   "give the full path of the CLAUDE_CONFIG_DIR folder."),
+    ],
+)  # fmt: skip
+def test_an_account_dir_that_cannot_be_one_is_refused_in_one_sentence(agent, raw, message) -> None:
+    with pytest.raises(ApiError) as caught:
+        accounts.check_dir(agent, raw)
+    assert caught.value.message == message
+
+
+def test_a_missing_account_dir_says_how_to_make_it(tmp_path) -> None:
+    missing = tmp_path / "nope"
+    with pytest.raises(ApiError) as caught:
+        accounts.check_dir("codex", str(missing))
+    assert caught.value.message == (
+        f"Account directory {missing} does not exist; create it (sign in once with "
+        f"CODEX_HOME={missing} codex) or give an existing folder."
+    )
+    home = tmp_path / "home"
+    (home / "work").mkdir(parents=True)
+    assert accounts.check_dir("claude", "~/work", home) == str((home / "work").resolve())
+
+
+def test_a_profile_names_its_account_through_the_api(daemon, tmp_path: Path) -> None:
+    work = tmp_path / "claude-work"
+    work.mkdir()
+    made = daemon.api.post(
+        "/api/v1/profiles", {"name": "work", "copy_of": "claude", "account": str(work)}
+    )
+    assert made["account"] == str(work.resolve())
+    assert made["env"] == {"CLAUDE_CONFIG_DIR": str(work.resolve())}  # what the run gets
+    assert daemon.api.get("/api/v1/profiles/claude")["account"] is None  # the default one
+    # set through env, it is checked alike
+    error = api_error(lambda: daemon.api.post("/api/v1/profiles", {
+        "name": "bad", "copy_of": "codex", "env": {"CODEX_HOME": str(tmp_path / "gone")},
+    }))  # fmt: skip
+    assert error.code is ErrorCode.INVALID  # 422
+    assert error.message.startswith(f"Account directory {tmp_path / 'gone'} does not exist;")
+    error = api_error(lambda: daemon.api.post(
+        "/api/v1/profiles", {"name": "bad", "copy_of": "aider", "account": str(work)}
+    ))  # fmt: skip
+    assert (error.code, error.message) == (ErrorCode.INVALID, (
+        "Only claude and codex profiles have an account (a config directory); this profile's "
+        "agent is aider."
+    ))  # fmt: skip
+    assert [p["name"] for p in daemon.api.get("/api/v1/profiles") if not p["builtin"]] == ["work"]
+
+
+@pytest.mark.usefixtures("fake_bin")
+def test_an_account_budget_blocks_launches_on_that_account_not_on_the_other(
+    daemon_factory, tmp_path: Path
+) -> None:
+    daemon = daemon_factory()
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    daemon.project("demo", folder)
+    dirs = {name: tmp_path / f"claude-{name}" for name in ("work", "personal")}
+    for name, path in dirs.items():
+        path.mkdir()
+        daemon.api.post("/api/v1/profiles", {"name": name, "copy_of": "claude",
+                                             "account": str(path)})  # fmt: skip
+
+    def launch(profile: str) -> dict[str, Any]:
+        steps = script(["turn", {"input_tokens": 1000, "output_tokens": 500}])
+        body = {"project": "demo", "profile": profile, "prompt": "go",
+                "env": {"FAKE_AGENT_SCRIPT": steps}}  # fmt: skip
+        return daemon.api.post("/api/v1/runners", body)
+
+    first = daemon.wait_state(launch("work")["id"], "exited")
+    assert fake_agents.claude_transcript(dirs["work"], str(folder), first["session_id"]).exists()
+    daemon.api.post("/api/v1/usage/import")  # the work dir is read: its profile names it
+    report = daemon.api.get("/api/v1/usage/daily", by_account=1)
+    assert [(r["account"], r["total_tokens"]) for r in report["rows"]] == [("work", 1500)]
+    daemon.api.request("PUT", "/api/v1/budgets", body={
+        "scope": "account:work", "period": "daily", "limit_tokens": 1000, "action": "block",
+    })  # fmt: skip
+    error = api_error(lambda: launch("work"))
+    assert error.code is ErrorCode.BUDGET_SPENT
+    assert error.message.startswith(
+        f"budget account:{dirs['work'].resolve()} daily is spent (1,500 / 1,000 tokens); "
+    )
+    other = launch("personal")  # the other account has spent nothing
+    daemon.wait_state(other["id"], "exited")
