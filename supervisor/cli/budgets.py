@@ -8,6 +8,7 @@ import math
 import time
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 from supervisor.api.client import NotRunning
 from supervisor.cli.args import Arguments, Command, add_json, finite
@@ -36,7 +37,8 @@ def cmd_budget(args: argparse.Namespace) -> int:
         if args.tokens is not None or args.usd is not None or args.warn or args.budget_action:
             raise UsageError("budget rm takes only SCOPE and --period")
         try:
-            connect(args).request("DELETE", f"/api/v1/budgets/{args.scope}/{args.period}")
+            scope = quote(args.scope, safe=":")  # an account's directory has slashes
+            connect(args).request("DELETE", f"/api/v1/budgets/{scope}/{args.period}")
         except NotRunning:
             open_ledger()
             budgets.remove_budget(args.scope, args.period)
@@ -144,7 +146,7 @@ def print_budgets(states: list[dict[str, Any]]) -> None:
         return parse_ts(ts).astimezone().strftime("%Y-%m-%d %H:%M") if ts else "-"
 
     rows = [
-        [s["scope"], s["period"], limit(s), f"{s['percent']:.1f}%", s["action"],
+        [s["shown_scope"], s["period"], limit(s), f"{s['percent']:.1f}%", s["action"],
          local(s["resets_at"]), local(s["projected_exhaustion_at"])]
         for s in states
     ]  # fmt: skip

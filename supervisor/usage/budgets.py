@@ -145,6 +145,7 @@ class Status:
         b = self.budget
         return {
             "scope": b.scope,
+            "shown_scope": shown_scope(b.scope),
             "period": b.period,
             "limit_tokens": b.limit_tokens,
             "limit_usd": b.limit_usd,
@@ -168,7 +169,19 @@ def status(budget: Budget, now: float, cal: Calendar) -> Status:
 
 
 def name(budget: Budget) -> str:
-    return f"{budget.scope} {budget.period}"
+    """'project:demo daily'; an account's budget by the account's label ('account:work')."""
+    return f"{shown_scope(budget.scope)} {budget.period}"
+
+
+def shown_scope(scope: str) -> str:
+    """The scope as people know it: an account by its label, else as stored."""
+    kind, _, key = scope.partition(":")
+    if kind != "account":
+        return scope
+    for account in accounts.known(os.environ, queries.accounts_used()):
+        if account.key == key:
+            return f"account:{account.label}"
+    return scope
 
 
 def when(ts: float, now: float, zone: ZoneInfo) -> str:

@@ -12,6 +12,7 @@ from supervisor.agents import accounts
 from supervisor.core.errors import ApiError, ErrorCode
 from tests import fake_agents
 from tests.agents.test_e2e import fake_bin  # noqa: F401  (a fixture: the fake agents on PATH)
+from tests.cli.test_e2e import Cli
 from tests.conftest import api_error
 from tests.fake_agents import script
 
@@ -125,7 +126,13 @@ def test_an_account_budget_blocks_launches_on_that_account_not_on_the_other(
     error = api_error(lambda: launch("work"))
     assert error.code is ErrorCode.BUDGET_SPENT
     assert error.message.startswith(
-        f"budget account:{dirs['work'].resolve()} daily is spent (1,500 / 1,000 tokens); "
+        "budget account:work daily is spent (1,500 / 1,000 tokens); "
     )
     other = launch("personal")  # the other account has spent nothing
     daemon.wait_state(other["id"], "exited")
+    # removed by the directory as listed, through the API (its slashes quoted)
+    [budget] = daemon.api.get("/api/v1/budgets")
+    assert budget["shown_scope"] == "account:work"
+    cli = Cli(daemon.root)
+    assert cli.ok("budget", "rm", budget["scope"], "--period", "daily").startswith("removed")
+    assert daemon.api.get("/api/v1/budgets") == []

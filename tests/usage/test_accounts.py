@@ -71,9 +71,10 @@ def test_an_account_budget_counts_only_that_accounts_usage(home, two_accounts) -
     cli.ok("usage", "import")
     cli.ok("budget", "set", "account:claude-work", "--period", "daily", "--tokens", "100")
     [budget] = cli.json("budgets")
-    assert (budget["scope"], budget["used_tokens"]) == (
-        f"account:{two_accounts['work'].resolve()}", 30
+    assert (budget["scope"], budget["shown_scope"], budget["used_tokens"]) == (
+        f"account:{two_accounts['work'].resolve()}", "account:claude-work", 30
     )
+    assert "account:claude-work" in cli.ok("budgets")
     assert cli.ok("budget", "rm", "account:claude-work", "--period", "daily").startswith("removed")
     assert cli.json("budgets") == []
 

@@ -59,6 +59,7 @@ class BudgetSet(Input):
 
 class BudgetStatus(Struct, kw_only=True):
     scope: str
+    shown_scope: str  # the scope as people know it: an account by its label (account:work)
     period: str
     limit_tokens: int | None
     limit_usd: float | None
