@@ -146,8 +146,9 @@ def print_budgets(states: list[dict[str, Any]]) -> None:
         return parse_ts(ts).astimezone().strftime("%Y-%m-%d %H:%M") if ts else "-"
 
     rows = [
-        [s["shown_scope"], s["period"], limit(s), f"{s['percent']:.1f}%", s["action"],
-         local(s["resets_at"]), local(s["projected_exhaustion_at"])]
+        # shown_scope: an account by its label (a supervisor older than accounts has none)
+        [s.get("shown_scope") or s["scope"], s["period"], limit(s), f"{s['percent']:.1f}%",
+         s["action"], local(s["resets_at"]), local(s["projected_exhaustion_at"])]
         for s in states
     ]  # fmt: skip
     headers = ["SCOPE", "PERIOD", "USED / LIMIT", "%", "ACTION", "RESETS", "EXHAUSTED AT"]

@@ -27,8 +27,8 @@ def cmd_usage(args: argparse.Namespace) -> int:
     if args.team:
         return team_usage(args)
     if args.by not in (None, *LOCAL_BY):
-        raise UsageError(f"--by {args.by} goes with --team; this machine's reports take --by "
-                         "project or --by account")  # fmt: skip
+        raise UsageError("--by goes with --team for member, model and agent rows; this "
+                         "machine's reports take --by project or --by account")  # fmt: skip
     if args.by and args.report not in ("daily", "weekly", "monthly"):
         raise UsageError(f"--by makes daily, weekly and monthly reports, not {args.report}")
     if args.report == "import":

@@ -136,3 +136,32 @@ def test_an_account_budget_blocks_launches_on_that_account_not_on_the_other(
     cli = Cli(daemon.root)
     assert cli.ok("budget", "rm", budget["scope"], "--period", "daily").startswith("removed")
     assert daemon.api.get("/api/v1/budgets") == []
+
+
+@pytest.mark.usefixtures("fake_bin")
+def test_a_spent_stop_budget_stops_the_runs_on_its_account_only(
+    daemon_factory, tmp_path: Path
+) -> None:
+    daemon = daemon_factory()
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    daemon.project("demo", folder)
+    for name in ("work", "personal"):
+        (tmp_path / name).mkdir()
+        daemon.api.post("/api/v1/profiles", {"name": name, "copy_of": "claude",
+                                             "account": str(tmp_path / name)})  # fmt: skip
+    daemon.api.request("PUT", "/api/v1/budgets", body={
+        "scope": "account:work", "period": "daily", "limit_tokens": 1000, "action": "stop",
+    })  # fmt: skip
+    body = {"project": "demo", "prompt": "go", "env": {"FAKE_AGENT_SCRIPT": script(["sleep", 60])}}
+    work = daemon.api.post("/api/v1/runners", {**body, "profile": "work"})["id"]
+    personal = daemon.api.post("/api/v1/runners", {**body, "profile": "personal"})["id"]
+    daemon.wait_state(work, "running")
+    daemon.wait_state(personal, "running")
+    # usage the work run reports itself is its account's
+    record = {"model": "claude-sonnet-4-5-20250929", "input_tokens": 600, "output_tokens": 500}
+    daemon.api.post("/api/v1/usage", {"records": [record], "runner_id": work})
+    daemon.wait_state(work, "stopped")
+    assert daemon.runner(personal)["state"] == "running"
+    report = daemon.api.get("/api/v1/usage/daily", by_account=1)
+    assert [(r["account"], r["total_tokens"]) for r in report["rows"]] == [("work", 1100)]
