@@ -13,7 +13,7 @@ from supervisor.core.errors import ApiError, ErrorCode
 from tests import fake_agents
 from tests.agents.test_e2e import fake_bin  # noqa: F401  (a fixture: the fake agents on PATH)
 from tests.cli.test_e2e import Cli
-from tests.conftest import api_error
+from tests.conftest import Daemon, api_error
 from tests.fake_agents import script
 
 
@@ -95,19 +95,27 @@ def test_a_profile_names_its_account_through_the_api(daemon, tmp_path: Path) -> 
     assert [p["name"] for p in daemon.api.get("/api/v1/profiles") if not p["builtin"]] == ["work"]
 
 
-@pytest.mark.usefixtures("fake_bin")
-def test_an_account_budget_blocks_launches_on_that_account_not_on_the_other(
-    daemon_factory, tmp_path: Path
-) -> None:
-    daemon = daemon_factory()
-    folder = tmp_path / "demo"
-    folder.mkdir()
-    daemon.project("demo", folder)
+@pytest.fixture
+def two_accounts(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Daemon, dict[str, Path]]:
+    """A daemon with a project ``demo`` and two copies of the claude profile, ``work`` and
+    ``personal``, each signed in with its own config dir (the fake claude first on PATH)."""
+    request.getfixturevalue("fake_bin")  # before the daemon factory copies the environment
+    daemon = request.getfixturevalue("daemon_factory")()
+    (tmp_path / "demo").mkdir()
+    daemon.project("demo", tmp_path / "demo")
     dirs = {name: tmp_path / f"claude-{name}" for name in ("work", "personal")}
     for name, path in dirs.items():
         path.mkdir()
         daemon.api.post("/api/v1/profiles", {"name": name, "copy_of": "claude",
                                              "account": str(path)})  # fmt: skip
+    return daemon, dirs
+
+
+def test_an_account_budget_blocks_launches_on_that_account_not_on_the_other(
+    two_accounts, tmp_path: Path
+) -> None:
+    daemon, dirs = two_accounts
+    folder = tmp_path / "demo"
 
     def launch(profile: str) -> dict[str, Any]:
         steps = script(["turn", {"input_tokens": 1000, "output_tokens": 500}])
@@ -138,18 +146,8 @@ def test_an_account_budget_blocks_launches_on_that_account_not_on_the_other(
     assert daemon.api.get("/api/v1/budgets") == []
 
 
-@pytest.mark.usefixtures("fake_bin")
-def test_a_spent_stop_budget_stops_the_runs_on_its_account_only(
-    daemon_factory, tmp_path: Path
-) -> None:
-    daemon = daemon_factory()
-    folder = tmp_path / "demo"
-    folder.mkdir()
-    daemon.project("demo", folder)
-    for name in ("work", "personal"):
-        (tmp_path / name).mkdir()
-        daemon.api.post("/api/v1/profiles", {"name": name, "copy_of": "claude",
-                                             "account": str(tmp_path / name)})  # fmt: skip
+def test_a_spent_stop_budget_stops_the_runs_on_its_account_only(two_accounts) -> None:
+    daemon, _ = two_accounts
     daemon.api.request("PUT", "/api/v1/budgets", body={
         "scope": "account:work", "period": "daily", "limit_tokens": 1000, "action": "stop",
     })  # fmt: skip
