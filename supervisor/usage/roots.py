@@ -73,7 +73,7 @@ def reaccount(roots: Roots) -> None:
     """Give the rows of every imported file the account of the directory it lies under (in
     the caller's transaction; a file under none of today's directories keeps its rows')."""
     found = []
-    for file_id, path, _agent in queries.file_paths():
+    for file_id, path in queries.file_paths():
         key = roots.account_of(path)
         if key:
             found.append((key, file_id))

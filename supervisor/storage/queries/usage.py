@@ -201,9 +201,9 @@ def reported_totals(runner_id: int) -> tuple[int, int, int, int, float]:
     return (int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), int(row[3] or 0), row[4])
 
 
-def file_paths() -> list[tuple[int, str, str]]:
-    """(id, path, agent) of every imported log file."""
-    return DB.execute_sql('SELECT id, path, agent FROM "usage_file"').fetchall()
+def file_paths() -> list[tuple[int, str]]:
+    """(id, path) of every imported log file."""
+    return DB.execute_sql('SELECT id, path FROM "usage_file"').fetchall()
 
 
 def set_file_accounts(accounts: list[tuple[str, int]]) -> None:
