@@ -8,13 +8,16 @@ from typing import Any
 
 import pytest
 
-from supervisor.agents import accounts
+from supervisor.agents import accounts, profiles, sessions
+from supervisor.api.schemas import ProfileCreate
 from supervisor.core.errors import ApiError, ErrorCode
+from supervisor.storage import queries
 from tests import fake_agents
 from tests.agents.test_e2e import fake_bin  # noqa: F401  (a fixture: the fake agents on PATH)
 from tests.cli.test_e2e import Cli
 from tests.conftest import Daemon, api_error
 from tests.fake_agents import script
+from tests.usage_data import claude_line, write_transcript
 
 
 def test_account_key_is_the_resolved_config_dir_or_the_default(tmp_path) -> None:
@@ -163,3 +166,16 @@ def test_a_spent_stop_budget_stops_the_runs_on_its_account_only(two_accounts) ->
     assert daemon.runner(personal)["state"] == "running"
     report = daemon.api.get("/api/v1/usage/daily", by_account=1)
     assert [(r["account"], r["total_tokens"]) for r in report["rows"]] == [("work", 1100)]
+
+
+def test_a_sessions_log_is_found_in_its_profiles_account(db, tmp_path: Path) -> None:
+    """Was: only the environment's config dirs were searched, so a run on a profile's own
+    account had no transcript to read its limit from."""
+    work = tmp_path / "claude-work"
+    work.mkdir()
+    fields = profiles.profile_fields(ProfileCreate(name="work", copy_of="claude",
+                                                   account=str(work)))  # fmt: skip
+    queries.create_profile("work", fields, 0.0)
+    path = write_transcript(work, "-w", "s-work", [claude_line("m1", 1e9, session="s-work")])
+    assert sessions.session_file("claude", "s-work") == path
+    assert sessions.session_file("claude", "s-elsewhere") is None
