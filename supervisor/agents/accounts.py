@@ -87,11 +87,13 @@ def check_dir(agent: str | None, raw: str, home: Path | None = None) -> str:
 
 @dataclass(frozen=True)
 class Account:
-    """One account as people see it: its key, its agent and its short label."""
+    """One account as people see it: its key, its agent, its short label, and the names of
+    the profiles whose runs use it."""
 
     key: str
     agent: str
     label: str
+    profiles: tuple[str, ...] = ()
 
 
 def profile_account(agent: str | None, env: Mapping[str, str], base: Mapping[str, str]) -> str:
@@ -127,14 +129,20 @@ def known(base: Mapping[str, str], used: Iterable[tuple[str, str]] = ()) -> list
         names = explicit or [n for n in builtin if n == agent] or builtin
         label = names[0] if names else Path(key).name or key
         labels[label] = labels.get(label, 0) + 1
-        found.append(Account(key, agent, label))
-    return [a if labels[a.label] == 1 else Account(a.key, a.agent, a.key) for a in found]
+        found.append(Account(key, agent, label, (*explicit, *builtin)))
+    return [
+        a if labels[a.label] == 1 else Account(a.key, a.agent, a.key, a.profiles) for a in found
+    ]
 
 
 def find(name: str, accounts: list[Account], home: Path | None = None) -> Account:
-    """The account called ``name``: a label, or a directory's path; 404 in one sentence."""
+    """The account called ``name``: a label, a profile whose runs use it, or a directory's
+    path; 404 in one sentence."""
     for account in accounts:
         if name in (account.label, account.key):
+            return account
+    for account in accounts:
+        if name in account.profiles:
             return account
     path = expand(name, home if home is not None else _home(os.environ))
     if path.is_absolute():

@@ -179,3 +179,27 @@ def test_a_sessions_log_is_found_in_its_profiles_account(db, tmp_path: Path) -> 
     path = write_transcript(work, "-w", "s-work", [claude_line("m1", 1e9, session="s-work")])
     assert sessions.session_file("claude", "s-work") == path
     assert sessions.session_file("claude", "s-elsewhere") is None
+
+
+def test_accounts_are_labelled_by_their_profile_and_found_by_any_of_its_profiles(
+    db, tmp_path: Path
+) -> None:
+    work = tmp_path / "claude-work"
+    work.mkdir()
+    for name, account in (("work", str(work)), ("claude-fast", None)):
+        body = ProfileCreate(name=name, copy_of="claude", account=account)
+        queries.create_profile(name, profiles.profile_fields(body), 0.0)
+    base = {"HOME": str(tmp_path / "home")}
+    default = accounts.account_key("claude", base)
+    used = [("claude", str(tmp_path / "old" / ".claude"))]  # seen in the ledger only
+    found = {a.key: a for a in accounts.known(base, used)}
+    assert {key: a.label for key, a in found.items()} == {
+        default: "claude", str(work.resolve()): "work",
+        accounts.account_key("codex", base): "codex", used[0][1]: ".claude",
+    }  # fmt: skip
+    assert found[default].profiles == ("claude", "claude-fast")
+    listed = list(found.values())
+    assert accounts.find("claude-fast", listed).key == default  # its runs use the default
+    assert accounts.find(str(work), listed).label == "work"
+    with pytest.raises(ApiError, match="There is no account 'aider'"):
+        accounts.find("aider", listed)  # a profile without accounts names none
