@@ -134,8 +134,8 @@ def report_of(home: Path, days: list[str], now: float, repeat: int) -> tuple[dic
     """The daily by-project report over ``days``, and its timings."""
     query = reports.Query(zone=UTC, since=date.fromisoformat(days[0]))
     with ledger(home):
-        result = reports.report("daily", query, now, by_project=True)
-        timing = timed(lambda: reports.report("daily", query, now, by_project=True), repeat)
+        result = reports.report("daily", query, now, by="project")
+        timing = timed(lambda: reports.report("daily", query, now, by="project"), repeat)
     body = json.dumps(result).encode()
     timing["decode"] = timed(lambda: json.loads(body), repeat)
     timing["json_kb"] = round(len(body) / 1024, 1)

@@ -65,7 +65,8 @@ class BudgetRow(QFrame):
 
     def show_budget(self, budget: Json) -> None:
         percent = budget["percent"]
-        scope, period, action = budget["scope"], budget["period"], budget["action"]
+        scope = budget.get("shown_scope") or budget["scope"]  # an account by its label
+        period, action = budget["period"], budget["action"]
         self.name.setText(f"{scope} {period} (at the limit: {action})")
         self.bar.setAccessibleName(f"Budget {scope} {period}")
         self.bar.setValue(round(min(percent, 100.0) * 10))

@@ -103,7 +103,8 @@ class BudgetsPage(Page):
         self.table.setRowCount(len(budgets))
         for row, b in enumerate(budgets):
             cells = [
-                b["scope"], PERIODS.get(b["period"], b["period"]), number_text(b["limit_tokens"]),
+                b.get("shown_scope") or b["scope"], PERIODS.get(b["period"], b["period"]),
+                number_text(b["limit_tokens"]),
                 number_text(b["limit_usd"]), ", ".join(number_text(w) for w in b["warn"]),
                 ACTIONS.get(b["action"], b["action"]), f"{b['percent']:.0f} %",
             ]  # fmt: skip

@@ -44,6 +44,8 @@ def _items(text: str) -> list[str]:
 
 
 RESTARTS = {"never": "Never", "on-failure": "When it fails", "always": "Always"}
+# The variables that carry a profile's account (its agent's config directory).
+ACCOUNT_VARIABLES = ("CLAUDE_CONFIG_DIR", "CODEX_HOME")
 
 
 TEMPLATE_HINT = (
@@ -79,6 +81,9 @@ class ProfilesPage(Page):
         self.setup_files = line_edit("e.g. .env, .env.* (copied into its worktree)")
         self.worktree = QCheckBox("Each run gets its own git worktree and branch")
         self.restart = combo_box(RESTARTS)
+        self.account = line_edit(
+            "claude/codex: a second account's config dir, e.g. ~/.claude-work (optional)"
+        )
         self.env = QPlainTextEdit()
         self.env.setPlaceholderText("NAME=value, one per line (optional)")
         self.env.setMaximumHeight(60)
@@ -91,6 +96,7 @@ class ProfilesPage(Page):
         form.addRow("Setup files", self.setup_files)
         form.addRow("", self.worktree)
         form.addRow("Restart", self.restart)
+        form.addRow("Account", self.account)
         form.addRow("Environment", self.env)
         self.add_button = QPushButton("Add profile")
         self.add_button.clicked.connect(self.add)
@@ -124,7 +130,11 @@ class ProfilesPage(Page):
         self.setup_files.setText(", ".join(profile["setup_files"]))
         self.worktree.setChecked(profile["worktree"])
         choose(self.restart, profile["restart"])
-        self.env.setPlainText("\n".join(f"{k}={v}" for k, v in profile["env"].items()))
+        self.account.setText(profile["account"] or "")
+        # the account is shown on its own line, not again as the variable that carries it
+        env = {k: v for k, v in profile["env"].items()
+               if not (k in ACCOUNT_VARIABLES and v == profile["account"])}  # fmt: skip
+        self.env.setPlainText("\n".join(f"{k}={v}" for k, v in env.items()))
 
     def add(self) -> None:
         self.start(self._add())
@@ -151,6 +161,8 @@ class ProfilesPage(Page):
         batch = [arg for arg in self.batch.toPlainText().splitlines() if arg]
         if batch:
             body["batch"] = batch
+        if self.account.text().strip():
+            body["account"] = self.account.text().strip()
         source = self.selected()
         if source is not None:
             body["copy_of"] = source["name"]  # what the form doesn't show comes from there

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from supervisor.agents import commands, statusline
+from supervisor.agents import accounts, commands, statusline
 from supervisor.api.schemas import ProfileCreate
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.storage import queries
@@ -189,7 +189,25 @@ def profile_fields(body: ProfileCreate) -> dict[str, Any]:
     for name in TEMPLATES:
         if fields.get(name):
             check_template(name, fields[name])
+    fields["env"] = account_env(fields.get("agent"), dict(fields.get("env") or {}), body.account)
     return fields
+
+
+def account_env(agent: str | None, env: dict[str, str], account: str | None) -> dict[str, str]:
+    """A profile's environment with its account: the agent's config-directory variable set
+    to ``account`` (checked: an existing directory), or the one ``env`` sets checked."""
+    variable = accounts.VARIABLES.get(agent or "")
+    given = account if account is not None else env.get(variable) if variable else None
+    if given:
+        directory = accounts.check_dir(agent, given)  # refuses an agent without accounts
+        env = {**env, accounts.VARIABLES[agent or ""]: directory}
+    return env
+
+
+def account_of(profile: Profile) -> str | None:
+    """The config directory a profile names (its account), None for the default one."""
+    variable = accounts.VARIABLES.get(profile.agent or "")
+    return (profile.env or {}).get(variable) if variable else None
 
 
 def has_hooks(profile: Profile) -> bool:

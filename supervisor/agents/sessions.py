@@ -18,7 +18,8 @@ from supervisor.agents import limits
 from supervisor.api import schemas
 from supervisor.storage import queries
 from supervisor.storage.models import Profile
-from supervisor.usage import claude, codex, gemini
+from supervisor.usage import gemini
+from supervisor.usage.roots import log_roots
 
 LIMIT_AGENTS = frozenset({"claude", "codex"})  # agents whose limit messages we recognise
 LOG_AGENTS = frozenset({"claude", "codex", "gemini"})  # agents whose session logs we read
@@ -26,13 +27,13 @@ LOG_AGENTS = frozenset({"claude", "codex", "gemini"})  # agents whose session lo
 
 def session_file(agent: str, session_id: str) -> Path | None:
     """The agent's own log of ``session_id`` (a Claude transcript, a Codex rollout, a Gemini
-    chat recording)."""
+    chat recording), in any account's config directory (a profile's own, too)."""
     if agent == "claude":
-        for root in claude.claude_roots():
+        for root in log_roots(os.environ, None).claude:
             for path in (root / "projects").glob(f"*/{session_id}.jsonl"):
                 return path
     elif agent == "codex":
-        for home in codex.codex_homes():
+        for home in log_roots(os.environ, None).codex:
             for folder in ("sessions", "archived_sessions"):
                 for path in (home / folder).glob(f"**/rollout-*-{session_id}.jsonl"):
                     return path

@@ -7,6 +7,7 @@ import argparse
 import math
 import time
 from typing import Any
+from urllib.parse import quote
 
 from supervisor.api.client import NotRunning
 from supervisor.cli.args import Arguments, Command, add_budget_options, add_json
@@ -35,7 +36,8 @@ def cmd_budget(args: argparse.Namespace) -> int:
         if args.tokens is not None or args.usd is not None or args.warn or args.budget_action:
             raise UsageError("budget rm takes only SCOPE and --period")
         try:
-            connect(args).request("DELETE", f"/api/v1/budgets/{args.scope}/{args.period}")
+            scope = quote(args.scope, safe=":")  # an account's directory has slashes
+            connect(args).request("DELETE", f"/api/v1/budgets/{scope}/{args.period}")
         except NotRunning:
             open_ledger()
             budgets.remove_budget(args.scope, args.period)
@@ -66,7 +68,8 @@ def cmd_budget(args: argparse.Namespace) -> int:
 
 def budget_arguments(p: argparse.ArgumentParser) -> None:
     add_budget_options(
-        p, "global, project:NAME or agent:NAME", ("5h", "daily", "weekly", "monthly")
+        p, "global, project:NAME, agent:NAME or account:NAME (a profile or config dir)",
+        ("5h", "daily", "weekly", "monthly"),
     )
 
 
@@ -126,8 +129,9 @@ def print_budgets(states: list[dict[str, Any]]) -> None:
         return parse_ts(ts).astimezone().strftime("%Y-%m-%d %H:%M") if ts else "-"
 
     rows = [
-        [s["scope"], s["period"], limit(s), f"{s['percent']:.1f}%", s["action"],
-         local(s["resets_at"]), local(s["projected_exhaustion_at"])]
+        # shown_scope: an account by its label (a supervisor older than accounts has none)
+        [s.get("shown_scope") or s["scope"], s["period"], limit(s), f"{s['percent']:.1f}%",
+         s["action"], local(s["resets_at"]), local(s["projected_exhaustion_at"])]
         for s in states
     ]  # fmt: skip
     headers = ["SCOPE", "PERIOD", "USED / LIMIT", "%", "ACTION", "RESETS", "EXHAUSTED AT"]

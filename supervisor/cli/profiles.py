@@ -53,12 +53,13 @@ def cmd_profiles(args: argparse.Namespace) -> int:
                 " or ".join(p["binaries"]) or shlex.join(p["command"]),
                 profile_modes(p),
                 "hooks" if p["hooks"] else ("heuristic" if p["agent"] else "-"),
+                p["account"] or ("default" if p["agent"] in ("claude", "codex") else "-"),
                 yes_no(p["builtin"]),
             ]
             for p in profiles
         ]
-        headers = ["NAME", "PROGRAM", "MODES", "ATTENTION", "BUILTIN"]
-        print(render_table(headers, rows, fit={"PROGRAM"}))
+        headers = ["NAME", "PROGRAM", "MODES", "ATTENTION", "ACCOUNT", "BUILTIN"]
+        print(render_table(headers, rows, fit={"PROGRAM", "ACCOUNT"}))
     return ExitStatus.OK
 
 

@@ -19,14 +19,18 @@ from supervisor.cli.output import (
 )
 
 IMPORT_TIMEOUT_S = 900.0
+LOCAL_BY = ("project", "account")  # what this machine's reports have a row per
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
     if args.team:
         return team_usage(args)
-    if args.by:
-        raise UsageError("--by goes with --team; this machine's reports take --project, --agent")
+    if args.by not in (None, *LOCAL_BY):
+        raise UsageError("--by goes with --team for member, model and agent rows; this "
+                         "machine's reports take --by project or --by account")  # fmt: skip
+    if args.by and args.report not in ("daily", "weekly", "monthly"):
+        raise UsageError(f"--by makes daily, weekly and monthly reports, not {args.report}")
     if args.report == "import":
         return usage_import(args)
     from supervisor.usage import periods, reports
@@ -40,8 +44,9 @@ def cmd_usage(args: argparse.Namespace) -> int:
         agent=args.agent,
         week_start=periods.WEEKDAYS.index(settings.week_start),
         mode=reports.parse_mode(args.mode or settings.cost_mode, "--mode"),
+        account=args.account,
     )
-    report = reports.report(args.report, query, time.time())
+    report = reports.report(args.report, query, time.time(), args.by)
     if args.json:
         print_json(report)
         return ExitStatus.OK
@@ -50,19 +55,22 @@ def cmd_usage(args: argparse.Namespace) -> int:
     if not report["rows"]:
         print("no usage recorded (`stratavore usage import` reads the agents' logs)")
         return ExitStatus.OK
+    group = [args.by.upper()] if args.by else []
     rows = [
-        [row[label][:19], *(f"{row[k]:,}" for k in (*TOKEN_COLUMNS, "total_tokens")),
+        [row[label][:19], *([row[args.by] or "-"] if args.by else []),
+         *(f"{row[k]:,}" for k in (*TOKEN_COLUMNS, "total_tokens")),
          f"${row['cost_usd']:,.2f}", ", ".join(row["models"])]
         for row in report["rows"]
     ]  # fmt: skip
     totals = report["totals"]
     rows.append(
-        ["total", *(f"{totals[k]:,}" for k in (*TOKEN_COLUMNS, "total_tokens")),
+        ["total", *([""] if args.by else []),
+         *(f"{totals[k]:,}" for k in (*TOKEN_COLUMNS, "total_tokens")),
          f"${totals['cost_usd']:,.2f}", ""]
     )  # fmt: skip
-    headers = [label.upper().replace("_", " "), "INPUT", "OUTPUT", "CACHE WRITE", "CACHE READ",
-               "TOTAL", "COST", "MODELS"]  # fmt: skip
-    print(render_table(headers, rows, right=set(headers[1:7]), fit={"MODELS"}))
+    numbers = ["INPUT", "OUTPUT", "CACHE WRITE", "CACHE READ", "TOTAL", "COST"]
+    headers = [label.upper().replace("_", " "), *group, *numbers, "MODELS"]
+    print(render_table(headers, rows, right=set(numbers), fit={"MODELS"}))
     return ExitStatus.OK
 
 
@@ -70,8 +78,10 @@ def team_usage(args: argparse.Namespace) -> int:
     """``usage REPORT --team``: ``team usage REPORT``, summed by the team's database."""
     if args.report not in ("daily", "weekly", "monthly"):
         raise UsageError(f"usage --team makes daily, weekly and monthly reports, not {args.report}")
-    if args.project or args.agent:
+    if args.project or args.agent or args.account:
         raise UsageError("--team reports take --by project or --by agent instead of a filter")
+    if args.by == "account":
+        raise UsageError("--team reports have no accounts; --by member, project, model or agent")
     from supervisor.cli.team import cmd_usage as run_team_usage
 
     return run_team_usage(args)
@@ -90,6 +100,9 @@ def usage_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--until", metavar="DATE", help="to this local date, inclusive")
     p.add_argument("--project", metavar="NAME", help="only this project's usage")
     p.add_argument("--agent", metavar="NAME", help="only this agent's (claude, codex, ...)")
+    p.add_argument(
+        "--account", metavar="NAME", help="only this account's (a profile's name or config dir)"
+    )
     p.add_argument("--timezone", metavar="TZ", help="IANA zone for days (default: settings)")
     p.add_argument(
         "--mode",
@@ -98,8 +111,9 @@ def usage_arguments(p: argparse.ArgumentParser) -> None:
         " default: the cost_mode setting",
     )
     p.add_argument("--team", action="store_true", help="the team's usage, summed on its server")
-    p.add_argument("--by", choices=("member", "project", "model", "agent"),
-                   help="with --team: a row per member, project, model or agent")  # fmt: skip
+    p.add_argument("--by", choices=("member", "project", "model", "agent", "account"),
+                   help="a row per project or account; with --team: per member, project, model "
+                   "or agent")  # fmt: skip
 
 
 def usage_import(args: argparse.Namespace) -> int:

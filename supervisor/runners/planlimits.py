@@ -66,35 +66,51 @@ class PlanLimitBook:
                     account, agent, window.name, window.used_percent, window.resets_at, now,
                     notified,
                 )  # fmt: skip
-                text = planlimits.describe(
-                    window.name, window.used_percent, window.resets_at, self.settings.zone, now
-                )
-                data = {
-                    "account": account,
-                    "agent": agent,
-                    "window": window.name,
-                    "used_percent": window.used_percent,
-                    "resets_at": window.resets_at,
-                }
-                if not same:
-                    changed += 1
-                    events.record(
-                        events.PLAN_LIMIT, f"{agent} plan {text}", ts=now, severity="debug",
-                        runner_id=runner_id, project=project, data=data,
-                    )  # fmt: skip
-                if crossed:
-                    events.record(
-                        events.PLAN_THRESHOLD,
-                        f"{agent} plan at {window.used_percent:.0f} % of its "
-                        f"{planlimits.label(window.name)} limit",
-                        ts=now,
-                        severity="error" if window.used_percent >= 100 else "warning",
-                        runner_id=runner_id,
-                        project=project,
-                        body=f"{text} (account {account}; threshold {notified:g} %).",
-                        data={**data, "threshold": notified},
-                    )
+                changed += not same
+                self._report(account, agent, window, now, same, notified if crossed else None,
+                             runner_id, project)  # fmt: skip
         return changed
+
+    def _report(
+        self,
+        account: str,
+        agent: str,
+        window: Window,
+        now: float,
+        same: bool,
+        threshold: float | None,
+        runner_id: int | None,
+        project: str | None,
+    ) -> None:
+        """The events of one recorded window: ``plan.limit`` when it changed, and
+        ``plan.threshold`` when ``threshold`` was crossed in its period."""
+        text = planlimits.describe(
+            window.name, window.used_percent, window.resets_at, self.settings.zone, now
+        )
+        data = {
+            "account": account,
+            "agent": agent,
+            "window": window.name,
+            "used_percent": window.used_percent,
+            "resets_at": window.resets_at,
+        }
+        if not same:
+            events.record(
+                events.PLAN_LIMIT, f"{agent} plan {text}", ts=now, severity="debug",
+                runner_id=runner_id, project=project, data=data,
+            )  # fmt: skip
+        if threshold is not None:
+            events.record(
+                events.PLAN_THRESHOLD,
+                f"{agent} plan at {window.used_percent:.0f} % of its "
+                f"{planlimits.label(window.name)} limit",
+                ts=now,
+                severity="error" if window.used_percent >= 100 else "warning",
+                runner_id=runner_id,
+                project=project,
+                body=f"{text} (account {account}; threshold {threshold:g} %).",
+                data={**data, "threshold": threshold},
+            )
 
     def exhausted_reset(self, account: str, now: float) -> float | None:
         """When a spent window of ``account`` resets (the latest, if several are spent), as

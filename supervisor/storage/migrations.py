@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import peewee as pw
 
@@ -146,10 +148,33 @@ def _migration_7(db: pw.Database) -> None:
         db.execute_sql(statement.rstrip(";"))
 
 
+_V8 = """
+ALTER TABLE "usage" ADD COLUMN "account" VARCHAR(255) NOT NULL DEFAULT '';
+ALTER TABLE "usage_bucket" ADD COLUMN "account" VARCHAR(255) NOT NULL DEFAULT '';
+DROP INDEX "usage_bucket_start_agent_model_project_id";
+CREATE UNIQUE INDEX "usage_bucket_start_agent_model_project_id_account" ON "usage_bucket" ("start", "agent", "model", "project_id", "account");
+INSERT OR REPLACE INTO "setting" ("key", "value") SELECT 'usage.reaccount', 'true' WHERE EXISTS (SELECT 1 FROM "usage")
+"""  # noqa: E501
+
+
+def _migration_8(db: pw.Database) -> None:
+    """Usage per account (the agent's config directory, ``supervisor.agents.accounts``): the
+    rows and buckets learn theirs. Existing Claude and Codex rows get the default account
+    (``~/.claude``, ``~/.codex``, resolved as ``accounts.account_key`` does); the next import
+    gives the rows read from another config directory theirs (the ``usage.reaccount`` flag:
+    which directory a file came from is known above the store)."""
+    _run_sql(db, _V8)
+    home = Path(os.environ.get("HOME") or Path.home())
+    for agent, folder in (("claude", ".claude"), ("codex", ".codex")):
+        key = str((home / folder).resolve())
+        for table in ("usage", "usage_bucket"):
+            db.execute_sql(f'UPDATE "{table}" SET "account" = ? WHERE "agent" = ?', (key, agent))
+
+
 # Ordered; MIGRATIONS[i] takes the schema from version i to i + 1. Never edit a released one.
 MIGRATIONS: list[Callable[[pw.Database], None]] = [
     _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
-    _migration_7,
+    _migration_7, _migration_8,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -177,6 +177,7 @@ class Usage(BaseModel):
     file_id = pw.IntegerField(null=True)  # UsageFile it came from; None: API or heartbeat
     dedupe = pw.IntegerField(unique=True)  # 64-bit hash of the importer's dedupe key
     rank = pw.IntegerField()  # which of several lines of one response is kept
+    account = pw.CharField(default="")  # config dir (agents.accounts); "": agent without one
 
 
 class UsageSession(BaseModel):
@@ -204,14 +205,15 @@ class UsageBucket(BaseModel):
     cost_usd = pw.FloatField(default=0.0)
     ccusage_cost_usd = pw.FloatField(default=0.0)
     responses = pw.IntegerField(default=0)
+    account = pw.CharField(default="")
 
     class Meta:
-        indexes = ((("start", "agent", "model", "project_id"), True),)
+        indexes = ((("start", "agent", "model", "project_id", "account"), True),)
 
 
 class Budget(BaseModel):
     id: pw.AutoField[int]
-    scope = pw.CharField()  # "global" | "project:NAME" | "agent:NAME"
+    scope = pw.CharField()  # "global" | "project:NAME" | "agent:NAME" | "account:DIR"
     period = pw.CharField()  # "5h" | "daily" | "weekly" | "monthly"
     limit_tokens = pw.IntegerField(null=True)
     limit_usd = pw.FloatField(null=True)

@@ -1,23 +1,26 @@
 """Budgets: limits on tokens and/or dollars per scope and period, and what happens at them.
 
-A scope is ``global``, ``project:NAME`` or ``agent:NAME``; a period is a calendar ``daily`` /
-``weekly`` / ``monthly`` in the user's zone, or ``5h``: the scope's current 5-hour block, as
-Claude bills it (it starts with the first response after a quiet block and resets 5 h later).
-What a period has used is always summed from the ledger over its window, so a supervisor that
-was off over midnight is still right. Thresholds and rollovers are reported once per period:
-a ``budget_mark`` row, written in the transaction of the event that reports it, says so.
+A scope is ``global``, ``project:NAME``, ``agent:NAME`` or ``account:DIR`` (an account's key,
+``supervisor.agents.accounts``: given by its label or directory, kept as the directory); a
+period is a calendar ``daily`` / ``weekly`` / ``monthly`` in the user's zone, or ``5h``: the
+scope's current 5-hour block, as Claude bills it (it starts with the first response after a
+quiet block and resets 5 h later). What a period has used is always summed from the ledger
+over its window, so a supervisor that was off over midnight is still right. Thresholds and
+rollovers are reported once per period: a ``budget_mark`` row, written in the transaction of
+the event that reports it, says so.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from supervisor.agents import accounts
 from supervisor.api.schemas import iso
 from supervisor.core import events
 from supervisor.core.errors import ApiError, ErrorCode
@@ -38,13 +41,19 @@ class Calendar:
     week_start: int = 0  # 0 = Monday
 
 
-def check_scope(scope: str) -> str:
+def check_scope(scope: str, env: Mapping[str, str] | None = None) -> str:
+    """The scope as stored: an account named by its label or directory becomes
+    ``account:<its key>`` (404 when there is no such account)."""
     kind, _, name = scope.partition(":")
+    if kind == "account" and name:
+        found = accounts.known(os.environ if env is None else env, queries.accounts_used())
+        return f"account:{accounts.find(name, found).key}"
     if scope == "global" or (kind in ("project", "agent") and name):
         return scope
     raise ApiError(
         ErrorCode.INVALID,
-        f"Budget scope '{scope}' is not one of global, project:NAME or agent:NAME.",
+        f"Budget scope '{scope}' is not one of global, project:NAME, agent:NAME or "
+        "account:NAME.",
     )
 
 
@@ -136,6 +145,7 @@ class Status:
         b = self.budget
         return {
             "scope": b.scope,
+            "shown_scope": shown_scope(b.scope),
             "period": b.period,
             "limit_tokens": b.limit_tokens,
             "limit_usd": b.limit_usd,
@@ -159,7 +169,19 @@ def status(budget: Budget, now: float, cal: Calendar) -> Status:
 
 
 def name(budget: Budget) -> str:
-    return f"{budget.scope} {budget.period}"
+    """'project:demo daily'; an account's budget by the account's label ('account:work')."""
+    return f"{shown_scope(budget.scope)} {budget.period}"
+
+
+def shown_scope(scope: str) -> str:
+    """The scope as people know it: an account by its label, else as stored."""
+    kind, _, key = scope.partition(":")
+    if kind != "account":
+        return scope
+    for account in accounts.known(os.environ, queries.accounts_used()):
+        if account.key == key:
+            return f"account:{account.label}"
+    return scope
 
 
 def when(ts: float, now: float, zone: ZoneInfo) -> str:
@@ -173,15 +195,17 @@ def when(ts: float, now: float, zone: ZoneInfo) -> str:
     return f"{local.strftime(fmt)} (in {left or '0 m'})"
 
 
-def applicable(project: str, agent: str) -> list[Budget]:
-    """Budgets that a launch of ``agent`` in ``project`` counts against."""
-    scopes = ("global", f"project:{project}", f"agent:{agent}")
+def applicable(project: str, agent: str, account: str = "") -> list[Budget]:
+    """Budgets that a launch of ``agent`` in ``project`` on ``account`` counts against."""
+    scopes = ["global", f"project:{project}", f"agent:{agent}"]
+    if account:
+        scopes.append(f"account:{account}")
     return queries.budgets_in_scopes(scopes)
 
 
-def check_launch(project: str, agent: str, now: float, cal: Calendar) -> None:
+def check_launch(project: str, agent: str, now: float, cal: Calendar, account: str = "") -> None:
     """Refuse (ApiError BUDGET_SPENT) a launch that a spent block/stop budget forbids."""
-    for budget in applicable(project, agent):
+    for budget in applicable(project, agent, account):
         if budget.action == "warn":
             continue
         state = status(budget, now, cal)
@@ -205,9 +229,11 @@ def set_budget(
     warn: Iterable[float] | None,
     action: str | None,
     now: float,
+    env: Mapping[str, str] | None = None,
 ) -> Budget:
-    """Create or change the one budget of (scope, period)."""
-    check_scope(scope)
+    """Create or change the one budget of (scope, period); ``env`` is the supervisor's
+    environment (which accounts are the default ones)."""
+    scope = check_scope(scope, env)
     check_period(period)
     if limit_tokens is None and limit_usd is None:
         raise ApiError(ErrorCode.INVALID, "A budget needs a limit: give --tokens N and/or --usd X.")
@@ -226,8 +252,12 @@ def set_budget(
     return queries.put_budget(scope, period, limit_tokens, limit_usd, warn_at, action, now)
 
 
-def remove_budget(scope: str, period: str) -> None:
-    if not queries.delete_budget(scope, period):
+def remove_budget(scope: str, period: str, env: Mapping[str, str] | None = None) -> None:
+    """Remove the budget of (scope, period); an account's by its label or directory (or by
+    its scope exactly as listed, for an account no profile names any more)."""
+    if queries.delete_budget(scope, period):
+        return
+    if not queries.delete_budget(check_scope(scope, env), period):
         raise ApiError(
             ErrorCode.NOT_FOUND,
             f"There is no {period} budget for {scope}; `stratavore budgets` lists them.",

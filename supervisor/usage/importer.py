@@ -31,11 +31,13 @@ from supervisor.usage.ledger import (
 )
 from supervisor.usage.pricing import PriceTable
 from supervisor.usage.records import UsageRow
+from supervisor.usage.roots import Roots, log_roots, reaccount
 from supervisor.usage.scan import Chunk, FileMark, Parsed, iter_new, iter_whole
 
 BATCH_ROWS = 20_000
 DIRTY = "usage.dirty_buckets"  # bucket span written but not yet summed (survives a crash)
 REPRICE = "usage.reprice"  # set by a migration: every row is priced again at the next import
+REACCOUNT = "usage.reaccount"  # set by a migration: rows learn their account at the next import
 Progress = Callable[[int, int], None]  # (bytes done, bytes to read)
 Parser = Callable[[bytes, int, str, dict[str, Any]], Parsed]
 Todo = tuple[str, Path, int | None, FileMark | None, int]  # agent, path, file id, mark, bytes
@@ -67,12 +69,17 @@ class ImportReport:
 
 
 def sources(
-    env: Mapping[str, str], home: Path | None, places: aider.Places | None = None
+    env: Mapping[str, str],
+    home: Path | None,
+    places: aider.Places | None = None,
+    roots: Roots | None = None,
 ) -> list[tuple[str, Path]]:
     """Every log file of every agent we read, with its agent (the key of its parser). Aider's
-    files are only where ``places`` says (its history is a file per project, not a log)."""
-    found = [("claude", path) for path in claude.claude_files(claude.claude_roots(env, home))]
-    found += [("codex", path) for path in codex.codex_files(codex.codex_homes(env, home))]
+    files are only where ``places`` says (its history is a file per project, not a log);
+    Claude's and Codex's are under every account's directory (``roots``)."""
+    roots = roots if roots is not None else log_roots(env, home)
+    found = [("claude", path) for path in claude.claude_files(roots.claude)]
+    found += [("codex", path) for path in codex.codex_files(roots.codex)]
     found += [("gemini", path) for path in gemini.gemini_files(gemini.gemini_dir(env, home))]
     found += [("aider", path) for path in (places.files() if places is not None else [])]
     return found
@@ -125,14 +132,15 @@ def run_import(
     env = os.environ if env is None else env
     report = ImportReport()
     folders, places = known_places()
-    files = sources(env, home, places)
+    roots = log_roots(env, home)
+    files = sources(env, home, places, roots)
     report.files = len(files)
     hints = {"gemini": gemini.Folders(gemini.gemini_dir(env, home), folders).hint,
              "aider": places.hint}  # fmt: skip
     known = queries.file_marks()
     attribution = Attribution.load()
-    ledger = Ledger(prices, attribution)
-    _catch_up(prices, attribution)
+    ledger = Ledger(prices, attribution, roots.account_of)
+    _catch_up(prices, attribution, roots)
     todo = _changed(files, known)
     ids = queries.add_files([(str(p), agent) for agent, p, file_id, *_ in todo if file_id is None])
     result = _read(todo, ids, hints, ledger, report, progress, clock)
@@ -149,10 +157,15 @@ def run_import(
     return report
 
 
-def _catch_up(prices: PriceTable, attribution: Attribution) -> None:
-    """Before reading: sessions seen before their project existed go to it, and a schema
-    that gained a cost mode gets the old rows priced in it (both mark every bucket dirty)."""
+def _catch_up(prices: PriceTable, attribution: Attribution, roots: Roots) -> None:
+    """Before reading: sessions seen before their project existed go to it, a schema that
+    gained a cost mode gets the old rows priced in it, and one that gained accounts gets the
+    old rows' accounts (each marks every bucket dirty)."""
     with DB.atomic():
+        if queries.setting_value(REACCOUNT) is not None:
+            reaccount(roots)
+            queries.delete_setting(REACCOUNT)
+            _set_dirty((float("-inf"), float("inf")))
         if reattribute(attribution):
             _set_dirty((float("-inf"), float("inf")))
         if queries.setting_value(REPRICE) is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from supervisor.storage import queries
@@ -103,9 +103,15 @@ class Ledger:
     """Writes rows with one price table and attribution (load them once per import); each row
     is priced in both cost modes."""
 
-    def __init__(self, prices: PriceTable, attribution: Attribution) -> None:
+    def __init__(
+        self,
+        prices: PriceTable,
+        attribution: Attribution,
+        account_of: Callable[[str], str] = lambda _source: "",
+    ) -> None:
         self.prices = prices
         self.attribution = attribution
+        self.account_of = account_of  # a log file's account (``roots.Roots.account_of``)
         self._projects: dict[str | None, int | None] = {}  # by cwd
 
     def write(self, rows: Sequence[UsageRow], file_id: int | None = None) -> WriteResult:
@@ -145,6 +151,7 @@ class Ledger:
                 cost, ccusage_cost, row.logged_cost, row.speed,
                 row.web_search_requests, project_id, runner_id, row.session_id, file_id,
                 dedupe_hash(row.key), row.rank,
+                row.account if row.account is not None else self.account_of(row.source),
             ))  # fmt: skip
             if low is None or row.ts < low:
                 low = row.ts

@@ -28,6 +28,7 @@ class UsageRow:
     cwd: str | None = None
     sidechain: bool = False
     runner_id: int | None = None  # set when the reporter is known (API, heartbeat)
+    account: str | None = None  # its account's key when the reporter knows it; else its file's
 
     @property
     def total_tokens(self) -> int:

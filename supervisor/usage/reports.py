@@ -9,12 +9,14 @@ report carries a ``totals`` object.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from supervisor.agents import accounts
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.storage import queries
 from supervisor.storage.queries.reports import COST_COLUMNS, UsageFilter
@@ -35,6 +37,7 @@ class Query:
     agent: str | None = None
     week_start: int = 0  # 0 = Monday
     mode: str = "vendor"  # which cost: one of pricing.COST_MODES
+    account: str | None = None  # an account's label or directory (agents.accounts)
 
     def window(self) -> tuple[float, float]:
         low = periods.midnight(self.since, self.zone) if self.since else float("-inf")
@@ -49,7 +52,11 @@ class Query:
         """Which rows (or buckets) this query reads (404 for a project there is none of)."""
         low, high = self.window()
         project = queries.project_by_name(self.project) if self.project is not None else None
-        return UsageFilter(low, high, project.id if project else None, self.agent)
+        account = None
+        if self.account is not None:
+            known = accounts.known(os.environ, queries.accounts_used())
+            account = accounts.find(self.account, known).key
+        return UsageFilter(low, high, project.id if project else None, self.agent, account)
 
 
 def parse_mode(text: str, flag: str) -> str:
@@ -113,10 +120,12 @@ def _sort_key(key: Any) -> Any:
     return (key[0], key[1] or "") if isinstance(key, tuple) else key
 
 
-def calendar_report(kind: str, query: Query, by_project: bool = False) -> dict[str, Any]:
+def calendar_report(kind: str, query: Query, by: str | None = None) -> dict[str, Any]:
     """``daily`` | ``weekly`` | ``monthly`` rows keyed ``date`` | ``week`` (its first day) |
-    ``month`` (YYYY-MM), in ``query.zone``; with ``by_project`` one row per period and project
-    (``project`` is null for usage outside every project).
+    ``month`` (YYYY-MM), in ``query.zone``; ``by`` ``project``: one row per period and project
+    (``project`` is null for usage outside every project); ``account``: one per period and
+    account (``account`` its label, ``account_dir`` its directory; both null for agents
+    without accounts).
 
     SQLite sums the buckets per local day itself: the day of a bucket is ``(start + offset)
     div 86400`` with the zone's offset, which changes only at DST transitions, so the offset
@@ -127,8 +136,12 @@ def calendar_report(kind: str, query: Query, by_project: bool = False) -> dict[s
     if low is None or high is None:
         return _report("date", {}, lambda _key, _group: {})
     segments = periods.offset_segments(query.zone, low, high)
-    cursor = queries.day_sums(only, segments, query.mode, by_project)
-    names = {p.id: p.name for p in queries.list_projects(include_archived=True)}
+    cursor = queries.day_sums(only, segments, query.mode, by)
+    names: dict[Any, str | None] = {}
+    if by == "project":
+        names = {p.id: p.name for p in queries.list_projects(include_archived=True)}
+    elif by == "account":
+        names = _account_labels()
     label = {"daily": "date", "weekly": "week", "monthly": "month"}[kind]
     keys: dict[int, str] = {}
     groups: dict[Any, _Total] = {}
@@ -143,17 +156,33 @@ def calendar_report(kind: str, query: Query, by_project: bool = False) -> dict[s
             else:
                 key = day.strftime("%Y-%m")
             keys[number] = key
-        group_key = (key, names.get(sums.pop())) if by_project else key
+        if by is None:
+            group_key: Any = key
+        else:  # a project by its name (it is known by it); an account by its key
+            group = sums.pop()
+            group_key = (key, names.get(group) if by == "project" else group)
         total = groups.get(group_key)
         if total is None:
             groups[group_key] = total = _Total()
         total.add(sums, model)
-    if not by_project:
+    if by is None:
         return _report(label, groups, lambda _key, _group: {})
-    report = _report("key", groups, lambda key, _group: {label: key[0], "project": key[1]})
+
+    def extra(key: tuple[str, Any], _group: _Total) -> dict[str, Any]:
+        if by == "project":
+            return {label: key[0], "project": key[1]}
+        return {label: key[0], "account": names.get(key[1]), "account_dir": key[1] or None}
+
+    report = _report("key", groups, extra)
     for row in report["rows"]:
         del row["key"]
     return report
+
+
+def _account_labels() -> dict[Any, str | None]:
+    """Each account's label by its key (none for usage of agents without accounts)."""
+    found = accounts.known(os.environ, queries.accounts_used())
+    return {"": None, **{account.key: account.label for account in found}}
 
 
 def _local(ts: float, zone: ZoneInfo) -> str:
@@ -236,9 +265,9 @@ def _first_in(rows: list[tuple[Any, ...]], start: float) -> float:
     return rows[low][0] if low < len(rows) else start
 
 
-def report(kind: str, query: Query, now: float, by_project: bool = False) -> dict[str, Any]:
+def report(kind: str, query: Query, now: float, by: str | None = None) -> dict[str, Any]:
     if kind in ("daily", "weekly", "monthly"):
-        return calendar_report(kind, query, by_project)
+        return calendar_report(kind, query, by)
     if kind == "session":
         return session_report(query)
     if kind == "blocks":

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from supervisor.agents import accounts
 from supervisor.core import events
 from supervisor.core.errors import ApiError
 from supervisor.storage import queries
@@ -99,7 +101,22 @@ class UsageService:
     # --- budgets -----------------------------------------------------------------------------
     def check_launch(self, project: str, profile: str | None, argv: list[str], now: float) -> None:
         agent = budgets.runner_agent(profile, argv)
-        budgets.check_launch(project, agent, now, self.calendar)
+        env: dict[str, str] = {}
+        if profile is not None:
+            with contextlib.suppress(ApiError):  # a launch without a profile: the default
+                env = queries.profile_by_name(profile).env or {}
+        account = accounts.account_key(agent, {**self.base_env, **env})
+        budgets.check_launch(project, agent, now, self.calendar, account)
+
+    @property
+    def base_env(self) -> Mapping[str, str]:
+        """The supervisor's environment, which runs inherit (their default accounts)."""
+        return os.environ if self.env is None else self.env
+
+    def account_of(self, row: Runner) -> str:
+        """The account a runner uses: its agent's config directory in its environment."""
+        agent = budgets.runner_agent(row.profile, row.command)
+        return accounts.account_key(agent, {**self.base_env, **(row.env or {})})
 
     def enforce(self) -> None:
         """Report thresholds crossed; stop the runners of spent ``stop`` budgets. When the DB
@@ -125,6 +142,8 @@ class UsageService:
             return self.manager.project_name(row.project_id) == name
         if kind == "agent":
             return budgets.runner_agent(row.profile, row.command) == name
+        if kind == "account":
+            return self.account_of(row) == name
         return True
 
     async def rollover(self) -> int:
@@ -239,6 +258,7 @@ class UsageService:
                 session_id=item.session_id,
                 cwd=runner.cwd if runner else None,
                 runner_id=runner.id if runner else None,
+                account=self.account_of(runner) if runner else "",
             )
             for item in items
         ]

@@ -3,12 +3,10 @@ windows by their length, the account a run uses, and the line people read."""
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from supervisor.agents import planlimits
-from supervisor.agents.accounts import account_key
 from supervisor.agents.planlimits import Window
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -72,20 +70,3 @@ def test_the_line_names_the_reset_in_local_time_and_the_day_when_not_today():
     assert planlimits.describe("five_hour", 63, past, BERLIN, now) == (
         "5-hour: reset at 17:00 (was 63 %)"
     )
-
-
-def test_an_account_is_the_agents_config_folder_resolved(tmp_path):
-    (tmp_path / "work").mkdir()
-    (tmp_path / "link").symlink_to(tmp_path / "work")
-    home = {"HOME": str(tmp_path), "USERPROFILE": str(tmp_path)}
-    assert account_key("claude", {**home, "CLAUDE_CONFIG_DIR": str(tmp_path / "link")}) == str(
-        tmp_path / "work"
-    )
-    assert account_key("claude", home) == os.path.realpath(tmp_path / ".claude")
-    assert account_key("claude", {**home, "CLAUDE_CONFIG_DIR": ""}) == os.path.realpath(
-        tmp_path / ".claude"
-    )
-    assert account_key("codex", {**home, "CODEX_HOME": "~/codex-work"}) == os.path.realpath(
-        tmp_path / "codex-work"
-    )
-    assert account_key("gemini", home) == "gemini"

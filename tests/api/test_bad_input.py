@@ -120,6 +120,13 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | re.Pattern[str]
     ("profile-duplicate-builtin", "POST", "/api/v1/profiles",
      {"body": {"name": "claude", "command": ["true"]}}, 409, "already_exists",
      "Profile 'claude' already exists."),
+    ("profile-account-missing", "POST", "/api/v1/profiles",
+     {"body": {"name": "p1", "copy_of": "claude", "account": "/nonexistent/claude-work"}}, 422,
+     "invalid", "Account directory /nonexistent/claude-work does not exist; create it (sign in "
+     "once with CLAUDE_CONFIG_DIR=/nonexistent/claude-work claude) or give an existing folder."),
+    ("profile-account-nul", "POST", "/api/v1/profiles",
+     {"body": {"name": "p1", "copy_of": "claude", "account": "/a\x00b"}}, 422, "invalid",
+     invalid("$.account")),
     # GET /profiles/{name}, DELETE /profiles/{name}
     ("profile-unknown", "GET", "/api/v1/profiles/nosuch", {}, 404, "not_found",
      "Profile 'nosuch' does not exist."),
@@ -428,10 +435,16 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | re.Pattern[str]
      422, "invalid", "Unknown time zone 'Nowhere'; use an IANA name such as Europe/Berlin or UTC."),
     ("usage-report-unknown-param", "GET", "/api/v1/usage/daily", {"params": {"from": "x"}},
      400, "bad_request",
-     "Unknown query parameter from; use agent, by_project, mode, project, since, timezone, "
-     "until."),
+     "Unknown query parameter from; use account, agent, by_account, by_project, mode, project, "
+     "since, timezone, until."),
     ("usage-report-unknown-project", "GET", "/api/v1/usage/daily", {"params": {"project": "nope"}},
      404, "not_found", "Project 'nope' does not exist."),
+    ("usage-report-unknown-account", "GET", "/api/v1/usage/daily", {"params": {"account": "x"}},
+     404, "not_found", "There is no account 'x'; give a profile's name or an account directory "
+     "(known: claude, codex)."),
+    ("usage-report-by-both", "GET", "/api/v1/usage/daily",
+     {"params": {"by_project": "1", "by_account": "1"}}, 422, "invalid",
+     "Give by_project or by_account, not both."),
     # GET, PUT /budgets; DELETE /budgets/{scope}/{period}
     ("budgets-post", "POST", "/api/v1/budgets", {"body": {}}, 405, "method_not_allowed",
      "/api/v1/budgets does not take POST; use GET, HEAD, PUT."),
@@ -442,7 +455,11 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | re.Pattern[str]
      invalid("$.period")),
     ("budget-bad-scope", "PUT", "/api/v1/budgets",
      {"body": {"scope": "team:x", "period": "daily", "limit_tokens": 5}}, 422, "invalid",
-     "Budget scope 'team:x' is not one of global, project:NAME or agent:NAME."),
+     "Budget scope 'team:x' is not one of global, project:NAME, agent:NAME or account:NAME."),
+    ("budget-unknown-account", "PUT", "/api/v1/budgets",
+     {"body": {"scope": "account:nobody", "period": "daily", "limit_tokens": 5}}, 404,
+     "not_found", "There is no account 'nobody'; give a profile's name or an account directory "
+     "(known: claude, codex)."),
     ("budget-no-limit", "PUT", "/api/v1/budgets", {"body": {"scope": "global", "period": "daily"}},
      422, "invalid", "A budget needs a limit: give --tokens N and/or --usd X."),
     ("budget-unknown-project", "PUT", "/api/v1/budgets",

@@ -267,9 +267,10 @@ def test_profiles_lists_the_builtins(live):
     assert claude["hooks"] and claude["resume"] and claude["batch"]
     assert [p["name"] for p in profiles if p["resume"]] == ["claude", "codex", "gemini"]
     rows = table(live.cli.ok("profiles"))
-    assert rows[0] == ["NAME", "PROGRAM", "MODES", "ATTENTION", "BUILTIN"]
-    assert rows[1] == ["aider", "aider", "interactive", "batch", "heuristic", "yes"]
-    assert rows[2] == ["claude", "claude", "interactive", "batch", "resume", "hooks", "yes"]
+    assert rows[0] == ["NAME", "PROGRAM", "MODES", "ATTENTION", "ACCOUNT", "BUILTIN"]
+    assert rows[1] == ["aider", "aider", "interactive", "batch", "heuristic", "-", "yes"]
+    assert rows[2] == ["claude", "claude", "interactive", "batch", "resume", "hooks", "default",
+                       "yes"]  # fmt: skip
 
 
 def test_launch_over_the_cap(live):

@@ -350,6 +350,19 @@ def test_add_and_delete_a_profile_builtins_read_only(loop, daemon, qtbot, tmp_pa
                 True, True, [".env", ".env.local"]
             )  # fmt: skip
             assert copy["resume"] == daemon.api.get("/api/v1/profiles/claude")["resume"]
+            assert page.account.text() == ""  # the default account
+
+            work = tmp_path / "claude-work"  # a second account: its own config dir
+            page.name.setText("claude-work")
+            page.account.setText(str(work))
+            await click(dialog, page.add_button)
+            assert page.status.text().startswith(f"Account directory {work} does not exist;")
+            work.mkdir()
+            await click(dialog, page.add_button)
+            assert page.status.text() == "Added profile claude-work."
+            made = daemon.api.get("/api/v1/profiles/claude-work")
+            assert made["account"] == str(work.resolve())
+            assert (page.account.text(), page.env.toPlainText()) == (str(work.resolve()), "")
             page.list.setCurrentRow(
                 [page.list.item(i).data(Qt.ItemDataRole.UserRole)
                  for i in range(page.list.count())].index("py-slow")

@@ -39,7 +39,8 @@ def test_usage_reports_and_budgets_work_without_a_supervisor(home, agent_logs) -
 def test_bad_usage_and_budget_input_is_one_sentence(home) -> None:
     cli = Cli(home)
     assert cli.fails("budget", "set", "team:x", "--period", "daily", "--tokens", "5", status=2) == (
-        "stratavore: Budget scope 'team:x' is not one of global, project:NAME or agent:NAME."
+        "stratavore: Budget scope 'team:x' is not one of global, project:NAME, agent:NAME or "
+        "account:NAME."
     )
     assert cli.fails("budget", "set", "global", "--period", "daily", status=2) == (
         "stratavore: A budget needs a limit: give --tokens N and/or --usd X."

@@ -274,7 +274,7 @@ def test_daily_rows_per_project_for_stacked_charts(db) -> None:
     add_rows(("2026-11-20 11:00", 10), ("2026-11-21 09:00", 100), cwd="/work/web")
     add_rows(("2026-11-21 10:00", 1000), cwd="/tmp/loose")
     zone = periods.resolve_zone("UTC")
-    report = reports.report("daily", reports.Query(zone=zone), 0, by_project=True)
+    report = reports.report("daily", reports.Query(zone=zone), 0, by="project")
     assert [(r["date"], r["project"], r["output_tokens"]) for r in report["rows"]] == [
         ("2026-11-20", "api", 1), ("2026-11-20", "web", 10),
         ("2026-11-21", None, 1000), ("2026-11-21", "web", 100),

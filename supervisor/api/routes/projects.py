@@ -127,6 +127,7 @@ def profile_out(row: Profile) -> sc.Profile:
         resume_on_limit=row.resume_on_limit,
         idle_after=row.idle_after,
         hooks=profiles.has_hooks(row),
+        account=profiles.account_of(row),
     )
 
 

@@ -67,6 +67,7 @@ class Team:
                 budgets=[
                     sc.TeamBudget(
                         scope=b.scope,
+                        shown_scope=b.scope,  # team scopes read as they are (team, member:NAME)
                         period=b.period,
                         limit_tokens=b.limit_tokens,
                         limit_usd=b.limit_usd,

@@ -50,7 +50,8 @@ class Usage:
     async def usage_report(self, request: web.Request) -> web.Response:
         kind = request.match_info["report"]
         q = request.query
-        allowed = {"since", "until", "project", "agent", "timezone", "by_project", "mode"}
+        allowed = {"since", "until", "project", "agent", "account", "timezone", "by_project",
+                   "by_account", "mode"}  # fmt: skip
         unknown = sorted(set(q) - allowed)
         if unknown:
             raise ApiError(
@@ -66,9 +67,14 @@ class Usage:
             agent=q.get("agent"),
             week_start=periods.WEEKDAYS.index(settings.week_start),
             mode=reports.parse_mode(q.get("mode") or settings.cost_mode, "mode"),
+            account=q.get("account"),
         )
         by_project = flag_param(request, "by_project")
-        return json_response(reports.report(kind, query, self.manager.clock(), by_project))
+        by_account = flag_param(request, "by_account")
+        if by_project and by_account:
+            raise ApiError(ErrorCode.INVALID, "Give by_project or by_account, not both.")
+        by = "project" if by_project else "account" if by_account else None
+        return json_response(reports.report(kind, query, self.manager.clock(), by))
 
     async def list_budgets(self, request: web.Request) -> web.Response:
         now, cal = self.manager.clock(), self.usage.calendar
@@ -80,13 +86,16 @@ class Usage:
         body = await decode(request, sc.BudgetSet)
         now = self.manager.clock()
         budget = budgets.set_budget(
-            body.scope, body.period, body.limit_tokens, body.limit_usd, body.warn, body.action, now
+            body.scope, body.period, body.limit_tokens, body.limit_usd, body.warn, body.action, now,
+            self.usage.base_env,
         )
         self.usage.enforce()
         return json_response(budgets.status(budget, now, self.usage.calendar).as_json())
 
     async def delete_budget(self, request: web.Request) -> web.Response:
-        budgets.remove_budget(request.match_info["scope"], request.match_info["period"])
+        budgets.remove_budget(
+            request.match_info["scope"], request.match_info["period"], self.usage.base_env
+        )
         return web.Response(status=204)
 
 
@@ -110,7 +119,8 @@ ROUTES = (
           "Import new usage from the agents' logs now", ADMIN, response=sc.UsageImport),
     Route("get", "/api/v1/usage/{report}", Usage.usage_report,
           "Usage report: daily|weekly|monthly|session|blocks (?since, ?until as YYYY-MM-DD, "
-          "?project, ?agent, ?timezone, ?by_project=1 for a row per project, ?mode=vendor|ccusage "
+          "?project, ?agent, ?account (a profile's name or an account's directory), ?timezone, "
+          "?by_project=1 or ?by_account=1 for a row per project or account, ?mode=vendor|ccusage "
           "for the costs; default: the cost_mode setting)", ADMIN),
     Route("get", "/api/v1/budgets", Usage.list_budgets, "Budgets with their current periods",
           ADMIN, response=list[sc.BudgetStatus]),

@@ -40,6 +40,14 @@ class Project(Struct, kw_only=True):
     created_at: Timestamp
 
 
+# A profile's account: its agent's config directory (CLAUDE_CONFIG_DIR / CODEX_HOME).
+AccountDir = Annotated[
+    str,
+    Meta(min_length=1, max_length=1000, pattern=r"^[^\x00]+$",
+         description="an existing directory: the agent's CLAUDE_CONFIG_DIR or CODEX_HOME"),
+]  # fmt: skip
+
+
 class ProfileCreate(Input):
     """A user profile: argument-list templates with placeholders (see supervisor.profiles),
     e.g. a copy of a built-in with ``copy_of`` and the fields to change."""
@@ -60,6 +68,7 @@ class ProfileCreate(Input):
     worktree: bool | None = None
     resume_on_limit: bool | None = None
     idle_after: Annotated[float, Meta(ge=1, le=86_400)] | None = None
+    account: AccountDir | None = None
 
 
 class Profile(Struct, kw_only=True):
@@ -80,6 +89,7 @@ class Profile(Struct, kw_only=True):
     resume_on_limit: bool | None
     idle_after: float | None
     hooks: bool  # attention states come from the agent's hooks (else a heuristic)
+    account: str | None  # its config directory when it names one (else the default account)
 
 
 class SettingUpdate(Input):

@@ -62,6 +62,7 @@ class BudgetSpend(Struct, kw_only=True):
     status and of a team budget's, in this order on the wire."""
 
     scope: str
+    shown_scope: str  # the scope as people know it: an account by its label (account:work)
     period: str
     limit_tokens: int | None
     limit_usd: float | None

@@ -1,6 +1,7 @@
 """Budgets, the marks of what was reported for their periods, and the usage of a scope.
 
-A scope is ``global``, ``project:NAME`` or ``agent:NAME`` (``supervisor.usage.budgets``).
+A scope is ``global``, ``project:NAME``, ``agent:NAME`` or ``account:DIR``
+(``supervisor.usage.budgets``).
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def _scope_filter(scope: str) -> tuple[str, list[Any]]:
         return " AND COALESCE(project_id, 0) = ?", [project.id if project else -1]
     if kind == "agent":
         return " AND agent = ?", [name]
+    if kind == "account":
+        return " AND account = ?", [name]
     return "", []
 
 

@@ -21,12 +21,13 @@ COST_COLUMNS = {"vendor": "cost_usd", "ccusage": "ccusage_cost_usd"}
 @dataclass(frozen=True)
 class UsageFilter:
     """Which rows (or buckets) a report reads: a time window [low, high), and one project
-    (0: usage outside every project) and one agent when given."""
+    (0: usage outside every project), one agent and one account (its key) when given."""
 
     low: float
     high: float
     project_id: int | None = None
     agent: str | None = None
+    account: str | None = None
 
     def where(self, time_column: str, table: str = "") -> tuple[str, list[Any]]:
         """SQL conditions and arguments for this filter, on the columns of ``table`` (an
@@ -40,6 +41,9 @@ class UsageFilter:
         if self.agent is not None:
             clauses.append(f"{at}agent = ?")
             args.append(self.agent)
+        if self.account is not None:
+            clauses.append(f"{at}account = ?")
+            args.append(self.account)
         return " WHERE " + " AND ".join(clauses), args
 
 
@@ -57,11 +61,15 @@ def bucket_span(only: UsageFilter) -> tuple[int | None, int | None]:
     return cursor.fetchone()
 
 
+GROUPS = {"project": "project_id", "account": "account"}  # what a report may have a row per
+
+
 def day_sums(
-    only: UsageFilter, segments: list[tuple[float, int]], mode: str, by_project: bool
+    only: UsageFilter, segments: list[tuple[float, int]], mode: str, by: str | None
 ) -> Iterable[tuple[Any, ...]]:
-    """Sums of the buckets per local day and model (and project): (day number since the
-    epoch, model, input, output, cache write, cache read, cost[, project id]).
+    """Sums of the buckets per local day and model (and project or account, ``by``): (day
+    number since the epoch, model, input, output, cache write, cache read, cost[, project id
+    or account key]).
 
     SQLite finds the day of a bucket itself: ``(start + offset) div 86400`` with the zone's
     offset, which ``segments`` gives as (from, offset) pairs, one per DST period in the
@@ -71,7 +79,7 @@ def day_sums(
         f"WHEN start < {int(nxt)} THEN {off}" for (_, off), (nxt, _) in pairwise(segments)
     )
     offset = f"CASE {offset} ELSE {segments[-1][1]} END" if offset else str(segments[0][1])
-    group = ", project_id" if by_project else ""
+    group = f", {GROUPS[by]}" if by is not None else ""
     return DB.execute_sql(
         f"SELECT (start + {offset}) / 86400 AS day, model, {_sums(mode)}{group} "
         f'FROM "usage_bucket"{where} GROUP BY day, model{group}',

@@ -93,8 +93,8 @@ def attribute_sessions(moved: list[tuple[int, str]]) -> None:
 _UPSERT = (
     'INSERT INTO "usage" (ts, agent, model, input_tokens, output_tokens, cache_creation_tokens, '
     "cache_creation_1h_tokens, cache_read_tokens, cost_usd, ccusage_cost_usd, logged_cost, "
-    "speed, web_search_requests, project_id, runner_id, session_id, file_id, dedupe, rank) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "speed, web_search_requests, project_id, runner_id, session_id, file_id, dedupe, rank, "
+    "account) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT(dedupe) DO UPDATE SET ts = excluded.ts, agent = excluded.agent, "
     "model = excluded.model, input_tokens = excluded.input_tokens, "
     "output_tokens = excluded.output_tokens, "
@@ -104,7 +104,8 @@ _UPSERT = (
     "ccusage_cost_usd = excluded.ccusage_cost_usd, logged_cost = excluded.logged_cost, "
     "speed = excluded.speed, web_search_requests = excluded.web_search_requests, "
     "project_id = excluded.project_id, runner_id = excluded.runner_id, "
-    "session_id = excluded.session_id, file_id = excluded.file_id, rank = excluded.rank "
+    "session_id = excluded.session_id, file_id = excluded.file_id, rank = excluded.rank, "
+    "account = excluded.account "
     "WHERE excluded.rank > usage.rank"
 )
 _SESSION_UPSERT = (
@@ -141,13 +142,13 @@ def rebuild_buckets(span: tuple[int, int] | None = None) -> None:
     else:
         DB.execute_sql('DELETE FROM "usage_bucket"')
     DB.execute_sql(
-        'INSERT INTO "usage_bucket" (start, agent, model, project_id, input_tokens, '
+        'INSERT INTO "usage_bucket" (start, agent, model, project_id, account, input_tokens, '
         "output_tokens, cache_creation_tokens, cache_read_tokens, cost_usd, ccusage_cost_usd, "
         f"responses) SELECT CAST(ts / {BUCKET} AS INTEGER) * {BUCKET}, agent, model, "
-        "COALESCE(project_id, 0), SUM(input_tokens), SUM(output_tokens), "
+        "COALESCE(project_id, 0), account, SUM(input_tokens), SUM(output_tokens), "
         "SUM(cache_creation_tokens), SUM(cache_read_tokens), TOTAL(cost_usd), "
         "TOTAL(ccusage_cost_usd), COUNT(*) "
-        f'FROM "usage"{where} GROUP BY 1, 2, 3, 4',
+        f'FROM "usage"{where} GROUP BY 1, 2, 3, 4, 5',
         args,
     )
 
@@ -198,6 +199,23 @@ def reported_totals(runner_id: int) -> tuple[int, int, int, int, float]:
         (runner_id,),
     ).fetchone()
     return (int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), int(row[3] or 0), row[4])
+
+
+def file_paths() -> list[tuple[int, str]]:
+    """(id, path) of every imported log file."""
+    return DB.execute_sql('SELECT id, path FROM "usage_file"').fetchall()
+
+
+def set_file_accounts(accounts: list[tuple[str, int]]) -> None:
+    """The account of the rows read from each file: (account key, file id) each."""
+    DB.connection().executemany('UPDATE "usage" SET account = ? WHERE file_id = ?', accounts)
+
+
+def accounts_used() -> list[tuple[str, str]]:
+    """(agent, account key) of every account the ledger has usage of (from the buckets)."""
+    return DB.execute_sql(
+        'SELECT DISTINCT agent, account FROM "usage_bucket" WHERE length(account) > 0'
+    ).fetchall()
 
 
 # --- imported log files ---------------------------------------------------------------------
