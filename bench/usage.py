@@ -9,8 +9,8 @@ For each size (``--lines 100000,1000000``), in one run, on the same machine:
   a fresh data dir (``stratavore usage import``) then ``stratavore usage daily --json
   --timezone UTC --mode ccusage``, each timed on its own, vs ``ccusage claude daily --json
   --offline --timezone UTC`` (its native binary: ``_ccusage.py``). Both run as child
-  processes, timed the same way (wall clock, and CPU and peak RSS from ``wait4``), with an
-  empty ``HOME``;
+  processes, timed the same way (wall clock, CPU from ``wait4``, peak RSS sampled over the
+  process tree), with an empty ``HOME``;
 * the per-day totals (input, output, cache creation, cache read, total) of both daily reports
   are compared: every differing day is listed;
 * incremental refresh: ``--grow`` % more lines are generated (new sessions of the last two
@@ -70,8 +70,8 @@ from supervisor.storage.models import DB, Project  # the snapshot (_common put i
 from supervisor.usage import budgets, reports
 from supervisor.usage.budgets import Calendar
 
-RATIO_TARGET = 1.5  # ours / ccusage, first import + daily report
-INCREMENTAL_TARGET_S = 0.5
+RATIO_TARGET = 1.0  # ours / ccusage, first import + daily report (issue 14)
+INCREMENTAL_TARGET_S = 0.1  # in-process (issue 14)
 REPORT_TARGET_MS = 100.0
 BUDGET_TARGET_MS = 5.0
 FIELDS = ("input", "output", "cache_creation", "cache_read", "total")
@@ -126,13 +126,11 @@ class Ours:
         """Run ``stratavore ARGS``; its timings (as ``_ccusage`` takes ccusage's: same
         clock, same rusage, an empty temp HOME) and its JSON output.
 
-        Peak RSS is left out, on both sides: a child forked from this process inherits its
-        peak RSS across exec (Linux keeps the larger), so ``wait4`` reports at least this
-        process's own RSS (about 85 MB) whatever the child used.
+        Peak RSS is sampled, summed over the process and its workers (``_ccusage._PeakRss``).
         """
         argv = [str(PYTHON), "-m", "supervisor.cli", *args]
-        wall, cpu, _, out = _ccusage._run(argv, self.env)
-        timing = {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3)}
+        wall, cpu, rss, out = _ccusage._run(argv, self.env)
+        timing = {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "peak_rss_mb": round(rss, 1)}
         return timing, json.loads(out)
 
     def import_(self) -> tuple[dict[str, float], dict[str, Any]]:
@@ -293,7 +291,7 @@ def side_by_side(
         say(f"  round {rep + 1}: ours daily {timing['wall_s']:.2f} s")
         run = _ccusage.claude_daily(roots, "UTC")
         out["ccusage"].append(
-            {"wall_s": run.wall_s, "cpu_s": run.cpu_s}  # not max_rss_mb: see Ours.run
+            {"wall_s": run.wall_s, "cpu_s": run.cpu_s, "peak_rss_mb": run.max_rss_mb}
         )
         theirs = run.days
         say(f"  round {rep + 1}: ccusage {run.wall_s:.2f} s")
@@ -311,6 +309,8 @@ def side_by_side(
         "ours_import_cpu_s": median_of(out["ours_import"], "cpu_s"),
         "ours_sum_cpu_s": median_of(sums, "cpu_s"),
         "ccusage_cpu_s": median_of(out["ccusage"], "cpu_s"),
+        "ours_import_peak_rss_mb": max(run["peak_rss_mb"] for run in out["ours_import"]),
+        "ccusage_peak_rss_mb": max(run["peak_rss_mb"] for run in out["ccusage"]),
         "loadavg_1m": statistics.median(out["loadavg_1m"]),
     }
     return out, home, ours_days, theirs
@@ -459,7 +459,8 @@ def tables(results: list[dict[str, Any]], args: argparse.Namespace) -> list[Tabl
         ])  # fmt: skip
         cpu.append([
             f"{r['lines']:,}", m["ours_import_cpu_s"], m["ours_sum_cpu_s"], m["ccusage_cpu_s"],
-            ratio(m["ours_sum_cpu_s"], m["ccusage_cpu_s"]), m["loadavg_1m"],
+            ratio(m["ours_sum_cpu_s"], m["ccusage_cpu_s"]), m["ours_import_peak_rss_mb"],
+            m["ccusage_peak_rss_mb"], m["loadavg_1m"],
         ])  # fmt: skip
         first, after = r["first"]["compare"], r["incremental"]["compare"]
         totals.append([
@@ -471,8 +472,7 @@ def tables(results: list[dict[str, Any]], args: argparse.Namespace) -> list[Tabl
         grown.append([
             f"{r['lines']:,}", inc["added"]["lines"], inc["added"]["files_appended"],
             inc["added"]["files_new"], inc["runs"][-1]["written"], inc["median_wall_s"],
-            inc["median_import_s"], verdict(inc["median_wall_s"], INCREMENTAL_TARGET_S) + " / "
-            + verdict(inc["median_import_s"], INCREMENTAL_TARGET_S),
+            inc["median_import_s"], verdict(inc["median_import_s"], INCREMENTAL_TARGET_S),
         ])  # fmt: skip
         rep = r["report"]
         report.append([
@@ -507,13 +507,16 @@ def tables(results: list[dict[str, Any]], args: argparse.Namespace) -> list[Tabl
             speed,
         ),
         Table(
-            f"CPU s (user + system, all threads), median of {n}",
+            f"CPU s (user + system, all threads, workers too), median of {n}; peak RSS (MB,"
+            " summed over the process and its workers, sampled every 20 ms), the largest",
             [
                 "lines",
                 "ours import CPU",
                 "ours sum CPU",
                 "ccusage CPU",
                 "CPU sum / ccusage",
+                "ours import peak RSS MB",
+                "ccusage peak RSS MB",
                 "load 1m (median, 2 cores)",
             ],
             cpu,
@@ -542,7 +545,7 @@ def tables(results: list[dict[str, Any]], args: argparse.Namespace) -> list[Tabl
                 "rows written",
                 "CLI wall",
                 "import in-process",
-                f"target <= {INCREMENTAL_TARGET_S:g} s (wall / in-process)",
+                f"target in-process <= {INCREMENTAL_TARGET_S:g} s",
             ],
             grown,
         ),
