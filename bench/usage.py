@@ -40,6 +40,7 @@ import os
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,6 +54,7 @@ from _ccusage import DayTokens
 from _common import (
     MARK,
     PYTHON,
+    REPO,
     RUN_ID,
     SOURCES,
     Table,
@@ -95,6 +97,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--report-calls", type=int, default=20, help="in-process daily reports")
     p.add_argument("--budget-calls", type=int, default=200, help="in-process launch checks")
     p.add_argument("--keep", type=Path, metavar="DIR", help="keep trees and data dirs here")
+    p.add_argument(
+        "--reference",
+        metavar="REV",
+        help="also time the first import + daily report of this git revision's supervisor "
+        "package in every round (the code before a change, in the same run)",
+    )
     return p.parse_args()
 
 
@@ -111,14 +119,14 @@ def load() -> float:
 class Ours:
     """The ``stratavore`` CLI (the copied sources) on one data dir, reading only ``roots``."""
 
-    def __init__(self, home: Path, roots: list[Path], empty: Path) -> None:
+    def __init__(self, home: Path, roots: list[Path], empty: Path, sources: Path = SOURCES) -> None:
         self.home = home
         self.env = {
             "STRATAVORE_HOME": str(home),
             "STRATAVORE_NO_LOGIN_PATH": "1",
             "CLAUDE_CONFIG_DIR": ",".join(str(root) for root in roots),
             "CODEX_HOME": str(empty),
-            "PYTHONPATH": str(SOURCES),
+            "PYTHONPATH": str(sources),
             MARK: f"{RUN_ID}/usage",
         }
 
@@ -260,16 +268,34 @@ def _ends_with_newline(path: Path) -> bool:
 
 
 # --- one size ---------------------------------------------------------------------------------
+def reference_sources(rev: str) -> Path:
+    """The supervisor package of a git revision, extracted to a temp dir and compiled (as the
+    run's own snapshot is, so that neither side's first run compiles)."""
+    target = Path(tempfile.mkdtemp(prefix="stratavore-bench-usage-ref-"))
+    archive = subprocess.run(
+        ["git", "archive", rev, "supervisor"], cwd=REPO, capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    compiled(target)
+    return target
+
+
+def compiled(sources: Path) -> None:
+    subprocess.run([str(PYTHON), "-m", "compileall", "-q", str(sources / "supervisor")], check=True)
+
+
 def median_of(runs: list[dict[str, float]], key: str) -> float:
     return round(statistics.median(run[key] for run in runs), 3)
 
 
 def side_by_side(
-    work: Path, roots: list[Path], empty: Path, repeat: int
+    work: Path, roots: list[Path], empty: Path, repeat: int, reference: Path | None
 ) -> tuple[dict[str, Any], Path, dict[str, DayTokens], dict[str, DayTokens]]:
-    """``repeat`` rounds of (our import + daily, ccusage daily), alternating; the results, the
-    last round's data dir, and both sides' days of the last round."""
+    """``repeat`` rounds of (our import + daily, ccusage daily, and the reference revision's
+    import + daily when given), alternating; the results, the last round's data dir, and both
+    sides' days of the last round."""
     out: dict[str, Any] = {"ours_import": [], "ours_daily": [], "ccusage": [], "loadavg_1m": []}
+    out.update({"ref_import": [], "ref_daily": []})
     home = work
     ours_days: dict[str, DayTokens] = {}
     theirs: dict[str, DayTokens] = {}
@@ -295,11 +321,24 @@ def side_by_side(
         )
         theirs = run.days
         say(f"  round {rep + 1}: ccusage {run.wall_s:.2f} s")
+        if reference is not None:
+            ref_home = work.parent / f"{work.name}-ref-{rep}"
+            ref = Ours(ref_home, roots, empty, reference)
+            timing, _ = ref.import_()
+            out["ref_import"].append(timing)
+            out["ref_daily"].append(ref.daily()[0])
+            shutil.rmtree(ref_home)
+            say(f"  round {rep + 1}: reference import + daily {timing['wall_s']:.2f} s + "
+                f"{out['ref_daily'][-1]['wall_s']:.2f} s")  # fmt: skip
     sums = [
         {"wall_s": round(i["wall_s"] + d["wall_s"], 3), "cpu_s": round(i["cpu_s"] + d["cpu_s"], 3)}
         for i, d in zip(out["ours_import"], out["ours_daily"], strict=True)
     ]
     out["ours_sum"] = sums
+    ref_sums = [
+        {"wall_s": round(i["wall_s"] + d["wall_s"], 3), "cpu_s": round(i["cpu_s"] + d["cpu_s"], 3)}
+        for i, d in zip(out["ref_import"], out["ref_daily"], strict=True)
+    ]
     out["median"] = {
         "ours_import_s": median_of(out["ours_import"], "wall_s"),
         "ours_import_in_process_s": median_of(out["ours_import"], "import_s"),
@@ -313,6 +352,12 @@ def side_by_side(
         "ccusage_peak_rss_mb": max(run["peak_rss_mb"] for run in out["ccusage"]),
         "loadavg_1m": statistics.median(out["loadavg_1m"]),
     }
+    if ref_sums:
+        out["median"].update({
+            "ref_sum_s": median_of(ref_sums, "wall_s"),
+            "ref_sum_cpu_s": median_of(ref_sums, "cpu_s"),
+            "ref_import_peak_rss_mb": max(run["peak_rss_mb"] for run in out["ref_import"]),
+        })  # fmt: skip
     return out, home, ours_days, theirs
 
 
@@ -415,7 +460,9 @@ def one_size(lines: int, base: Path, args: argparse.Namespace) -> dict[str, Any]
     roots = [tree / "claude", tree / "claude2"]
     out["tree"]["disk_mb"] = round(sum(p.stat().st_size for p in tree.rglob("*.jsonl")) / 1e6, 1)
     say(f"{lines:,} lines: side by side, {args.repeat} rounds (page cache warm, not dropped)")
-    out["first"], home, ours_days, theirs = side_by_side(base / "data", roots, empty, args.repeat)
+    out["first"], home, ours_days, theirs = side_by_side(
+        base / "data", roots, empty, args.repeat, args.reference_sources
+    )
     out["first"]["compare"] = compare(ours_days, theirs)
     print_differences(f"{lines:,} lines, first import", out["first"]["compare"])
 
@@ -456,6 +503,8 @@ def tables(results: list[dict[str, Any]], args: argparse.Namespace) -> list[Tabl
             f"{r['lines']:,}", t["claude_files"], t["disk_mb"], m["ours_import_s"],
             m["ours_import_in_process_s"], m["ours_daily_s"], m["ours_sum_s"], m["ccusage_s"],
             ratio(m["ours_import_s"], m["ccusage_s"]), sum_ratio, verdict(sum_ratio, RATIO_TARGET),
+            m.get("ref_sum_s", "-"),
+            ratio(m["ref_sum_s"], m["ccusage_s"]) if "ref_sum_s" in m else "-",
         ])  # fmt: skip
         cpu.append([
             f"{r['lines']:,}", m["ours_import_cpu_s"], m["ours_sum_cpu_s"], m["ccusage_cpu_s"],
@@ -503,6 +552,8 @@ def tables(results: list[dict[str, Any]], args: argparse.Namespace) -> list[Tabl
                 "import / ccusage",
                 "sum / ccusage",
                 f"target sum <= {RATIO_TARGET:g}x",
+                f"reference {args.reference or '-'} sum",
+                "reference sum / ccusage",
             ],
             speed,
         ),
@@ -579,6 +630,8 @@ def tables(results: list[dict[str, Any]], args: argparse.Namespace) -> list[Tabl
 def main() -> int:
     args = parse_args()
     version = _ccusage.ensure_ccusage()
+    compiled(SOURCES)
+    args.reference_sources = reference_sources(args.reference) if args.reference else None
     results: list[dict[str, Any]] = []
     with sigterm_as_interrupt():
         try:
@@ -597,6 +650,8 @@ def main() -> int:
                         shutil.rmtree(base, ignore_errors=True)
         finally:
             kill_marked()
+            if args.reference_sources is not None:
+                shutil.rmtree(args.reference_sources, ignore_errors=True)
     rendered = [table.render() for table in tables(results, args)]
     print("\n\n".join(rendered))
     target = write_results(
