@@ -137,7 +137,7 @@ def run_import(
     _catch_up(prices, attribution)
     todo = _changed(files, known)
     ids = queries.add_files([(str(p), agent) for agent, p, file_id, *_ in todo if file_id is None])
-    if queries.ledger_is_empty():
+    if todo and queries.ledger_is_empty():
         # A first import: the read-only indexes are built once at the end, not row by row.
         with DB.atomic():
             queries.drop_lookup_indexes()
@@ -203,7 +203,7 @@ def _read(
     progress: Progress | None,
     clock: Callable[[], float],
 ) -> WriteResult:
-    """Read the files to read (here, or in a second process for a big import) and write
+    """Read the files to read (here, or in worker processes for a big import) and write
     their rows with their marks, a transaction per ``BATCH_ROWS`` rows."""
     total = sum(max(pending, 0) for *_, pending in todo)
     done = 0
