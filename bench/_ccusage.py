@@ -15,6 +15,7 @@ totals (``--codex OUT_DIR/codex`` for a Codex home).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -22,9 +23,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 BENCH_DIR = Path(__file__).resolve().parent
 PREFIX = BENCH_DIR / ".ccusage"
@@ -46,7 +50,8 @@ class DayTokens:
 
 @dataclass(frozen=True)
 class Run:
-    """One ccusage run: wall and CPU time (user + system, all threads), peak RSS, the days."""
+    """One ccusage run: wall and CPU time (user + system, all threads), peak RSS (sampled), the
+    days."""
 
     wall_s: float
     cpu_s: float
@@ -115,18 +120,52 @@ def _run(argv: list[str], data_env: dict[str, str]) -> tuple[float, float, float
         with tempfile.TemporaryFile() as err:
             started = time.perf_counter()
             proc = subprocess.Popen(argv, env=env, cwd=home, stdout=subprocess.PIPE, stderr=err)
+            sampler = _PeakRss(proc.pid)
             assert proc.stdout is not None
             out = proc.stdout.read()
             _, status, usage = os.wait4(proc.pid, 0)  # its own rusage, unlike communicate()
             wall = time.perf_counter() - started
+            sampler.stop()
             proc.returncode = os.waitstatus_to_exitcode(status)
             proc.stdout.close()
             err.seek(0)
             message = err.read().decode(errors="replace").strip()
     if proc.returncode != 0:
         raise RuntimeError(f"ccusage exited with status {proc.returncode}: {message}")
-    max_rss_mb = usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
-    return wall, usage.ru_utime + usage.ru_stime, max_rss_mb, out.decode()
+    return wall, usage.ru_utime + usage.ru_stime, sampler.peak_mb, out.decode()
+
+
+class _PeakRss:
+    """The peak of the summed RSS of a process and its descendants (worker processes), sampled
+    every 20 ms until ``stop``. Not ``wait4``'s ``ru_maxrss``: a child forked from this process
+    inherits its peak RSS across exec (Linux keeps the larger), so that reports at least this
+    process's own RSS, and only the largest process of a tree."""
+
+    def __init__(self, pid: int) -> None:
+        self.peak_mb = 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, args=(pid,), daemon=True)
+        self._thread.start()
+
+    def _sample(self, pid: int) -> None:
+        try:
+            root = psutil.Process(pid)
+        except psutil.Error:
+            return
+        while not self._done.wait(0.02):
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                return
+            total = 0
+            for proc in procs:
+                with contextlib.suppress(psutil.Error):
+                    total += proc.memory_info().rss
+            self.peak_mb = max(self.peak_mb, total / 2**20)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def _daily(agent: str, data_env: dict[str, str], tz: str) -> Run:

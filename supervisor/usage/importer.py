@@ -9,11 +9,13 @@ thousands of rows) so the running supervisor's own writes never wait long.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import multiprocessing
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,7 +145,14 @@ def run_import(
     _catch_up(prices, attribution, roots)
     todo = _changed(files, known)
     ids = queries.add_files([(str(p), agent) for agent, p, file_id, *_ in todo if file_id is None])
-    result = _read(todo, ids, hints, ledger, report, progress, clock)
+    if todo and queries.ledger_is_empty():
+        # A first import: the read-only indexes are built once at the end, not row by row.
+        with DB.atomic():
+            queries.drop_lookup_indexes()
+    try:
+        result = _read(todo, ids, hints, ledger, report, progress, clock)
+    finally:
+        queries.ensure_lookup_indexes()  # also after a first import that was interrupted
     with DB.atomic():
         dirty = queries.setting_value(DIRTY)
         if dirty is not None:
@@ -207,7 +216,7 @@ def _read(
     progress: Progress | None,
     clock: Callable[[], float],
 ) -> WriteResult:
-    """Read the files to read (here, or in a second process for a big import) and write
+    """Read the files to read (here, or in worker processes for a big import) and write
     their rows with their marks, a transaction per ``BATCH_ROWS`` rows."""
     total = sum(max(pending, 0) for *_, pending in todo)
     done = 0
@@ -276,7 +285,10 @@ PARSERS: dict[str, Parser] = {
     "gemini": gemini.parse,
     "aider": aider.parse,
 }
-PARALLEL_BYTES = 256 << 20  # from this much new log, files are parsed in a second process
+PARALLEL_BYTES = 256 << 20  # from this much new log, files are parsed in worker processes
+WORKERS = 2  # they parse while this process writes (writing is about a third of the work)
+GROUP_FILES = 32  # files per task sent to a worker
+AHEAD_GROUPS = 8  # tasks in flight per worker: what waits for the writer stays bounded
 Chunks = list[tuple[Parsed, FileMark, bool, int]]  # per chunk: parsed, mark, restarted, bytes
 
 
@@ -304,14 +316,34 @@ def read_file(task: Task) -> Chunks:
     return chunks
 
 
+def read_files(tasks: list[Task]) -> list[Chunks]:
+    """``read_file`` over a group of files (one round trip to a worker for several files)."""
+    return [read_file(task) for task in tasks]
+
+
 @contextlib.contextmanager
 def _reader(pending: int) -> Iterator[Callable[[list[Any]], Iterable[Chunks]]]:
-    """How files are read: here, or, for a big import, by a second process while this one
-    writes to the DB (parsing and writing each take about half of a first import). The
-    worker is spawned, never forked: the supervisor has threads and an open database."""
+    """How files are read: here, or, for a big import, by worker processes while this one
+    writes to the DB (parsing takes about twice as long as writing). The workers are
+    spawned, never forked: the supervisor has threads and an open database."""
     if pending < PARALLEL_BYTES or (os.cpu_count() or 1) < 2:
         yield lambda tasks: map(read_file, tasks)
         return
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(1, mp_context=context) as pool:
-        yield lambda tasks: pool.map(read_file, tasks, chunksize=32)
+    with ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
+        yield lambda tasks: _in_order(pool, tasks)
+
+
+def _in_order(pool: ProcessPoolExecutor, tasks: list[Task]) -> Iterator[Chunks]:
+    """The workers' results in the order of ``tasks``, with a bounded number of groups in
+    flight (``pool.map`` would queue every result in memory when the writer is slower)."""
+    groups = iter([tasks[i : i + GROUP_FILES] for i in range(0, len(tasks), GROUP_FILES)])
+    flying: deque[Future[list[Chunks]]] = deque(
+        pool.submit(read_files, group) for group in itertools.islice(groups, AHEAD_GROUPS * WORKERS)
+    )
+    while flying:
+        done = flying.popleft().result()
+        group = next(groups, None)
+        if group is not None:
+            flying.append(pool.submit(read_files, group))
+        yield from done

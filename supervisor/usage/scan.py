@@ -10,6 +10,7 @@ ccusage takes it). The parsers (``claude.py``, ``codex.py``) share ``Parsed``.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -287,7 +288,13 @@ def jsonl_files(directory: Path) -> list[Path]:
     Like ccusage, symbolic links are not followed (a link loop cannot hang a scan, and a
     linked copy is not counted twice) and unreadable directories are skipped.
     """
-    found: list[Path] = []
+    return [Path(path) for path in _jsonl_paths(directory)]
+
+
+def _jsonl_paths(directory: Path) -> list[str]:
+    """``jsonl_files`` as strings: a refresh lists ten thousand files, and a ``Path`` made,
+    sorted and hashed for each costs several times the ``scandir`` itself."""
+    found: list[str] = []
     stack = [str(directory)]
     while stack:
         current = stack.pop()
@@ -302,22 +309,16 @@ def jsonl_files(directory: Path) -> list[Path]:
                             and entry.name != ".jsonl"
                             and entry.is_file(follow_symlinks=False)
                         ):
-                            found.append(Path(entry.path))
+                            found.append(entry.path)
                     except OSError:
                         continue
         except OSError:
             continue
-    found.sort(key=str)
+    found.sort()
     return found
 
 
 def discover(directories: Iterable[Path]) -> list[Path]:
     """``jsonl_files`` of several directories, each file once, in order."""
-    seen: set[Path] = set()
-    files: list[Path] = []
-    for directory in directories:
-        for path in jsonl_files(directory):
-            if path not in seen:
-                seen.add(path)
-                files.append(path)
-    return files
+    found = itertools.chain.from_iterable(_jsonl_paths(directory) for directory in directories)
+    return [Path(path) for path in dict.fromkeys(found)]

@@ -10,7 +10,7 @@ import pytest
 from supervisor.core.errors import ApiError
 from supervisor.storage.models import DB, Project, Runner, Usage, UsageBucket, UsageFile
 from supervisor.storage.queries import rebuild_buckets
-from supervisor.usage import periods, reports
+from supervisor.usage import importer, periods, reports
 from supervisor.usage.importer import run_import
 from supervisor.usage.ledger import Attribution, Ledger
 from supervisor.usage.pricing import PriceTable
@@ -81,6 +81,47 @@ def test_importing_again_changes_nothing_and_reads_nothing(db, agent_logs) -> No
     again = do_import(agent_logs)
     assert (again.written, again.bytes_read, again.files_read) == (0, 0, 0)
     assert daily() == before
+
+
+def lookup_indexes() -> set[str]:
+    return {row[1] for row in DB.execute_sql('PRAGMA index_list("usage")').fetchall()}
+
+
+def test_a_first_import_builds_the_ledgers_indexes_at_the_end(db, agent_logs) -> None:
+    all_indexes = {"usage_ts", "usage_runner_id", "usage_session_id", "usage_dedupe"}
+    assert lookup_indexes() == all_indexes
+    t = utc("2026-11-20 10:00")
+    write_transcript(agent_logs["claude"], "p", "s1", [claude_line("m1", t)])
+    assert do_import(agent_logs).written == 1  # into an empty ledger: without them, then built
+    assert lookup_indexes() == all_indexes
+    # A first import interrupted while they were dropped: the next import builds them.
+    DB.execute_sql('DROP INDEX "usage_session_id"')
+    write_transcript(agent_logs["claude"], "p", "s1", [claude_line("m2", t + 5)])
+    assert do_import(agent_logs).written == 1
+    assert lookup_indexes() == all_indexes
+    assert daily()["totals"]["output_tokens"] == 40
+
+
+def test_files_read_by_worker_processes_give_what_reading_here_gives(db, agent_logs) -> None:
+    t = utc("2026-11-20 10:00")
+    paths = [
+        write_transcript(
+            agent_logs["claude"], f"p{i % 7}", f"s{i}",
+            [claude_line(f"m{i}", t + i), claude_line(f"m{i}", t + i + 1, output_tokens=30)],
+        )
+        for i in range(600)  # more groups than the workers are given at once
+    ]  # fmt: skip
+    paths.append(write_transcript(agent_logs["claude"], "p0", "bad", ["{not json"]))
+    tasks = [("claude", str(path), None, None) for path in paths]
+    here = [importer.read_file(task) for task in tasks]
+    with importer._reader(importer.PARALLEL_BYTES) as read:
+        there = list(read(tasks))
+    assert len(there) == len(tasks)
+    for ours, theirs in zip(here, there, strict=True):
+        assert [(p.rows, p.skipped, m, r, n) for p, m, r, n in ours] == [
+            (p.rows, p.skipped, m, r, n) for p, m, r, n in theirs
+        ]
+    assert sum(len(p.rows) for chunks in there for p, *_ in chunks) == 1200
 
 
 def test_a_refresh_reads_only_the_new_bytes(db, agent_logs) -> None:

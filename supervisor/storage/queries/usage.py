@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from supervisor.storage.models import DB, Project, Runner, UsageFile
+from supervisor.storage.models import DB, Project, Runner, Usage, UsageFile
 
 BUCKET = 900  # seconds a bucket spans; every time zone's midnight is on a quarter hour
 
@@ -122,6 +122,25 @@ def upsert_usage(rows: list[tuple[Any, ...]]) -> int:
     # rowcount counts this statement's rows only; total_changes would also count rows that
     # triggers write (the team outbox's)
     return DB.connection().executemany(_UPSERT, rows).rowcount
+
+
+def ledger_is_empty() -> bool:
+    return DB.execute_sql('SELECT NOT EXISTS (SELECT 1 FROM "usage")').fetchone()[0] == 1
+
+
+def drop_lookup_indexes() -> None:
+    """Drop the ledger's indexes that only speed up reads (all but the dedupe key's, which
+    the upsert needs): a bulk first import writes several times faster without them, and
+    building them once at the end costs a fraction of keeping them up to date row by row."""
+    for index in Usage._meta.fields_to_index():
+        if not index._unique:
+            DB.execute_sql(f'DROP INDEX IF EXISTS "{index._name}"')
+
+
+def ensure_lookup_indexes() -> None:
+    """Create the ledger's indexes that are missing (after a bulk import, or one that was
+    interrupted before it put them back); a no-op when they are all there."""
+    Usage.create_table(safe=True)  # the table is there: this creates what it lacks
 
 
 def upsert_sessions(rows: list[tuple[str, str, str | None, int | None, int | None]]) -> None:
