@@ -89,7 +89,7 @@ ADMIN_ROUTES = [(r.method, r.path) for r in ROUTES if r.audience is Audience.ADM
     ],
 )  # fmt: skip
 def test_every_admin_route_refuses_a_missing_or_wrong_token(world, auth, message):
-    assert len(ADMIN_ROUTES) == 41 and ("get", "/metrics") in ADMIN_ROUTES
+    assert len(ADMIN_ROUTES) == 42 and ("get", "/metrics") in ADMIN_ROUTES
     before = snapshot(world)
     for method, path in ADMIN_ROUTES:
         concrete, kwargs = route_request(world, method, path)
