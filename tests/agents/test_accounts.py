@@ -13,7 +13,6 @@ from supervisor.api.schemas import ProfileCreate
 from supervisor.core.errors import ApiError, ErrorCode
 from supervisor.storage import queries
 from tests import fake_agents
-from tests.agents.test_e2e import fake_bin  # noqa: F401  (a fixture: the fake agents on PATH)
 from tests.cli.test_e2e import Cli
 from tests.conftest import Daemon, api_error
 from tests.fake_agents import script
