@@ -106,7 +106,7 @@ class RunnerManager:
             table, projects, profiles, heartbeats, pauses, writes, clock
         )
         spawner = self.spawner = Spawner(root, table, ops, pump, tasks, path, clock)
-        trees = self.trees = ProcessTrees(ops, tasks)
+        trees = self.trees = ProcessTrees(ops)
         queue = self.queue = Queue(table, projects, profiles, spawner, config, clock)
         exits = self.exits = Exits(
             root, table, ops, pump, spawner, queue, trees, pauses, profiles, config, tasks, clock
