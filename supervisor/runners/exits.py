@@ -14,6 +14,7 @@ from ``backoff_initial``, capped at ``backoff_max``; a run that lasted restarts 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -37,6 +38,7 @@ from supervisor.storage.writes import StorageError
 log = logging.getLogger("stratavore.runners")
 S = RunnerState
 BACKOFF_FACTOR = 1.5  # PM2's exp_backoff_restart_delay growth
+DRAIN_THREADS = 4  # worker threads that drain the logs of the ends seen together
 
 
 def backoff_delay(early_exits: int, initial: float, maximum: float) -> float:
@@ -87,10 +89,19 @@ class Exits:
         # Their last output goes into the logs, and what is left of their trees is ended, in
         # one worker-thread call (file I/O and /proc stay off the loop).
         ending = [(live.row.id, self._leftovers(live)) for live, _ in ended]
+        # In a few threads at once: a log's first line creates its file, which waits on the
+        # disk's journal (the thread lets the others run meanwhile).
+        loop, step = self.tasks.loop, max(1, -(-len(ending) // DRAIN_THREADS))
         try:
-            drained = await self.tasks.loop.run_in_executor(None, self._drain_and_end, ending)
+            parts = await asyncio.gather(
+                *(
+                    loop.run_in_executor(None, self._drain_and_end, ending[i : i + step])
+                    for i in range(0, len(ending), step)
+                )
+            )
         except RuntimeError:  # the loop is closing and its executor is gone: these runners
             return  # are finished by the reconcile of the next start, from their exit files
+        drained = {rid: offset for part in parts for rid, offset in part.items()}
         now = self.clock()
         seen = []
         for live, code in ended:

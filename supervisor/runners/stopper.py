@@ -26,6 +26,7 @@ from supervisor.storage.writes import StorageError, Writes
 log = logging.getLogger("stratavore.runners")
 S = RunnerState
 STOP_REASON = "stop requested by user"
+BATCH_WINDOW = 0.01  # seconds a stop waits for others to signal them together
 
 
 def _stopping(force: bool, now: float) -> dict[str, Any]:
@@ -115,7 +116,8 @@ class Stopper:
         rows = [self.table.live[i].row for i in runner_ids if i in self.table.live]
         rows.sort(key=lambda row: row.state != S.QUEUED)
         together = [row for row in rows if self._plain_stop(row.id)]
-        one_by_one = [row for row in rows if row not in together]
+        plain = {row.id for row in together}
+        one_by_one = [row for row in rows if row.id not in plain]
         refused: list[tuple[int, StorageError]] = []
         for row in one_by_one:
             if row.state == S.QUEUED:
@@ -212,6 +214,7 @@ class Stopper:
     async def _stop_trees(self, timeout: float) -> None:
         """Take the batch's trees and send the polite signals (one worker-thread pass for
         all), then, at the deadline, kill what is left of those still stopping (another)."""
+        await asyncio.sleep(BATCH_WINDOW)  # stop requests arriving together join the batch
         runner_ids, _ = self._batches.pop(timeout)
         loop = self.tasks.loop
         lives = self._stopping(runner_ids)
