@@ -167,7 +167,11 @@ class RunnerManager:
         self.profile_or_none, self.forget_profile = profiles.profile_or_none, profiles.forget
         # runners
         self.launch, self.register = launcher.launch, launcher.register
-        self.stop, self.stop_many = stopper.stop, stopper.stop_many
+        self.stop, self.stop_soon, self.stop_many = (
+            stopper.stop,
+            stopper.stop_soon,
+            stopper.stop_many,
+        )
         self.stop_everything = stopper.stop_everything
         self.restart, self.resume = restarts.restart, restarts.resume
         self.resume_due, self.learn_sessions = restarts.resume_due, restarts.learn_sessions

@@ -51,6 +51,8 @@ class Stopper:
     _batches: dict[float, tuple[list[int], asyncio.Task[None]]] = field(
         default_factory=dict, init=False
     )
+    # stops asked for in this turn of the loop (stop_soon): runner id, force, the answer
+    _asked: list[tuple[int, bool, asyncio.Future[Runner]]] = field(default_factory=list, init=False)
 
     def stop(self, runner_id: int, force: bool = False, now: float | None = None) -> Runner:
         """Stop a runner: queued/backoff end at once; a process gets the polite signal, then
@@ -90,6 +92,44 @@ class Stopper:
         self.begin_stop(runner_id, force)
         return runner
 
+    async def stop_soon(self, runner_id: int, force: bool = False) -> Runner:
+        """:meth:`stop`, with the other stops asked for in the same turn of the loop (N stop
+        requests at once): the starting and running ones among them move to stopping in one
+        transaction (each with its event), or each in its own when the DB refuses that."""
+        future: asyncio.Future[Runner] = self.tasks.loop.create_future()
+        if not self._asked:
+            self.tasks.loop.call_soon(self._stop_asked)
+        self._asked.append((runner_id, force, future))
+        return await future
+
+    def _stop_asked(self) -> None:
+        asked, self._asked = self._asked, []
+        try:
+            self._answer(asked, self.clock())
+        except Exception as exc:  # a bug: each asker gets it rather than waiting for ever
+            for _, _, future in asked:
+                if not future.done():
+                    future.set_exception(exc)
+
+    def _answer(self, asked: list[tuple[int, bool, asyncio.Future[Runner]]], now: float) -> None:
+        together: dict[int, bool] = {}  # runner id -> force, each once
+        for runner_id, force, _ in asked:
+            plain = runner_id in self.table.live and self._plain_stop(runner_id)
+            if plain and runner_id not in together:
+                together[runner_id] = force
+        if together and not self._stop_together(together, now):
+            together = {}  # each in its own transaction below
+        for runner_id, force, future in asked:
+            if future.done():  # its request went away
+                continue
+            if together.pop(runner_id, None) is not None:
+                future.set_result(self.table.row(runner_id))
+                continue
+            try:  # a second ask of the same runner is answered as a stop under way is
+                future.set_result(self.stop(runner_id, force, now))
+            except Exception as exc:  # the asker's to handle, as from stop()
+                future.set_exception(exc)
+
     def _stop_recorded_or_say_so(self, live: Live) -> None:
         """A stop signal was sent: record the stop now, else say that it was sent and will
         be recorded once the DB can be written (:class:`StorageError`)."""
@@ -122,21 +162,8 @@ class Stopper:
         for row in one_by_one:
             if row.state == S.QUEUED:
                 self._stop_one(row, force, now, refused)
-        if together:
-            for row in together:
-                self.table.live[row.id].restart_after_stop = False
-            try:
-                # STARTING/RUNNING -> STOPPING, all in one transaction
-                self.table.transition_many(
-                    [
-                        Move(row, S.STOPPING, STOP_REASON, now, None, _stopping(force, now))
-                        for row in together
-                    ]
-                )
-            except StorageError:
-                one_by_one += together
-            else:
-                self._begin_stops([row.id for row in together], force)
+        if together and not self._stop_together({row.id: force for row in together}, now):
+            one_by_one += together  # each in its own transaction below
         for row in one_by_one:
             if row.state != S.QUEUED:
                 self._stop_one(row, force, now, refused)
@@ -152,6 +179,28 @@ class Stopper:
                 "it can be written.",
             )
         return [self.table.row(i) for i in runner_ids]
+
+    def _stop_together(self, forces: dict[int, bool], now: float) -> bool:
+        """Move these runners (plain stops: runner id -> force) to stopping in one
+        transaction, each with its event, and signal them; False, having changed nothing,
+        when the DB refuses it."""
+        rows = [self.table.live[i].row for i in forces]
+        for row in rows:
+            self.table.live[row.id].restart_after_stop = False
+        try:
+            # STARTING/RUNNING -> STOPPING, all in one transaction
+            self.table.transition_many(
+                [
+                    Move(row, S.STOPPING, STOP_REASON, now, None, _stopping(forces[row.id], now))
+                    for row in rows
+                ]
+            )
+        except StorageError:
+            return False
+        for force in (False, True):
+            if ids := [i for i, f in forces.items() if f is force]:
+                self._begin_stops(ids, force)
+        return True
 
     def _plain_stop(self, runner_id: int) -> bool:
         """Starting or running, with nothing kept unwritten: a stop that is one transition."""

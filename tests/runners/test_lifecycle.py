@@ -434,6 +434,27 @@ async def test_bulk_stop_spares_a_process_of_ours_given_a_runners_pid_before_the
         stranger.wait()
 
 
+@async_test
+async def test_stops_asked_in_one_turn_are_recorded_together_each_answered(harness) -> None:
+    """N stop requests at once (stop_soon): each running runner moves to stopping once, with
+    one event; a second ask of one is answered with it, an ended one with a conflict."""
+    h = harness(start_secs=0, max_runners_per_project=20, max_runners_global=20)
+    ids = [await h.launch(SLEEP) for _ in range(12)]
+    ended = await h.launch(exits_with(0))
+    for rid in ids:
+        await h.until(rid, RunnerState.RUNNING)
+    await h.until(ended, RunnerState.EXITED)
+    asks = [h.manager.stop_soon(rid) for rid in [*ids, ids[0]]]
+    answers = await asyncio.gather(*asks, h.manager.stop_soon(ended), return_exceptions=True)
+    assert [a.state if isinstance(a, Runner) else a for a in answers[:-1]] == ["stopping"] * 13
+    conflict = answers[-1]
+    assert isinstance(conflict, ApiError) and conflict.code is ErrorCode.CONFLICT
+    for rid in ids:
+        await h.until(rid, RunnerState.STOPPED)
+        assert h.history(rid)[-2:] == [("running", "stopping"), ("stopping", "stopped")]
+        assert len(_stop_events(rid)) == 2
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
