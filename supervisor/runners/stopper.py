@@ -227,9 +227,14 @@ class Stopper:
         live = self.table.live
         with contextlib.suppress(StorageError):  # the signals are sent all the same
             self.stop_many([rid for rid, one in live.items() if one.state is not S.STOPPING])
-        tasks = [one.stop_task for one in live.values() if one.stop_task is not None]
-        if tasks:
-            await asyncio.wait(tasks, timeout=self.settings.current.stop_timeout + 5.0)
+        # A batch's task lives until its deadline even when all its runners ended before:
+        # wait for each runner to leave the table (or its stop to have run its course).
+        loop = self.tasks.loop
+        deadline = loop.time() + self.settings.current.stop_timeout + 5.0
+        while loop.time() < deadline and any(
+            one.stop_task is not None and not one.stop_task.done() for one in live.values()
+        ):
+            await asyncio.sleep(0.05)
 
     def begin_stop(self, runner_id: int, force: bool) -> None:
         """Signal a runner that is stopping (its stop is recorded, or kept to be)."""

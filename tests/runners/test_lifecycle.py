@@ -455,6 +455,20 @@ async def test_stops_asked_in_one_turn_are_recorded_together_each_answered(harne
         assert len(_stop_events(rid)) == 2
 
 
+@async_test
+async def test_stop_everything_returns_once_its_runners_ended_not_at_the_stop_timeout(
+    harness,
+) -> None:
+    """The supervisor's stop with its runners (``stop_everything``) waits for them to end;
+    their batch's deadline, far off, is not waited for."""
+    h = harness(start_secs=0, stop_timeout=60)
+    ids = [await h.launch(SLEEP) for _ in range(3)]
+    for rid in ids:
+        await h.until(rid, RunnerState.RUNNING)
+    await asyncio.wait_for(h.manager.stop_everything(), 15)
+    assert {h.runner(rid).state for rid in ids} == {"stopped"}
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
