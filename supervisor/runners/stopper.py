@@ -29,7 +29,7 @@ STOP_REASON = "stop requested by user"
 BATCH_WINDOW = 0.01  # seconds a stop waits for others to signal them together
 
 
-def _stopping(force: bool, now: float) -> dict[str, Any]:
+def _stop_fields(force: bool, now: float) -> dict[str, Any]:
     """The fields written with a runner's move to stopping."""
     return {"stop_requested_at": now, "stop_force": force}
 
@@ -84,7 +84,7 @@ class Stopper:
             return runner
         try:
             # STARTING/RUNNING -> STOPPING
-            self.table.transition(runner, S.STOPPING, STOP_REASON, now, **_stopping(force, now))
+            self.table.transition(runner, S.STOPPING, STOP_REASON, now, **_stop_fields(force, now))
         except StorageError:
             live.stop_unrecorded = (force, now)
             self.begin_stop(runner_id, force)
@@ -191,7 +191,7 @@ class Stopper:
             # STARTING/RUNNING -> STOPPING, all in one transaction
             self.table.transition_many(
                 [
-                    Move(row, S.STOPPING, STOP_REASON, now, None, _stopping(forces[row.id], now))
+                    Move(row, S.STOPPING, STOP_REASON, now, None, _stop_fields(forces[row.id], now))
                     for row in rows
                 ]
             )
@@ -299,12 +299,16 @@ class Stopper:
         self.exits.reap()
 
     def _stopping(self, runner_ids: list[int]) -> list[Live]:
-        """Those of these runners still active with a process, stopping or stopped unrecorded."""
+        """Those of these runners still active with a process, stopping or stopped unrecorded,
+        and still in this batch (a forced stop since, or a runner stopped, restarted and
+        stopped again, is another batch's)."""
+        task = asyncio.current_task()
         lives = [self.table.live.get(i) for i in runner_ids]
         return [
             live
             for live in lives
             if live is not None
             and live.identity is not None
+            and live.stop_task is task
             and (live.state is S.STOPPING or live.stop_unrecorded is not None)
         ]
