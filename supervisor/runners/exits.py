@@ -14,10 +14,10 @@ from ``backoff_initial``, capped at ``backoff_max``; a run that lasted restarts 
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from supervisor.agents.profilebook import ProfileBook
@@ -29,15 +29,16 @@ from supervisor.runners.pausing import Pauses
 from supervisor.runners.process import ProcessOps, describe_exit
 from supervisor.runners.queue import Queue
 from supervisor.runners.spawner import EXIT_FILE, Spawner
-from supervisor.runners.table import RETRY_INTERVAL, Ended, Live, RunnerTable
+from supervisor.runners.table import RETRY_INTERVAL, Ended, Live, Move, RunnerTable
 from supervisor.runners.tasks import Tasks
-from supervisor.runners.trees import ProcessTrees
+from supervisor.runners.trees import ProcessTrees, StopTarget
 from supervisor.storage.models import Runner
 from supervisor.storage.writes import StorageError
 
 log = logging.getLogger("stratavore.runners")
 S = RunnerState
 BACKOFF_FACTOR = 1.5  # PM2's exp_backoff_restart_delay growth
+DRAIN_THREADS = 4  # worker threads that drain the logs of the ends seen together
 
 
 def backoff_delay(early_exits: int, initial: float, maximum: float) -> float:
@@ -80,32 +81,65 @@ class Exits:
         for runner_id in sorted(batch):
             live = self.table.live.get(runner_id)
             if live is not None and live.identity is not None:
-                gone, code = self.ops.poll(live.identity)
+                gone, code = self.ops.poll(live.identity, live.exit_fd)
                 if gone:
-                    ended.append((runner_id, code))
+                    ended.append((live, code))
                 elif live.exit_fd is not None:  # not expected after the pidfd fired: watch on
                     self.spawner.rewatch(live)
-        # Their last output goes into the logs first, in a worker thread (file I/O stays off
-        # the loop); on_exit's own drain then finds nothing new.
-        loop = self.tasks.loop
+        # Their last output goes into the logs, and what is left of their trees is ended, in
+        # one worker-thread call (file I/O and /proc stay off the loop).
+        ending = [(live.row.id, self._leftovers(live)) for live, _ in ended]
+        # In a few threads at once: a log's first line creates its file, which waits on the
+        # disk's journal (the thread lets the others run meanwhile).
+        loop, step = self.tasks.loop, max(1, -(-len(ending) // DRAIN_THREADS))
         try:
-            await loop.run_in_executor(None, self._drain_logs, [rid for rid, _ in ended])
+            parts = await asyncio.gather(
+                *(
+                    loop.run_in_executor(None, self._drain_and_end, ending[i : i + step])
+                    for i in range(0, len(ending), step)
+                )
+            )
         except RuntimeError:  # the loop is closing and its executor is gone: these runners
             return  # are finished by the reconcile of the next start, from their exit files
+        drained = {rid: offset for part in parts for rid, offset in part.items()}
         now = self.clock()
-        for runner_id, code in ended:  # each its own transaction: one refused keeps only itself
-            self.finish_gone(runner_id, code, now)
+        seen = []
+        for live, code in ended:
+            if live.row.id in drained:
+                code = self._code(live, code)
+                if self._end_seen(live.row.id, code, now, drained[live.row.id]):
+                    seen.append(live)
+        self.record_ends(seen)
 
-    def _drain_logs(self, runner_ids: list[int]) -> None:
-        """Pump the last output of ended runners (a worker thread), and look there and in
-        their agents' own logs for a provider's usage limit."""
+    def _leftovers(self, live: Live) -> StopTarget | None:
+        """What of an ended runner's tree is to be killed: a stopping one's remembered tree
+        and group, a supervised one's group (its command's children, now unwatched)."""
+        stopping = live.state is S.STOPPING or live.stop_unrecorded is not None
+        if not (stopping or live.row.supervised) or live.identity is None:
+            return None
+        target = self.trees.target(live, pidfd=False)  # its root was reaped: no pidfd
+        return target if stopping else replace(target, seen=())
+
+    def _drain_and_end(self, ending: list[tuple[int, StopTarget | None]]) -> dict[int, int]:
+        """Pump the last output of ended runners and kill what is left of their trees (a
+        worker thread); look in the logs of those not stopping for a provider's usage limit.
+        The log offsets by runner id (those tracked)."""
         now = self.clock()
-        for runner_id in runner_ids:
-            with contextlib.suppress(KeyError):  # not tracked: nothing to drain
-                self.pump.drain(runner_id)
+        offsets = {}
+        leftovers = [target for _, target in ending if target is not None]
+        if leftovers:
+            self.trees.kill_trees(leftovers, rescan=False)
+        for runner_id, _ in ending:
             live = self.table.live.get(runner_id)
-            if live is not None:
+            if live is None:
+                continue
+            try:
+                offsets[runner_id] = self.pump.drain(runner_id)
+            except KeyError:  # not tracked: nothing to drain
+                offsets[runner_id] = live.row.log_offset
+            if live.state is not S.STOPPING:  # a stop is recorded as one whatever the log says
                 live.limit, live.limit_checked = self.pauses.find_limit(live.row, now), True
+        return offsets
 
     def reap(self, now: float | None = None) -> int:
         """Notice runners whose process ended without a pidfd watching them; how many."""
@@ -124,39 +158,91 @@ class Exits:
         """The runner's root is gone; ``code`` is known only when we reaped it ourselves.
         Otherwise it comes from the trampoline's file or stratavore-agent's final heartbeat."""
         live = self.table.live.get(runner_id)
-        if live is None:
-            return
+        if live is not None:
+            self.on_exit(runner_id, self._code(live, code), now)
+
+    def _code(self, live: Live, code: int | None) -> int | None:
         if code is None and live.row.supervised:
-            code = self.ops.read_exit_file(paths.run_dir(self.root, runner_id) / EXIT_FILE)
-        elif code is None:
-            code = live.final_exit_code
-        self.on_exit(runner_id, code, now)
+            return self.ops.read_exit_file(paths.run_dir(self.root, live.row.id) / EXIT_FILE)
+        return live.final_exit_code if code is None else code
 
     def on_exit(self, runner_id: int, code: int | None, now: float) -> None:
         """The runner's root process ended with ``code`` (None: unknown): what is left of it
         is ended, once, and its end recorded, or kept until the DB takes it."""
+        live = self._end_seen(runner_id, code, now)
+        if live is not None:
+            self.record_end_or_keep(live)
+
+    def _end_seen(
+        self, runner_id: int, code: int | None, now: float, drained: int | None = None
+    ) -> Live | None:
+        """Keep the runner's end to be recorded (``live.end_unrecorded``), after its log's
+        final pump and ending what is left of its tree, unless ``drained`` says both were
+        done already (the log's offset then); the runner, or None when its end is no news."""
         live = self.table.live.get(runner_id)
         if (
             live is None
             or live.state not in (S.STARTING, S.RUNNING, S.STOPPING)
             or live.end_unrecorded is not None
         ):
-            return
+            return None
         runner = live.row
-        offset = self.pump.drain(runner_id) if runner.supervised else runner.log_offset
-        log.info("exited: runner %s %s", runner_id, describe_exit(code))
         stopping = live.state is S.STOPPING or live.stop_unrecorded is not None
-        if not stopping and live.row.supervised:
-            # What is left of the runner's process group has nobody watching it any more
-            # (e.g. the command's children after the trampoline was killed): end it too.
-            self.trees.kill_all([], live)
-        if stopping:
-            self.trees.kill_all(live.stop_tree, live)  # what remains of its tree and group
+        if not stopping:  # a stop's end is in the line of its batch (record_ends)
+            log.info("exited: runner %s %s", runner_id, describe_exit(code))
+        if drained is not None:
+            offset = drained
+        else:
+            offset = self.pump.drain(runner_id) if runner.supervised else runner.log_offset
+            if not stopping and live.row.supervised:
+                # What is left of the runner's process group has nobody watching it any more
+                # (e.g. the command's children after the trampoline was killed): end it too.
+                self.trees.kill_all([], live)
+            if stopping:
+                self.trees.kill_all(live.stop_tree, live)  # what remains of its tree and group
         pid = live.identity.pid if live.identity is not None else runner.pid
         live.end_unrecorded = Ended(code, now, offset, pid)
-        self.record_end_or_keep(live)
+        return live
 
     # --- recording it -------------------------------------------------------------------------
+    def record_ends(self, lives: list[Live]) -> None:
+        """Record these runners' ends: the stops among them (stopping -> stopped, no restart
+        asked) in one transaction and one log line, the others each as
+        :meth:`record_end_or_keep` does (and the stops too, when the DB refuses the batch)."""
+        stops = [
+            live
+            for live in lives
+            if live.state is S.STOPPING
+            and live.stop_unrecorded is None
+            and not live.restart_after_stop
+            and live.end_unrecorded is not None
+            and live.end_unrecorded.failed is None
+        ]
+        if len(stops) > 1:
+            try:
+                # STOPPING -> STOPPED, all in one transaction
+                self.table.transition_many([self._stopped(live) for live in stops])
+            except StorageError:
+                pass  # one by one below: each kept until the DB takes it
+            else:
+                for live in stops:
+                    live.end_unrecorded = None
+                self._log_stopped(stops)
+        for live in lives:
+            if live.end_unrecorded is not None:
+                self.record_end_or_keep(live)
+
+    def _log_stopped(self, stops: list[Live]) -> None:
+        """One line for the batch; the runners killed at the deadline by name."""
+        killed = [live.row.id for live in stops if live.killed_at_deadline]
+        log.info(
+            "stopped: %d runners%s",
+            len(stops),
+            f" ({len(killed)} killed after the stop timeout: {', '.join(map(str, killed))})"
+            if killed
+            else "",
+        )
+
     def record_end_or_keep(self, live: Live) -> None:
         """Record what happened to the runner, or keep it and try again soon."""
         try:
@@ -182,7 +268,7 @@ class Exits:
             live.end_unrecorded = None
             return
         if live.state is S.STOPPING:
-            self._record_stopped(live, end)
+            self._record_stopped(live)
             return
         if not live.limit_checked:
             live.limit, live.limit_checked = self.pauses.find_limit(runner, now), True
@@ -196,21 +282,24 @@ class Exits:
     def _ended(end: Ended) -> dict[str, object]:
         return {"exit_code": end.code, "ended_at": end.at, "log_offset": end.offset, "pid": end.pid}
 
-    def _record_stopped(self, live: Live, end: Ended) -> None:
-        runner, now = live.row, end.at
-        restart = live.restart_after_stop
+    def _stopped(self, live: Live) -> Move:
+        """A stopping runner's move to stopped, its process having ended."""
+        end = live.end_unrecorded
+        assert end is not None
         why = "stopped by user" + (
             f" (killed after the {self.settings.current.stop_timeout:g} s stop timeout)"
             if live.killed_at_deadline
             else ""
         )
+        return Move(live.row, S.STOPPED, why, end.at, {"exit_code": end.code}, self._ended(end))
+
+    def _record_stopped(self, live: Live) -> None:
+        runner, restart = live.row, live.restart_after_stop
         with self.table.holding_slots():  # a restart asked for takes the freed slot first
             # STOPPING -> STOPPED
-            self.table.transition(
-                runner, S.STOPPED, why, now, data={"exit_code": end.code}, **self._ended(end)
-            )
+            self.table.transition_many([self._stopped(live)])
             live.end_unrecorded = None
-            log.info("stopped: runner %s (%s)", runner.id, why)
+            log.info("stopped: runner %s (%s)", runner.id, runner.reason)
             if restart:
                 try:
                     self.queue.start_again(runner, self.clock(), "restarted by user")

@@ -204,9 +204,7 @@ class Launcher:
         )
 
     @staticmethod
-    def _resume_on_limit(
-        profile: Profile | None, asked: bool | None, plan: Plan | None
-    ) -> bool:
+    def _resume_on_limit(profile: Profile | None, asked: bool | None, plan: Plan | None) -> bool:
         """Whether a run paused at a provider limit resumes by itself at the reset: as asked,
         else as its profile says, else for batch runs (nobody is at an interactive one)."""
         if plan is None:

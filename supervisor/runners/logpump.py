@@ -51,6 +51,7 @@ class _Spool:
     ino: int | None = None  # the spool's inode, to notice it being replaced
     lock: threading.Lock = field(default_factory=threading.Lock)
     idle: int = 0  # consecutive looks that found nothing new
+    log_made: bool = False  # runner.log exists (made by the first tick that looks)
     due: int = 0  # the tick at which to look again
 
     @property
@@ -115,6 +116,8 @@ class LogPump:
             if spool.due > tick:
                 continue
             with spool.lock:
+                if not spool.log_made:
+                    self._make_log(spool)
                 before = spool.offset
                 active = self._pump_quietly(spool, stamp, final=False)
                 after = spool.offset
@@ -124,6 +127,19 @@ class LogPump:
                 changed[runner_id] = after
         with self._lock:  # drop runners untracked or re-tracked meanwhile
             return {r: o for r, o in changed.items() if self._spools.get(r) is spools[r]}
+
+    @staticmethod
+    def _make_log(spool: _Spool) -> None:
+        """Make runner.log (empty) at the first tick after the runner started, as other
+        supervisors make a program's log when they start it: making a file waits on the
+        disk's journal (about a millisecond under load here), and a thousand runners
+        stopped together would otherwise make theirs at once, for the trampoline's
+        'Terminated', while their stops wait for the final drain."""
+        try:
+            os.close(private_opener(str(spool.run_dir / LOG_NAME), os.O_WRONLY | os.O_CREAT))
+        except OSError:  # its run dir is gone, or the disk refuses: the pump says so later
+            return
+        spool.log_made = True
 
     def drain(self, runner_id: int, now: float | None = None, final: bool = True) -> int:
         """Pump one runner now and return its offset: the final pump of an ended runner

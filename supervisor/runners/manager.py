@@ -110,7 +110,7 @@ class RunnerManager:
             table, projects, profiles, heartbeats, pauses, writes, clock
         )
         spawner = self.spawner = Spawner(root, table, ops, pump, tasks, path, clock)
-        trees = self.trees = ProcessTrees(ops, tasks)
+        trees = self.trees = ProcessTrees(ops)
         queue = self.queue = Queue(table, projects, profiles, spawner, config, clock)
         exits = self.exits = Exits(
             root, table, ops, pump, spawner, queue, trees, pauses, profiles, config, tasks, clock
@@ -171,7 +171,11 @@ class RunnerManager:
         self.profile_or_none, self.forget_profile = profiles.profile_or_none, profiles.forget
         # runners
         self.launch, self.register = launcher.launch, launcher.register
-        self.stop, self.stop_many = stopper.stop, stopper.stop_many
+        self.stop, self.stop_soon, self.stop_many = (
+            stopper.stop,
+            stopper.stop_soon,
+            stopper.stop_many,
+        )
         self.stop_everything = stopper.stop_everything
         self.restart, self.resume = restarts.restart, restarts.resume
         self.resume_due, self.learn_sessions = restarts.resume_due, restarts.learn_sessions

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,12 +36,14 @@ from supervisor.runners.groups import GroupVerdict, Lineage, group_verdict
 from supervisor.runners.procinfo import (
     CREATE_TIME_TOLERANCE,
     PROC_CHILDREN,
+    PROC_STAT,
     WINDOWS,
     Identity,
     ProcInfo,
     children_map,
     proc_children,
     proc_info,
+    process_table,
 )
 
 log = logging.getLogger("stratavore.process")
@@ -58,6 +61,8 @@ TRAMPOLINE = (
 # Windows has no SIGKILL; there psutil answers SIGTERM with TerminateProcess, which is a kill
 KILL = signal.SIGTERM if WINDOWS else signal.SIGKILL
 PIDFD_SIGNAL_PROCESS_GROUP = 4  # linux/pidfd.h (Linux 6.9): signal the pidfd's process group
+# From this many roots on, trees are walked from one scan of the whole process table
+WHOLE_TABLE_AT = 16
 
 
 @dataclass(frozen=True)
@@ -146,10 +151,14 @@ class ProcessOps:
         # already gone: still a valid identity for bookkeeping (its end is seen at once)
         return Identity(pid, time.time() if info is None else info.create_time)
 
-    def poll(self, ident: Identity) -> tuple[bool, int | None]:
+    def poll(self, ident: Identity, pidfd: int | None = None) -> tuple[bool, int | None]:
         """(ended, exit status): the status when this process is our child and we reaped it;
         for a process we did not parent (adopted), only whether it ended: gone, a zombie its
-        new parent has not reaped yet, or its pid now another program's."""
+        new parent has not reaped yet, or its pid now another program's. With ``pidfd`` (its
+        exit watch) the wait is for that exact process: by pid, a process that ended unseen
+        would have its pid's next holder waited for, even reaped if that is our child too."""
+        if pidfd is not None:
+            return self._poll_pidfd(ident, pidfd)
         popen = self._popens.get(ident.pid)
         if popen is not None:
             code = popen.poll()
@@ -166,6 +175,17 @@ class ProcessOps:
         if reaped == 0:
             return False, None
         return True, exit_status(os.waitstatus_to_exitcode(status))
+
+    def _poll_pidfd(self, ident: Identity, pidfd: int) -> tuple[bool, int | None]:
+        try:
+            result = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
+        except ChildProcessError:  # not our child, or reaped already
+            return not self.is_alive(ident), None
+        if result is None:
+            return False, None
+        if result.si_code == os.CLD_EXITED:
+            return True, result.si_status
+        return True, 128 + result.si_status  # killed (or dumped core): shell convention
 
     def open_exit_watch(self, ident: Identity) -> int | None:
         """A pidfd that turns readable when this exact process ends (Linux 5.3+), or None."""
@@ -198,21 +218,24 @@ class ProcessOps:
             return None
 
     # --- signals --------------------------------------------------------------------------
-    def signal_polite(self, lineage: Lineage, group: bool) -> None:
+    def signal_polite(self, lineage: Lineage, group: bool, pidfd: int | None = None) -> None:
         """SIGTERM to the runner's process group while it is provably the runner's (or to just
         its root); on Windows, the polite stop through the runner's wrapper (CTRL_BREAK to the
-        root's group where there is none)."""
+        root's group where there is none). ``pidfd``: one the caller holds for the root (see
+        :meth:`_signal_group_by_pidfd`)."""
         if sys.platform == "win32":  # WINDOWS, spelled so that the type checker knows
             root = lineage.root
             if self.is_alive(root) and not winjob.polite_stop(root.pid, root.create_time):
                 with contextlib.suppress(OSError):  # no wrapper, or it ended meanwhile
                     os.kill(root.pid, signal.CTRL_BREAK_EVENT)
         elif group:
-            self._signal_group(lineage, signal.SIGTERM)
+            self._signal_group(lineage, signal.SIGTERM, pidfd)
         else:
             self.signal_one(lineage.root, signal.SIGTERM)
 
-    def kill(self, idents: list[Identity], group: Lineage | None = None) -> int:
+    def kill(
+        self, idents: list[Identity], group: Lineage | None = None, pidfd: int | None = None
+    ) -> int:
         """SIGKILL the runner's process group while it is provably the runner's (``idents``,
         recorded in its tree, count as proof), then each process of ``idents`` still matching
         its identity; how many of those were alive. The group goes first: killing its leader
@@ -221,7 +244,7 @@ class ProcessOps:
         alive = [ident for ident in idents if self.is_alive(ident)]
         if group is not None and not WINDOWS:
             seen = group.seen.union(idents)
-            self._signal_group(Lineage(group.root, seen, group.env_mark), signal.SIGKILL)
+            self._signal_group(Lineage(group.root, seen, group.env_mark), signal.SIGKILL, pidfd)
         for ident in alive:
             if not (WINDOWS and winjob.terminate(ident.pid, ident.create_time)):
                 self.signal_one(ident, KILL)
@@ -238,8 +261,8 @@ class ProcessOps:
             return False
         return True
 
-    def _signal_group(self, lineage: Lineage, sig: int) -> None:
-        if self._signal_group_by_pidfd(lineage.root, sig):
+    def _signal_group(self, lineage: Lineage, sig: int, pidfd: int | None = None) -> None:
+        if self._signal_group_by_pidfd(lineage.root, sig, pidfd):
             return
         verdict = self.group_verdict(lineage)
         if verdict.whole:
@@ -251,11 +274,20 @@ class ProcessOps:
         if verdict.refusal:
             log.warning("not signalling process group %d: %s", lineage.root.pid, verdict.refusal)
 
-    def _signal_group_by_pidfd(self, root: Identity, sig: int) -> bool:
+    def _signal_group_by_pidfd(self, root: Identity, sig: int, pidfd: int | None = None) -> bool:
         """Signal the group of the root itself through a pidfd, where the kernel can (Linux
         6.9+, ``PIDFD_SIGNAL_PROCESS_GROUP``); whether it was sent. The pidfd is opened, then
         the root's identity checked, so it names that exact process: the signal reaches its
-        group even if, an instant later, the pid were someone else's."""
+        group even if, an instant later, the pid were someone else's. A ``pidfd`` the caller
+        holds (a copy of the runner's exit watch, opened and checked the same way when the
+        root was first watched) saves the open and the identity read; once the root has been
+        reaped it signals nothing (ESRCH), and the lineage decides as without pidfds."""
+        if pidfd is not None:
+            try:
+                signal.pidfd_send_signal(pidfd, sig, None, PIDFD_SIGNAL_PROCESS_GROUP)
+                return True
+            except OSError:
+                return False
         if not hasattr(os, "pidfd_open"):
             return False
         try:
@@ -299,6 +331,8 @@ class ProcessOps:
     def _walk(self, roots: list[Identity]) -> dict[Identity, list[tuple[Identity, ProcInfo]]]:
         """Each live root with its descendants (root first), as (identity, info) pairs; a root
         that is gone, a zombie or a reused pid is absent."""
+        if PROC_STAT and len(roots) >= WHOLE_TABLE_AT:  # Windows keeps psutil's ppid map
+            return self._walk_table(roots)
         children = proc_children if PROC_CHILDREN else children_map().__getitem__
         result = {}
         for root in roots:
@@ -313,6 +347,29 @@ class ProcessOps:
                 if child is not None:
                     tree.append((Identity(pid, child.create_time), child))
                     stack.extend(children(pid))
+            result[root] = tree
+        return result
+
+    @staticmethod
+    def _walk_table(roots: list[Identity]) -> dict[Identity, list[tuple[Identity, ProcInfo]]]:
+        """``_walk`` from one scan of the whole process table: many roots' trees (a stop of
+        all, a sample of all) cover most of it, and each process is read once instead of
+        its facts and its children apart."""
+        table = process_table()
+        children: defaultdict[int, list[int]] = defaultdict(list)
+        for pid, info in table.items():
+            children[info.ppid].append(pid)
+        result = {}
+        for root in roots:
+            held = table.get(root.pid)
+            if held is None or not held.matches(root) or held.zombie:
+                continue
+            tree = [(root, held)]
+            stack = list(children.get(root.pid, ()))
+            while stack:
+                pid = stack.pop()
+                tree.append((Identity(pid, table[pid].create_time), table[pid]))
+                stack.extend(children.get(pid, ()))
             result[root] = tree
         return result
 

@@ -115,3 +115,13 @@ def children_map() -> defaultdict[int, list[int]]:
         if proc.info["ppid"] is not None:
             children[proc.info["ppid"]].append(proc.pid)
     return children
+
+
+def process_table() -> dict[int, ProcInfo]:
+    """pid -> facts of every process there is, from one pass over the process table."""
+    table = {}
+    for pid in all_pids():
+        info = proc_info(pid)
+        if info is not None:
+            table[pid] = info
+    return table

@@ -48,6 +48,19 @@ class Ended:
 
 
 @dataclass
+class Move:
+    """One runner's state change for :meth:`RunnerTable.transition_many`: the new state, the
+    reason, when, the event's extra data and other fields of the row written with it."""
+
+    runner: Runner
+    new: RunnerState
+    reason: str | None
+    now: float
+    data: dict[str, Any] | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Live:
     """An active runner in memory: its row (the table is the only writer, so the row is
     kept equal to the DB and never re-read on hot paths) and what only the loop needs."""
@@ -56,6 +69,8 @@ class Live:
     identity: Identity | None = None
     exit_fd: int | None = None  # pidfd that becomes readable when the root process ends
     timer: asyncio.TimerHandle | None = None  # promotion or backoff restart
+    # the stop under way, shared by the runners stopped together (it passes over runners
+    # that ended meanwhile, so it is not cancelled when one leaves the table)
     stop_task: asyncio.Task[None] | None = None
     stop_tree: list[Identity] = field(default_factory=list)
     killed_at_deadline: bool = False
@@ -119,38 +134,66 @@ class RunnerTable:
         Memory (the row, the counters, the live table) follows only once it is committed: when
         the DB refuses it, :class:`StorageError` is raised and nothing has changed. Fields of
         the runner kept from refused writes go with it."""
-        old = RunnerState(runner.state) if runner.state else None
-        check_transition(old, new)
-        changes = {"state": new.value, "reason": reason, **fields}
-        if new not in (S.RUNNING, S.STOPPING) and runner.attention is not None:
-            changes.update(attention=None, attention_at=None)  # only a running agent has one
-        kept = self._unwritten.pop(runner.id, {}) if runner.id is not None else {}
-        changes = {**kept, **changes}
-        project = self.projects.name_of(runner.project_id)
+        self.transition_many([Move(runner, new, reason, now, data, fields)])
+
+    def transition_many(self, moves: list[Move]) -> None:
+        """:meth:`transition` for many runners in one transaction (a stop of many: one commit
+        instead of one each); each runner's change is written with its own event. All or
+        nothing: when the DB refuses it, :class:`StorageError` is raised and nothing has
+        changed. Slots freed on the way reach the queue once, after the last move."""
+        olds = [RunnerState(m.runner.state) if m.runner.state else None for m in moves]
+        for move, old in zip(moves, olds, strict=True):
+            check_transition(old, move.new)
+        kept = [
+            self._unwritten.pop(m.runner.id, {}) if m.runner.id is not None else {} for m in moves
+        ]
+        changes = [self._changes(m, k) for m, k in zip(moves, kept, strict=True)]
         try:
             with self.writes.transaction():
-                if runner.id is None:  # a new runner: inserted first, so the event has its id
-                    for name, value in changes.items():  # not in memory yet: nobody sees it
-                        setattr(runner, name, value)
-                    runner.id = queries.insert_runner(runner)
-                else:
-                    queries.update_runner(runner.id, **changes)
-                events.record(
-                    events.runner_state_type(new),
-                    f"runner {runner.id} ({project}) {events.STATE_TITLES[new]}",
-                    ts=now,
-                    severity=events.SEVERITY_OF_STATE.get(new, "info"),
-                    runner_id=runner.id,
-                    project=project,
-                    body=reason or "",
-                    data={"state": new.value, "previous": old and old.value, **(data or {})},
-                )
+                for move, old, values in zip(moves, olds, changes, strict=True):
+                    self._write(move, old, values)
         except StorageError:
-            if old is None:  # unsaved again: peewee's row has no id until it is inserted
-                runner.id = runner.state = None  # type: ignore[assignment]
-            elif kept:
-                self._unwritten[runner.id] = kept
+            for move, old, k in zip(moves, olds, kept, strict=True):
+                if old is None:  # unsaved again: peewee's row has no id until it is inserted
+                    move.runner.id = move.runner.state = None  # type: ignore[assignment]
+                elif k:
+                    self._unwritten[move.runner.id] = k
             raise
+        with self.holding_slots():
+            for move, old, values in zip(moves, olds, changes, strict=True):
+                self._apply(move, old, values)
+
+    @staticmethod
+    def _changes(move: Move, kept: dict[str, Any]) -> dict[str, Any]:
+        changes = {"state": move.new.value, "reason": move.reason, **move.fields}
+        if move.new not in (S.RUNNING, S.STOPPING) and move.runner.attention is not None:
+            changes.update(attention=None, attention_at=None)  # only a running agent has one
+        return {**kept, **changes}
+
+    def _write(self, move: Move, old: RunnerState | None, changes: dict[str, Any]) -> None:
+        """The move's row and its event (inside the caller's transaction)."""
+        runner, new = move.runner, move.new
+        if runner.id is None:  # a new runner: inserted first, so the event has its id
+            for name, value in changes.items():  # not in memory yet: nobody sees it
+                setattr(runner, name, value)
+            runner.id = queries.insert_runner(runner)
+        else:
+            queries.update_runner(runner.id, **changes)
+        project = self.projects.name_of(runner.project_id)
+        events.record(
+            events.runner_state_type(new),
+            f"runner {runner.id} ({project}) {events.STATE_TITLES[new]}",
+            ts=move.now,
+            severity=events.SEVERITY_OF_STATE.get(new, "info"),
+            runner_id=runner.id,
+            project=project,
+            body=move.reason or "",
+            data={"state": new.value, "previous": old and old.value, **(move.data or {})},
+        )
+
+    def _apply(self, move: Move, old: RunnerState | None, changes: dict[str, Any]) -> None:
+        """Memory follows a committed move: the row, the counters, the live table."""
+        runner, new = move.runner, move.new
         for name, value in changes.items():
             setattr(runner, name, value)
         self._count(runner, old, -1)
@@ -165,7 +208,7 @@ class RunnerTable:
             self._forget(runner.id)
             self.left.send(live)
         if old in SLOT_STATES and new not in SLOT_STATES:
-            self._free_slot(now)
+            self._free_slot(move.now)
 
     def _free_slot(self, now: float) -> None:
         if self._holding:
@@ -210,8 +253,6 @@ class RunnerTable:
         self._note_busy()
         if live and live.timer:
             live.timer.cancel()
-        if live and live.stop_task and live.stop_task is not asyncio.current_task():
-            live.stop_task.cancel()
 
     # --- busy or idle -----------------------------------------------------------------------
     def watch_busy(self, callback: Callable[[bool], None]) -> None:

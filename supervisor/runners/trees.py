@@ -1,64 +1,91 @@
-"""A runner's process tree, as its stop and its end need it: descendants from one
-process-table scan that concurrent requests share, the lineage that proves a process is the
-runner's before its group is signalled, and killing what is left."""
+"""A runner's process tree, as its stop and its end need it: the trees of a batch of runners
+from one process-table scan, the polite signal to each in the same worker-thread pass, the
+lineage that proves a process is the runner's before its group is signalled, and killing what
+is left."""
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass
 
 from supervisor.runners.groups import Lineage
 from supervisor.runners.process import ProcessOps
 from supervisor.runners.procinfo import Identity
 from supervisor.runners.table import Live
-from supervisor.runners.tasks import Tasks
 from supervisor.runners.tokens import TOKEN_VARIABLE
+
+
+@dataclass(frozen=True)
+class StopTarget:
+    """One runner's tree as a worker thread signals it: its root, whether it leads its own
+    group (supervised), its token's mark, the tree remembered at its stop, and a pidfd of
+    the root the worker owns (None: opened and checked per signal, or not at all)."""
+
+    runner_id: int
+    root: Identity
+    group: bool
+    mark: tuple[str, str]
+    seen: tuple[Identity, ...]
+    pidfd: int | None
+
+
+def _close(targets: list[StopTarget]) -> None:
+    for t in targets:
+        if t.pidfd is not None:
+            os.close(t.pidfd)
 
 
 @dataclass(eq=False, repr=False)
 class ProcessTrees:
-    """Runners' trees: taken (one shared scan, in a worker thread), proven and killed."""
+    """Runners' trees: taken (one scan for a batch, in a worker thread), proven and killed."""
 
     ops: ProcessOps
-    tasks: Tasks
-    _tree_requests: dict[Identity, asyncio.Future[list[Identity]]] = field(
-        default_factory=dict, init=False
-    )
-    _tree_scan: asyncio.Future[None] | None = field(default=None, init=False)
 
-    async def descendants(self, root: Identity) -> list[Identity]:
-        """``root``'s descendants; concurrent requests share one process-table scan."""
-        loop = self.tasks.loop
-        future = self._tree_requests.get(root)
-        if future is None:
-            future = self._tree_requests[root] = loop.create_future()
-            if self._tree_scan is None:
-                self._tree_scan = loop.create_future()
-                loop.call_soon(self.tasks.soon, self._scan_trees)
-        return await future
+    @staticmethod
+    def target(live: Live, pidfd: bool = True) -> StopTarget:
+        """What a worker thread needs to signal this runner's tree (taken on the loop, where
+        ``live`` changes): with ``pidfd``, a copy of its exit watch's pidfd, which the worker
+        closes, so the loop closing the watch meanwhile never hands the number to another."""
+        assert live.identity is not None
+        fd = live.exit_fd
+        return StopTarget(
+            live.row.id,
+            live.identity,
+            live.row.supervised,
+            (TOKEN_VARIABLE, live.row.token_hash),
+            tuple(live.stop_tree),
+            os.dup(fd) if pidfd and fd is not None else None,
+        )
 
-    async def _scan_trees(self) -> None:
-        requests, self._tree_requests = self._tree_requests, {}
-        scan, self._tree_scan = self._tree_scan, None
+    def take(self, roots: list[Identity]) -> dict[Identity, list[Identity]]:
+        """Each root's descendants, from one process-table scan for a batch (a worker
+        thread). A stop takes them before its signals: a parent that dies of one at once would
+        otherwise orphan children (even ones in their own session) before they could be
+        seen; and the loop keeps them before any end the signals cause is finished there."""
+        return self.ops.descendants(roots)
+
+    def polite_all(self, targets: list[StopTarget]) -> None:
+        """The polite signal to each target (a worker thread), its tree taken (``seen``)."""
         try:
-            trees = await self.tasks.loop.run_in_executor(
-                None, self.ops.descendants, list(requests)
-            )
-            for root, future in requests.items():
-                if not future.done():
-                    future.set_result(trees.get(root, []))
-        except Exception as exc:  # hand the failure to every waiter, not to the loop
-            for future in requests.values():
-                if not future.done():
-                    future.set_exception(exc)
+            for t in targets:
+                self.ops.signal_polite(Lineage(t.root, frozenset(t.seen), t.mark), t.group, t.pidfd)
         finally:
-            if scan is not None and not scan.done():
-                scan.set_result(None)
+            _close(targets)
 
-    def signal_polite(self, live: Live) -> None:
-        """The polite signal to the runner's root, and to its group while that is provably
-        the runner's (a supervised runner leads its own group)."""
-        self.ops.signal_polite(self.lineage(live), group=live.row.supervised)
+    def kill_trees(self, targets: list[StopTarget], rescan: bool = True) -> int:
+        """SIGKILL what is left of each target's tree and group (a worker thread): its root,
+        the tree remembered at the stop and, with ``rescan``, its tree now (one scan for
+        all); how many processes were alive."""
+        try:
+            now = self.ops.descendants([t.root for t in targets]) if rescan else {}
+            killed = 0
+            for t in targets:
+                idents = [t.root, *t.seen, *now.get(t.root, [])] if rescan else list(t.seen)
+                group = Lineage(t.root, frozenset(t.seen), t.mark) if t.group else None
+                killed += self.ops.kill(list(dict.fromkeys(idents)), group, t.pidfd)
+            return killed
+        finally:
+            _close(targets)
 
     def kill_all(self, idents: list[Identity], live: Live) -> int:
         group = self.lineage(live) if live.row.supervised and live.identity else None

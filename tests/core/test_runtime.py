@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import http.server
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,3 +67,18 @@ def test_attachable_is_none_when_nothing_listens_on_its_port(home: Path):
 def test_attachable_is_none_when_its_port_answers_but_not_healthy(home: Path, stranger: int):
     claim_runtime(home, stranger)
     assert run_async(runtime.attachable(home)) is None
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="elsewhere the check goes through psutil")
+def test_the_clis_check_of_a_live_supervisor_does_not_import_psutil(daemon: Daemon, home: Path):
+    """Every CLI start reads the runtime file and checks that its process lives; importing
+    psutil for that cost more than the check (issue 15: the CLI imports what it needs)."""
+    code = (
+        "import sys; from pathlib import Path; from supervisor.core import runtime; "
+        "info = runtime.read_runtime(Path(sys.argv[1])); "
+        "print(info is not None and info.pid, 'psutil' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(home)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == [str(daemon.proc.pid), "False"]

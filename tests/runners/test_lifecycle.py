@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import os
 import signal
 import sys
@@ -33,6 +34,7 @@ from supervisor.runners.tokens import hash_token
 from supervisor.storage.db import close_db, init_db
 from supervisor.storage.models import Event, Project, Runner
 from tests.conftest import run_async, wait_for
+from tests.runners.test_signals import needs_root, start_at_pid
 
 PY = sys.executable
 
@@ -347,6 +349,134 @@ async def test_transition_starting_to_stopping(harness) -> None:
     assert h.history(rid) == [(None, "starting"), ("starting", "stopping"), ("stopping", "stopped")]
 
 
+# --- stopping many ------------------------------------------------------------------------------
+# The command leaves a grandchild in a session of its own: the group's SIGTERM does not reach
+# it, only the tree taken at the stop does (sleep's own SIGTERM ends the command's sleep).
+WITH_GRANDCHILD = ["sh", "-c", "setsid sleep 600 & sleep 600"]
+
+
+def _stop_events(runner_id: int) -> list[Event]:
+    rows = Event.select().where(Event.runner_id == runner_id).order_by(Event.id)
+    return [e for e in rows if e.data.get("state") in ("stopping", "stopped")]
+
+
+@async_test
+async def test_bulk_stop_ends_every_tree_with_one_stopping_and_one_stopped_event_each(
+    harness, caplog
+) -> None:
+    """50 runners with a grandchild each, stopped by one stop_many: no process of any of
+    them is left, each runner has exactly one stopping and one stopped event, written with
+    its row's change (the same instant), and the log has a line per batch, not per runner."""
+    h = harness(start_secs=0, stop_timeout=5, max_runners_per_project=50, max_runners_global=50)
+    ids = [await h.launch(WITH_GRANDCHILD) for _ in range(50)]
+    for rid in ids:
+        await h.until(rid, RunnerState.RUNNING)
+    trees: list[psutil.Process] = []
+    for rid in ids:
+        root = psutil.Process(h.runner(rid).pid)
+        for _ in range(250):  # the command, its sleep and the grandchild
+            if len(root.children(recursive=True)) == 3:
+                break
+            await asyncio.sleep(0.02)
+        trees += [root, *root.children(recursive=True)]
+    assert len(trees) == 50 * 4
+    with caplog.at_level(logging.INFO, "stratavore.runners"):
+        rows = h.manager.stop_many(ids)
+        assert {row.state for row in rows} == {"stopping"}
+        for rid in ids:
+            await h.until(rid, RunnerState.STOPPED)
+    _, alive = psutil.wait_procs(trees, timeout=3)
+    assert alive == []
+    for rid in ids:
+        runner = h.runner(rid)
+        stopping, stopped = _stop_events(rid)
+        assert (stopping.data["previous"], stopping.data["state"]) == ("running", "stopping")
+        assert stopping.ts == runner.stop_requested_at
+        assert (stopped.data["previous"], stopped.data["state"]) == ("stopping", "stopped")
+        assert stopped.ts == runner.ended_at
+        assert stopped.data["exit_code"] == runner.exit_code == 128 + signal.SIGTERM
+        assert runner.reason == "stopped by user"
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines.count("stopping: 50 runners") == 1
+    assert not [line for line in lines if line.startswith("stopping: runner")]
+    # the ends are recorded in as many batches as the loop saw them come in
+    assert sum(line.startswith("stopped: ") for line in lines) < 25
+
+
+@needs_root
+@async_test
+async def test_bulk_stop_spares_a_process_of_ours_given_a_runners_pid_before_the_stop(
+    harness,
+) -> None:
+    """A runner's root ended unseen and its pid went to another child of this process (a
+    session leader: the old group id is its) before a stop of it and another runner: the
+    other runner stops, the stranger is neither signalled nor waited for in its place, and
+    the runner ends stopped."""
+    h = harness(start_secs=0, stop_timeout=1)
+    reused, other = await h.launch(SLEEP), await h.launch(SLEEP)
+    pid = (await h.until(reused, RunnerState.RUNNING)).pid
+    await h.until(other, RunnerState.RUNNING)
+    # Ended and reaped here, between two turns of the loop: the supervisor has not seen it.
+    os.killpg(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    wait_for(lambda: not _group_alive(pid), what="the runner's group to end")
+    time.sleep(0.05)  # create times count clock ticks: the stranger starts ticks later
+    stranger = start_at_pid(pid, ["sleep", "600"])
+    try:
+        h.manager.stop_many([reused, other])
+        runner = await h.until(reused, RunnerState.STOPPED)
+        assert runner.exit_code is None
+        assert (await h.until(other, RunnerState.STOPPED)).exit_code == 128 + signal.SIGTERM
+        await asyncio.sleep(1.5)  # past the stop timeout: a kill would have landed
+        assert stranger.poll() is None, "the stop killed (or reaped) a stranger"
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+@async_test
+async def test_stops_asked_in_one_turn_are_recorded_together_each_answered(harness) -> None:
+    """N stop requests at once (stop_soon): each running runner moves to stopping once, with
+    one event; a second ask of one is answered with it, an ended one with a conflict."""
+    h = harness(start_secs=0, max_runners_per_project=20, max_runners_global=20)
+    ids = [await h.launch(SLEEP) for _ in range(12)]
+    ended = await h.launch(exits_with(0))
+    for rid in ids:
+        await h.until(rid, RunnerState.RUNNING)
+    await h.until(ended, RunnerState.EXITED)
+    asks = [h.manager.stop_soon(rid) for rid in [*ids, ids[0]]]
+    answers = await asyncio.gather(*asks, h.manager.stop_soon(ended), return_exceptions=True)
+    assert [a.state if isinstance(a, Runner) else a for a in answers[:-1]] == ["stopping"] * 13
+    conflict = answers[-1]
+    assert isinstance(conflict, ApiError) and conflict.code is ErrorCode.CONFLICT
+    for rid in ids:
+        await h.until(rid, RunnerState.STOPPED)
+        assert h.history(rid)[-2:] == [("running", "stopping"), ("stopping", "stopped")]
+        assert len(_stop_events(rid)) == 2
+
+
+@async_test
+async def test_stop_everything_returns_once_its_runners_ended_not_at_the_stop_timeout(
+    harness,
+) -> None:
+    """The supervisor's stop with its runners (``stop_everything``) waits for them to end;
+    their batch's deadline, far off, is not waited for."""
+    h = harness(start_secs=0, stop_timeout=60)
+    ids = [await h.launch(SLEEP) for _ in range(3)]
+    for rid in ids:
+        await h.until(rid, RunnerState.RUNNING)
+    await asyncio.wait_for(h.manager.stop_everything(), 15)
+    assert {h.runner(rid).state for rid in ids} == {"stopped"}
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 # --- killed from outside -------------------------------------------------------------------------
 @pytest.mark.parametrize("victim", ["trampoline", "command"])
 @async_test
@@ -624,8 +754,7 @@ async def test_heartbeats_are_flushed_to_the_db_in_one_batch(harness) -> None:
     assert Runner.get_by_id(rid).last_heartbeat is None  # not written per heartbeat
     assert h.manager.flush_heartbeats() == 1
     row = Runner.get_by_id(rid)
-    assert (row.last_heartbeat, row.cpu_percent, row.rss_bytes, row.tokens) == (
-        101.0, 2.5, 4096, 7)
+    assert (row.last_heartbeat, row.cpu_percent, row.rss_bytes, row.tokens) == (101.0, 2.5, 4096, 7)
 
 
 @async_test

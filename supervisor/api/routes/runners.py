@@ -70,7 +70,8 @@ class Runners:
     async def stop(self, request: web.Request) -> web.Response:
         runner_id = id_param(request)
         body = await decode(request, sc.Stop)
-        return json_response(self.runner_out(self.manager.stop(runner_id, force=body.force)))
+        runner = await self.manager.stop_soon(runner_id, force=body.force)
+        return json_response(self.runner_out(runner))
 
     async def stop_many(self, request: web.Request) -> web.Response:
         body = await decode(request, sc.StopMany)
