@@ -36,6 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,10 +111,17 @@ class Ticks:
         now = time.perf_counter()
         if self._last:
             self.gaps.append(now - self._last)
+            if (now - self._last) * 1000 - TICK_MS > STALL_TARGET_MS:
+                lines = self.lines() if self.lines else -1
+                stall = round((now - self._last) * 1000 - TICK_MS, 1)
+                self.long.append((round(now - self._started, 2), stall, lines))
         self._last = now
 
-    def start(self) -> None:
+    def start(self, lines: Callable[[], int] | None = None) -> None:
+        """Measure from now; ``lines`` gives the pane's line count, noted with each long stall."""
         self.gaps, self.collections, self._last = [], [], 0.0
+        self.long: list[tuple[float, float, int]] = []  # (s since start, ms, the pane's lines)
+        self.lines, self._started = lines, time.perf_counter()
         gc.callbacks.append(self._collected)
         self.timer.start()
 
@@ -128,6 +136,7 @@ class Ticks:
             "over_50ms": sum(1 for s in stalls if s > STALL_TARGET_MS),
             "full_gcs": len(self.collections),
             "longest_gc_ms": round(max(self.collections, default=0.0) * 1000, 1),
+            "long_stalls": self.long,
         }
 
 
@@ -205,7 +214,7 @@ async def stall(
     output = window.runners.pane.output
     ticks = Ticks()
     await asyncio.sleep(1.0)
-    ticks.start()
+    ticks.start(output.text.document().blockCount)
     started = time.perf_counter()
     lines_before = output.text.document().blockCount()
     await asyncio.sleep(seconds)
