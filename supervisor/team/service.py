@@ -13,7 +13,6 @@ network, never blocking the loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -86,10 +85,13 @@ class TeamService:
         each runner a spent ``stop`` budget stops. A team database or a local store that
         refuses is one warning in the log: the next round tries again."""
         loop = asyncio.get_running_loop()
+        this_round: asyncio.Future[TeamRound] | None = None
         try:
             with writes.worker_writing("team push"):
-                self._round = loop.run_in_executor(None, self.run_once)
-                found = await self._round
+                this_round = self._round = loop.run_in_executor(None, self.run_once)
+                # Shielded: the job cancelled at shutdown must not cancel the round that
+                # aclose() waits for (the worker thread goes on regardless).
+                found = await asyncio.shield(this_round)
         except Exception as exc:
             refused = writes.explain(exc)
             if refused is None and not isinstance(exc, TeamError):
@@ -98,7 +100,8 @@ class TeamService:
             log.warning("team: round not finished: %s", why)
             return TeamRound(error=why)
         finally:
-            self._round = None
+            if this_round is None or this_round.done():  # else aclose() waits for it
+                self._round = None
         for budget, runner_ids in found.to_stop.items():
             for runner_id in runner_ids:
                 try:
@@ -111,9 +114,8 @@ class TeamService:
 
     async def aclose(self) -> None:
         """Wait a little for a round under way, then close the team database connections."""
-        if self._round is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self._round), CLOSE_WAIT_S)
+        if self._round is not None:  # its outcome was the job's to report: only wait
+            await asyncio.wait({self._round}, timeout=CLOSE_WAIT_S)
         await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     def run_once(self, now: float | None = None) -> TeamRound:
